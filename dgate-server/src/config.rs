@@ -1,0 +1,377 @@
+//! The server's configuration: typed YAML with an embedded default.
+//!
+//! Every section has a `Default`, so a file may leave out what it does not change;
+//! unknown keys and bad values are errors that name the key and the line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The default configuration, compiled in.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../configs/dgate.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub ssh: SshConfig,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub games: Vec<GameConfig>,
+    #[serde(default)]
+    pub session_management: SessionManagement,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+/// One game the server offers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GameConfig {
+    pub id: String,
+    pub name: String,
+    pub short_name: String,
+    pub binary: BinaryConfig,
+    /// The child's whole environment, besides TERM, LINES and COLUMNS.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryConfig {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub working_directory: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionManagement {
+    pub terminal: TerminalConfig,
+    pub spectating: SpectatingConfig,
+    pub ttyrec: TtyrecConfig,
+    /// Frames a subscriber may fall behind before it is resynced with a snapshot.
+    pub queue_frames: usize,
+    #[serde(deserialize_with = "duration")]
+    pub stop_grace: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerminalConfig {
+    pub default_size: TermSize,
+    pub max_size: TermSize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpectatingConfig {
+    pub enabled: bool,
+    pub allow_anonymous: bool,
+    pub max_spectators_per_session: usize,
+    /// A spectator stream ends after this long without game output.
+    #[serde(deserialize_with = "duration")]
+    pub spectator_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtyrecConfig {
+    pub enabled: bool,
+    pub compression: Compression,
+    pub directory: PathBuf,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+/// A terminal size, written `COLSxROWS` (`80x24`). Both are at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TermSize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+impl TermSize {
+    pub const fn new(cols: u16, rows: u16) -> Self {
+        Self { cols, rows }
+    }
+
+    /// True when both sides are within `max` (and neither is zero).
+    pub fn fits_within(self, max: TermSize) -> bool {
+        self.cols >= 1 && self.rows >= 1 && self.cols <= max.cols && self.rows <= max.rows
+    }
+}
+
+impl fmt::Display for TermSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.cols, self.rows)
+    }
+}
+
+impl std::str::FromStr for TermSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not a terminal size like \"80x24\"");
+        let (cols, rows) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+        let cols: u16 = cols.trim().parse().map_err(|_| bad())?;
+        let rows: u16 = rows.trim().parse().map_err(|_| bad())?;
+        if cols == 0 || rows == 0 {
+            return Err(format!("{s:?}: columns and rows must be at least 1"));
+        }
+        Ok(Self { cols, rows })
+    }
+}
+
+impl TryFrom<String> for TermSize {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"30m\": {e}")))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./dgate-data")
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
+        }
+    }
+}
+
+impl Default for SessionManagement {
+    fn default() -> Self {
+        Self {
+            terminal: TerminalConfig::default(),
+            spectating: SpectatingConfig::default(),
+            ttyrec: TtyrecConfig::default(),
+            queue_frames: 1024,
+            stop_grace: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for TerminalConfig {
+    fn default() -> Self {
+        Self {
+            default_size: TermSize::new(80, 24),
+            max_size: TermSize::new(300, 100),
+        }
+    }
+}
+
+impl Default for SpectatingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow_anonymous: true,
+            max_spectators_per_session: 50,
+            spectator_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl Default for TtyrecConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            compression: Compression::Gzip,
+            directory: PathBuf::from("./ttyrec"),
+            retention_days: 7,
+        }
+    }
+}
+
+impl Config {
+    /// The embedded default configuration.
+    pub fn embedded() -> Self {
+        // The embedded text is checked by a unit test; failing here is a build defect.
+        Self::from_yaml(DEFAULT_CONFIG_YAML, "(embedded default)")
+            .unwrap_or_else(|e| panic!("the embedded default config is invalid: {e}"))
+    }
+
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks YAML; `origin` names the source in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            message,
+        };
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot.
+    fn validate(&self) -> Result<(), String> {
+        let terminal = &self.session_management.terminal;
+        if !terminal.default_size.fits_within(terminal.max_size) {
+            return Err(format!(
+                "session_management.terminal.default_size {} is larger than max_size {}",
+                terminal.default_size, terminal.max_size
+            ));
+        }
+        if self.session_management.queue_frames == 0 {
+            return Err("session_management.queue_frames must be at least 1".into());
+        }
+        for (i, game) in self.games.iter().enumerate() {
+            if !is_valid_id(&game.id) {
+                return Err(format!(
+                    "games[{i}].id {:?} must be 1-32 characters of letters, digits, '-' and '_'",
+                    game.id
+                ));
+            }
+            if self.games[..i].iter().any(|g| g.id == game.id) {
+                return Err(format!("games[{i}].id {:?} is used by another game", game.id));
+            }
+            for key in game.environment.keys() {
+                if key.is_empty() || key.contains(['=', '\0']) {
+                    return Err(format!("games[{i}].environment has an invalid name {key:?}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn game(&self, id: &str) -> Option<&GameConfig> {
+        self.games.iter().find(|g| g.id == id)
+    }
+}
+
+fn is_valid_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_matches_section_defaults() {
+        let config = Config::embedded();
+        assert_eq!(config.server, ServerConfig::default());
+        assert_eq!(config.ssh, SshConfig::default());
+        assert_eq!(config.session_management, SessionManagement::default());
+        assert_eq!(config.data_dir, default_data_dir());
+        assert_eq!(config.games.len(), 1);
+        assert_eq!(config.games[0].id, "nethack");
+    }
+
+    #[test]
+    fn omitted_sections_take_their_defaults() {
+        let config = Config::from_yaml("data_dir: /tmp/x\n", "t").expect("valid");
+        assert_eq!(config.session_management, SessionManagement::default());
+        assert!(config.games.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let yaml = "server:\n  grpc_listen: \"127.0.0.1:1\"\n  grpc_lissen: \"127.0.0.1:2\"\n";
+        let err = Config::from_yaml(yaml, "t").expect_err("unknown key").to_string();
+        assert!(err.contains("grpc_lissen"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named_with_its_line() {
+        let yaml = "session_management:\n  terminal:\n    default_size: \"80by24\"\n";
+        let err = Config::from_yaml(yaml, "t").expect_err("bad size").to_string();
+        assert!(err.contains("80by24"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+
+        let yaml = "session_management:\n  spectating:\n    spectator_timeout: soon\n";
+        let err = Config::from_yaml(yaml, "t").expect_err("bad duration").to_string();
+        assert!(err.contains("soon") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_game_ids_and_bad_sizes_are_rejected() {
+        let game = "  - id: a\n    name: A\n    short_name: A\n    binary: { path: /bin/true }\n";
+        let err = Config::from_yaml(&format!("games:\n{game}{game}"), "t").expect_err("dup");
+        assert!(err.to_string().contains("games[1].id"), "{err}");
+        let yaml = "session_management:\n  terminal: { default_size: 400x24, max_size: 300x100 }\n";
+        assert!(Config::from_yaml(yaml, "t").is_err());
+    }
+
+    #[test]
+    fn term_size_parses() {
+        assert_eq!("80x24".parse::<TermSize>(), Ok(TermSize::new(80, 24)));
+        assert!("0x24".parse::<TermSize>().is_err());
+        assert!("80x".parse::<TermSize>().is_err());
+        assert!(TermSize::new(300, 100).fits_within(TermSize::new(300, 100)));
+        assert!(!TermSize::new(301, 100).fits_within(TermSize::new(300, 100)));
+    }
+}
