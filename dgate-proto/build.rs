@@ -4,6 +4,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "proto/dungeongate/games/v2/games.proto";
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile([proto], ["proto"])?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // `bytes` fields are `Bytes`, so a frame is shared with the encoder, not copied.
+    tonic_prost_build::configure()
+        .bytes(".dungeongate")
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -1,3 +1,74 @@
+//! dgate-server: runs console games in PTYs and broadcasts each game's terminal
+//! to its player and every spectator.
+//!
+//! `run` takes bound listeners and a shutdown future; the binary binds the
+//! configured addresses, tests bind `127.0.0.1:0`.
+
 pub mod config;
-pub mod screen;
+pub mod convert;
+pub mod error;
+pub mod games;
+pub mod grpc;
+pub mod http;
 pub mod hub;
+pub mod pty;
+pub mod registry;
+pub mod screen;
+pub mod session;
+pub mod sessions;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use dgate_proto::pb::game_service_server::GameServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use config::Config;
+pub use sessions::SessionManager;
+
+/// The server's bound sockets.
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+}
+
+/// Serves until `shutdown` resolves, then hangs up every game (so NetHack
+/// saves), waits for them, and stops the listeners.
+pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    serve(SessionManager::new(Arc::new(config)), listeners, shutdown).await
+}
+
+/// `run`, with a manager the caller keeps (tests inspect sessions through it).
+pub async fn serve(
+    manager: SessionManager,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    info!(grpc = %listeners.grpc.local_addr()?, http = %listeners.http.local_addr()?, "dgate-server listening");
+
+    let service = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone()))
+        .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
+    let grpc = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), stop.clone().cancelled_owned());
+    let http = axum::serve(listeners.http, http::router(manager.clone()))
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future();
+    let grpc = tokio::spawn(grpc);
+    let http = tokio::spawn(http);
+
+    shutdown.await;
+    info!("shutting down: hanging up every game");
+    manager.shutdown().await;
+    stop.cancel();
+    grpc.await.context("gRPC server task")?.context("gRPC server")?;
+    http.await.context("HTTP server task")?.context("HTTP server")?;
+    info!("shutdown complete");
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Errors of the session layer, matched by callers; the gRPC layer maps each to
+//! its status code.
+
+use crate::registry::RegistryFull;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("no session with id {0:?}")]
+    NotFound(String),
+    #[error("no game with id {0:?}")]
+    UnknownGame(String),
+    #[error("game {game:?} is unavailable: {reason}")]
+    GameUnavailable { game: String, reason: String },
+    #[error("{username} already has an active {game} session ({session_id})")]
+    AlreadyActive {
+        username: String,
+        game: String,
+        session_id: String,
+    },
+    #[error("invalid {what}: {why}")]
+    Invalid { what: &'static str, why: String },
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error(transparent)]
+    SpectatorsFull(#[from] RegistryFull),
+    #[error("spectating is disabled on this server")]
+    SpectatingDisabled,
+    #[error("the game has ended")]
+    Ended,
+    #[error("could not start {game:?}: {reason}")]
+    Spawn { game: String, reason: String },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl SessionError {
+    pub fn invalid(what: &'static str, why: impl Into<String>) -> Self {
+        Self::Invalid {
+            what,
+            why: why.into(),
+        }
+    }
+}

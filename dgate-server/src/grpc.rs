@@ -1,0 +1,438 @@
+//! The `dungeongate.games.v2.GameService` gRPC service: the edge where domain
+//! errors become status codes and hub deliveries become stream messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dgate_proto::pb;
+use dgate_proto::pb::game_io_request::Request as In;
+use dgate_proto::pb::game_io_response::Response as Out;
+use dgate_proto::pb::game_service_server::GameService;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info, instrument};
+
+use crate::config::TermSize;
+use crate::convert::{delivery_message, snapshot_message};
+use crate::error::SessionError;
+use crate::hub::{Delivery, HubEvent, Subscription};
+use crate::registry::Spectator;
+use crate::session::Session;
+use crate::sessions::{SessionManager, StartRequest};
+
+/// The largest input message a stream accepts.
+pub const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// The largest gRPC message the server decodes at all.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// How long a new stream may take to send its connect request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages buffered per stream between its task and the transport.
+const OUTBOUND_QUEUE: usize = 32;
+
+impl From<SessionError> for Status {
+    fn from(e: SessionError) -> Self {
+        let message = e.to_string();
+        match e {
+            SessionError::NotFound(_) | SessionError::UnknownGame(_) => Status::not_found(message),
+            SessionError::GameUnavailable { .. }
+            | SessionError::Ended
+            | SessionError::SpectatingDisabled
+            | SessionError::Spawn { .. } => Status::failed_precondition(message),
+            SessionError::AlreadyActive { .. } => Status::already_exists(message),
+            SessionError::Invalid { .. } => Status::invalid_argument(message),
+            SessionError::PermissionDenied(_) => Status::permission_denied(message),
+            SessionError::SpectatorsFull(_) => Status::resource_exhausted(message),
+            SessionError::ShuttingDown => Status::unavailable(message),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GameServiceImpl {
+    manager: SessionManager,
+}
+
+impl GameServiceImpl {
+    pub fn new(manager: SessionManager) -> Self {
+        Self { manager }
+    }
+
+    fn size(&self, size: Option<pb::TerminalSize>) -> Result<Option<TermSize>, Status> {
+        size.map(|s| Ok(self.manager.check_size(TermSize::try_from(s)?)?))
+            .transpose()
+    }
+}
+
+/// Who a stream is.
+enum Role {
+    Player,
+    Spectator(Arc<Spectator>),
+}
+
+#[tonic::async_trait]
+impl GameService for GameServiceImpl {
+    async fn list_games(&self, _: Request<pb::ListGamesRequest>) -> Result<Response<pb::ListGamesResponse>, Status> {
+        let games = self.manager.games().iter().map(pb::Game::from).collect();
+        Ok(Response::new(pb::ListGamesResponse { games }))
+    }
+
+    async fn start_game_session(
+        &self,
+        request: Request<pb::StartGameSessionRequest>,
+    ) -> Result<Response<pb::StartGameSessionResponse>, Status> {
+        let r = request.into_inner();
+        let size = self.size(r.terminal_size)?;
+        let session = self.manager.start(StartRequest {
+            user_id: r.user_id,
+            username: r.username,
+            game_id: r.game_id,
+            size,
+        })?;
+        Ok(Response::new(pb::StartGameSessionResponse {
+            session: Some(session.as_ref().into()),
+        }))
+    }
+
+    async fn get_game_session(
+        &self,
+        request: Request<pb::GetGameSessionRequest>,
+    ) -> Result<Response<pb::GetGameSessionResponse>, Status> {
+        let session = self.manager.get(&request.into_inner().session_id)?;
+        Ok(Response::new(pb::GetGameSessionResponse {
+            session: Some(session.as_ref().into()),
+        }))
+    }
+
+    async fn list_game_sessions(
+        &self,
+        request: Request<pb::ListGameSessionsRequest>,
+    ) -> Result<Response<pb::ListGameSessionsResponse>, Status> {
+        let r = request.into_inner();
+        let (Ok(limit), Ok(offset)) = (usize::try_from(r.limit), usize::try_from(r.offset)) else {
+            return Err(Status::invalid_argument("limit and offset must not be negative"));
+        };
+        let wanted_status = pb::SessionStatus::try_from(r.status)
+            .map_err(|_| Status::invalid_argument(format!("unknown session status {}", r.status)))?;
+        let matching: Vec<pb::GameSession> = self
+            .manager
+            .list()
+            .iter()
+            .filter(|s| r.user_id == 0 || s.info.user_id == r.user_id)
+            .filter(|s| r.game_id.is_empty() || s.info.game_id == r.game_id)
+            .map(|s| pb::GameSession::from(s.as_ref()))
+            .filter(|s| wanted_status == pb::SessionStatus::Unspecified || s.status() == wanted_status)
+            .collect();
+        let total_count = i32::try_from(matching.len()).unwrap_or(i32::MAX);
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let sessions = matching.into_iter().skip(offset).take(limit).collect();
+        Ok(Response::new(pb::ListGameSessionsResponse { sessions, total_count }))
+    }
+
+    async fn stop_game_session(
+        &self,
+        request: Request<pb::StopGameSessionRequest>,
+    ) -> Result<Response<pb::StopGameSessionResponse>, Status> {
+        let r = request.into_inner();
+        self.manager.stop(&r.session_id, &r.reason, r.force)?;
+        Ok(Response::new(pb::StopGameSessionResponse { success: true }))
+    }
+
+    async fn resize_terminal(
+        &self,
+        request: Request<pb::ResizeTerminalRequest>,
+    ) -> Result<Response<pb::ResizeTerminalResponse>, Status> {
+        let r = request.into_inner();
+        let session = self.manager.get(&r.session_id)?;
+        if r.username != session.info.username {
+            return Err(Status::permission_denied("only the session's owner may resize its terminal"));
+        }
+        let size = self
+            .size(r.new_size)?
+            .ok_or_else(|| Status::invalid_argument("new_size is required"))?;
+        session.resize(size)?;
+        Ok(Response::new(pb::ResizeTerminalResponse { success: true }))
+    }
+
+    async fn health(&self, _: Request<pb::HealthRequest>) -> Result<Response<pb::HealthResponse>, Status> {
+        Ok(Response::new(pb::HealthResponse {
+            status: "SERVING".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            active_sessions: self.manager.active_count() as u32,
+        }))
+    }
+
+    async fn add_spectator(
+        &self,
+        request: Request<pb::AddSpectatorRequest>,
+    ) -> Result<Response<pb::AddSpectatorResponse>, Status> {
+        let r = request.into_inner();
+        let (_, spectator) = self
+            .manager
+            .add_spectator(&r.session_id, r.spectator_user_id, &r.spectator_username)?;
+        Ok(Response::new(pb::AddSpectatorResponse {
+            success: true,
+            error: String::new(),
+            spectator: Some(spectator.as_ref().into()),
+        }))
+    }
+
+    async fn remove_spectator(
+        &self,
+        request: Request<pb::RemoveSpectatorRequest>,
+    ) -> Result<Response<pb::RemoveSpectatorResponse>, Status> {
+        let r = request.into_inner();
+        let session = self.manager.get(&r.session_id)?;
+        let removed = if r.spectator_id.is_empty() {
+            session.spectators.remove_user(r.spectator_user_id)
+        } else {
+            usize::from(session.spectators.remove(&r.spectator_id))
+        };
+        if removed == 0 {
+            return Err(Status::not_found("no such spectator in this session"));
+        }
+        Ok(Response::new(pb::RemoveSpectatorResponse {
+            success: true,
+            removed: removed as u32,
+        }))
+    }
+
+    type StreamGameIOStream = ReceiverStream<Result<pb::GameIoResponse, Status>>;
+
+    #[instrument(skip_all, fields(session_id))]
+    async fn stream_game_io(
+        &self,
+        request: Request<Streaming<pb::GameIoRequest>>,
+    ) -> Result<Response<Self::StreamGameIOStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no connect request arrived in time"))??;
+        let Some(pb::GameIoRequest {
+            request: Some(In::Connect(connect)),
+        }) = first
+        else {
+            return Err(Status::invalid_argument("the first message of a stream must be `connect`"));
+        };
+        tracing::Span::current().record("session_id", connect.session_id.as_str());
+        let session = self.manager.get(&connect.session_id)?;
+        let role = if !connect.spectator_id.is_empty() {
+            let spectator = session
+                .spectators
+                .get(&connect.spectator_id)
+                .ok_or_else(|| Status::permission_denied("not a registered spectator of this session"))?;
+            if !spectator.bind() {
+                return Err(Status::already_exists("this spectator registration already has a stream"));
+            }
+            Role::Spectator(spectator)
+        } else if !connect.username.is_empty() && connect.username == session.info.username {
+            Role::Player
+        } else {
+            return Err(Status::permission_denied(
+                "neither the session's owner nor a registered spectator (call AddSpectator first)",
+            ));
+        };
+
+        let subscription = session.hub.subscribe();
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let connected = pb::ConnectPtyResponse {
+            session_id: session.info.id.clone(),
+            success: true,
+            error: String::new(),
+            role: match role {
+                Role::Player => pb::StreamRole::Player,
+                Role::Spectator(_) => pb::StreamRole::Spectator,
+            } as i32,
+            terminal_size: Some(session.hub.size().into()),
+        };
+        let management = &self.manager.config().session_management;
+        let (spectator_timeout, max_size) = (management.spectating.spectator_timeout, management.terminal.max_size);
+        let _ = tx.try_send(Ok(message(Out::Connected(connected))));
+        tokio::spawn(async move {
+            let stream = GameStream {
+                session,
+                role,
+                tx,
+                spectator_timeout,
+                max_size,
+            };
+            stream.run(subscription, inbound).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn message(response: Out) -> pb::GameIoResponse {
+    pb::GameIoResponse {
+        response: Some(response),
+    }
+}
+
+/// How the inbound half of a stream ended.
+enum InputEnd {
+    /// `disconnect`, or a spectator's `q`.
+    Disconnect(String),
+    /// A bad message: the stream ends with this status.
+    Refused(Status),
+    /// The client closed its side or went away.
+    Closed,
+}
+
+/// One StreamGameIO stream, from connect to its end.
+struct GameStream {
+    session: Arc<Session>,
+    role: Role,
+    tx: mpsc::Sender<Result<pb::GameIoResponse, Status>>,
+    spectator_timeout: Duration,
+    max_size: TermSize,
+}
+
+impl GameStream {
+    async fn run(self, mut subscription: Subscription, inbound: Streaming<pb::GameIoRequest>) {
+        let id = self.session.info.id.clone();
+        let mut input = tokio::spawn(read_input(
+            Arc::clone(&self.session),
+            matches!(self.role, Role::Player),
+            self.max_size,
+            inbound,
+        ));
+        let removed = match &self.role {
+            Role::Spectator(s) => s.removed.clone(),
+            Role::Player => tokio_util::sync::CancellationToken::new(),
+        };
+        // Only spectators time out, and only for lack of game output.
+        let timeout = match self.role {
+            Role::Spectator(_) => self.spectator_timeout,
+            Role::Player => Duration::MAX,
+        };
+        loop {
+            tokio::select! {
+                delivery = tokio::time::timeout(timeout, subscription.next()) => match delivery {
+                    Ok(Some(d)) => {
+                        let last = matches!(&d, Delivery::Event(e) if matches!(**e, HubEvent::Ended { .. }));
+                        let out = match &d {
+                            Delivery::Snapshot(s) => message(Out::Snapshot(snapshot_message(&id, s))),
+                            Delivery::Event(_) => delivery_message(&id, &d),
+                        };
+                        if self.tx.send(Ok(out)).await.is_err() || last {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        let event = pb::PtyEvent {
+                            session_id: id.clone(),
+                            r#type: pb::PtyEventType::SpectatorTimeout as i32,
+                            message: format!("no game output for {}", humantime::format_duration(timeout)),
+                            ..Default::default()
+                        };
+                        let _ = self.tx.send(Ok(message(Out::Event(event)))).await;
+                        self.disconnected(&id, "spectator timeout").await;
+                        break;
+                    }
+                },
+                end = &mut input => {
+                    match end.unwrap_or(InputEnd::Closed) {
+                        InputEnd::Disconnect(reason) => self.disconnected(&id, &reason).await,
+                        InputEnd::Refused(status) => { let _ = self.tx.send(Err(status)).await; }
+                        InputEnd::Closed => {}
+                    }
+                    break;
+                }
+                () = removed.cancelled() => {
+                    self.disconnected(&id, "removed from the session's spectators").await;
+                    break;
+                }
+            }
+        }
+        input.abort();
+        if let Role::Spectator(spectator) = &self.role {
+            self.session.spectators.remove(&spectator.id);
+            info!(session_id = %id, spectator_username = %spectator.username,
+                  spectator_count = self.session.spectators.len(), "spectator left");
+        }
+    }
+
+    async fn disconnected(&self, session_id: &str, reason: &str) {
+        let response = pb::DisconnectPtyResponse {
+            session_id: session_id.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let _ = self.tx.send(Ok(message(Out::Disconnected(response)))).await;
+    }
+}
+
+/// Reads a stream's inbound messages until it ends. The player's input and
+/// resizes go to the game; a spectator's input is dropped, except that a `q`
+/// ends its stream.
+async fn read_input(
+    session: Arc<Session>,
+    is_player: bool,
+    max: TermSize,
+    mut inbound: Streaming<pb::GameIoRequest>) -> InputEnd {
+    loop {
+        let request = match inbound.message().await {
+            Ok(Some(pb::GameIoRequest { request: Some(r) })) => r,
+            Ok(Some(pb::GameIoRequest { request: None })) => {
+                return InputEnd::Refused(Status::invalid_argument("empty GameIORequest"));
+            }
+            Ok(None) => return InputEnd::Closed,
+            Err(status) if status.code() == tonic::Code::Unknown || status.code() == tonic::Code::Cancelled => {
+                return InputEnd::Closed;
+            }
+            Err(status) => return InputEnd::Refused(status),
+        };
+        match request {
+            In::Input(input) => {
+                if input.data.len() > MAX_INPUT_BYTES {
+                    return InputEnd::Refused(Status::invalid_argument(format!(
+                        "input of {} bytes is over the limit of {MAX_INPUT_BYTES}",
+                        input.data.len()
+                    )));
+                }
+                if is_player {
+                    if session.send_input(input.data).await.is_err() {
+                        return InputEnd::Closed;
+                    }
+                } else if spectator_quits(&input.data) {
+                    return InputEnd::Disconnect("spectator quit".into());
+                } else {
+                    debug!(bytes = input.data.len(), "spectator input dropped");
+                }
+            }
+            In::Resize(resize) => {
+                // Viewers never resize the game: only the player's size counts.
+                if !is_player {
+                    continue;
+                }
+                let Some(size) = resize.size else {
+                    return InputEnd::Refused(Status::invalid_argument("resize without a size"));
+                };
+                let checked = TermSize::try_from(size).and_then(|s| {
+                    if s.fits_within(max) {
+                        Ok(s)
+                    } else {
+                        Err(SessionError::invalid("terminal size", format!("{s} must be between 1x1 and {max}")))
+                    }
+                });
+                match checked.and_then(|s| session.resize(s)) {
+                    Ok(()) => {}
+                    Err(e) => return InputEnd::Refused(e.into()),
+                }
+            }
+            In::Disconnect(d) => {
+                let reason = if d.reason.is_empty() { "client disconnected".to_owned() } else { d.reason };
+                return InputEnd::Disconnect(reason);
+            }
+            In::Connect(_) => {
+                return InputEnd::Refused(Status::invalid_argument("this stream is already connected"));
+            }
+        }
+    }
+}
+
+/// A spectator's only command: `q` (or Ctrl+C) ends its stream.
+fn spectator_quits(data: &Bytes) -> bool {
+    data.iter().any(|&b| b == b'q' || b == b'Q' || b == 0x03)
+}

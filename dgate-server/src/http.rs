@@ -1,0 +1,43 @@
+//! The HTTP API on `server.http_listen`: the session list and a health check.
+
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use axum::Router;
+use dgate_proto::listing::SessionList;
+use dgate_proto::pb;
+use serde_json::json;
+
+use crate::sessions::SessionManager;
+
+pub fn router(manager: SessionManager) -> Router {
+    Router::new()
+        .route("/sessions", get(sessions))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(manager)
+}
+
+/// `GET /sessions`: the games in progress, as `dgate list --json` prints them.
+async fn sessions(State(manager): State<SessionManager>) -> Json<SessionList> {
+    let sessions: Vec<pb::GameSession> = manager.list().iter().map(|s| s.as_ref().into()).collect();
+    Json(SessionList::from_sessions(&sessions, SystemTime::now()))
+}
+
+async fn healthz(State(manager): State<SessionManager>) -> impl IntoResponse {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "active_sessions": manager.active_count(),
+    }))
+}
+
+async fn not_found(uri: Uri) -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": format!("no such endpoint: {}", uri.path()) })),
+    )
+}

@@ -1,0 +1,140 @@
+//! The `dgate-server` binary: parses flags, sets up logging, loads the config,
+//! binds the listeners and hands over to `dgate_server::run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use dgate_server::config::DEFAULT_CONFIG_YAML;
+use dgate_server::{Config, Listeners};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// Runs console games (NetHack, DCSS, any curses program) in PTYs and lets
+/// anyone watch them live.
+#[derive(Debug, Parser)]
+#[command(name = "dgate-server", version)]
+struct Cli {
+    /// A YAML config file; without it, the embedded default is used.
+    #[arg(long, short, env = "DGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides server.grpc_listen.
+    #[arg(long)]
+    grpc_listen: Option<SocketAddr>,
+    /// Overrides server.http_listen.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// Overrides ssh.listen.
+    #[arg(long)]
+    ssh_listen: Option<SocketAddr>,
+    /// Overrides data_dir.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints the embedded default configuration.
+    DefaultConfig,
+    /// Checks a configuration and prints the games it offers.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dgate-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::DefaultConfig) = cli.command {
+        print!("{DEFAULT_CONFIG_YAML}");
+        return Ok(());
+    }
+    let config = load_config(&cli)?;
+    if let Some(Command::CheckConfig) = cli.command {
+        println!("config is valid; data_dir {}", config.data_dir.display());
+        for game in &config.games {
+            let state = dgate_server::games::unavailable_reason(game).unwrap_or_else(|| "available".into());
+            println!("  {:<12} {:<24} {state}", game.id, game.name);
+        }
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::embedded(),
+    };
+    if let Some(addr) = cli.grpc_listen {
+        config.server.grpc_listen = addr;
+    }
+    if let Some(addr) = cli.http_listen {
+        config.server.http_listen = addr;
+    }
+    if let Some(addr) = cli.ssh_listen {
+        config.ssh.listen = addr;
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    config.data_dir = std::path::absolute(&config.data_dir)
+        .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
+    Ok(config)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let grpc = TcpListener::bind(config.server.grpc_listen)
+        .await
+        .with_context(|| format!("binding the gRPC listener on {}", config.server.grpc_listen))?;
+    let http = TcpListener::bind(config.server.http_listen)
+        .await
+        .with_context(|| format!("binding the HTTP listener on {}", config.server.http_listen))?;
+    dgate_server::run(config, Listeners { grpc, http }, shutdown_signal()).await
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers the server can still be stopped by a kill.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("DGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

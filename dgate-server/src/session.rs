@@ -1,0 +1,267 @@
+//! One game session: the game's process in its PTY, the reader thread that
+//! feeds the hub, the writer thread that types the owner's input, and the
+//! spectator registry.
+//!
+//! Lifecycle: `Session::start` spawns the game and both threads. When the game
+//! exits, the reader reaps it, closes the PTY, ends the hub (every stream gets
+//! the exit event) and calls the manager's `on_end`, which drops the session
+//! from the active list. `done()` resolves after all of that.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use portable_pty::MasterPty;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::TermSize;
+use crate::error::SessionError;
+use crate::hub::{GameExit, Hub};
+use crate::pty::{GameCommand, GameProcess, pty_size, spawn};
+use crate::registry::SpectatorRegistry;
+
+/// Bytes read from the PTY at once: one frame at most.
+const READ_CHUNK: usize = 16 * 1024;
+/// Input chunks waiting for the writer thread; senders wait when it is full.
+const INPUT_QUEUE: usize = 64;
+
+/// Who plays and what, fixed at start.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    pub user_id: i32,
+    pub username: String,
+    pub game_id: String,
+    pub game_short_name: String,
+    pub started_at: SystemTime,
+}
+
+pub struct Session {
+    pub info: SessionInfo,
+    pub hub: Arc<Hub>,
+    pub spectators: SpectatorRegistry,
+    pid: Option<u32>,
+    /// To the writer thread; taken (closing it) when the game ends.
+    input: Mutex<Option<mpsc::Sender<Bytes>>>,
+    /// Taken (closing the PTY) when the game ends.
+    master: Mutex<Option<Box<dyn MasterPty + Send>>>,
+    last_input_ms: AtomicU64,
+    exit: OnceLock<GameExit>,
+    ended_at: OnceLock<SystemTime>,
+    done: CancellationToken,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("info", &self.info)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Spawns the game and its reader and writer threads. `on_end` runs once,
+    /// on the reader thread, after the game was reaped and its PTY closed.
+    pub fn start(
+        info: SessionInfo,
+        command: &GameCommand,
+        queue_frames: usize,
+        max_spectators: usize,
+        on_end: impl FnOnce(&Arc<Session>) + Send + 'static,
+    ) -> Result<Arc<Self>, SessionError> {
+        let GameProcess {
+            pid,
+            reader,
+            writer,
+            master,
+            child,
+        } = spawn(command).map_err(|e| SessionError::Spawn {
+            game: info.game_id.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let session = Arc::new(Session {
+            hub: Arc::new(Hub::new(command.size, queue_frames)),
+            spectators: SpectatorRegistry::new(max_spectators),
+            pid,
+            input: Mutex::new(Some(input_tx)),
+            master: Mutex::new(Some(master)),
+            last_input_ms: AtomicU64::new(unix_ms(info.started_at)),
+            exit: OnceLock::new(),
+            ended_at: OnceLock::new(),
+            done: CancellationToken::new(),
+            info,
+        });
+        let spawned = std::thread::Builder::new()
+            .name(format!("pty-write-{}", &session.info.id[..8]))
+            .spawn(move || write_input(writer, input_rx))
+            .and_then(|_| {
+                let session = Arc::clone(&session);
+                std::thread::Builder::new()
+                    .name(format!("pty-read-{}", &session.info.id[..8]))
+                    .spawn(move || read_output(session, reader, child, on_end))
+            });
+        if let Err(e) = spawned {
+            // Without its threads the game cannot be played: end it now.
+            session.signal(Signal::SIGKILL);
+            return Err(SessionError::Spawn {
+                game: session.info.game_id.clone(),
+                reason: format!("cannot start session threads: {e}"),
+            });
+        }
+        info!(session_id = %session.info.id, username = %session.info.username,
+              game = %session.info.game_id, pid = ?pid, size = %command.size, "game started");
+        Ok(session)
+    }
+
+    /// Queues the owner's keystrokes for the game, in order. Waits while the
+    /// game is not reading its input.
+    pub async fn send_input(&self, data: Bytes) -> Result<(), SessionError> {
+        let sender = self
+            .input
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(SessionError::Ended)?;
+        self.last_input_ms
+            .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
+        sender.send(data).await.map_err(|_| SessionError::Ended)
+    }
+
+    /// Resizes the game's terminal: the hub first, so that the game's redraw
+    /// for the new size is parsed at that size, then the PTY (SIGWINCH).
+    pub fn resize(&self, size: TermSize) -> Result<(), SessionError> {
+        let master = self.master.lock().unwrap_or_else(|p| p.into_inner());
+        let master = master.as_ref().ok_or(SessionError::Ended)?;
+        self.hub.resize(size);
+        master
+            .resize(pty_size(size))
+            .map_err(|e| SessionError::invalid("terminal size", format!("{e:#}")))
+    }
+
+    /// Sends `signal` to the game's process group, unless it has been reaped.
+    pub fn signal(&self, signal: Signal) {
+        if self.is_ended() {
+            return;
+        }
+        let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) else {
+            return;
+        };
+        if let Err(e) = killpg(Pid::from_raw(pid), signal) {
+            warn!(session_id = %self.info.id, %signal, error = %e, "cannot signal the game");
+        }
+    }
+
+    /// Resolves once the game was reaped and every stream was told.
+    pub async fn done(&self) {
+        self.done.cancelled().await;
+    }
+
+    /// Waits up to `limit` for the game to end; true when it did.
+    pub async fn wait_for(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.done()).await.is_ok()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.exit.get().is_some()
+    }
+
+    pub fn exit(&self) -> Option<&GameExit> {
+        self.exit.get()
+    }
+
+    pub fn ended_at(&self) -> Option<SystemTime> {
+        self.ended_at.get().copied()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The owner's last input (the start time before any).
+    pub fn last_activity(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.last_input_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// The writer thread: types queued input into the PTY until the session closes
+/// the queue.
+fn write_input(mut writer: Box<dyn Write + Send>, mut input: mpsc::Receiver<Bytes>) {
+    while let Some(data) = input.blocking_recv() {
+        if writer.write_all(&data).and_then(|()| writer.flush()).is_err() {
+            break;
+        }
+    }
+}
+
+/// The reader thread: the only publisher into the session's hub.
+fn read_output(
+    session: Arc<Session>,
+    mut reader: Box<dyn Read + Send>,
+    mut child: Box<dyn portable_pty::Child + Send + Sync>,
+    on_end: impl FnOnce(&Arc<Session>),
+) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                session.hub.publish(Bytes::copy_from_slice(&buf[..n]));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // EIO: every holder of the slave side is gone.
+            Err(_) => break,
+        }
+    }
+    drop(reader);
+    let exit = match child.wait() {
+        Ok(status) => match status.signal() {
+            Some(signal) => GameExit {
+                code: None,
+                signal: Some(signal.to_owned()),
+            },
+            None => GameExit {
+                code: i32::try_from(status.exit_code()).ok(),
+                signal: None,
+            },
+        },
+        Err(e) => {
+            warn!(session_id = %session.info.id, error = %e, "cannot reap the game");
+            GameExit {
+                code: None,
+                signal: None,
+            }
+        }
+    };
+    let _ = session.ended_at.set(SystemTime::now());
+    let _ = session.exit.set(exit.clone());
+    // Close the PTY: the writer thread ends when its queue closes.
+    session
+        .input
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    session
+        .master
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    session.hub.end(exit.clone());
+    info!(session_id = %session.info.id, code = ?exit.code, signal = ?exit.signal,
+          frames = session.hub.last_frame_id(), "game ended");
+    on_end(&session);
+    session.done.cancel();
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
