@@ -1,0 +1,402 @@
+//! Shared test harness: a real dgate server on 127.0.0.1:0 running the real
+//! test game in real PTYs, and a gRPC viewer that keeps its own vt100 screen.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use dgate_proto::pb;
+use dgate_proto::pb::game_io_request::Request as In;
+use dgate_proto::pb::game_io_response::Response as Out;
+use dgate_proto::pb::game_service_client::GameServiceClient;
+use dgate_server::config::{BinaryConfig, Config, GameConfig};
+use dgate_server::{Listeners, SessionManager};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Status, Streaming};
+
+/// How long any one wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub type Client = GameServiceClient<Channel>;
+
+pub fn testgame_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dgate-testgame"))
+}
+
+/// The `dgate` and `dgate-server` binaries, built beside the tests.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .expect("target directory")
+}
+
+/// A game entry for the test game with extra arguments.
+pub fn testgame(id: &str, args: &[&str]) -> GameConfig {
+    GameConfig {
+        id: id.into(),
+        name: format!("Test game {id}"),
+        short_name: "TEST".into(),
+        binary: BinaryConfig {
+            path: testgame_path(),
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            working_directory: Some("%d/games/%u".into()),
+        },
+        environment: [("HOME".to_owned(), "%d/users/%u".to_owned())].into(),
+    }
+}
+
+pub struct TestServer {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub manager: SessionManager,
+    pub data_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The default test config: the embedded default (NetHack included), with a
+/// temporary data dir, the test game as `test`, and a `missing` game whose
+/// binary does not exist. `tweak` changes anything else.
+pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let data_dir = tempfile::tempdir().expect("temporary data dir");
+    let mut config = Config::embedded();
+    config.data_dir = data_dir.path().to_owned();
+    config.games.push(testgame("test", &[]));
+    let mut missing = testgame("missing", &[]);
+    missing.binary.path = PathBuf::from("/nonexistent/dgate/game");
+    config.games.push(missing);
+    tweak(&mut config);
+
+    let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
+    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind HTTP");
+    let grpc_addr = grpc.local_addr().expect("gRPC address");
+    let http_addr = http.local_addr().expect("HTTP address");
+    let manager = SessionManager::new(std::sync::Arc::new(config));
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(dgate_server::serve(manager.clone(), Listeners { grpc, http }, async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        grpc_addr,
+        http_addr,
+        manager,
+        data_dir,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        GameServiceClient::connect(self.url()).await.expect("connect to the test server")
+    }
+
+    /// A client with a small HTTP/2 window, so that a viewer that stops
+    /// reading stalls the server's sends quickly.
+    pub async fn small_window_client(&self) -> Client {
+        let channel = tonic::transport::Endpoint::from_shared(self.url())
+            .expect("endpoint")
+            .initial_stream_window_size(Some(16 * 1024))
+            .initial_connection_window_size(Some(16 * 1024))
+            .http2_adaptive_window(false)
+            .connect()
+            .await
+            .expect("connect");
+        GameServiceClient::new(channel)
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("server shut down in time")
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+}
+
+pub async fn start_game(client: &mut Client, username: &str, game_id: &str) -> pb::GameSession {
+    start_game_sized(client, username, game_id, None).await
+}
+
+pub async fn start_game_sized(
+    client: &mut Client,
+    username: &str,
+    game_id: &str,
+    size: Option<(u32, u32)>,
+) -> pb::GameSession {
+    client
+        .start_game_session(pb::StartGameSessionRequest {
+            user_id: 1,
+            username: username.into(),
+            game_id: game_id.into(),
+            terminal_size: size.map(|(width, height)| pb::TerminalSize { width, height }),
+        })
+        .await
+        .expect("start game")
+        .into_inner()
+        .session
+        .expect("session in response")
+}
+
+/// What a viewer has seen, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Snapshot { frame_id: u64, reason: i32 },
+    Frame(u64),
+    Resize(u32, u32),
+    Exit(i32),
+    Timeout,
+    Disconnected(String),
+}
+
+/// One StreamGameIO stream, as a player or a spectator, with the screen its
+/// terminal would show.
+pub struct Viewer {
+    pub session_id: String,
+    pub input: mpsc::Sender<pb::GameIoRequest>,
+    pub stream: Streaming<pb::GameIoResponse>,
+    pub screen: vt100::Parser,
+    pub seen: Vec<Seen>,
+    pub connected: pb::ConnectPtyResponse,
+    pub last_frame: u64,
+    pub ended: bool,
+}
+
+fn connect_request(session_id: &str, username: &str, spectator_id: &str) -> pb::GameIoRequest {
+    pb::GameIoRequest {
+        request: Some(In::Connect(pb::ConnectPtyRequest {
+            session_id: session_id.into(),
+            terminal_size: Some(pb::TerminalSize { width: 80, height: 24 }),
+            term_type: "xterm-256color".into(),
+            spectator_id: spectator_id.into(),
+            username: username.into(),
+        })),
+    }
+}
+
+/// Opens a stream: sends `first` and waits for the server's answer.
+pub async fn open_stream(
+    client: &mut Client,
+    first: pb::GameIoRequest,
+) -> Result<(mpsc::Sender<pb::GameIoRequest>, Streaming<pb::GameIoResponse>), Status> {
+    let (tx, rx) = mpsc::channel(64);
+    tx.send(first).await.expect("queue the first request");
+    let stream = client.stream_game_io(ReceiverStream::new(rx)).await?.into_inner();
+    Ok((tx, stream))
+}
+
+impl Viewer {
+    pub async fn player(client: &mut Client, session: &pb::GameSession) -> Result<Self, Status> {
+        Self::open(client, &session.id, connect_request(&session.id, &session.username, "")).await
+    }
+
+    pub async fn spectator(client: &mut Client, session_id: &str, name: &str) -> Result<Self, Status> {
+        let spectator = client
+            .add_spectator(pb::AddSpectatorRequest {
+                session_id: session_id.into(),
+                spectator_user_id: 0,
+                spectator_username: name.into(),
+            })
+            .await?
+            .into_inner()
+            .spectator
+            .expect("spectator info");
+        Self::open(client, session_id, connect_request(session_id, "", &spectator.spectator_id)).await
+    }
+
+    async fn open(client: &mut Client, session_id: &str, first: pb::GameIoRequest) -> Result<Self, Status> {
+        let (input, mut stream) = open_stream(client, first).await?;
+        let connected = match stream.message().await? {
+            Some(pb::GameIoResponse {
+                response: Some(Out::Connected(c)),
+            }) => c,
+            other => panic!("expected `connected` first, got {other:?}"),
+        };
+        let size = connected.terminal_size.unwrap_or_default();
+        Ok(Self {
+            session_id: session_id.into(),
+            input,
+            stream,
+            screen: vt100::Parser::new(
+                std::num::NonZeroU16::new(size.height as u16).expect("rows"),
+                std::num::NonZeroU16::new(size.width as u16).expect("cols"),
+                0,
+            ),
+            seen: Vec::new(),
+            connected,
+            last_frame: 0,
+            ended: false,
+        })
+    }
+
+    /// Sends keystrokes (as the player they reach the game).
+    pub async fn send(&self, keys: &[u8]) {
+        self.input
+            .send(pb::GameIoRequest {
+                request: Some(In::Input(pb::PtyInput {
+                    session_id: self.session_id.clone(),
+                    data: keys.to_vec().into(),
+                })),
+            })
+            .await
+            .expect("send input");
+    }
+
+    /// Reads one message and applies it; `Ok(false)` when the stream ended.
+    pub async fn step(&mut self) -> anyhow::Result<bool> {
+        let message = tokio::time::timeout(WAIT, self.stream.message())
+            .await
+            .with_context(|| format!("no message in time; screen:\n{}", self.screen.screen().contents()))??;
+        let Some(pb::GameIoResponse { response: Some(response) }) = message else {
+            self.ended = true;
+            return Ok(false);
+        };
+        match response {
+            Out::Snapshot(s) => {
+                let size = s.size.unwrap_or_default();
+                // A reset terminal of the snapshot's size, then its bytes.
+                self.screen = vt100::Parser::new(
+                    std::num::NonZeroU16::new(size.height as u16).context("rows")?,
+                    std::num::NonZeroU16::new(size.width as u16).context("cols")?,
+                    0,
+                );
+                self.screen.process(&s.data);
+                self.last_frame = s.frame_id;
+                self.seen.push(Seen::Snapshot {
+                    frame_id: s.frame_id,
+                    reason: s.reason,
+                });
+            }
+            Out::Output(o) => {
+                if o.frame_id != self.last_frame + 1 {
+                    bail!("frame {} after frame {}: a gap or a repeat", o.frame_id, self.last_frame);
+                }
+                self.last_frame = o.frame_id;
+                self.screen.process(&o.data);
+                self.seen.push(Seen::Frame(o.frame_id));
+            }
+            Out::Event(e) => match e.r#type() {
+                pb::PtyEventType::Resize => {
+                    let size = e.size.unwrap_or_default();
+                    self.screen.screen_mut().set_size(
+                        std::num::NonZeroU16::new(size.height as u16).context("rows")?,
+                        std::num::NonZeroU16::new(size.width as u16).context("cols")?,
+                    );
+                    self.seen.push(Seen::Resize(size.width, size.height));
+                }
+                pb::PtyEventType::ProcessExit => self.seen.push(Seen::Exit(e.exit_code)),
+                pb::PtyEventType::SpectatorTimeout => self.seen.push(Seen::Timeout),
+                other => bail!("unexpected event {other:?}"),
+            },
+            Out::Disconnected(d) => self.seen.push(Seen::Disconnected(d.reason)),
+            Out::Connected(c) => bail!("a second `connected`: {c:?}"),
+        }
+        Ok(true)
+    }
+
+    /// Waits until the test game has drawn its title: it reads keys in raw mode
+    /// from then on (before, the terminal would echo them).
+    pub async fn ready(&mut self) {
+        self.wait_for_text("dgate test game").await.expect("the test game started");
+    }
+
+    /// Reads until the screen contains `text`.
+    pub async fn wait_for_text(&mut self, text: &str) -> anyhow::Result<()> {
+        while !self.screen.screen().contents().contains(text) {
+            if !self.step().await? {
+                bail!("the stream ended before {text:?} appeared; screen:\n{}", self.screen.screen().contents());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until it has been given frame `id` (directly or by a snapshot).
+    pub async fn wait_for_frame(&mut self, id: u64) -> anyhow::Result<()> {
+        while self.last_frame < id {
+            if !self.step().await? {
+                bail!("the stream ended at frame {} before frame {id}", self.last_frame);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until the stream ends.
+    pub async fn read_to_end(&mut self) -> anyhow::Result<()> {
+        while self.step().await? {}
+        Ok(())
+    }
+
+    pub fn snapshots(&self) -> Vec<&Seen> {
+        self.seen.iter().filter(|s| matches!(s, Seen::Snapshot { .. })).collect()
+    }
+
+    pub fn resyncs(&self) -> usize {
+        self.seen
+            .iter()
+            .filter(|s| matches!(s, Seen::Snapshot { reason, .. } if *reason == pb::SnapshotReason::Resync as i32))
+            .count()
+    }
+}
+
+/// Asserts two terminals show the same thing: every cell with its colours and
+/// attributes, the cursor, the alternate screen and the input modes.
+pub fn assert_same_screen(expected: &vt100::Screen, actual: &vt100::Screen, what: &str) {
+    assert_eq!(expected.size(), actual.size(), "{what}: size");
+    assert_eq!(
+        expected.contents_formatted(),
+        actual.contents_formatted(),
+        "{what}: cells differ\nexpected:\n{}\nactual:\n{}",
+        expected.contents(),
+        actual.contents()
+    );
+    assert_eq!(expected.cursor_position(), actual.cursor_position(), "{what}: cursor");
+    assert_eq!(expected.hide_cursor(), actual.hide_cursor(), "{what}: cursor visibility");
+    assert_eq!(expected.alternate_screen(), actual.alternate_screen(), "{what}: alternate screen");
+    assert_eq!(expected.input_mode_formatted(), actual.input_mode_formatted(), "{what}: input modes");
+}
+
+pub fn status_code<T: std::fmt::Debug>(result: Result<T, Status>) -> tonic::Code {
+    match result {
+        Ok(v) => panic!("expected an error status, got {v:?}"),
+        Err(s) => s.code(),
+    }
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// True while a process with this pid exists (zombies included).
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Polls `condition` until it holds or `WAIT` passes (for effects with no event
+/// to wait on, such as a thread closing its file descriptors).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
