@@ -192,7 +192,7 @@ async fn spectator_keystrokes_never_reach_the_game() {
     spectator.read_to_end().await.expect("spectator stream ends");
     assert_eq!(spectator.seen.last(), Some(&Seen::Disconnected("spectator quit".into())));
     player.send(b"w").await;
-    player.wait_for_text("keys: w ").await.expect("game still running");
+    player.wait_for_text("keys: w").await.expect("game still running");
     assert_eq!(std::fs::read(&keylog).expect("keylog"), b"zyw");
     let s = server.manager.get(&session.id).expect("session");
     eventually("the spectator left the registry", || s.spectators.is_empty()).await;
