@@ -11,3 +11,4 @@ pub mod games {
 pub mod listing;
 
 pub use games as pb;
+pub use prost_types::Timestamp;

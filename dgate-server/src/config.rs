@@ -174,8 +174,9 @@ impl TryFrom<String> for TermSize {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"30m\": {e}")))
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!("{text:?} is not a duration like \"30m\": {e}"))
+    })
 }
 
 fn default_data_dir() -> PathBuf {
@@ -292,11 +293,16 @@ impl Config {
                 ));
             }
             if self.games[..i].iter().any(|g| g.id == game.id) {
-                return Err(format!("games[{i}].id {:?} is used by another game", game.id));
+                return Err(format!(
+                    "games[{i}].id {:?} is used by another game",
+                    game.id
+                ));
             }
             for key in game.environment.keys() {
                 if key.is_empty() || key.contains(['=', '\0']) {
-                    return Err(format!("games[{i}].environment has an invalid name {key:?}"));
+                    return Err(format!(
+                        "games[{i}].environment has an invalid name {key:?}"
+                    ));
                 }
             }
         }
@@ -340,7 +346,9 @@ mod tests {
     #[test]
     fn unknown_key_is_named_with_its_line() {
         let yaml = "server:\n  grpc_listen: \"127.0.0.1:1\"\n  grpc_lissen: \"127.0.0.1:2\"\n";
-        let err = Config::from_yaml(yaml, "t").expect_err("unknown key").to_string();
+        let err = Config::from_yaml(yaml, "t")
+            .expect_err("unknown key")
+            .to_string();
         assert!(err.contains("grpc_lissen"), "{err}");
         assert!(err.contains("line 3"), "{err}");
     }
@@ -348,12 +356,16 @@ mod tests {
     #[test]
     fn bad_value_is_named_with_its_line() {
         let yaml = "session_management:\n  terminal:\n    default_size: \"80by24\"\n";
-        let err = Config::from_yaml(yaml, "t").expect_err("bad size").to_string();
+        let err = Config::from_yaml(yaml, "t")
+            .expect_err("bad size")
+            .to_string();
         assert!(err.contains("80by24"), "{err}");
         assert!(err.contains("line 3"), "{err}");
 
         let yaml = "session_management:\n  spectating:\n    spectator_timeout: soon\n";
-        let err = Config::from_yaml(yaml, "t").expect_err("bad duration").to_string();
+        let err = Config::from_yaml(yaml, "t")
+            .expect_err("bad duration")
+            .to_string();
         assert!(err.contains("soon") && err.contains("line 3"), "{err}");
     }
 

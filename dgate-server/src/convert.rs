@@ -27,7 +27,10 @@ impl TryFrom<pb::TerminalSize> for TermSize {
     fn try_from(size: pb::TerminalSize) -> Result<Self, Self::Error> {
         let side = |v: u32| {
             u16::try_from(v).map_err(|_| {
-                SessionError::invalid("terminal size", format!("{}x{} is too large", size.width, size.height))
+                SessionError::invalid(
+                    "terminal size",
+                    format!("{}x{} is too large", size.width, size.height),
+                )
             })
         };
         Ok(TermSize::new(side(size.width)?, side(size.height)?))
@@ -67,10 +70,18 @@ impl From<&Session> for pb::GameSession {
             end_time: s.ended_at().map(timestamp),
             last_activity: Some(timestamp(s.last_activity())),
             terminal_size: Some(s.hub.size().into()),
-            spectators: registry.spectators.iter().map(|sp| sp.as_ref().into()).collect(),
+            spectators: registry
+                .spectators
+                .iter()
+                .map(|sp| sp.as_ref().into())
+                .collect(),
             spectator_count: registry.spectators.len() as u32,
             game_short_name: s.info.game_short_name.clone(),
-            frame_count: s.hub.stats().frames.load(std::sync::atomic::Ordering::Relaxed),
+            frame_count: s
+                .hub
+                .stats()
+                .frames
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -164,6 +175,12 @@ mod tests {
         let size = TermSize::new(132, 43);
         let message = pb::TerminalSize::from(size);
         assert_eq!(TermSize::try_from(message).expect("fits"), size);
-        assert!(TermSize::try_from(pb::TerminalSize { width: 70_000, height: 1 }).is_err());
+        assert!(
+            TermSize::try_from(pb::TerminalSize {
+                width: 70_000,
+                height: 1
+            })
+            .is_err()
+        );
     }
 }

@@ -123,7 +123,16 @@ mod tests {
 
     #[test]
     fn hostile_usernames_are_refused() {
-        for bad in ["", "a", "../../etc", "a b", "-rf", "x\u{0}y", "averyveryverylongname1", "é"] {
+        for bad in [
+            "",
+            "a",
+            "../../etc",
+            "a b",
+            "-rf",
+            "x\u{0}y",
+            "averyveryverylongname1",
+            "é",
+        ] {
             assert!(check_username(bad).is_err(), "{bad:?}");
         }
         for good in ["ab", "Player_1", "x-y"] {

@@ -73,7 +73,10 @@ enum Role {
 
 #[tonic::async_trait]
 impl GameService for GameServiceImpl {
-    async fn list_games(&self, _: Request<pb::ListGamesRequest>) -> Result<Response<pb::ListGamesResponse>, Status> {
+    async fn list_games(
+        &self,
+        _: Request<pb::ListGamesRequest>,
+    ) -> Result<Response<pb::ListGamesResponse>, Status> {
         let games = self.manager.games().iter().map(pb::Game::from).collect();
         Ok(Response::new(pb::ListGamesResponse { games }))
     }
@@ -111,10 +114,13 @@ impl GameService for GameServiceImpl {
     ) -> Result<Response<pb::ListGameSessionsResponse>, Status> {
         let r = request.into_inner();
         let (Ok(limit), Ok(offset)) = (usize::try_from(r.limit), usize::try_from(r.offset)) else {
-            return Err(Status::invalid_argument("limit and offset must not be negative"));
+            return Err(Status::invalid_argument(
+                "limit and offset must not be negative",
+            ));
         };
-        let wanted_status = pb::SessionStatus::try_from(r.status)
-            .map_err(|_| Status::invalid_argument(format!("unknown session status {}", r.status)))?;
+        let wanted_status = pb::SessionStatus::try_from(r.status).map_err(|_| {
+            Status::invalid_argument(format!("unknown session status {}", r.status))
+        })?;
         let matching: Vec<pb::GameSession> = self
             .manager
             .list()
@@ -122,12 +128,17 @@ impl GameService for GameServiceImpl {
             .filter(|s| r.user_id == 0 || s.info.user_id == r.user_id)
             .filter(|s| r.game_id.is_empty() || s.info.game_id == r.game_id)
             .map(|s| pb::GameSession::from(s.as_ref()))
-            .filter(|s| wanted_status == pb::SessionStatus::Unspecified || s.status() == wanted_status)
+            .filter(|s| {
+                wanted_status == pb::SessionStatus::Unspecified || s.status() == wanted_status
+            })
             .collect();
         let total_count = i32::try_from(matching.len()).unwrap_or(i32::MAX);
         let limit = if limit == 0 { usize::MAX } else { limit };
         let sessions = matching.into_iter().skip(offset).take(limit).collect();
-        Ok(Response::new(pb::ListGameSessionsResponse { sessions, total_count }))
+        Ok(Response::new(pb::ListGameSessionsResponse {
+            sessions,
+            total_count,
+        }))
     }
 
     async fn stop_game_session(
@@ -146,7 +157,9 @@ impl GameService for GameServiceImpl {
         let r = request.into_inner();
         let session = self.manager.get(&r.session_id)?;
         if r.username != session.info.username {
-            return Err(Status::permission_denied("only the session's owner may resize its terminal"));
+            return Err(Status::permission_denied(
+                "only the session's owner may resize its terminal",
+            ));
         }
         let size = self
             .size(r.new_size)?
@@ -155,7 +168,10 @@ impl GameService for GameServiceImpl {
         Ok(Response::new(pb::ResizeTerminalResponse { success: true }))
     }
 
-    async fn health(&self, _: Request<pb::HealthRequest>) -> Result<Response<pb::HealthResponse>, Status> {
+    async fn health(
+        &self,
+        _: Request<pb::HealthRequest>,
+    ) -> Result<Response<pb::HealthResponse>, Status> {
         Ok(Response::new(pb::HealthResponse {
             status: "SERVING".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -168,9 +184,11 @@ impl GameService for GameServiceImpl {
         request: Request<pb::AddSpectatorRequest>,
     ) -> Result<Response<pb::AddSpectatorResponse>, Status> {
         let r = request.into_inner();
-        let (_, spectator) = self
-            .manager
-            .add_spectator(&r.session_id, r.spectator_user_id, &r.spectator_username)?;
+        let (_, spectator) = self.manager.add_spectator(
+            &r.session_id,
+            r.spectator_user_id,
+            &r.spectator_username,
+        )?;
         Ok(Response::new(pb::AddSpectatorResponse {
             success: true,
             error: String::new(),
@@ -213,7 +231,9 @@ impl GameService for GameServiceImpl {
             request: Some(In::Connect(connect)),
         }) = first
         else {
-            return Err(Status::invalid_argument("the first message of a stream must be `connect`"));
+            return Err(Status::invalid_argument(
+                "the first message of a stream must be `connect`",
+            ));
         };
         tracing::Span::current().record("session_id", connect.session_id.as_str());
         let session = self.manager.get(&connect.session_id)?;
@@ -221,9 +241,13 @@ impl GameService for GameServiceImpl {
             let spectator = session
                 .spectators
                 .get(&connect.spectator_id)
-                .ok_or_else(|| Status::permission_denied("not a registered spectator of this session"))?;
+                .ok_or_else(|| {
+                    Status::permission_denied("not a registered spectator of this session")
+                })?;
             if !spectator.bind() {
-                return Err(Status::already_exists("this spectator registration already has a stream"));
+                return Err(Status::already_exists(
+                    "this spectator registration already has a stream",
+                ));
             }
             Role::Spectator(spectator)
         } else if !connect.username.is_empty() && connect.username == session.info.username {
@@ -247,7 +271,10 @@ impl GameService for GameServiceImpl {
             terminal_size: Some(session.hub.size().into()),
         };
         let management = &self.manager.config().session_management;
-        let (spectator_timeout, max_size) = (management.spectating.spectator_timeout, management.terminal.max_size);
+        let (spectator_timeout, max_size) = (
+            management.spectating.spectator_timeout,
+            management.terminal.max_size,
+        );
         let _ = tx.try_send(Ok(message(Out::Connected(connected))));
         tokio::spawn(async move {
             let stream = GameStream {
@@ -370,7 +397,8 @@ async fn read_input(
     session: Arc<Session>,
     is_player: bool,
     max: TermSize,
-    mut inbound: Streaming<pb::GameIoRequest>) -> InputEnd {
+    mut inbound: Streaming<pb::GameIoRequest>,
+) -> InputEnd {
     loop {
         let request = match inbound.message().await {
             Ok(Some(pb::GameIoRequest { request: Some(r) })) => r,
@@ -378,7 +406,10 @@ async fn read_input(
                 return InputEnd::Refused(Status::invalid_argument("empty GameIORequest"));
             }
             Ok(None) => return InputEnd::Closed,
-            Err(status) if status.code() == tonic::Code::Unknown || status.code() == tonic::Code::Cancelled => {
+            Err(status)
+                if status.code() == tonic::Code::Unknown
+                    || status.code() == tonic::Code::Cancelled =>
+            {
                 return InputEnd::Closed;
             }
             Err(status) => return InputEnd::Refused(status),
@@ -413,7 +444,10 @@ async fn read_input(
                     if s.fits_within(max) {
                         Ok(s)
                     } else {
-                        Err(SessionError::invalid("terminal size", format!("{s} must be between 1x1 and {max}")))
+                        Err(SessionError::invalid(
+                            "terminal size",
+                            format!("{s} must be between 1x1 and {max}"),
+                        ))
                     }
                 });
                 match checked.and_then(|s| session.resize(s)) {
@@ -422,11 +456,17 @@ async fn read_input(
                 }
             }
             In::Disconnect(d) => {
-                let reason = if d.reason.is_empty() { "client disconnected".to_owned() } else { d.reason };
+                let reason = if d.reason.is_empty() {
+                    "client disconnected".to_owned()
+                } else {
+                    d.reason
+                };
                 return InputEnd::Disconnect(reason);
             }
             In::Connect(_) => {
-                return InputEnd::Refused(Status::invalid_argument("this stream is already connected"));
+                return InputEnd::Refused(Status::invalid_argument(
+                    "this stream is already connected",
+                ));
             }
         }
     }

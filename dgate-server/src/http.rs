@@ -2,11 +2,11 @@
 
 use std::time::SystemTime;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use axum::Router;
 use dgate_proto::listing::SessionList;
 use dgate_proto::pb;
 use serde_json::json;

@@ -57,9 +57,15 @@ pub struct GameExit {
 pub enum HubEvent {
     Frame(Frame),
     /// The game's terminal changed size; effective after frame `after_frame`.
-    Resize { after_frame: u64, size: TermSize },
+    Resize {
+        after_frame: u64,
+        size: TermSize,
+    },
     /// The game exited; nothing follows.
-    Ended { after_frame: u64, exit: GameExit },
+    Ended {
+        after_frame: u64,
+        exit: GameExit,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +237,10 @@ impl Hub {
         Subscription {
             hub: Arc::clone(self),
             last_frame_id: snapshot.frame_id,
-            pending: [Some(Delivery::Snapshot(snapshot)), ended.map(Delivery::Event)],
+            pending: [
+                Some(Delivery::Snapshot(snapshot)),
+                ended.map(Delivery::Event),
+            ],
             finished: false,
             slot,
             rx,
@@ -460,13 +469,19 @@ mod tests {
         while let Some(d) = slow.next().await {
             kinds.push(match d {
                 Delivery::Snapshot(s) => format!("snapshot@{}", s.frame_id),
-                Delivery::Event(e) => format!("{e:?}").split_whitespace().next().unwrap_or("").to_owned(),
+                Delivery::Event(e) => format!("{e:?}")
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
             });
         }
         assert_eq!(kinds, ["snapshot@0", "snapshot@5", "Ended"]);
         let mut late = hub.subscribe();
         assert!(matches!(late.next().await, Some(Delivery::Snapshot(s)) if s.frame_id == 5));
-        assert!(matches!(late.next().await, Some(Delivery::Event(e)) if matches!(*e, HubEvent::Ended { .. })));
+        assert!(
+            matches!(late.next().await, Some(Delivery::Event(e)) if matches!(*e, HubEvent::Ended { .. }))
+        );
         assert!(late.next().await.is_none());
         assert_eq!(hub.subscriber_count(), 1, "the late joiner never entered");
         drop(slow);

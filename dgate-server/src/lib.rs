@@ -39,7 +39,11 @@ pub struct Listeners {
 
 /// Serves until `shutdown` resolves, then hangs up every game (so NetHack
 /// saves), waits for them, and stops the listeners.
-pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     serve(SessionManager::new(Arc::new(config)), listeners, shutdown).await
 }
 
@@ -56,7 +60,10 @@ pub async fn serve(
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let grpc = tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), stop.clone().cancelled_owned());
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listeners.grpc),
+            stop.clone().cancelled_owned(),
+        );
     let http = axum::serve(listeners.http, http::router(manager.clone()))
         .with_graceful_shutdown(stop.clone().cancelled_owned())
         .into_future();
@@ -67,8 +74,12 @@ pub async fn serve(
     info!("shutting down: hanging up every game");
     manager.shutdown().await;
     stop.cancel();
-    grpc.await.context("gRPC server task")?.context("gRPC server")?;
-    http.await.context("HTTP server task")?.context("HTTP server")?;
+    grpc.await
+        .context("gRPC server task")?
+        .context("gRPC server")?;
+    http.await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
     info!("shutdown complete");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `dgate-server` binary: parses flags, sets up logging, loads the config,
 //! binds the listeners and hands over to `dgate_server::run`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,7 +75,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::CheckConfig) = cli.command {
         println!("config is valid; data_dir {}", config.data_dir.display());
         for game in &config.games {
-            let state = dgate_server::games::unavailable_reason(game).unwrap_or_else(|| "available".into());
+            let state =
+                dgate_server::games::unavailable_reason(game).unwrap_or_else(|| "available".into());
             println!("  {:<12} {:<24} {state}", game.id, game.name);
         }
         return Ok(());
@@ -120,7 +122,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// Resolves on the first SIGTERM or SIGINT.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the server can still be stopped by a kill.
         return std::future::pending().await;
     };
@@ -132,7 +137,10 @@ async fn shutdown_signal() {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("DGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -147,7 +147,10 @@ impl SpectatorRegistry {
     /// Applies `change` to a copy of the current list and publishes it, retrying
     /// when another writer got there first. `change` returning an error publishes
     /// nothing.
-    fn update<E>(&self, mut change: impl FnMut(&mut Vec<Arc<Spectator>>) -> Result<(), E>) -> Result<u64, E> {
+    fn update<E>(
+        &self,
+        mut change: impl FnMut(&mut Vec<Arc<Spectator>>) -> Result<(), E>,
+    ) -> Result<u64, E> {
         loop {
             let current = self.current.load_full();
             let mut spectators = current.spectators.clone();
@@ -196,7 +199,11 @@ mod tests {
                 let registry = Arc::clone(&registry);
                 std::thread::spawn(move || {
                     (0..20)
-                        .filter(|i| registry.add(Arc::new(Spectator::new(t * 100 + i, "x"))).is_ok())
+                        .filter(|i| {
+                            registry
+                                .add(Arc::new(Spectator::new(t * 100 + i, "x")))
+                                .is_ok()
+                        })
                         .count()
                 })
             })

@@ -195,7 +195,11 @@ impl Session {
 /// the queue.
 fn write_input(mut writer: Box<dyn Write + Send>, mut input: mpsc::Receiver<Bytes>) {
     while let Some(data) = input.blocking_recv() {
-        if writer.write_all(&data).and_then(|()| writer.flush()).is_err() {
+        if writer
+            .write_all(&data)
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
             break;
         }
     }

@@ -108,10 +108,14 @@ impl SessionManager {
     /// Spawns a game for a player.
     pub fn start(&self, request: StartRequest) -> Result<Arc<Session>, SessionError> {
         let inner = &self.inner;
-        if inner.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
+        if inner
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             return Err(SessionError::ShuttingDown);
         }
-        games::check_username(&request.username).map_err(|why| SessionError::invalid("username", why))?;
+        games::check_username(&request.username)
+            .map_err(|why| SessionError::invalid("username", why))?;
         let game = inner
             .config
             .game(&request.game_id)
@@ -136,11 +140,17 @@ impl SessionManager {
                 session_id: existing.info.id.clone(),
             });
         }
-        let command = games::command_for(game, &request.username, &inner.data_dir, size, "xterm-256color")
-            .map_err(|e| SessionError::Spawn {
-                game: game.id.clone(),
-                reason: format!("cannot create the game's directories: {e}"),
-            })?;
+        let command = games::command_for(
+            game,
+            &request.username,
+            &inner.data_dir,
+            size,
+            "xterm-256color",
+        )
+        .map_err(|e| SessionError::Spawn {
+            game: game.id.clone(),
+            reason: format!("cannot create the game's directories: {e}"),
+        })?;
         let info = SessionInfo {
             id: uuid::Uuid::new_v4().simple().to_string(),
             user_id: request.user_id,
@@ -155,11 +165,17 @@ impl SessionManager {
             0
         };
         let weak: Weak<Inner> = Arc::downgrade(inner);
-        let session = Session::start(info, &command, management.queue_frames, max_spectators, move |s| {
-            if let Some(inner) = weak.upgrade() {
-                inner.lock().remove(&s.info.id);
-            }
-        })?;
+        let session = Session::start(
+            info,
+            &command,
+            management.queue_frames,
+            max_spectators,
+            move |s| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.lock().remove(&s.info.id);
+                }
+            },
+        )?;
         sessions.insert(session.info.id.clone(), Arc::clone(&session));
         Ok(session)
     }
@@ -175,7 +191,12 @@ impl SessionManager {
     /// Active sessions, oldest first.
     pub fn list(&self) -> Vec<Arc<Session>> {
         let mut sessions: Vec<_> = self.inner.lock().values().cloned().collect();
-        sessions.sort_by(|a, b| a.info.started_at.cmp(&b.info.started_at).then(a.info.id.cmp(&b.info.id)));
+        sessions.sort_by(|a, b| {
+            a.info
+                .started_at
+                .cmp(&b.info.started_at)
+                .then(a.info.id.cmp(&b.info.id))
+        });
         sessions
     }
 

@@ -20,51 +20,113 @@ fn start(username: &str, game_id: &str, size: Option<(u32, u32)>) -> pb::StartGa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_status_codes() {
-    let server = start_server(|c| c.session_management.spectating.max_spectators_per_session = 2).await;
+    let server =
+        start_server(|c| c.session_management.spectating.max_spectators_per_session = 2).await;
     let mut client = server.client().await;
-    use tonic::Code::{AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted};
+    use tonic::Code::{
+        AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
+        ResourceExhausted,
+    };
 
     // Unknown ids.
-    let missing = || pb::GetGameSessionRequest { session_id: "no-such-session".into() };
-    assert_eq!(status_code(client.get_game_session(missing()).await), NotFound);
+    let missing = || pb::GetGameSessionRequest {
+        session_id: "no-such-session".into(),
+    };
+    assert_eq!(
+        status_code(client.get_game_session(missing()).await),
+        NotFound
+    );
     let add = |id: &str| pb::AddSpectatorRequest {
         session_id: id.into(),
         spectator_user_id: 0,
         spectator_username: String::new(),
     };
-    assert_eq!(status_code(client.add_spectator(add("no-such-session")).await), NotFound);
-    let stop = pb::StopGameSessionRequest { session_id: "nope".into(), ..Default::default() };
+    assert_eq!(
+        status_code(client.add_spectator(add("no-such-session")).await),
+        NotFound
+    );
+    let stop = pb::StopGameSessionRequest {
+        session_id: "nope".into(),
+        ..Default::default()
+    };
     assert_eq!(status_code(client.stop_game_session(stop).await), NotFound);
-    assert_eq!(status_code(client.start_game_session(start("kim", "no-such-game", None)).await), NotFound);
+    assert_eq!(
+        status_code(
+            client
+                .start_game_session(start("kim", "no-such-game", None))
+                .await
+        ),
+        NotFound
+    );
 
     // A configured game whose binary is missing: listed as unavailable, with the reason.
-    let games = client.list_games(pb::ListGamesRequest {}).await.expect("games").into_inner().games;
+    let games = client
+        .list_games(pb::ListGamesRequest {})
+        .await
+        .expect("games")
+        .into_inner()
+        .games;
     let missing_game = games.iter().find(|g| g.id == "missing").expect("listed");
     assert!(!missing_game.available);
-    assert!(missing_game.unavailable_reason.contains("/nonexistent/dgate/game"));
+    assert!(
+        missing_game
+            .unavailable_reason
+            .contains("/nonexistent/dgate/game")
+    );
     assert!(games.iter().any(|g| g.id == "test" && g.available));
-    let status = client.start_game_session(start("kim", "missing", None)).await.expect_err("unavailable");
+    let status = client
+        .start_game_session(start("kim", "missing", None))
+        .await
+        .expect_err("unavailable");
     assert_eq!(status.code(), FailedPrecondition);
-    assert!(status.message().contains("/nonexistent/dgate/game"), "{}", status.message());
+    assert!(
+        status.message().contains("/nonexistent/dgate/game"),
+        "{}",
+        status.message()
+    );
 
     // Hostile usernames and sizes.
     for name in ["../../etc", "a", "x y", "-rf", "semi;colon", ""] {
-        assert_eq!(status_code(client.start_game_session(start(name, "test", None)).await), InvalidArgument, "{name:?}");
+        assert_eq!(
+            status_code(client.start_game_session(start(name, "test", None)).await),
+            InvalidArgument,
+            "{name:?}"
+        );
     }
     for size in [(0, 24), (80, 0), (301, 24), (80, 101), (100_000, 24)] {
-        assert_eq!(status_code(client.start_game_session(start("kim", "test", Some(size))).await), InvalidArgument, "{size:?}");
+        assert_eq!(
+            status_code(
+                client
+                    .start_game_session(start("kim", "test", Some(size)))
+                    .await
+            ),
+            InvalidArgument,
+            "{size:?}"
+        );
     }
 
     // One active session per player and game.
     let session = start_game(&mut client, "kim", "test").await;
-    assert_eq!(status_code(client.start_game_session(start("kim", "test", None)).await), AlreadyExists);
-    assert_eq!(status_code(client.start_game_session(start("KIM", "test", None)).await), AlreadyExists);
+    assert_eq!(
+        status_code(client.start_game_session(start("kim", "test", None)).await),
+        AlreadyExists
+    );
+    assert_eq!(
+        status_code(client.start_game_session(start("KIM", "test", None)).await),
+        AlreadyExists
+    );
 
     // Streams: the first message must be connect; strangers are refused.
     let input_first = pb::GameIoRequest {
-        request: Some(In::Input(pb::PtyInput { session_id: session.id.clone(), data: b"x".to_vec().into() })),
+        request: Some(In::Input(pb::PtyInput {
+            session_id: session.id.clone(),
+            data: b"x".to_vec().into(),
+        })),
     };
-    assert_eq!(status_code(open_stream(&mut client, input_first).await.map(|_| ())), InvalidArgument);
+    assert_eq!(
+        status_code(open_stream(&mut client, input_first).await.map(|_| ())),
+        InvalidArgument
+    );
     let stranger = pb::GameIoRequest {
         request: Some(In::Connect(pb::ConnectPtyRequest {
             session_id: session.id.clone(),
@@ -72,7 +134,10 @@ async fn bad_requests_get_clear_status_codes() {
             ..Default::default()
         })),
     };
-    assert_eq!(status_code(open_stream(&mut client, stranger).await.map(|_| ())), PermissionDenied);
+    assert_eq!(
+        status_code(open_stream(&mut client, stranger).await.map(|_| ())),
+        PermissionDenied
+    );
     let bad_spectator_id = pb::GameIoRequest {
         request: Some(In::Connect(pb::ConnectPtyRequest {
             session_id: session.id.clone(),
@@ -80,21 +145,40 @@ async fn bad_requests_get_clear_status_codes() {
             ..Default::default()
         })),
     };
-    assert_eq!(status_code(open_stream(&mut client, bad_spectator_id).await.map(|_| ())), PermissionDenied);
+    assert_eq!(
+        status_code(open_stream(&mut client, bad_spectator_id).await.map(|_| ())),
+        PermissionDenied
+    );
     let unknown = pb::GameIoRequest {
-        request: Some(In::Connect(pb::ConnectPtyRequest { session_id: "nope".into(), ..Default::default() })),
+        request: Some(In::Connect(pb::ConnectPtyRequest {
+            session_id: "nope".into(),
+            ..Default::default()
+        })),
     };
-    assert_eq!(status_code(open_stream(&mut client, unknown).await.map(|_| ())), NotFound);
+    assert_eq!(
+        status_code(open_stream(&mut client, unknown).await.map(|_| ())),
+        NotFound
+    );
 
     // max_spectators_per_session.
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
-    let mut watcher = Viewer::spectator(&mut client, &session.id, "w1").await.expect("first spectator");
-    let _second = Viewer::spectator(&mut client, &session.id, "w2").await.expect("second spectator");
-    let status = Viewer::spectator(&mut client, &session.id, "w3").await.map(|_| ()).expect_err("full");
+    let mut watcher = Viewer::spectator(&mut client, &session.id, "w1")
+        .await
+        .expect("first spectator");
+    let _second = Viewer::spectator(&mut client, &session.id, "w2")
+        .await
+        .expect("second spectator");
+    let status = Viewer::spectator(&mut client, &session.id, "w3")
+        .await
+        .map(|_| ())
+        .expect_err("full");
     assert_eq!(status.code(), ResourceExhausted);
     assert!(status.message().contains('2'), "{}", status.message());
-    assert_eq!(status_code(client.add_spectator(add(&session.id)).await), ResourceExhausted);
+    assert_eq!(
+        status_code(client.add_spectator(add(&session.id)).await),
+        ResourceExhausted
+    );
 
     // Oversize input ends only the offending stream, with INVALID_ARGUMENT.
     player.send(&vec![b'z'; 64 * 1024 + 1]).await;
@@ -108,21 +192,43 @@ async fn bad_requests_get_clear_status_codes() {
     assert_eq!(err.code(), InvalidArgument);
     assert!(err.message().contains("65537"), "{}", err.message());
     // Nothing of it reached the game, the game runs, and other streams go on.
-    let mut player = Viewer::player(&mut client, &session).await.expect("the owner reconnects");
+    let mut player = Viewer::player(&mut client, &session)
+        .await
+        .expect("the owner reconnects");
     player.step().await.expect("snapshot");
     assert!(!player.screen.screen().contents().contains("zzz"));
     player.send(b"f").await;
-    player.wait_for_text("frame 000001").await.expect("game still running");
-    watcher.wait_for_text("frame 000001").await.expect("other streams unaffected");
+    player
+        .wait_for_text("frame 000001")
+        .await
+        .expect("game still running");
+    watcher
+        .wait_for_text("frame 000001")
+        .await
+        .expect("other streams unaffected");
 
     // A registration binds one stream only.
     let spectator = client.add_spectator(add(&session.id)).await;
-    assert_eq!(status_code(spectator), ResourceExhausted, "still full: w1 and w2 remain");
+    assert_eq!(
+        status_code(spectator),
+        ResourceExhausted,
+        "still full: w1 and w2 remain"
+    );
 
     // Bad listing arguments.
-    let bad_list = pb::ListGameSessionsRequest { limit: -1, ..Default::default() };
-    assert_eq!(status_code(client.list_game_sessions(bad_list).await), InvalidArgument);
-    let health = client.health(pb::HealthRequest {}).await.expect("still serving").into_inner();
+    let bad_list = pb::ListGameSessionsRequest {
+        limit: -1,
+        ..Default::default()
+    };
+    assert_eq!(
+        status_code(client.list_game_sessions(bad_list).await),
+        InvalidArgument
+    );
+    let health = client
+        .health(pb::HealthRequest {})
+        .await
+        .expect("still serving")
+        .into_inner();
     assert_eq!(health.active_sessions, 1);
     server.shutdown().await;
 }
@@ -152,8 +258,12 @@ async fn removing_a_spectator_ends_its_stream() {
             ..Default::default()
         })),
     };
-    let (_tx, mut stream) = open_stream(&mut client, connect(&spectator.spectator_id)).await.expect("bound");
-    let twice = open_stream(&mut client, connect(&spectator.spectator_id)).await.map(|_| ());
+    let (_tx, mut stream) = open_stream(&mut client, connect(&spectator.spectator_id))
+        .await
+        .expect("bound");
+    let twice = open_stream(&mut client, connect(&spectator.spectator_id))
+        .await
+        .map(|_| ());
     assert_eq!(status_code(twice), tonic::Code::AlreadyExists);
 
     client
@@ -168,7 +278,10 @@ async fn removing_a_spectator_ends_its_stream() {
     while let Some(message) = stream.message().await.expect("clean end") {
         last = message.response;
     }
-    assert!(matches!(last, Some(pb::game_io_response::Response::Disconnected(_))), "{last:?}");
+    assert!(
+        matches!(last, Some(pb::game_io_response::Response::Disconnected(_))),
+        "{last:?}"
+    );
     server.shutdown().await;
 }
 
@@ -183,17 +296,28 @@ async fn an_idle_spectator_times_out() {
     let session = start_game(&mut client, "mia", "test").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
-    let mut spectator = Viewer::spectator(&mut client, &session.id, "idle").await.expect("spectator");
+    let mut spectator = Viewer::spectator(&mut client, &session.id, "idle")
+        .await
+        .expect("spectator");
     spectator.read_to_end().await.expect("ends");
     assert_eq!(
         &spectator.seen[spectator.seen.len() - 2..],
-        [Seen::Timeout, Seen::Disconnected("spectator timeout".into())]
+        [
+            Seen::Timeout,
+            Seen::Disconnected("spectator timeout".into())
+        ]
     );
     // The player is never timed out.
     player.send(b"f").await;
-    player.wait_for_text("frame 000001").await.expect("player still connected");
+    player
+        .wait_for_text("frame 000001")
+        .await
+        .expect("player still connected");
     let s = server.manager.get(&session.id).expect("session");
-    eventually("the timed-out spectator left the registry", || s.spectators.is_empty()).await;
+    eventually("the timed-out spectator left the registry", || {
+        s.spectators.is_empty()
+    })
+    .await;
     server.shutdown().await;
 }
 
@@ -206,14 +330,24 @@ async fn garbage_on_the_sockets_is_harmless() {
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     for addr in [server.grpc_addr, server.http_addr] {
-        for garbage in [&b"\x00\xff\x13garbage\r\n\r\n"[..], &[0x16, 0x03, 0x01, 0x02, 0x00], &[b'A'; 100_000]] {
+        for garbage in [
+            &b"\x00\xff\x13garbage\r\n\r\n"[..],
+            &[0x16, 0x03, 0x01, 0x02, 0x00],
+            &[b'A'; 100_000],
+        ] {
             let mut socket = std::net::TcpStream::connect(addr).expect("connect");
             let _ = socket.write_all(garbage);
         }
     }
     player.send(b"f").await;
-    player.wait_for_text("frame 000001").await.expect("the game stream is unaffected");
-    client.health(pb::HealthRequest {}).await.expect("gRPC still serving");
+    player
+        .wait_for_text("frame 000001")
+        .await
+        .expect("the game stream is unaffected");
+    client
+        .health(pb::HealthRequest {})
+        .await
+        .expect("gRPC still serving");
     server.shutdown().await;
 }
 /// Shutdown hangs up every game and waits for it before the server returns.
@@ -225,7 +359,14 @@ async fn shutdown_hangs_up_every_game() {
     let mut players = Vec::new();
     for user in ["ina", "jon"] {
         let session = start_game(&mut client, user, "test").await;
-        pids.push(server.manager.get(&session.id).expect("session").pid().expect("pid"));
+        pids.push(
+            server
+                .manager
+                .get(&session.id)
+                .expect("session")
+                .pid()
+                .expect("pid"),
+        );
         let mut player = Viewer::player(&mut client, &session).await.expect("player");
         player.ready().await;
         players.push(player);

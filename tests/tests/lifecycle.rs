@@ -18,27 +18,45 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
     let fds_before = open_fds();
 
     let session = start_game(&mut client, "henry", "exit3").await;
-    let pid = server.manager.get(&session.id).expect("session").pid().expect("pid");
+    let pid = server
+        .manager
+        .get(&session.id)
+        .expect("session")
+        .pid()
+        .expect("pid");
     assert!(process_exists(pid));
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     let mut spectators = Vec::new();
     for name in ["s1", "s2", "s3"] {
-        spectators.push(Viewer::spectator(&mut client, &session.id, name).await.expect("spectator"));
+        spectators.push(
+            Viewer::spectator(&mut client, &session.id, name)
+                .await
+                .expect("spectator"),
+        );
     }
-    assert!(open_fds() > fds_before, "the PTY is open while the game runs");
+    assert!(
+        open_fds() > fds_before,
+        "the PTY is open while the game runs"
+    );
 
     player.send(b"x").await;
     player.read_to_end().await.expect("player stream ends");
     assert_eq!(player.seen.last(), Some(&Seen::Exit(3)));
     for mut s in spectators {
         s.read_to_end().await.expect("spectator stream ends");
-        assert_eq!(s.seen.last(), Some(&Seen::Exit(3)), "every stream is told how the game ended");
+        assert_eq!(
+            s.seen.last(),
+            Some(&Seen::Exit(3)),
+            "every stream is told how the game ended"
+        );
     }
 
     let code = status_code(
         client
-            .get_game_session(pb::GetGameSessionRequest { session_id: session.id.clone() })
+            .get_game_session(pb::GetGameSessionRequest {
+                session_id: session.id.clone(),
+            })
             .await,
     );
     assert_eq!(code, tonic::Code::NotFound, "the session left the list");
@@ -49,7 +67,10 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
         .into_inner();
     assert!(listed.sessions.is_empty());
     assert!(!process_exists(pid), "the child was reaped");
-    eventually("the PTY and its threads' descriptors are closed", || open_fds() <= fds_before).await;
+    eventually("the PTY and its threads' descriptors are closed", || {
+        open_fds() <= fds_before
+    })
+    .await;
 
     // StopGameSession: SIGHUP reaches the game, which ends like any other exit.
     let session = start_game(&mut client, "henry", "test").await;
@@ -64,12 +85,20 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
         .await
         .expect("stop");
     player.read_to_end().await.expect("stream ends");
-    assert!(matches!(player.seen.last(), Some(Seen::Exit(_))), "{:?}", player.seen.last());
+    assert!(
+        matches!(player.seen.last(), Some(Seen::Exit(_))),
+        "{:?}",
+        player.seen.last()
+    );
     eventually("no descriptor is left behind", || open_fds() <= fds_before).await;
 
     // A stream that joins a finished game's hub gets the end, never a hang: the
     // session is gone from the list, so it is NOT_FOUND.
-    let code = status_code(Viewer::spectator(&mut client, &session.id, "late").await.map(|_| ()));
+    let code = status_code(
+        Viewer::spectator(&mut client, &session.id, "late")
+            .await
+            .map(|_| ()),
+    );
     assert_eq!(code, tonic::Code::NotFound);
     server.shutdown().await;
 }

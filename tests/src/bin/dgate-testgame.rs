@@ -75,9 +75,15 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let frames: u64 = arg(&args, "--frames").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let burst: u64 = arg(&args, "--burst").and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let exit_code: u8 = arg(&args, "--exit-code").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let frames: u64 = arg(&args, "--frames")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let burst: u64 = arg(&args, "--burst")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let exit_code: u8 = arg(&args, "--exit-code")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut keylog = arg(&args, "--keylog")
         .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
 
@@ -91,13 +97,19 @@ fn main() -> ExitCode {
         out: std::io::stdout(),
         frame: 0,
         burst,
-        pad: arg(&args, "--pad").and_then(|v| v.parse().ok()).unwrap_or(0),
+        pad: arg(&args, "--pad")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         pace: std::time::Duration::from_micros(
-            arg(&args, "--pace-us").and_then(|v| v.parse().ok()).unwrap_or(0),
+            arg(&args, "--pace-us")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         ),
     };
     let mut buf = Vec::with_capacity(64 * 1024);
-    buf.extend_from_slice(b"\x1b]2;dgate-testgame\x07\x1b[H\x1b[2J\x1b[1;1H\x1b[1mdgate test game\x1b[0m");
+    buf.extend_from_slice(
+        b"\x1b]2;dgate-testgame\x07\x1b[H\x1b[2J\x1b[1;1H\x1b[1mdgate test game\x1b[0m",
+    );
     for _ in 0..frames {
         game.draw_frame(&mut buf);
     }

@@ -30,13 +30,30 @@ pub fn testgame_path() -> PathBuf {
 }
 
 /// The `dgate` and `dgate-server` binaries, built beside the tests.
+///
+/// Cargo builds only this package's binaries for its tests, so the first call
+/// builds the other packages' binaries (a no-op when they are up to date).
 pub fn workspace_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    exe.parent()
+    let profile_dir = exe
+        .parent()
         .and_then(Path::parent)
-        .map(|dir| dir.join(name))
         .expect("target directory")
+        .to_owned();
+    BUILT.get_or_init(|| {
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "-p", "dgate-server", "-p", "dgate-cli"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("run cargo build");
+        assert!(status.success(), "building the dgate binaries failed");
+    });
+    profile_dir.join(name)
 }
 
 /// A game entry for the test game with extra arguments.
@@ -82,9 +99,13 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let http_addr = http.local_addr().expect("HTTP address");
     let manager = SessionManager::new(std::sync::Arc::new(config));
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(dgate_server::serve(manager.clone(), Listeners { grpc, http }, async {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(dgate_server::serve(
+        manager.clone(),
+        Listeners { grpc, http },
+        async {
+            let _ = rx.await;
+        },
+    ));
     TestServer {
         grpc_addr,
         http_addr,
@@ -101,7 +122,9 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> Client {
-        GameServiceClient::connect(self.url()).await.expect("connect to the test server")
+        GameServiceClient::connect(self.url())
+            .await
+            .expect("connect to the test server")
     }
 
     /// A client with a small HTTP/2 window, so that a viewer that stops
@@ -185,7 +208,10 @@ fn connect_request(session_id: &str, username: &str, spectator_id: &str) -> pb::
     pb::GameIoRequest {
         request: Some(In::Connect(pb::ConnectPtyRequest {
             session_id: session_id.into(),
-            terminal_size: Some(pb::TerminalSize { width: 80, height: 24 }),
+            terminal_size: Some(pb::TerminalSize {
+                width: 80,
+                height: 24,
+            }),
             term_type: "xterm-256color".into(),
             spectator_id: spectator_id.into(),
             username: username.into(),
@@ -197,19 +223,37 @@ fn connect_request(session_id: &str, username: &str, spectator_id: &str) -> pb::
 pub async fn open_stream(
     client: &mut Client,
     first: pb::GameIoRequest,
-) -> Result<(mpsc::Sender<pb::GameIoRequest>, Streaming<pb::GameIoResponse>), Status> {
+) -> Result<
+    (
+        mpsc::Sender<pb::GameIoRequest>,
+        Streaming<pb::GameIoResponse>,
+    ),
+    Status,
+> {
     let (tx, rx) = mpsc::channel(64);
     tx.send(first).await.expect("queue the first request");
-    let stream = client.stream_game_io(ReceiverStream::new(rx)).await?.into_inner();
+    let stream = client
+        .stream_game_io(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
     Ok((tx, stream))
 }
 
 impl Viewer {
     pub async fn player(client: &mut Client, session: &pb::GameSession) -> Result<Self, Status> {
-        Self::open(client, &session.id, connect_request(&session.id, &session.username, "")).await
+        Self::open(
+            client,
+            &session.id,
+            connect_request(&session.id, &session.username, ""),
+        )
+        .await
     }
 
-    pub async fn spectator(client: &mut Client, session_id: &str, name: &str) -> Result<Self, Status> {
+    pub async fn spectator(
+        client: &mut Client,
+        session_id: &str,
+        name: &str,
+    ) -> Result<Self, Status> {
         let spectator = client
             .add_spectator(pb::AddSpectatorRequest {
                 session_id: session_id.into(),
@@ -220,10 +264,19 @@ impl Viewer {
             .into_inner()
             .spectator
             .expect("spectator info");
-        Self::open(client, session_id, connect_request(session_id, "", &spectator.spectator_id)).await
+        Self::open(
+            client,
+            session_id,
+            connect_request(session_id, "", &spectator.spectator_id),
+        )
+        .await
     }
 
-    async fn open(client: &mut Client, session_id: &str, first: pb::GameIoRequest) -> Result<Self, Status> {
+    async fn open(
+        client: &mut Client,
+        session_id: &str,
+        first: pb::GameIoRequest,
+    ) -> Result<Self, Status> {
         let (input, mut stream) = open_stream(client, first).await?;
         let connected = match stream.message().await? {
             Some(pb::GameIoResponse {
@@ -265,8 +318,16 @@ impl Viewer {
     pub async fn step(&mut self) -> anyhow::Result<bool> {
         let message = tokio::time::timeout(WAIT, self.stream.message())
             .await
-            .with_context(|| format!("no message in time; screen:\n{}", self.screen.screen().contents()))??;
-        let Some(pb::GameIoResponse { response: Some(response) }) = message else {
+            .with_context(|| {
+                format!(
+                    "no message in time; screen:\n{}",
+                    self.screen.screen().contents()
+                )
+            })??;
+        let Some(pb::GameIoResponse {
+            response: Some(response),
+        }) = message
+        else {
             self.ended = true;
             return Ok(false);
         };
@@ -288,7 +349,11 @@ impl Viewer {
             }
             Out::Output(o) => {
                 if o.frame_id != self.last_frame + 1 {
-                    bail!("frame {} after frame {}: a gap or a repeat", o.frame_id, self.last_frame);
+                    bail!(
+                        "frame {} after frame {}: a gap or a repeat",
+                        o.frame_id,
+                        self.last_frame
+                    );
                 }
                 self.last_frame = o.frame_id;
                 self.screen.process(&o.data);
@@ -316,14 +381,19 @@ impl Viewer {
     /// Waits until the test game has drawn its title: it reads keys in raw mode
     /// from then on (before, the terminal would echo them).
     pub async fn ready(&mut self) {
-        self.wait_for_text("dgate test game").await.expect("the test game started");
+        self.wait_for_text("dgate test game")
+            .await
+            .expect("the test game started");
     }
 
     /// Reads until the screen contains `text`.
     pub async fn wait_for_text(&mut self, text: &str) -> anyhow::Result<()> {
         while !self.screen.screen().contents().contains(text) {
             if !self.step().await? {
-                bail!("the stream ended before {text:?} appeared; screen:\n{}", self.screen.screen().contents());
+                bail!(
+                    "the stream ended before {text:?} appeared; screen:\n{}",
+                    self.screen.screen().contents()
+                );
             }
         }
         Ok(())
@@ -333,7 +403,10 @@ impl Viewer {
     pub async fn wait_for_frame(&mut self, id: u64) -> anyhow::Result<()> {
         while self.last_frame < id {
             if !self.step().await? {
-                bail!("the stream ended at frame {} before frame {id}", self.last_frame);
+                bail!(
+                    "the stream ended at frame {} before frame {id}",
+                    self.last_frame
+                );
             }
         }
         Ok(())
@@ -346,7 +419,10 @@ impl Viewer {
     }
 
     pub fn snapshots(&self) -> Vec<&Seen> {
-        self.seen.iter().filter(|s| matches!(s, Seen::Snapshot { .. })).collect()
+        self.seen
+            .iter()
+            .filter(|s| matches!(s, Seen::Snapshot { .. }))
+            .collect()
     }
 
     pub fn resyncs(&self) -> usize {
@@ -368,10 +444,26 @@ pub fn assert_same_screen(expected: &vt100::Screen, actual: &vt100::Screen, what
         expected.contents(),
         actual.contents()
     );
-    assert_eq!(expected.cursor_position(), actual.cursor_position(), "{what}: cursor");
-    assert_eq!(expected.hide_cursor(), actual.hide_cursor(), "{what}: cursor visibility");
-    assert_eq!(expected.alternate_screen(), actual.alternate_screen(), "{what}: alternate screen");
-    assert_eq!(expected.input_mode_formatted(), actual.input_mode_formatted(), "{what}: input modes");
+    assert_eq!(
+        expected.cursor_position(),
+        actual.cursor_position(),
+        "{what}: cursor"
+    );
+    assert_eq!(
+        expected.hide_cursor(),
+        actual.hide_cursor(),
+        "{what}: cursor visibility"
+    );
+    assert_eq!(
+        expected.alternate_screen(),
+        actual.alternate_screen(),
+        "{what}: alternate screen"
+    );
+    assert_eq!(
+        expected.input_mode_formatted(),
+        actual.input_mode_formatted(),
+        "{what}: input modes"
+    );
 }
 
 pub fn status_code<T: std::fmt::Debug>(result: Result<T, Status>) -> tonic::Code {
@@ -383,7 +475,9 @@ pub fn status_code<T: std::fmt::Debug>(result: Result<T, Status>) -> tonic::Code
 
 /// Open file descriptors of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// True while a process with this pid exists (zombies included).
@@ -396,7 +490,10 @@ pub fn process_exists(pid: u32) -> bool {
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

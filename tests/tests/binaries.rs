@@ -1,0 +1,267 @@
+//! The `dgate-server` and `dgate` binaries as a user runs them.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use dgate_proto::listing::SessionList;
+use dgate_proto::pb;
+
+/// A `dgate-server` process on free loopback ports.
+struct ServerProcess {
+    child: Child,
+    grpc: SocketAddr,
+    http: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    fn start() -> Self {
+        let data = tempfile::tempdir().expect("data dir");
+        let config = data.path().join("dgate.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "games:\n  - id: test\n    name: Test game\n    short_name: TEST\n    binary: {{ path: {:?} }}\n",
+                testgame_path()
+            ),
+        )
+        .expect("write config");
+        let mut child = Command::new(workspace_binary("dgate-server"))
+            .args(["--config", &config.to_string_lossy()])
+            .args([
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--data-dir", &data.path().join("data").to_string_lossy()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run dgate-server");
+        // The server logs its bound addresses once it listens.
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let line = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.contains("listening"))
+            .expect("the server says where it listens");
+        let line = strip_ansi(&line);
+        let addr = |key: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        };
+        let (grpc, http) = (addr("grpc="), addr("http="));
+        // Keep draining the log so the server never blocks on it.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            grpc,
+            http,
+            _data: data,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for ServerProcess {
+    /// A failed test must not leave a server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The log line without colour codes (should a terminal-detection ever differ).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn dgate(server: &str, args: &[&str]) -> std::process::Output {
+    Command::new(workspace_binary("dgate"))
+        .args(["--server", server])
+        .args(args)
+        .output()
+        .expect("run dgate")
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut socket = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    socket.read_to_string(&mut response).expect("response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_games_show_what_the_server_has() {
+    let server = ServerProcess::start();
+    let url = server.url();
+
+    let out = dgate(&url, &["list"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "No games in progress."
+    );
+
+    let mut client = pb::game_service_client::GameServiceClient::connect(url.clone())
+        .await
+        .expect("connect");
+    let session = start_game_sized(&mut client, "olga", "test", Some((100, 30))).await;
+    let mut spectator = Viewer::spectator(&mut client, &session.id, "pat")
+        .await
+        .expect("spectator");
+    spectator.step().await.expect("snapshot");
+
+    let out = dgate(&url, &["list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.contains("olga"))
+        .unwrap_or_else(|| panic!("no row for olga:\n{table}"));
+    for column in [session.id.as_str(), "TEST", "100x30", "1"] {
+        assert!(row.contains(column), "{column:?} missing from {row:?}");
+    }
+    assert!(
+        table.contains("USERNAME") && table.contains("WATCHERS"),
+        "{table}"
+    );
+
+    // `--json` is exactly the HTTP API's JSON (idle time aside, which ticks).
+    let out = dgate(&url, &["list", "--json"]);
+    let mut from_cli: SessionList =
+        serde_json::from_slice(&out.stdout).expect("dgate list --json is JSON");
+    let (status, body) = http_get(server.http, "/sessions");
+    assert_eq!(status, 200);
+    let mut from_http: SessionList = serde_json::from_str(&body).expect("GET /sessions is JSON");
+    for s in from_cli
+        .sessions
+        .iter_mut()
+        .chain(from_http.sessions.iter_mut())
+    {
+        s.idle_seconds = 0;
+    }
+    assert_eq!(from_cli, from_http);
+    let listed = &from_http.sessions[0];
+    assert_eq!(
+        (listed.username.as_str(), listed.game_id.as_str()),
+        ("olga", "test")
+    );
+    assert_eq!((listed.terminal.cols, listed.terminal.rows), (100, 30));
+    assert_eq!(listed.spectator_count, 1);
+    assert_eq!(listed.spectators[0].username, "pat");
+    assert!(listed.is_active);
+
+    let out = dgate(&url, &["games", "--json"]);
+    let games: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(games["games"][0]["id"], "test");
+    assert_eq!(games["games"][0]["available"], true);
+
+    let (status, body) = http_get(server.http, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http_get(server.http, "/no/such/thing");
+    assert_eq!(status, 404);
+
+    // SIGTERM: the game is hung up, every stream told, and the server exits 0.
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    spectator.read_to_end().await.expect("stream ends");
+    assert!(
+        matches!(spectator.seen.last(), Some(Seen::Exit(_))),
+        "{:?}",
+        spectator.seen.last()
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_one_line_and_exit_code_1() {
+    let out = dgate("http://127.0.0.1:9", &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the dgate server at http://127.0.0.1:9"),
+        "{stderr}"
+    );
+    let out = dgate("not a url", &["games"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn the_server_prints_its_default_config_and_names_bad_keys() {
+    let out = Command::new(workspace_binary("dgate-server"))
+        .arg("default-config")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(printed, include_str!("../../configs/dgate.yaml"));
+
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "server:\n  grpc_listen: \"127.0.0.1:1\"\n  htp_listen: \"127.0.0.1:2\"\n",
+    )
+    .expect("write");
+    let out = Command::new(workspace_binary("dgate-server"))
+        .args(["--config", &bad.to_string_lossy(), "check-config"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("htp_listen") && stderr.contains("line 3"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,139 @@
+//! Real NetHack (Debian `nethack-console`) in a real PTY, watched live. Runs
+//! whenever `/usr/games/nethack` exists; `.ci/run` installs it so CI always does.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use dgate_proto::pb;
+
+const NETHACK: &str = "/usr/games/nethack";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spectators_of_real_nethack_see_the_players_screen() {
+    if !Path::new(NETHACK).exists() {
+        eprintln!("skipping: {NETHACK} is not installed (apt-get install nethack-console)");
+        return;
+    }
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    // A fresh name, so no save file from an earlier run is restored.
+    let name = format!("dg{}", std::process::id());
+    let session = start_game(&mut client, &name, "nethack").await;
+    let mut player = Viewer::player(&mut client, &session).await.expect("player");
+    player
+        .wait_for_text("Shall I pick")
+        .await
+        .expect("NetHack asks about the character");
+
+    let hub = server
+        .manager
+        .get(&session.id)
+        .expect("session")
+        .hub
+        .clone();
+    let mut early = Viewer::spectator(&mut client, &session.id, "early")
+        .await
+        .expect("spectator");
+    early.step().await.expect("join snapshot");
+    player
+        .wait_for_frame(early.last_frame)
+        .await
+        .expect("same frame");
+    assert_same_screen(
+        player.screen.screen(),
+        early.screen.screen(),
+        "spectator at the first prompt",
+    );
+
+    // The spectator's keys are dropped: had its `y` reached NetHack, the
+    // player's `y` would have answered the next question and started the game.
+    early.send(b"y").await;
+    player.send(b"y").await;
+    player
+        .wait_for_text("Is this ok?")
+        .await
+        .expect("NetHack picked a character");
+    player.send(b"y").await;
+    player
+        .wait_for_text("welcome to NetHack")
+        .await
+        .expect("the game starts");
+    let mut late = Viewer::spectator(&mut client, &session.id, "late")
+        .await
+        .expect("late spectator");
+    late.step().await.expect("join snapshot");
+    player
+        .wait_for_frame(late.last_frame)
+        .await
+        .expect("same frame");
+    assert!(
+        late.screen.screen().contents().contains(&name),
+        "the welcome names the player"
+    );
+    assert_same_screen(
+        player.screen.screen(),
+        late.screen.screen(),
+        "late joiner in the dungeon",
+    );
+
+    // Dismiss the welcome and walk around a little; everyone stays in step.
+    player.send(b"\x1b").await;
+    for keys in [&b"s"[..], b"i", b"\x1b", b"h", b"l", b":"] {
+        player.send(keys).await;
+    }
+    player.send(b"\x1b").await;
+    // Wait for the game to go quiet, then compare all three screens.
+    let mut last = 0;
+    while hub.last_frame_id() != last {
+        last = hub.last_frame_id();
+        player.wait_for_frame(last).await.expect("player");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    early.wait_for_frame(last).await.expect("early spectator");
+    late.wait_for_frame(last).await.expect("late spectator");
+    assert_same_screen(
+        player.screen.screen(),
+        early.screen.screen(),
+        "early spectator after play",
+    );
+    assert_same_screen(
+        player.screen.screen(),
+        late.screen.screen(),
+        "late spectator after play",
+    );
+    assert_eq!(early.resyncs() + late.resyncs() + player.resyncs(), 0);
+
+    // Stopping hangs NetHack up: it saves and exits, and every stream is told.
+    client
+        .stop_game_session(pb::StopGameSessionRequest {
+            session_id: session.id.clone(),
+            reason: "test over".into(),
+            force: false,
+        })
+        .await
+        .expect("stop");
+    for viewer in [&mut player, &mut early, &mut late] {
+        viewer.read_to_end().await.expect("stream ends");
+        assert!(
+            matches!(viewer.seen.last(), Some(Seen::Exit(_))),
+            "{:?}",
+            viewer.seen.last()
+        );
+    }
+    remove_save_files(&name);
+    server.shutdown().await;
+}
+
+/// NetHack keeps saves in its own playground; remove this test's.
+fn remove_save_files(name: &str) {
+    let Ok(entries) = std::fs::read_dir("/var/games/nethack/save") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().contains(name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
