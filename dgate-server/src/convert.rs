@@ -71,7 +71,7 @@ impl From<&Session> for pb::GameSession {
             last_activity: Some(timestamp(s.last_activity())),
             terminal_size: Some(s.hub.size().into()),
             spectators: registry
-                .spectators
+                .in_join_order()
                 .iter()
                 .map(|sp| sp.as_ref().into())
                 .collect(),

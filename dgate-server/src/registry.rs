@@ -2,7 +2,9 @@
 //!
 //! Copy-on-write behind `arc-swap`: listing and counting load the current
 //! version without locking; adding and removing build a new version and
-//! publish it with compare-and-swap, retrying on a concurrent change. Every
+//! publish it with compare-and-swap, retrying on a concurrent change. A
+//! version is a persistent hash map (`imbl`), so a new version shares all but
+//! one path with the old one: an update costs O(log n), not a copy. Every
 //! published version has a higher `version` number. The limit
 //! (`max_spectators_per_session`) is checked inside the swap, so concurrent
 //! joins can never exceed it.
@@ -58,7 +60,17 @@ impl Spectator {
 #[derive(Debug, Default)]
 pub struct RegistryVersion {
     pub version: u64,
-    pub spectators: Vec<Arc<Spectator>>,
+    /// By spectator id.
+    pub spectators: imbl::HashMap<String, Arc<Spectator>>,
+}
+
+impl RegistryVersion {
+    /// The spectators, earliest first.
+    pub fn in_join_order(&self) -> Vec<Arc<Spectator>> {
+        let mut list: Vec<_> = self.spectators.values().cloned().collect();
+        list.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then_with(|| a.id.cmp(&b.id)));
+        list
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,12 +107,7 @@ impl SpectatorRegistry {
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Spectator>> {
-        self.current
-            .load()
-            .spectators
-            .iter()
-            .find(|s| s.id == id)
-            .cloned()
+        self.current.load().spectators.get(id).cloned()
     }
 
     /// Adds a spectator unless the session is full; returns the new version.
@@ -109,14 +116,25 @@ impl SpectatorRegistry {
             if spectators.len() >= self.max {
                 return Err(RegistryFull { max: self.max });
             }
-            spectators.push(Arc::clone(&spectator));
+            spectators.insert(spectator.id.clone(), Arc::clone(&spectator));
             Ok(())
         })
     }
 
     /// Removes the registration `id`; true when it was there.
     pub fn remove(&self, id: &str) -> bool {
-        self.remove_where(|s| s.id == id) > 0
+        let mut removed = None;
+        let result = self.update(|spectators| {
+            removed = spectators.remove(id);
+            if removed.is_some() { Ok(()) } else { Err(()) }
+        });
+        match (result, removed) {
+            (Ok(_), Some(spectator)) => {
+                spectator.removed.cancel();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Removes every registration of `user_id`; returns how many.
@@ -128,11 +146,11 @@ impl SpectatorRegistry {
     fn remove_where(&self, doomed: impl Fn(&Spectator) -> bool) -> usize {
         let mut removed = Vec::new();
         let result = self.update(|spectators| {
-            removed = spectators.iter().filter(|s| doomed(s)).cloned().collect();
+            removed = spectators.values().filter(|s| doomed(s)).cloned().collect();
             if removed.is_empty() {
                 return Err(());
             }
-            spectators.retain(|s| !doomed(s));
+            spectators.retain(|_, s| !doomed(s));
             Ok(())
         });
         if result.is_err() {
@@ -149,7 +167,7 @@ impl SpectatorRegistry {
     /// nothing.
     fn update<E>(
         &self,
-        mut change: impl FnMut(&mut Vec<Arc<Spectator>>) -> Result<(), E>,
+        mut change: impl FnMut(&mut imbl::HashMap<String, Arc<Spectator>>) -> Result<(), E>,
     ) -> Result<u64, E> {
         loop {
             let current = self.current.load_full();
