@@ -17,6 +17,9 @@ use crate::games;
 use crate::registry::Spectator;
 use crate::session::{Session, SessionInfo};
 
+/// How long an `AddSpectator` registration waits for its stream.
+pub const UNCLAIMED_SPECTATOR_GRACE: Duration = Duration::from_secs(60);
+
 /// What a start request asks for.
 #[derive(Debug, Clone)]
 pub struct StartRequest {
@@ -229,6 +232,21 @@ impl SessionManager {
         let session = self.get(session_id)?;
         let spectator = Arc::new(Spectator::new(user_id, username));
         let version = session.spectators.add(Arc::clone(&spectator))?;
+        // A registration that no stream claims must not hold a slot forever.
+        let (unclaimed, watched) = (Arc::clone(&spectator), Arc::clone(&session));
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(UNCLAIMED_SPECTATOR_GRACE) => {
+                    if !unclaimed.connected.load(std::sync::atomic::Ordering::Acquire)
+                        && watched.spectators.remove(&unclaimed.id)
+                    {
+                        info!(session_id = %watched.info.id, spectator_username = %unclaimed.username,
+                              "unclaimed spectator registration expired");
+                    }
+                }
+                () = watched.done() => {}
+            }
+        });
         info!(session_id, spectator_username = %spectator.username,
               spectator_count = session.spectators.len(), registry_version = version,
               "spectator added");

@@ -382,3 +382,47 @@ async fn shutdown_hangs_up_every_game() {
         assert!(matches!(p.seen.last(), Some(Seen::Exit(_))));
     }
 }
+
+/// An AddSpectator registration that no stream claims expires, so it cannot
+/// hold one of the session's spectator slots forever.
+#[tokio::test(start_paused = true)]
+async fn an_unclaimed_spectator_registration_expires() {
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let mut config = dgate_server::Config::embedded();
+    config.data_dir = data_dir.path().to_owned();
+    config.games.push(testgame("test", &[]));
+    let manager = dgate_server::SessionManager::new(std::sync::Arc::new(config));
+    let session = manager
+        .start(dgate_server::sessions::StartRequest {
+            user_id: 1,
+            username: "olive".into(),
+            game_id: "test".into(),
+            size: None,
+        })
+        .expect("start");
+    let (_, claimed) = manager
+        .add_spectator(&session.info.id, 0, "claimed")
+        .expect("add");
+    assert!(claimed.bind(), "a stream claims this one");
+    let (_, unclaimed) = manager
+        .add_spectator(&session.info.id, 0, "unclaimed")
+        .expect("add");
+    assert_eq!(session.spectators.len(), 2);
+
+    tokio::time::sleep(
+        dgate_server::sessions::UNCLAIMED_SPECTATOR_GRACE + std::time::Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        session.spectators.get(&unclaimed.id).is_none(),
+        "the unclaimed registration expired"
+    );
+    assert!(
+        session.spectators.get(&claimed.id).is_some(),
+        "a claimed one stays"
+    );
+    assert!(unclaimed.removed.is_cancelled());
+
+    session.signal(nix::sys::signal::Signal::SIGKILL);
+    session.done().await;
+}
