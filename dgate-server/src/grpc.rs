@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument};
 
 use crate::config::TermSize;
-use crate::convert::{delivery_message, snapshot_message};
+use crate::convert::delivery_message;
 use crate::error::SessionError;
 use crate::hub::{Delivery, HubEvent, Subscription};
 use crate::registry::Spectator;
@@ -338,10 +338,7 @@ impl GameStream {
                 delivery = tokio::time::timeout(timeout, subscription.next()) => match delivery {
                     Ok(Some(d)) => {
                         let last = matches!(&d, Delivery::Event(e) if matches!(**e, HubEvent::Ended { .. }));
-                        let out = match &d {
-                            Delivery::Snapshot(s) => message(Out::Snapshot(snapshot_message(&id, s))),
-                            Delivery::Event(_) => delivery_message(&id, &d),
-                        };
+                        let out = delivery_message(&id, &d);
                         if self.tx.send(Ok(out)).await.is_err() || last {
                             break;
                         }

@@ -207,7 +207,7 @@ async fn bad_requests_get_clear_status_codes() {
         .await
         .expect("other streams unaffected");
 
-    // A registration binds one stream only.
+    // The slots stay taken while w1 and w2 watch.
     let spectator = client.add_spectator(add(&session.id)).await;
     assert_eq!(
         status_code(spectator),
