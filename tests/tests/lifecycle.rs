@@ -11,7 +11,12 @@ use dgate_proto::pb;
 /// game hangs it up the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
-    let server = start_server(|c| c.games.push(testgame("exit3", &["--exit-code", "3"]))).await;
+    let server = start_server(|c| {
+        c.session_management.stop_grace = std::time::Duration::from_millis(300);
+        c.games.push(testgame("exit3", &["--exit-code", "3"]));
+        c.games.push(testgame("stubborn", &["--ignore-hup"]));
+    })
+    .await;
     let mut client = server.client().await;
     // Warm up the connection (and the runtime's own descriptors) first.
     client.health(pb::HealthRequest {}).await.expect("health");
@@ -89,6 +94,26 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
         matches!(player.seen.last(), Some(Seen::Exit(_))),
         "{:?}",
         player.seen.last()
+    );
+    eventually("no descriptor is left behind", || open_fds() <= fds_before).await;
+
+    // A game that ignores SIGHUP is killed once the stop grace period is over.
+    let session = start_game(&mut client, "henry", "stubborn").await;
+    let mut player = Viewer::player(&mut client, &session).await.expect("player");
+    player.ready().await;
+    client
+        .stop_game_session(pb::StopGameSessionRequest {
+            session_id: session.id.clone(),
+            reason: "test".into(),
+            force: false,
+        })
+        .await
+        .expect("stop");
+    player.read_to_end().await.expect("stream ends");
+    assert_eq!(
+        player.seen.last(),
+        Some(&Seen::Exit(-1)),
+        "ended by a signal, not an exit code"
     );
     eventually("no descriptor is left behind", || open_fds() <= fds_before).await;
 

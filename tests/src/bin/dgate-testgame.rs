@@ -12,6 +12,8 @@
 //! - `x`: exit with `--exit-code`
 //! - `q`: exit with 0
 //!
+//! With `--ignore-hup` it blocks SIGHUP, so that only SIGKILL ends it.
+//!
 //! Every byte it receives is appended to `--keylog` (when given) and shown on
 //! line 2, so tests can tell exactly which keys reached the game.
 
@@ -86,6 +88,13 @@ fn main() -> ExitCode {
         .unwrap_or(0);
     let mut keylog = arg(&args, "--keylog")
         .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
+
+    if args.iter().any(|a| a == "--ignore-hup") {
+        // A game that will not end on SIGHUP: only SIGKILL stops it.
+        let mut hup = nix::sys::signal::SigSet::empty();
+        hup.add(nix::sys::signal::Signal::SIGHUP);
+        let _ = hup.thread_block();
+    }
 
     let stdin = std::io::stdin();
     if let Ok(mut raw) = tcgetattr(&stdin) {
