@@ -270,11 +270,13 @@ impl GameService for GameServiceImpl {
             } as i32,
             terminal_size: Some(session.hub.size().into()),
         };
-        let management = &self.manager.config().session_management;
-        let (spectator_timeout, max_size) = (
-            management.spectating.spectator_timeout,
-            management.terminal.max_size,
-        );
+        let spectator_timeout = self
+            .manager
+            .config()
+            .session_management
+            .spectating
+            .spectator_timeout;
+        let manager = self.manager.clone();
         let _ = tx.try_send(Ok(message(Out::Connected(connected))));
         tokio::spawn(async move {
             let stream = GameStream {
@@ -282,7 +284,7 @@ impl GameService for GameServiceImpl {
                 role,
                 tx,
                 spectator_timeout,
-                max_size,
+                manager,
             };
             stream.run(subscription, inbound).await;
         });
@@ -312,7 +314,7 @@ struct GameStream {
     role: Role,
     tx: mpsc::Sender<Result<pb::GameIoResponse, Status>>,
     spectator_timeout: Duration,
-    max_size: TermSize,
+    manager: SessionManager,
 }
 
 impl GameStream {
@@ -321,7 +323,7 @@ impl GameStream {
         let mut input = tokio::spawn(read_input(
             Arc::clone(&self.session),
             matches!(self.role, Role::Player),
-            self.max_size,
+            self.manager.clone(),
             inbound,
         ));
         let removed = match &self.role {
@@ -393,7 +395,7 @@ impl GameStream {
 async fn read_input(
     session: Arc<Session>,
     is_player: bool,
-    max: TermSize,
+    manager: SessionManager,
     mut inbound: Streaming<pb::GameIoRequest>,
 ) -> InputEnd {
     loop {
@@ -437,16 +439,7 @@ async fn read_input(
                 let Some(size) = resize.size else {
                     return InputEnd::Refused(Status::invalid_argument("resize without a size"));
                 };
-                let checked = TermSize::try_from(size).and_then(|s| {
-                    if s.fits_within(max) {
-                        Ok(s)
-                    } else {
-                        Err(SessionError::invalid(
-                            "terminal size",
-                            format!("{s} must be between 1x1 and {max}"),
-                        ))
-                    }
-                });
+                let checked = TermSize::try_from(size).and_then(|s| manager.check_size(s));
                 match checked.and_then(|s| session.resize(s)) {
                     Ok(()) => {}
                     Err(e) => return InputEnd::Refused(e.into()),

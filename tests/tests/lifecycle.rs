@@ -81,14 +81,7 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
     let session = start_game(&mut client, "henry", "test").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
-    client
-        .stop_game_session(pb::StopGameSessionRequest {
-            session_id: session.id.clone(),
-            reason: "test".into(),
-            force: false,
-        })
-        .await
-        .expect("stop");
+    stop_game(&mut client, &session.id).await;
     player.read_to_end().await.expect("stream ends");
     assert!(
         matches!(player.seen.last(), Some(Seen::Exit(_))),
@@ -101,14 +94,7 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
     let session = start_game(&mut client, "henry", "stubborn").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
-    client
-        .stop_game_session(pb::StopGameSessionRequest {
-            session_id: session.id.clone(),
-            reason: "test".into(),
-            force: false,
-        })
-        .await
-        .expect("stop");
+    stop_game(&mut client, &session.id).await;
     player.read_to_end().await.expect("stream ends");
     assert_eq!(
         player.seen.last(),

@@ -27,12 +27,7 @@ async fn spectators_of_real_nethack_see_the_players_screen() {
         .await
         .expect("NetHack asks about the character");
 
-    let hub = server
-        .manager
-        .get(&session.id)
-        .expect("session")
-        .hub
-        .clone();
+    let hub = server.hub(&session.id);
     let mut early = Viewer::spectator(&mut client, &session.id, "early")
         .await
         .expect("spectator");

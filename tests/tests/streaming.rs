@@ -57,12 +57,7 @@ async fn every_viewer_receives_every_frame_in_order() {
         .wait_for_text("BURST-DONE 300")
         .await
         .expect("player sees the burst");
-    let hub = server
-        .manager
-        .get(&session.id)
-        .expect("session")
-        .hub
-        .clone();
+    let hub = server.hub(&session.id);
     let last = hub.last_frame_id();
     player
         .wait_for_frame(last)
@@ -153,12 +148,7 @@ async fn a_stalled_spectator_resyncs_and_converges() {
         .wait_for_text("BURST-DONE 3000")
         .await
         .expect("player sees the burst");
-    let hub = server
-        .manager
-        .get(&session.id)
-        .expect("session")
-        .hub
-        .clone();
+    let hub = server.hub(&session.id);
     let last = hub.last_frame_id();
     player.wait_for_frame(last).await.expect("player frames");
     assert_eq!(player.resyncs(), 0, "the player lost nothing");
@@ -233,16 +223,8 @@ async fn a_late_joiner_sees_the_players_screen_at_once() {
         .wait_for_text("frame 000006")
         .await
         .expect("drawn on the alternate screen");
-    let hub = server
-        .manager
-        .get(&session.id)
-        .expect("session")
-        .hub
-        .clone();
-    player
-        .wait_for_frame(hub.last_frame_id())
-        .await
-        .expect("player is current");
+    let hub = server.hub(&session.id);
+    player.catch_up(&hub).await.expect("player is current");
 
     let mut late = Viewer::spectator(&mut client, &session.id, "late")
         .await

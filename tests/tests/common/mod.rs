@@ -141,6 +141,11 @@ impl TestServer {
         GameServiceClient::new(channel)
     }
 
+    /// The hub of an active session (to know its latest frame id).
+    pub fn hub(&self, session_id: &str) -> std::sync::Arc<dgate_server::hub::Hub> {
+        std::sync::Arc::clone(&self.manager.get(session_id).expect("an active session").hub)
+    }
+
     /// Stops the server the way SIGTERM does and waits for it.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -154,6 +159,18 @@ impl TestServer {
                 .expect("server result");
         }
     }
+}
+
+/// Asks the server to stop a session (SIGHUP, then SIGKILL after the grace).
+pub async fn stop_game(client: &mut Client, session_id: &str) {
+    client
+        .stop_game_session(pb::StopGameSessionRequest {
+            session_id: session_id.into(),
+            reason: "test".into(),
+            force: false,
+        })
+        .await
+        .expect("stop");
 }
 
 pub async fn start_game(client: &mut Client, username: &str, game_id: &str) -> pb::GameSession {
@@ -410,6 +427,11 @@ impl Viewer {
             }
         }
         Ok(())
+    }
+
+    /// Reads until it has every frame the hub has published so far.
+    pub async fn catch_up(&mut self, hub: &dgate_server::hub::Hub) -> anyhow::Result<()> {
+        self.wait_for_frame(hub.last_frame_id()).await
     }
 
     /// Reads until the stream ends.
