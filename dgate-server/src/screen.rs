@@ -27,6 +27,10 @@ impl vt100::Callbacks for Title {
 /// snapshot taken at frame K plus frames K+1.. reproduces the player's screen.
 pub struct ScreenModel {
     parser: vt100::Parser<Title>,
+    /// Character sets (DEC line drawing), which vt100 does not implement.
+    charsets: Charsets,
+    /// Reused buffer for frames whose line-drawing characters are translated.
+    translated: Vec<u8>,
     /// The primary screen as it was when the game switched to the alternate
     /// screen: vt100 renders only the visible grid, and a viewer that joins while
     /// the alternate screen is up must still get the right primary screen back
@@ -50,6 +54,8 @@ impl ScreenModel {
         let (rows, cols) = nonzero(size);
         Self {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, Title::default()),
+            charsets: Charsets::default(),
+            translated: Vec::new(),
             saved_primary: None,
         }
     }
@@ -60,7 +66,23 @@ impl ScreenModel {
     }
 
     /// Feeds one frame of game output.
-    pub fn process(&mut self, mut bytes: &[u8]) {
+    ///
+    /// Text drawn in the DEC special graphics set (`ESC ( 0`, or SO with
+    /// `ESC ) 0`: NetHack's DECgraphics) reaches the screen as the Unicode
+    /// line-drawing characters a viewer's terminal would show.
+    pub fn process(&mut self, bytes: &[u8]) {
+        if self.charsets.may_translate(bytes) {
+            let mut translated = std::mem::take(&mut self.translated);
+            translated.clear();
+            self.charsets.translate(bytes, &mut translated);
+            self.process_translated(&translated);
+            self.translated = translated;
+        } else {
+            self.process_translated(bytes);
+        }
+    }
+
+    fn process_translated(&mut self, mut bytes: &[u8]) {
         // Split the frame where it enters the alternate screen, to keep a copy of
         // the primary screen as it was at that moment (the primary screen does
         // not change while the alternate one is up).
@@ -106,6 +128,8 @@ impl ScreenModel {
             out.extend_from_slice(title);
             out.extend_from_slice(b"\x07");
         }
+        // Last, so that the text above is drawn in the default set.
+        self.charsets.restore(&mut out);
         out
     }
 
@@ -128,15 +152,153 @@ fn nonzero(size: TermSize) -> (NonZeroU16, NonZeroU16) {
 
 /// The first alternate-screen switch in `bytes`: (offset, length).
 fn find_enter_alternate(bytes: &[u8]) -> Option<(usize, usize)> {
-    let mut from = 0;
-    while let Some(pos) = bytes[from..].iter().position(|&b| b == 0x1b) {
-        let at = from + pos;
-        if let Some(seq) = ENTER_ALTERNATE.iter().find(|s| bytes[at..].starts_with(s)) {
-            return Some((at, seq.len()));
+    memchr::memchr_iter(0x1b, bytes).find_map(|at| {
+        let rest = &bytes[at..];
+        // Cheap first test: every candidate starts `ESC [ ?`.
+        if rest.get(2) != Some(&b'?') {
+            return None;
         }
-        from = at + 1;
+        ENTER_ALTERNATE
+            .iter()
+            .find(|seq| rest.starts_with(seq))
+            .map(|seq| (at, seq.len()))
+    })
+}
+
+/// The DEC special graphics set, 0x5f..=0x7e, as Unicode.
+const DEC_GRAPHICS: [char; 32] = [
+    ' ', '◆', '▒', '␉', '␌', '␍', '␊', '°', '±', '␤', '␋', '┘', '┐', '┌', '└', '┼', '⎺', '⎻', '─',
+    '⎼', '⎽', '├', '┤', '┴', '┬', '│', '≤', '≥', 'π', '≠', '£', '·',
+];
+
+/// Where the byte stream is, as far as telling text from control sequences needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Lexer {
+    #[default]
+    Text,
+    Escape,
+    /// `ESC (` or `ESC )`: the next byte designates G0 or G1.
+    Designate(u8),
+    /// Other `ESC` intermediates (`ESC #`, `ESC %`, ...).
+    EscapeIntermediate,
+    Csi,
+    /// OSC, ended by BEL or ST.
+    Osc,
+    /// DCS, SOS, PM, APC: ended by ST.
+    String,
+    /// `ESC` inside an OSC or string: ST if `\` follows.
+    StringEscape,
+}
+
+/// The G0/G1 character sets and the shift state, tracked with just enough of a
+/// lexer to know which bytes are text.
+///
+/// Frames that cannot involve line drawing skip the lexer; it assumes such a
+/// frame leaves the stream between sequences.
+#[derive(Debug, Default)]
+struct Charsets {
+    g0_graphics: bool,
+    g1_graphics: bool,
+    /// SO is in effect: G1 is the active set.
+    shifted: bool,
+    lexer: Lexer,
+}
+
+impl Charsets {
+    fn graphics_active(&self) -> bool {
+        if self.shifted {
+            self.g1_graphics
+        } else {
+            self.g0_graphics
+        }
     }
-    None
+
+    /// False when `bytes` certainly draws nothing in the graphics set and
+    /// designates no set: the common case, which needs no translation.
+    fn may_translate(&self, bytes: &[u8]) -> bool {
+        if self.graphics_active() || self.lexer != Lexer::Text {
+            return true;
+        }
+        if self.g1_graphics && bytes.contains(&0x0e) {
+            return true;
+        }
+        // An `ESC (` or `ESC )`, or an `ESC` at the end that might start one.
+        memchr::memchr_iter(0x1b, bytes)
+            .any(|i| matches!(bytes.get(i + 1), None | Some(b'(' | b')')))
+    }
+
+    /// Copies `input` to `out`, replacing text in the graphics set by the
+    /// UTF-8 of its Unicode characters.
+    fn translate(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.reserve(input.len() + 16);
+        for &b in input {
+            let mut text = false;
+            self.lexer = match (self.lexer, b) {
+                // CAN and SUB abort any sequence.
+                (_, 0x18 | 0x1a) => Lexer::Text,
+                (Lexer::Text, 0x1b) => Lexer::Escape,
+                (Lexer::Text, 0x0e) => {
+                    self.shifted = true;
+                    Lexer::Text
+                }
+                (Lexer::Text, 0x0f) => {
+                    self.shifted = false;
+                    Lexer::Text
+                }
+                (Lexer::Text, _) => {
+                    text = true;
+                    Lexer::Text
+                }
+                (Lexer::Escape, b'[') => Lexer::Csi,
+                (Lexer::Escape, b']') => Lexer::Osc,
+                (Lexer::Escape, b'P' | b'X' | b'^' | b'_') => Lexer::String,
+                (Lexer::Escape, b'(' | b')') => Lexer::Designate(b),
+                (Lexer::Escape, 0x20..=0x2f) => Lexer::EscapeIntermediate,
+                (Lexer::Escape, 0x1b) => Lexer::Escape,
+                (Lexer::Escape, _) => Lexer::Text,
+                (Lexer::Designate(which), set) => {
+                    let graphics = set == b'0';
+                    if which == b'(' {
+                        self.g0_graphics = graphics;
+                    } else {
+                        self.g1_graphics = graphics;
+                    }
+                    Lexer::Text
+                }
+                (Lexer::EscapeIntermediate, 0x20..=0x2f) => Lexer::EscapeIntermediate,
+                (Lexer::EscapeIntermediate, _) => Lexer::Text,
+                (Lexer::Csi, 0x1b) => Lexer::Escape,
+                (Lexer::Csi, 0x40..=0x7e) => Lexer::Text,
+                (Lexer::Csi, _) => Lexer::Csi,
+                (Lexer::Osc, 0x07) => Lexer::Text,
+                (Lexer::Osc | Lexer::String, 0x1b) => Lexer::StringEscape,
+                (Lexer::Osc, _) => Lexer::Osc,
+                (Lexer::String, _) => Lexer::String,
+                (Lexer::StringEscape, _) => Lexer::Text,
+            };
+            match b {
+                0x5f..=0x7e if text && self.graphics_active() => {
+                    let c = DEC_GRAPHICS[usize::from(b - 0x5f)];
+                    let mut utf8 = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+                _ => out.push(b),
+            }
+        }
+    }
+
+    /// Sequences that put a reset terminal in the same character-set state.
+    fn restore(&self, out: &mut Vec<u8>) {
+        if self.g0_graphics {
+            out.extend_from_slice(b"\x1b(0");
+        }
+        if self.g1_graphics {
+            out.extend_from_slice(b"\x1b)0");
+        }
+        if self.shifted {
+            out.push(0x0e);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +363,44 @@ mod tests {
         viewer.process(b"\x1b[?1049l");
         assert_same(player.screen(), viewer.screen());
         assert!(viewer.screen().contents().contains("shell prompt"));
+    }
+
+    #[test]
+    fn dec_line_drawing_becomes_unicode_and_survives_a_snapshot() {
+        let size = TermSize::new(20, 5);
+        let mut model = ScreenModel::new(size);
+        // NetHack's DECgraphics: `ESC ( 0` around wall runs, colours in between.
+        model.process(b"\x1b(0lqq\x1b[1;34mk\x1b[0m\x1b(B ok\r\n\x1b(0x\x1b(B @ \x1b(0x");
+        assert_eq!(model.screen().contents(), "┌──┐ ok\n│ @ │");
+        // The player is still in the graphics set: later text keeps drawing lines.
+        let mut viewer = ScreenModel::new(size);
+        viewer.process(&model.snapshot());
+        assert_eq!(viewer.screen().contents(), model.screen().contents());
+        model.process(b"q");
+        viewer.process(b"q");
+        assert_eq!(viewer.screen().contents(), "┌──┐ ok\n│ @ │─");
+        assert_eq!(viewer.screen().contents(), model.screen().contents());
+    }
+
+    #[test]
+    fn sequences_are_never_translated_and_so_si_switch_sets() {
+        let mut model = ScreenModel::new(TermSize::new(20, 3));
+        // In the graphics set, the `m` ending SGR and the OSC text stay what they are.
+        model.process(b"\x1b(0\x1b[31mq\x1b]2;title q\x07\x1b(B");
+        // G1 = graphics; SO shifts to it, SI back.
+        model.process(b"\x1b)0a\x0eq\x0fq");
+        assert_eq!(model.screen().contents(), "─a─q");
+        assert_eq!(model.title(), b"title q");
+        assert!(
+            model
+                .screen()
+                .cell(0, 0)
+                .is_some_and(|c| c.fgcolor() == vt100::Color::Idx(1))
+        );
+        // A designation split across two frames is still seen.
+        model.process(b"\x1b");
+        model.process(b"(0q\x1b(B");
+        assert_eq!(model.screen().contents(), "─a─q─");
     }
 
     #[test]

@@ -132,3 +132,68 @@ fn remove_save_files(name: &str) {
         }
     }
 }
+
+/// NetHack with DECgraphics draws its walls in the VT100 line-drawing set; a
+/// late joiner's snapshot must show the same lines, not `lqqk`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decgraphics_walls_look_the_same_to_a_late_joiner() {
+    if !Path::new(NETHACK).exists() {
+        eprintln!("skipping: {NETHACK} is not installed (apt-get install nethack-console)");
+        return;
+    }
+    let server = start_server(|c| {
+        let mut dec = c
+            .game("nethack")
+            .expect("the default config has NetHack")
+            .clone();
+        dec.id = "nethack-dec".into();
+        dec.environment.insert(
+            "NETHACKOPTIONS".into(),
+            "color,!autopickup,!legacy,suppress_alert:3.4.3,symset:DECgraphics".into(),
+        );
+        c.games.push(dec);
+    })
+    .await;
+    let mut client = server.client().await;
+    let name = format!("dd{}", std::process::id());
+    let session = start_game(&mut client, &name, "nethack-dec").await;
+    let mut player = Viewer::player(&mut client, &session).await.expect("player");
+    player
+        .wait_for_text("Shall I pick")
+        .await
+        .expect("first question");
+    player.send(b"y").await;
+    player
+        .wait_for_text("Is this ok?")
+        .await
+        .expect("character picked");
+    player.send(b"y").await;
+    player
+        .wait_for_text("welcome to NetHack")
+        .await
+        .expect("the game starts");
+    let drawn = player.screen.screen().contents();
+    assert!(
+        drawn.contains('─') || drawn.contains('│'),
+        "DECgraphics walls are drawn as lines:\n{drawn}"
+    );
+
+    let mut late = Viewer::spectator(&mut client, &session.id, "late")
+        .await
+        .expect("spectator");
+    late.step().await.expect("join snapshot");
+    player
+        .wait_for_frame(late.last_frame)
+        .await
+        .expect("same frame");
+    assert_same_screen(
+        player.screen.screen(),
+        late.screen.screen(),
+        "late joiner, DECgraphics",
+    );
+
+    stop_game(&mut client, &session.id).await;
+    player.read_to_end().await.expect("stream ends");
+    remove_save_files(&name);
+    server.shutdown().await;
+}

@@ -12,7 +12,8 @@ use dgate_proto::pb;
 use dgate_proto::pb::game_io_request::Request as In;
 use dgate_proto::pb::game_io_response::Response as Out;
 use dgate_proto::pb::game_service_client::GameServiceClient;
-use dgate_server::config::{BinaryConfig, Config, GameConfig};
+use dgate_server::config::{BinaryConfig, Config, GameConfig, TermSize};
+use dgate_server::screen::ScreenModel;
 use dgate_server::{Listeners, SessionManager};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -214,7 +215,9 @@ pub struct Viewer {
     pub session_id: String,
     pub input: mpsc::Sender<pb::GameIoRequest>,
     pub stream: Streaming<pb::GameIoResponse>,
-    pub screen: vt100::Parser,
+    /// The viewer's terminal: the server's own screen model, a terminal
+    /// emulator that also knows DEC line drawing (plain vt100 does not).
+    pub screen: ScreenModel,
     pub seen: Vec<Seen>,
     pub connected: pb::ConnectPtyResponse,
     pub last_frame: u64,
@@ -306,11 +309,7 @@ impl Viewer {
             session_id: session_id.into(),
             input,
             stream,
-            screen: vt100::Parser::new(
-                std::num::NonZeroU16::new(size.height as u16).expect("rows"),
-                std::num::NonZeroU16::new(size.width as u16).expect("cols"),
-                0,
-            ),
+            screen: ScreenModel::new(term_size(size).expect("a valid size")),
             seen: Vec::new(),
             connected,
             last_frame: 0,
@@ -352,11 +351,7 @@ impl Viewer {
             Out::Snapshot(s) => {
                 let size = s.size.unwrap_or_default();
                 // A reset terminal of the snapshot's size, then its bytes.
-                self.screen = vt100::Parser::new(
-                    std::num::NonZeroU16::new(size.height as u16).context("rows")?,
-                    std::num::NonZeroU16::new(size.width as u16).context("cols")?,
-                    0,
-                );
+                self.screen = ScreenModel::new(term_size(size)?);
                 self.screen.process(&s.data);
                 self.last_frame = s.frame_id;
                 self.seen.push(Seen::Snapshot {
@@ -379,10 +374,7 @@ impl Viewer {
             Out::Event(e) => match e.r#type() {
                 pb::PtyEventType::Resize => {
                     let size = e.size.unwrap_or_default();
-                    self.screen.screen_mut().set_size(
-                        std::num::NonZeroU16::new(size.height as u16).context("rows")?,
-                        std::num::NonZeroU16::new(size.width as u16).context("cols")?,
-                    );
+                    self.screen.resize(term_size(size)?);
                     self.seen.push(Seen::Resize(size.width, size.height));
                 }
                 pb::PtyEventType::ProcessExit => self.seen.push(Seen::Exit(e.exit_code)),
@@ -453,6 +445,12 @@ impl Viewer {
             .filter(|s| matches!(s, Seen::Snapshot { reason, .. } if *reason == pb::SnapshotReason::Resync as i32))
             .count()
     }
+}
+
+fn term_size(size: pb::TerminalSize) -> anyhow::Result<TermSize> {
+    let (cols, rows) = (u16::try_from(size.width)?, u16::try_from(size.height)?);
+    anyhow::ensure!(cols > 0 && rows > 0, "a zero terminal size");
+    Ok(TermSize::new(cols, rows))
 }
 
 /// Asserts two terminals show the same thing: every cell with its colours and
