@@ -5,11 +5,14 @@
 //! threads of their own.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
 
 use crate::config::TermSize;
+
+/// coreutils' `env`, used to drop a variable portable-pty adds.
+const ENV_PROGRAM: &str = "/usr/bin/env";
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -44,7 +47,18 @@ pub fn pty_size(size: TermSize) -> PtySize {
 /// Opens a PTY of `command.size` and spawns the game as the session leader on it.
 pub fn spawn(command: &GameCommand) -> anyhow::Result<GameProcess> {
     let pair = native_pty_system().openpty(pty_size(command.size))?;
-    let mut cmd = CommandBuilder::new(&command.program);
+    // portable-pty always sets SHELL (to the server user's login shell). Unless
+    // the game's configuration sets it, `env -u SHELL` takes it out again and
+    // then execs the game in place (same pid, same session).
+    let configured_shell = command.environment.iter().any(|(k, _)| k == "SHELL");
+    let mut cmd = if configured_shell || !Path::new(ENV_PROGRAM).exists() {
+        CommandBuilder::new(&command.program)
+    } else {
+        let mut cmd = CommandBuilder::new(ENV_PROGRAM);
+        cmd.args(["-u", "SHELL", "--"]);
+        cmd.arg(&command.program);
+        cmd
+    };
     cmd.args(&command.args);
     cmd.env_clear();
     for (key, value) in &command.environment {

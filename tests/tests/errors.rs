@@ -426,3 +426,44 @@ async fn an_unclaimed_spectator_registration_expires() {
     session.signal(nix::sys::signal::Signal::SIGKILL);
     session.done().await;
 }
+
+/// The game gets exactly the configured environment (with `%u` and `%d`
+/// expanded) plus TERM, LINES and COLUMNS: nothing of the server's own, and
+/// it runs in its configured working directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_game_gets_only_its_configured_environment() {
+    let server = start_server(|c| {
+        let mut game = testgame("env", &["--dump-env", "%d/env-%u"]);
+        game.environment
+            .insert("GREETING".into(), "hello %u in %d".into());
+        c.games.push(game);
+    })
+    .await;
+    let mut client = server.client().await;
+    let session = start_game_sized(&mut client, "quinn", "env", Some((100, 40))).await;
+    let mut player = Viewer::player(&mut client, &session).await.expect("player");
+    player.ready().await;
+
+    let data = server.data_dir.path();
+    let dumped =
+        std::fs::read_to_string(data.join("env-quinn")).expect("the game wrote its environment");
+    let mut env: Vec<&str> = dumped.lines().collect();
+    env.sort_unstable();
+    let home = format!("HOME={}", data.join("users/quinn").display());
+    let greeting = format!("GREETING=hello quinn in {}", data.display());
+    let mut expected = vec![
+        "COLUMNS=100",
+        greeting.as_str(),
+        home.as_str(),
+        "LINES=40",
+        "TERM=xterm-256color",
+    ];
+    expected.sort_unstable();
+    assert_eq!(env, expected);
+    assert!(data.join("users/quinn").is_dir(), "HOME was created");
+    assert!(
+        data.join("games/quinn").is_dir(),
+        "the working directory was created"
+    );
+    server.shutdown().await;
+}

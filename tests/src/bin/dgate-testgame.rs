@@ -12,6 +12,7 @@
 //! - `x`: exit with `--exit-code`
 //! - `q`: exit with 0
 //!
+//! `--dump-env FILE` writes its environment to FILE at start.
 //! With `--ignore-hup` it blocks SIGHUP, so that only SIGKILL ends it.
 //!
 //! Every byte it receives is appended to `--keylog` (when given) and shown on
@@ -89,6 +90,12 @@ fn main() -> ExitCode {
     let mut keylog = arg(&args, "--keylog")
         .and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
 
+    if let Some(path) = arg(&args, "--dump-env") {
+        let env: String = std::env::vars()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        let _ = std::fs::write(path, env);
+    }
     if args.iter().any(|a| a == "--ignore-hup") {
         // A game that will not end on SIGHUP: only SIGKILL stops it.
         let mut hup = nix::sys::signal::SigSet::empty();
