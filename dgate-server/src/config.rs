@@ -35,6 +35,8 @@ pub struct Config {
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     #[serde(default)]
+    pub accounts: AccountsConfig,
+    #[serde(default)]
     pub games: Vec<GameConfig>,
     #[serde(default)]
     pub session_management: SessionManagement,
@@ -52,6 +54,22 @@ pub struct ServerConfig {
 pub struct SshConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// How long a login token stays valid.
+    #[serde(deserialize_with = "duration")]
+    pub token_lifetime: Duration,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            token_lifetime: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }
 
 /// One game the server offers.
@@ -309,6 +327,11 @@ impl Config {
         Ok(())
     }
 
+    /// The account database's path.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("dgate.db")
+    }
+
     pub fn game(&self, id: &str) -> Option<&GameConfig> {
         self.games.iter().find(|g| g.id == id)
     }
@@ -330,6 +353,7 @@ mod tests {
         let config = Config::embedded();
         assert_eq!(config.server, ServerConfig::default());
         assert_eq!(config.ssh, SshConfig::default());
+        assert_eq!(config.accounts, AccountsConfig::default());
         assert_eq!(config.session_management, SessionManagement::default());
         assert_eq!(config.data_dir, default_data_dir());
         assert_eq!(config.games.len(), 1);

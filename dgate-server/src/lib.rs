@@ -4,6 +4,7 @@
 //! `run` takes bound listeners and a shutdown future; the binary binds the
 //! configured addresses, tests bind `127.0.0.1:0`.
 
+pub mod accounts;
 pub mod config;
 pub mod convert;
 pub mod error;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use dgate_server::accounts::AccountStore;
 use dgate_server::config::DEFAULT_CONFIG_YAML;
 use dgate_server::{Config, Listeners};
 use tokio::net::TcpListener;
@@ -52,6 +53,42 @@ enum Command {
     DefaultConfig,
     /// Checks a configuration and prints the games it offers.
     CheckConfig,
+    /// Manages player accounts directly in the database (the server may run).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Creates an account; asks for the password (or reads it from stdin).
+    Add {
+        username: String,
+        /// Makes the account an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Reads the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Lists every account.
+    List,
+    /// Bans an account and revokes its tokens.
+    Ban { username: String },
+    /// Lifts a ban.
+    Unban { username: String },
+    /// Makes an account an administrator (or, with --off, not).
+    SetAdmin {
+        username: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Sets a new password and revokes the account's tokens.
+    Passwd {
+        username: String,
+        /// Reads the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -81,6 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Some(Command::User(command)) = cli.command {
+        return manage_users(&config, command);
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(config))
 }
@@ -107,6 +147,94 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     config.data_dir = std::path::absolute(&config.data_dir)
         .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
     Ok(config)
+}
+
+fn manage_users(config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    let path = config.database_path();
+    let store = AccountStore::open(&path, config.accounts.token_lifetime)
+        .with_context(|| format!("opening the account database {}", path.display()))?;
+    match command {
+        UserCommand::Add {
+            username,
+            admin,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin, true)?;
+            let user = store.register(&username, password.as_bytes(), None)?;
+            if admin {
+                store.set_admin(&user.username, true)?;
+            }
+            println!(
+                "created {}{}",
+                user.username,
+                if admin { " (admin)" } else { "" }
+            );
+        }
+        UserCommand::List => {
+            println!(
+                "{:<6} {:<20} {:<20} {:<20} FLAGS",
+                "ID", "USERNAME", "CREATED (UTC)", "LAST LOGIN (UTC)"
+            );
+            for user in store.list()? {
+                let when =
+                    |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+                let flags = [(user.is_admin, "admin"), (user.is_banned, "banned")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, name)| *name)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                println!(
+                    "{:<6} {:<20} {:<20} {:<20} {flags}",
+                    user.id,
+                    user.username,
+                    when(user.created_at),
+                    user.last_login.map(when).unwrap_or_else(|| "never".into()),
+                );
+            }
+        }
+        UserCommand::Ban { username } => {
+            store.set_banned(&username, true)?;
+            println!("banned {username}");
+        }
+        UserCommand::Unban { username } => {
+            store.set_banned(&username, false)?;
+            println!("unbanned {username}");
+        }
+        UserCommand::SetAdmin { username, off } => {
+            store.set_admin(&username, !off)?;
+            println!(
+                "{username} is {}an administrator",
+                if off { "not " } else { "" }
+            );
+        }
+        UserCommand::Passwd {
+            username,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin, true)?;
+            store.set_password(&username, password.as_bytes())?;
+            println!("password of {username} changed; its tokens are revoked");
+        }
+    }
+    Ok(())
+}
+
+/// The first line of stdin, or a password typed twice without echo.
+fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let password = rpassword::prompt_password("Password: ").context("reading the password")?;
+    if confirm && rpassword::prompt_password("Again: ").context("reading the password")? != password
+    {
+        anyhow::bail!("the passwords differ");
+    }
+    Ok(password)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -117,7 +117,7 @@ impl SessionManager {
         {
             return Err(SessionError::ShuttingDown);
         }
-        games::check_username(&request.username)
+        crate::accounts::check_username(&request.username)
             .map_err(|why| SessionError::invalid("username", why))?;
         let game = inner
             .config

@@ -265,3 +265,93 @@ fn the_server_prints_its_default_config_and_names_bad_keys() {
         "{stderr}"
     );
 }
+
+/// Operators manage accounts with `dgate-server user ...`, straight on the
+/// database file, which only its owner can read.
+#[test]
+fn operators_manage_accounts_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let user = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(workspace_binary("dgate-server"))
+            .args(["--data-dir", &data.to_string_lossy(), "user"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run dgate-server user");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write the password");
+        child.wait_with_output().expect("wait")
+    };
+    let out = user(
+        &["add", "root_op", "--admin", "--password-stdin"],
+        "a long password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = user(
+        &["add", "Root_Op", "--password-stdin"],
+        "another password\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
+    let out = user(
+        &["add", "bad name!", "--password-stdin"],
+        "a long password\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid username"));
+    let out = user(&["add", "shorty", "--password-stdin"], "short\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("8 to 1024 bytes"));
+
+    assert!(user(&["ban", "root_op"], "").status.success());
+    let out = user(&["list"], "");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let row = listing
+        .lines()
+        .find(|l| l.contains("root_op"))
+        .expect("listed");
+    assert!(row.contains("admin,banned"), "{row}");
+    assert!(
+        !listing.contains("shorty"),
+        "a refused account was not created"
+    );
+    assert!(user(&["unban", "root_op"], "").status.success());
+    assert!(
+        user(&["set-admin", "root_op", "--off"], "")
+            .status
+            .success()
+    );
+    assert!(
+        user(
+            &["passwd", "root_op", "--password-stdin"],
+            "a newer password\n"
+        )
+        .status
+        .success()
+    );
+    assert_eq!(user(&["ban", "nobody"], "").status.code(), Some(1));
+    let out = user(&["list"], "");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let row = listing
+        .lines()
+        .find(|l| l.contains("root_op"))
+        .expect("listed");
+    assert!(!row.contains("admin") && !row.contains("banned"), "{row}");
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("dgate.db"))
+        .expect("db")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
