@@ -62,12 +62,15 @@ pub struct AccountsConfig {
     /// How long a login token stays valid.
     #[serde(deserialize_with = "duration")]
     pub token_lifetime: Duration,
+    /// Failed logins allowed per minute, per username and per address.
+    pub failed_logins_per_minute: u32,
 }
 
 impl Default for AccountsConfig {
     fn default() -> Self {
         Self {
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
+            failed_logins_per_minute: 5,
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum SessionError {
     Invalid { what: &'static str, why: String },
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    #[error("{0}")]
+    LoginRequired(String),
     #[error(transparent)]
     SpectatorsFull(#[from] RegistryFull),
     #[error("spectating is disabled on this server")]

@@ -14,6 +14,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, instrument};
 
+use crate::accounts::User;
+use crate::auth::Authenticator;
 use crate::config::TermSize;
 use crate::convert::delivery_message;
 use crate::error::SessionError;
@@ -43,6 +45,7 @@ impl From<SessionError> for Status {
             SessionError::AlreadyActive { .. } => Status::already_exists(message),
             SessionError::Invalid { .. } => Status::invalid_argument(message),
             SessionError::PermissionDenied(_) => Status::permission_denied(message),
+            SessionError::LoginRequired(_) => Status::unauthenticated(message),
             SessionError::SpectatorsFull(_) => Status::resource_exhausted(message),
             SessionError::ShuttingDown => Status::unavailable(message),
         }
@@ -52,17 +55,40 @@ impl From<SessionError> for Status {
 #[derive(Debug, Clone)]
 pub struct GameServiceImpl {
     manager: SessionManager,
+    auth: Authenticator,
 }
 
 impl GameServiceImpl {
-    pub fn new(manager: SessionManager) -> Self {
-        Self { manager }
+    pub fn new(manager: SessionManager, auth: Authenticator) -> Self {
+        Self { manager, auth }
+    }
+
+    /// The caller, who must own `session` (or, when `admin_may`, be an admin).
+    async fn require_owner(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        session: &Session,
+        admin_may: bool,
+    ) -> Result<User, Status> {
+        let user = self.auth.require(metadata).await?;
+        if is_owner(&user, session) || (admin_may && user.is_admin) {
+            Ok(user)
+        } else {
+            Err(Status::permission_denied(format!(
+                "this is {}'s game, not yours",
+                session.info.username
+            )))
+        }
     }
 
     fn size(&self, size: Option<pb::TerminalSize>) -> Result<Option<TermSize>, Status> {
         size.map(|s| Ok(self.manager.check_size(TermSize::try_from(s)?)?))
             .transpose()
     }
+}
+
+fn is_owner(user: &User, session: &Session) -> bool {
+    i64::from(session.info.user_id) == user.id
 }
 
 /// Who a stream is.
@@ -85,11 +111,15 @@ impl GameService for GameServiceImpl {
         &self,
         request: Request<pb::StartGameSessionRequest>,
     ) -> Result<Response<pb::StartGameSessionResponse>, Status> {
+        // Who plays is the token's user, never the request's user_id/username.
+        let user = self.auth.require(request.metadata()).await?;
+        let user_id =
+            i32::try_from(user.id).map_err(|_| Status::internal("user id out of range"))?;
         let r = request.into_inner();
         let size = self.size(r.terminal_size)?;
         let session = self.manager.start(StartRequest {
-            user_id: r.user_id,
-            username: r.username,
+            user_id,
+            username: user.username,
             game_id: r.game_id,
             size,
         })?;
@@ -145,6 +175,9 @@ impl GameService for GameServiceImpl {
         &self,
         request: Request<pb::StopGameSessionRequest>,
     ) -> Result<Response<pb::StopGameSessionResponse>, Status> {
+        let session = self.manager.get(&request.get_ref().session_id)?;
+        self.require_owner(request.metadata(), &session, true)
+            .await?;
         let r = request.into_inner();
         self.manager.stop(&r.session_id, &r.reason, r.force)?;
         Ok(Response::new(pb::StopGameSessionResponse { success: true }))
@@ -154,13 +187,10 @@ impl GameService for GameServiceImpl {
         &self,
         request: Request<pb::ResizeTerminalRequest>,
     ) -> Result<Response<pb::ResizeTerminalResponse>, Status> {
+        let session = self.manager.get(&request.get_ref().session_id)?;
+        self.require_owner(request.metadata(), &session, false)
+            .await?;
         let r = request.into_inner();
-        let session = self.manager.get(&r.session_id)?;
-        if r.username != session.info.username {
-            return Err(Status::permission_denied(
-                "only the session's owner may resize its terminal",
-            ));
-        }
         let size = self
             .size(r.new_size)?
             .ok_or_else(|| Status::invalid_argument("new_size is required"))?;
@@ -183,12 +213,17 @@ impl GameService for GameServiceImpl {
         &self,
         request: Request<pb::AddSpectatorRequest>,
     ) -> Result<Response<pb::AddSpectatorResponse>, Status> {
+        // A spectator is who its token says, or Anonymous: a name in the
+        // request is never trusted.
+        let caller = self.auth.caller(request.metadata()).await?;
         let r = request.into_inner();
-        let (_, spectator) = self.manager.add_spectator(
-            &r.session_id,
-            r.spectator_user_id,
-            &r.spectator_username,
-        )?;
+        let (user_id, username) = match &caller {
+            Some(user) => (i32::try_from(user.id).unwrap_or(0), user.username.as_str()),
+            None => (0, ""),
+        };
+        let (_, spectator) = self
+            .manager
+            .add_spectator(&r.session_id, user_id, username)?;
         Ok(Response::new(pb::AddSpectatorResponse {
             success: true,
             error: String::new(),
@@ -200,11 +235,27 @@ impl GameService for GameServiceImpl {
         &self,
         request: Request<pb::RemoveSpectatorRequest>,
     ) -> Result<Response<pb::RemoveSpectatorResponse>, Status> {
+        let caller = self.auth.caller(request.metadata()).await?;
         let r = request.into_inner();
         let session = self.manager.get(&r.session_id)?;
         let removed = if r.spectator_id.is_empty() {
+            // All of a user's registrations: that user, the owner or an admin.
+            let user = caller.ok_or_else(|| {
+                Status::unauthenticated(
+                    "removing by user id needs a token (or give the spectator_id)",
+                )
+            })?;
+            let allowed = user.id == i64::from(r.spectator_user_id)
+                || is_owner(&user, &session)
+                || user.is_admin;
+            if !allowed {
+                return Err(Status::permission_denied(
+                    "not your registration, game or server",
+                ));
+            }
             session.spectators.remove_user(r.spectator_user_id)
         } else {
+            // The id is unguessable: whoever holds it may end its registration.
             usize::from(session.spectators.remove(&r.spectator_id))
         };
         if removed == 0 {
@@ -223,6 +274,7 @@ impl GameService for GameServiceImpl {
         &self,
         request: Request<Streaming<pb::GameIoRequest>>,
     ) -> Result<Response<Self::StreamGameIOStream>, Status> {
+        let caller = self.auth.caller(request.metadata()).await?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(CONNECT_TIMEOUT, inbound.message())
             .await
@@ -238,6 +290,18 @@ impl GameService for GameServiceImpl {
         tracing::Span::current().record("session_id", connect.session_id.as_str());
         let session = self.manager.get(&connect.session_id)?;
         let role = if !connect.spectator_id.is_empty() {
+            if caller.is_none()
+                && !self
+                    .manager
+                    .config()
+                    .session_management
+                    .spectating
+                    .allow_anonymous
+            {
+                return Err(Status::unauthenticated(
+                    "this server allows watching only when logged in",
+                ));
+            }
             let spectator = session
                 .spectators
                 .get(&connect.spectator_id)
@@ -250,12 +314,18 @@ impl GameService for GameServiceImpl {
                 ));
             }
             Role::Spectator(spectator)
-        } else if !connect.username.is_empty() && connect.username == session.info.username {
-            Role::Player
         } else {
-            return Err(Status::permission_denied(
-                "neither the session's owner nor a registered spectator (call AddSpectator first)",
-            ));
+            let Some(user) = caller else {
+                return Err(Status::unauthenticated(
+                    "playing needs the owner's token; watching needs AddSpectator's spectator_id",
+                ));
+            };
+            if !is_owner(&user, &session) {
+                return Err(Status::permission_denied(
+                    "neither the session's owner nor a registered spectator (call AddSpectator first)",
+                ));
+            }
+            Role::Player
         };
 
         let subscription = session.hub.subscribe();

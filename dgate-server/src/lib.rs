@@ -5,6 +5,7 @@
 //! configured addresses, tests bind `127.0.0.1:0`.
 
 pub mod accounts;
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod error;
@@ -21,7 +22,10 @@ pub mod sessions;
 use std::future::Future;
 use std::sync::Arc;
 
+use accounts::AccountStore;
 use anyhow::Context;
+use auth::{AuthServiceImpl, Authenticator};
+use dgate_proto::auth::auth_service_server::AuthServiceServer;
 use dgate_proto::pb::game_service_server::GameServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -57,10 +61,21 @@ pub async fn serve(
     let stop = CancellationToken::new();
     info!(grpc = %listeners.grpc.local_addr()?, http = %listeners.http.local_addr()?, "dgate-server listening");
 
-    let service = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone()))
+    let config = manager.config();
+    let database = config.database_path();
+    let store = AccountStore::open(&database, config.accounts.token_lifetime)
+        .with_context(|| format!("opening the account database {}", database.display()))?;
+    let auth = Authenticator::new(Arc::new(store));
+    let games = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone(), auth.clone()))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
+    let accounts = AuthServiceServer::new(AuthServiceImpl::new(
+        auth,
+        config.accounts.failed_logins_per_minute,
+    ))
+    .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let grpc = tonic::transport::Server::builder()
-        .add_service(service)
+        .add_service(games)
+        .add_service(accounts)
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listeners.grpc),
             stop.clone().cancelled_owned(),

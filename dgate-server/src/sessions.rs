@@ -225,8 +225,8 @@ impl SessionManager {
             ));
         }
         if username.is_empty() && !spectating.allow_anonymous {
-            return Err(SessionError::PermissionDenied(
-                "anonymous spectators are not allowed on this server".into(),
+            return Err(SessionError::LoginRequired(
+                "this server allows watching only when logged in".into(),
             ));
         }
         let session = self.get(session_id)?;

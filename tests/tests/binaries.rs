@@ -152,8 +152,10 @@ async fn list_and_games_show_what_the_server_has() {
     let mut client = pb::game_service_client::GameServiceClient::connect(url.clone())
         .await
         .expect("connect");
-    let session = start_game_sized(&mut client, "olga", "test", Some((100, 30))).await;
-    let mut spectator = Viewer::spectator(&mut client, &session.id, "pat")
+    let session = start_game_at(&url, "olga", "test", Some((100, 30))).await;
+    // A logged-in spectator is listed by name (an anonymous one as Anonymous).
+    let pat = account(&url, "pat").await;
+    let mut spectator = Viewer::spectator_with(&mut client, &session.id, Some(&pat))
         .await
         .expect("spectator");
     spectator.step().await.expect("snapshot");

@@ -9,10 +9,10 @@ use common::*;
 use dgate_proto::pb;
 use dgate_proto::pb::game_io_request::Request as In;
 
-fn start(username: &str, game_id: &str, size: Option<(u32, u32)>) -> pb::StartGameSessionRequest {
+fn start(game_id: &str, size: Option<(u32, u32)>) -> pb::StartGameSessionRequest {
     pb::StartGameSessionRequest {
         user_id: 7,
-        username: username.into(),
+        username: "ignored".into(),
         game_id: game_id.into(),
         terminal_size: size.map(|(width, height)| pb::TerminalSize { width, height }),
     }
@@ -25,8 +25,9 @@ async fn bad_requests_get_clear_status_codes() {
     let mut client = server.client().await;
     use tonic::Code::{
         AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
-        ResourceExhausted,
+        ResourceExhausted, Unauthenticated,
     };
+    let kim = server.account("kim").await;
 
     // Unknown ids.
     let missing = || pb::GetGameSessionRequest {
@@ -49,14 +50,31 @@ async fn bad_requests_get_clear_status_codes() {
         session_id: "nope".into(),
         ..Default::default()
     };
-    assert_eq!(status_code(client.stop_game_session(stop).await), NotFound);
+    assert_eq!(
+        status_code(client.stop_game_session(authed(stop, &kim)).await),
+        NotFound
+    );
     assert_eq!(
         status_code(
             client
-                .start_game_session(start("kim", "no-such-game", None))
+                .start_game_session(authed(start("no-such-game", None), &kim))
                 .await
         ),
         NotFound
+    );
+
+    // Starting needs a valid token.
+    assert_eq!(
+        status_code(client.start_game_session(start("test", None)).await),
+        Unauthenticated
+    );
+    assert_eq!(
+        status_code(
+            client
+                .start_game_session(authed(start("test", None), "forged"))
+                .await
+        ),
+        Unauthenticated
     );
 
     // A configured game whose binary is missing: listed as unavailable, with the reason.
@@ -75,7 +93,7 @@ async fn bad_requests_get_clear_status_codes() {
     );
     assert!(games.iter().any(|g| g.id == "test" && g.available));
     let status = client
-        .start_game_session(start("kim", "missing", None))
+        .start_game_session(authed(start("missing", None), &kim))
         .await
         .expect_err("unavailable");
     assert_eq!(status.code(), FailedPrecondition);
@@ -85,34 +103,34 @@ async fn bad_requests_get_clear_status_codes() {
         status.message()
     );
 
-    // Hostile usernames and sizes.
-    for name in ["../../etc", "a", "x y", "-rf", "semi;colon", ""] {
-        assert_eq!(
-            status_code(client.start_game_session(start(name, "test", None)).await),
-            InvalidArgument,
-            "{name:?}"
-        );
-    }
+    // Bad sizes.
     for size in [(0, 24), (80, 0), (301, 24), (80, 101), (100_000, 24)] {
-        assert_eq!(
-            status_code(
-                client
-                    .start_game_session(start("kim", "test", Some(size)))
-                    .await
-            ),
-            InvalidArgument,
-            "{size:?}"
-        );
+        let result = client
+            .start_game_session(authed(start("test", Some(size)), &kim))
+            .await;
+        assert_eq!(status_code(result), InvalidArgument, "{size:?}");
     }
 
-    // One active session per player and game.
-    let session = start_game(&mut client, "kim", "test").await;
+    // One active session per player and game; the player is the token's user,
+    // whatever the request's username says.
+    let session = client
+        .start_game_session(authed(start("test", None), &kim))
+        .await
+        .expect("start")
+        .into_inner()
+        .session
+        .expect("session");
+    assert_eq!(session.username, "kim");
+    let session = Game {
+        session,
+        token: kim.clone(),
+    };
     assert_eq!(
-        status_code(client.start_game_session(start("kim", "test", None)).await),
-        AlreadyExists
-    );
-    assert_eq!(
-        status_code(client.start_game_session(start("KIM", "test", None)).await),
+        status_code(
+            client
+                .start_game_session(authed(start("test", None), &kim))
+                .await
+        ),
         AlreadyExists
     );
 
@@ -124,18 +142,35 @@ async fn bad_requests_get_clear_status_codes() {
         })),
     };
     assert_eq!(
-        status_code(open_stream(&mut client, input_first).await.map(|_| ())),
+        status_code(
+            open_stream(&mut client, Some(&kim), input_first)
+                .await
+                .map(|_| ())
+        ),
         InvalidArgument
     );
-    let stranger = pb::GameIoRequest {
+    let as_player = || pb::GameIoRequest {
         request: Some(In::Connect(pb::ConnectPtyRequest {
             session_id: session.id.clone(),
-            username: "mallory".into(),
+            username: "kim".into(),
             ..Default::default()
         })),
     };
     assert_eq!(
-        status_code(open_stream(&mut client, stranger).await.map(|_| ())),
+        status_code(
+            open_stream(&mut client, None, as_player())
+                .await
+                .map(|_| ())
+        ),
+        Unauthenticated
+    );
+    let mallory = server.account("mallory").await;
+    assert_eq!(
+        status_code(
+            open_stream(&mut client, Some(&mallory), as_player())
+                .await
+                .map(|_| ())
+        ),
         PermissionDenied
     );
     let bad_spectator_id = pb::GameIoRequest {
@@ -146,7 +181,11 @@ async fn bad_requests_get_clear_status_codes() {
         })),
     };
     assert_eq!(
-        status_code(open_stream(&mut client, bad_spectator_id).await.map(|_| ())),
+        status_code(
+            open_stream(&mut client, None, bad_spectator_id)
+                .await
+                .map(|_| ())
+        ),
         PermissionDenied
     );
     let unknown = pb::GameIoRequest {
@@ -156,7 +195,11 @@ async fn bad_requests_get_clear_status_codes() {
         })),
     };
     assert_eq!(
-        status_code(open_stream(&mut client, unknown).await.map(|_| ())),
+        status_code(
+            open_stream(&mut client, Some(&kim), unknown)
+                .await
+                .map(|_| ())
+        ),
         NotFound
     );
 
@@ -208,11 +251,9 @@ async fn bad_requests_get_clear_status_codes() {
         .expect("other streams unaffected");
 
     // The slots stay taken while w1 and w2 watch.
-    let spectator = client.add_spectator(add(&session.id)).await;
     assert_eq!(
-        status_code(spectator),
-        ResourceExhausted,
-        "still full: w1 and w2 remain"
+        status_code(client.add_spectator(add(&session.id)).await),
+        ResourceExhausted
     );
 
     // Bad listing arguments.
@@ -239,18 +280,24 @@ async fn bad_requests_get_clear_status_codes() {
 async fn removing_a_spectator_ends_its_stream() {
     let server = start_server(|_| {}).await;
     let mut client = server.client().await;
-    let session = start_game(&mut client, "lee", "test").await;
+    let session = server.start_game("lee", "test").await;
+    let watcher = server.account("watcher").await;
+    let request = pb::AddSpectatorRequest {
+        session_id: session.id.clone(),
+        spectator_user_id: 0,
+        spectator_username: "ignored".into(),
+    };
     let spectator = client
-        .add_spectator(pb::AddSpectatorRequest {
-            session_id: session.id.clone(),
-            spectator_user_id: 42,
-            spectator_username: "watcher".into(),
-        })
+        .add_spectator(authed(request, &watcher))
         .await
         .expect("add")
         .into_inner()
         .spectator
         .expect("info");
+    assert_eq!(
+        spectator.username, "watcher",
+        "the token names the spectator"
+    );
     let connect = |id: &str| pb::GameIoRequest {
         request: Some(In::Connect(pb::ConnectPtyRequest {
             session_id: session.id.clone(),
@@ -258,20 +305,26 @@ async fn removing_a_spectator_ends_its_stream() {
             ..Default::default()
         })),
     };
-    let (_tx, mut stream) = open_stream(&mut client, connect(&spectator.spectator_id))
+    let (_tx, mut stream) = open_stream(&mut client, None, connect(&spectator.spectator_id))
         .await
         .expect("bound");
-    let twice = open_stream(&mut client, connect(&spectator.spectator_id))
+    let twice = open_stream(&mut client, None, connect(&spectator.spectator_id))
         .await
         .map(|_| ());
     assert_eq!(status_code(twice), tonic::Code::AlreadyExists);
 
+    let remove = pb::RemoveSpectatorRequest {
+        session_id: session.id.clone(),
+        spectator_user_id: spectator.user_id,
+        spectator_id: String::new(),
+    };
+    let stranger = server.account("stranger").await;
+    let denied = client
+        .remove_spectator(authed(remove.clone(), &stranger))
+        .await;
+    assert_eq!(status_code(denied), tonic::Code::PermissionDenied);
     client
-        .remove_spectator(pb::RemoveSpectatorRequest {
-            session_id: session.id.clone(),
-            spectator_user_id: 42,
-            spectator_id: String::new(),
-        })
+        .remove_spectator(authed(remove, &watcher))
         .await
         .expect("remove");
     let mut last = None;
@@ -293,7 +346,7 @@ async fn an_idle_spectator_times_out() {
     })
     .await;
     let mut client = server.client().await;
-    let session = start_game(&mut client, "mia", "test").await;
+    let session = server.start_game("mia", "test").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     let mut spectator = Viewer::spectator(&mut client, &session.id, "idle")
@@ -326,7 +379,7 @@ async fn an_idle_spectator_times_out() {
 async fn garbage_on_the_sockets_is_harmless() {
     let server = start_server(|_| {}).await;
     let mut client = server.client().await;
-    let session = start_game(&mut client, "ned", "test").await;
+    let session = server.start_game("ned", "test").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     for addr in [server.grpc_addr, server.http_addr] {
@@ -358,7 +411,7 @@ async fn shutdown_hangs_up_every_game() {
     let mut pids = Vec::new();
     let mut players = Vec::new();
     for user in ["ina", "jon"] {
-        let session = start_game(&mut client, user, "test").await;
+        let session = server.start_game(user, "test").await;
         pids.push(
             server
                 .manager
@@ -440,7 +493,9 @@ async fn the_game_gets_only_its_configured_environment() {
     })
     .await;
     let mut client = server.client().await;
-    let session = start_game_sized(&mut client, "quinn", "env", Some((100, 40))).await;
+    let session = server
+        .start_game_sized("quinn", "env", Some((100, 40)))
+        .await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
 

@@ -22,7 +22,7 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
     client.health(pb::HealthRequest {}).await.expect("health");
     let fds_before = open_fds();
 
-    let session = start_game(&mut client, "henry", "exit3").await;
+    let session = server.start_game("henry", "exit3").await;
     let pid = server
         .manager
         .get(&session.id)
@@ -78,10 +78,10 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
     .await;
 
     // StopGameSession: SIGHUP reaches the game, which ends like any other exit.
-    let session = start_game(&mut client, "henry", "test").await;
+    let session = server.start_game("henry", "test").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
-    stop_game(&mut client, &session.id).await;
+    stop_game(&mut client, &session).await;
     player.read_to_end().await.expect("stream ends");
     assert!(
         matches!(player.seen.last(), Some(Seen::Exit(_))),
@@ -91,10 +91,10 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
     eventually("no descriptor is left behind", || open_fds() <= fds_before).await;
 
     // A game that ignores SIGHUP is killed once the stop grace period is over.
-    let session = start_game(&mut client, "henry", "stubborn").await;
+    let session = server.start_game("henry", "stubborn").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
-    stop_game(&mut client, &session.id).await;
+    stop_game(&mut client, &session).await;
     player.read_to_end().await.expect("stream ends");
     assert_eq!(
         player.seen.last(),

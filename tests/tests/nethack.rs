@@ -6,7 +6,6 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use dgate_proto::pb;
 
 const NETHACK: &str = "/usr/games/nethack";
 
@@ -20,7 +19,7 @@ async fn spectators_of_real_nethack_see_the_players_screen() {
     let mut client = server.client().await;
     // A fresh name, so no save file from an earlier run is restored.
     let name = format!("dg{}", std::process::id());
-    let session = start_game(&mut client, &name, "nethack").await;
+    let session = server.start_game(&name, "nethack").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player
         .wait_for_text("Shall I pick")
@@ -101,14 +100,7 @@ async fn spectators_of_real_nethack_see_the_players_screen() {
     assert_eq!(early.resyncs() + late.resyncs() + player.resyncs(), 0);
 
     // Stopping hangs NetHack up: it saves and exits, and every stream is told.
-    client
-        .stop_game_session(pb::StopGameSessionRequest {
-            session_id: session.id.clone(),
-            reason: "test over".into(),
-            force: false,
-        })
-        .await
-        .expect("stop");
+    stop_game(&mut client, &session).await;
     for viewer in [&mut player, &mut early, &mut late] {
         viewer.read_to_end().await.expect("stream ends");
         assert!(
@@ -156,7 +148,7 @@ async fn decgraphics_walls_look_the_same_to_a_late_joiner() {
     .await;
     let mut client = server.client().await;
     let name = format!("dd{}", std::process::id());
-    let session = start_game(&mut client, &name, "nethack-dec").await;
+    let session = server.start_game(&name, "nethack-dec").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player
         .wait_for_text("Shall I pick")
@@ -192,7 +184,7 @@ async fn decgraphics_walls_look_the_same_to_a_late_joiner() {
         "late joiner, DECgraphics",
     );
 
-    stop_game(&mut client, &session.id).await;
+    stop_game(&mut client, &session).await;
     player.read_to_end().await.expect("stream ends");
     remove_save_files(&name);
     server.shutdown().await;

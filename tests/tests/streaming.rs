@@ -17,7 +17,7 @@ async fn every_viewer_receives_every_frame_in_order() {
     })
     .await;
     let mut client = server.client().await;
-    let session = start_game(&mut client, "alice", "burst").await;
+    let session = server.start_game("alice", "burst").await;
     let mut player = Viewer::player(&mut client, &session)
         .await
         .expect("player stream");
@@ -117,7 +117,7 @@ async fn a_stalled_spectator_resyncs_and_converges() {
     })
     .await;
     let mut client = server.client().await;
-    let session = start_game(&mut client, "bob", "burst").await;
+    let session = server.start_game("bob", "burst").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     let mut stalled = Viewer::spectator(
@@ -209,7 +209,7 @@ async fn a_stalled_spectator_resyncs_and_converges() {
 async fn a_late_joiner_sees_the_players_screen_at_once() {
     let server = start_server(|_| {}).await;
     let mut client = server.client().await;
-    let session = start_game(&mut client, "carol", "test").await;
+    let session = server.start_game("carol", "test").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     player.send(b"fffm").await;
@@ -275,7 +275,7 @@ async fn spectator_keystrokes_never_reach_the_game() {
     .await;
     let keylog = server.data_dir.path().join("keylog-dave");
     let mut client = server.client().await;
-    let session = start_game(&mut client, "dave", "logged").await;
+    let session = server.start_game("dave", "logged").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     let mut spectator = Viewer::spectator(&mut client, &session.id, "eve")
@@ -341,7 +341,9 @@ async fn spectator_keystrokes_never_reach_the_game() {
 async fn the_owners_resize_reaches_the_game_and_every_viewer() {
     let server = start_server(|_| {}).await;
     let mut client = server.client().await;
-    let session = start_game_sized(&mut client, "frank", "test", Some((90, 30))).await;
+    let session = server
+        .start_game_sized("frank", "test", Some((90, 30)))
+        .await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     let mut spectator = Viewer::spectator(&mut client, &session.id, "gina")
@@ -353,27 +355,28 @@ async fn the_owners_resize_reaches_the_game_and_every_viewer() {
         .await
         .expect("the game starts at the requested size");
 
+    // The request's username is not trusted: the token decides.
+    let resize = pb::ResizeTerminalRequest {
+        session_id: session.id.clone(),
+        new_size: Some(pb::TerminalSize {
+            width: 100,
+            height: 40,
+        }),
+        username: "frank".into(),
+    };
     let denied = client
-        .resize_terminal(pb::ResizeTerminalRequest {
-            session_id: session.id.clone(),
-            new_size: Some(pb::TerminalSize {
-                width: 100,
-                height: 40,
-            }),
-            username: "gina".into(),
-        })
+        .resize_terminal(authed(resize.clone(), &server.account("gina").await))
         .await;
-    assert_eq!(status_code(denied), tonic::Code::PermissionDenied);
+    assert_eq!(
+        status_code(denied),
+        tonic::Code::PermissionDenied,
+        "only the owner resizes"
+    );
+    let anonymous = client.resize_terminal(resize.clone()).await;
+    assert_eq!(status_code(anonymous), tonic::Code::Unauthenticated);
 
     client
-        .resize_terminal(pb::ResizeTerminalRequest {
-            session_id: session.id.clone(),
-            new_size: Some(pb::TerminalSize {
-                width: 100,
-                height: 40,
-            }),
-            username: "frank".into(),
-        })
+        .resize_terminal(authed(resize, &session.token))
         .await
         .expect("owner resizes");
     player.send(b"s").await;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use dgate_proto::auth as auth_pb;
+use dgate_proto::auth::auth_service_client::AuthServiceClient;
 use dgate_proto::pb;
 use dgate_proto::pb::game_io_request::Request as In;
 use dgate_proto::pb::game_io_response::Response as Out;
@@ -162,40 +164,121 @@ impl TestServer {
     }
 }
 
-/// Asks the server to stop a session (SIGHUP, then SIGKILL after the grace).
-pub async fn stop_game(client: &mut Client, session_id: &str) {
-    client
-        .stop_game_session(pb::StopGameSessionRequest {
-            session_id: session_id.into(),
-            reason: "test".into(),
-            force: false,
-        })
+/// A started game and its owner's login token.
+#[derive(Debug, Clone)]
+pub struct Game {
+    pub session: pb::GameSession,
+    pub token: String,
+}
+
+impl std::ops::Deref for Game {
+    type Target = pb::GameSession;
+    fn deref(&self) -> &pb::GameSession {
+        &self.session
+    }
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ASCII token"),
+    );
+    request
+}
+
+/// The password the tests give every account.
+pub fn password_of(username: &str) -> Vec<u8> {
+    format!("password of {username}").into_bytes()
+}
+
+/// Registers `username` (unless it exists) and logs in: the token.
+pub async fn account(url: &str, username: &str) -> String {
+    let mut auth = AuthServiceClient::connect(url.to_owned())
         .await
-        .expect("stop");
+        .expect("connect");
+    let registered = auth
+        .register(auth_pb::RegisterRequest {
+            username: username.into(),
+            password: password_of(username).into(),
+            email: String::new(),
+        })
+        .await;
+    if let Err(status) = registered {
+        assert_eq!(
+            status.code(),
+            tonic::Code::AlreadyExists,
+            "register {username}: {status:?}"
+        );
+    }
+    auth.login(auth_pb::LoginRequest {
+        username: username.into(),
+        password: password_of(username).into(),
+    })
+    .await
+    .expect("login")
+    .into_inner()
+    .token
 }
 
-pub async fn start_game(client: &mut Client, username: &str, game_id: &str) -> pb::GameSession {
-    start_game_sized(client, username, game_id, None).await
-}
-
-pub async fn start_game_sized(
-    client: &mut Client,
+/// Logs `username` in (registering it first) and starts `game_id` as them.
+pub async fn start_game_at(
+    url: &str,
     username: &str,
     game_id: &str,
     size: Option<(u32, u32)>,
-) -> pb::GameSession {
-    client
-        .start_game_session(pb::StartGameSessionRequest {
-            user_id: 1,
-            username: username.into(),
-            game_id: game_id.into(),
-            terminal_size: size.map(|(width, height)| pb::TerminalSize { width, height }),
-        })
+) -> Game {
+    let token = account(url, username).await;
+    let mut client = GameServiceClient::connect(url.to_owned())
+        .await
+        .expect("connect");
+    let request = pb::StartGameSessionRequest {
+        user_id: 0,
+        username: String::new(),
+        game_id: game_id.into(),
+        terminal_size: size.map(|(width, height)| pb::TerminalSize { width, height }),
+    };
+    let session = client
+        .start_game_session(authed(request, &token))
         .await
         .expect("start game")
         .into_inner()
         .session
-        .expect("session in response")
+        .expect("session in response");
+    Game { session, token }
+}
+
+impl TestServer {
+    pub async fn account(&self, username: &str) -> String {
+        account(&self.url(), username).await
+    }
+
+    pub async fn start_game(&self, username: &str, game_id: &str) -> Game {
+        start_game_at(&self.url(), username, game_id, None).await
+    }
+
+    pub async fn start_game_sized(
+        &self,
+        username: &str,
+        game_id: &str,
+        size: Option<(u32, u32)>,
+    ) -> Game {
+        start_game_at(&self.url(), username, game_id, size).await
+    }
+}
+
+/// Asks the server to stop a game, as its owner (SIGHUP, then SIGKILL).
+pub async fn stop_game(client: &mut Client, game: &Game) {
+    let request = pb::StopGameSessionRequest {
+        session_id: game.id.clone(),
+        reason: "test".into(),
+        force: false,
+    };
+    client
+        .stop_game_session(authed(request, &game.token))
+        .await
+        .expect("stop");
 }
 
 /// What a viewer has seen, in order.
@@ -239,9 +322,11 @@ fn connect_request(session_id: &str, username: &str, spectator_id: &str) -> pb::
     }
 }
 
-/// Opens a stream: sends `first` and waits for the server's answer.
+/// Opens a stream (with a token, when given): sends `first` and waits for the
+/// server's answer.
 pub async fn open_stream(
     client: &mut Client,
+    token: Option<&str>,
     first: pb::GameIoRequest,
 ) -> Result<
     (
@@ -252,40 +337,59 @@ pub async fn open_stream(
 > {
     let (tx, rx) = mpsc::channel(64);
     tx.send(first).await.expect("queue the first request");
-    let stream = client
-        .stream_game_io(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let requests = ReceiverStream::new(rx);
+    let request = match token {
+        Some(token) => authed(requests, token),
+        None => tonic::Request::new(requests),
+    };
+    let stream = client.stream_game_io(request).await?.into_inner();
     Ok((tx, stream))
 }
 
 impl Viewer {
-    pub async fn player(client: &mut Client, session: &pb::GameSession) -> Result<Self, Status> {
+    pub async fn player(client: &mut Client, game: &Game) -> Result<Self, Status> {
         Self::open(
             client,
-            &session.id,
-            connect_request(&session.id, &session.username, ""),
+            Some(&game.token),
+            &game.id,
+            connect_request(&game.id, "", ""),
         )
         .await
     }
 
+    /// An anonymous spectator (`_name` only labels it in the test).
     pub async fn spectator(
         client: &mut Client,
         session_id: &str,
-        name: &str,
+        _name: &str,
     ) -> Result<Self, Status> {
+        Self::spectator_with(client, session_id, None).await
+    }
+
+    /// A spectator, logged in when `token` is given.
+    pub async fn spectator_with(
+        client: &mut Client,
+        session_id: &str,
+        token: Option<&str>,
+    ) -> Result<Self, Status> {
+        let request = pb::AddSpectatorRequest {
+            session_id: session_id.into(),
+            spectator_user_id: 0,
+            spectator_username: String::new(),
+        };
+        let request = match token {
+            Some(token) => authed(request, token),
+            None => tonic::Request::new(request),
+        };
         let spectator = client
-            .add_spectator(pb::AddSpectatorRequest {
-                session_id: session_id.into(),
-                spectator_user_id: 0,
-                spectator_username: name.into(),
-            })
+            .add_spectator(request)
             .await?
             .into_inner()
             .spectator
             .expect("spectator info");
         Self::open(
             client,
+            token,
             session_id,
             connect_request(session_id, "", &spectator.spectator_id),
         )
@@ -294,10 +398,11 @@ impl Viewer {
 
     async fn open(
         client: &mut Client,
+        token: Option<&str>,
         session_id: &str,
         first: pb::GameIoRequest,
     ) -> Result<Self, Status> {
-        let (input, mut stream) = open_stream(client, first).await?;
+        let (input, mut stream) = open_stream(client, token, first).await?;
         let connected = match stream.message().await? {
             Some(pb::GameIoResponse {
                 response: Some(Out::Connected(c)),

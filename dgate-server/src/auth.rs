@@ -1,0 +1,306 @@
+//! Authentication at the gRPC edge: the `dungeongate.auth.v1.AuthService`,
+//! bearer-token lookup for the other services, and the failed-login limiter.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dgate_proto::auth as pb;
+use dgate_proto::auth::auth_service_server::AuthService;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::accounts::{AccountError, AccountStore, User};
+use crate::convert::timestamp;
+
+impl From<AccountError> for Status {
+    fn from(e: AccountError) -> Self {
+        let message = e.to_string();
+        match e {
+            AccountError::Invalid { .. } => Status::invalid_argument(message),
+            AccountError::UsernameTaken(_) => Status::already_exists(message),
+            AccountError::NoSuchUser(_) => Status::not_found(message),
+            AccountError::BadCredentials | AccountError::BadToken => {
+                Status::unauthenticated(message)
+            }
+            AccountError::Banned(_) => Status::permission_denied(message),
+            AccountError::Database(_)
+            | AccountError::Io(_)
+            | AccountError::Hashing(_)
+            | AccountError::Random(_) => {
+                warn!(error = %message, "account store failure");
+                Status::internal("the account store failed; try again")
+            }
+        }
+    }
+}
+
+impl From<&User> for pb::User {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username.clone(),
+            email: u.email.clone().unwrap_or_default(),
+            created_at: Some(timestamp(u.created_at)),
+            last_login: u.last_login.map(timestamp),
+            is_admin: u.is_admin,
+        }
+    }
+}
+
+/// Counts failed logins in a sliding one-minute window per key (a username or
+/// an address). Lookups and updates are O(failures in the window).
+#[derive(Debug)]
+pub struct LoginLimiter {
+    per_minute: usize,
+    window: Duration,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: per_minute as usize,
+            window: Duration::from_secs(60),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// When any key is over its limit: how long until it may try again.
+    fn blocked(&self, keys: &[String], now: Instant) -> Option<Duration> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .filter_map(|key| {
+                let times = failures.get_mut(key)?;
+                while times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
+                    times.pop_front();
+                }
+                (times.len() >= self.per_minute)
+                    .then(|| {
+                        times
+                            .front()
+                            .map(|t| self.window.saturating_sub(now.duration_since(*t)))
+                    })
+                    .flatten()
+            })
+            .max()
+    }
+
+    fn record_failure(&self, keys: &[String], now: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget keys whose window has passed, so the map cannot grow without bound.
+        failures.retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|t| now.duration_since(*t) < self.window)
+        });
+        for key in keys {
+            failures.entry(key.clone()).or_default().push_back(now);
+        }
+    }
+}
+
+/// The bearer token of a request, if it carries one.
+pub fn bearer(metadata: &MetadataMap) -> Result<Option<String>, Status> {
+    let Some(value) = metadata.get("authorization") else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
+    Ok(Some(token.trim().to_owned()))
+}
+
+/// Token checks for every service.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    store: Arc<AccountStore>,
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<AccountStore>) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Arc<AccountStore> {
+        &self.store
+    }
+
+    /// The caller, when the request carries a token; UNAUTHENTICATED when the
+    /// token is wrong or expired.
+    pub async fn caller(&self, metadata: &MetadataMap) -> Result<Option<User>, Status> {
+        let Some(token) = bearer(metadata)? else {
+            return Ok(None);
+        };
+        let store = Arc::clone(&self.store);
+        let user = blocking(move || store.authenticate(&token)).await?;
+        Ok(Some(user))
+    }
+
+    /// The caller, who must be logged in.
+    pub async fn require(&self, metadata: &MetadataMap) -> Result<User, Status> {
+        self.caller(metadata).await?.ok_or_else(|| {
+            Status::unauthenticated("log in first (`dgate login`): this needs an account")
+        })
+    }
+}
+
+/// Runs account work (SQLite, argon2) off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| Status::internal("the account task failed"))?
+        .map_err(Status::from)
+}
+
+#[derive(Debug)]
+pub struct AuthServiceImpl {
+    auth: Authenticator,
+    limiter: LoginLimiter,
+}
+
+impl AuthServiceImpl {
+    pub fn new(auth: Authenticator, failed_logins_per_minute: u32) -> Self {
+        Self {
+            auth,
+            limiter: LoginLimiter::new(failed_logins_per_minute),
+        }
+    }
+}
+
+fn peer(request: &Request<impl Sized>) -> Option<IpAddr> {
+    request.remote_addr().map(|a| a.ip())
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthServiceImpl {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let r = request.into_inner();
+        let store = Arc::clone(self.auth.store());
+        let email = (!r.email.is_empty()).then_some(r.email);
+        let user =
+            blocking(move || store.register(&r.username, &r.password, email.as_deref())).await?;
+        info!(username = %user.username, "account registered");
+        Ok(Response::new(pb::RegisterResponse {
+            user: Some((&user).into()),
+        }))
+    }
+
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let address = peer(&request);
+        let r = request.into_inner();
+        let mut keys = vec![format!("user:{}", r.username.to_ascii_lowercase())];
+        if let Some(ip) = address {
+            keys.push(format!("addr:{ip}"));
+        }
+        if let Some(wait) = self.limiter.blocked(&keys, Instant::now()) {
+            return Err(Status::resource_exhausted(format!(
+                "too many failed logins; try again in {} s",
+                wait.as_secs().max(1)
+            )));
+        }
+        let store = Arc::clone(self.auth.store());
+        let username = r.username.clone();
+        match blocking(move || store.login(&username, &r.password)).await {
+            Ok(login) => {
+                info!(username = %login.user.username, "logged in");
+                Ok(Response::new(pb::LoginResponse {
+                    token: login.token,
+                    user: Some((&login.user).into()),
+                    expires_at: Some(timestamp(login.expires_at)),
+                }))
+            }
+            Err(status) => {
+                if status.code() == tonic::Code::Unauthenticated {
+                    self.limiter.record_failure(&keys, Instant::now());
+                    info!(username = %r.username, peer = ?address, "failed login");
+                }
+                Err(status)
+            }
+        }
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let token = bearer(request.metadata())?
+            .ok_or_else(|| Status::unauthenticated("no token to revoke"))?;
+        let store = Arc::clone(self.auth.store());
+        blocking(move || store.logout(&token)).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let user = self.auth.require(request.metadata()).await?;
+        let r = request.into_inner();
+        let store = Arc::clone(self.auth.store());
+        blocking(move || {
+            store.check_credentials(&user.username, &r.old_password)?;
+            store.set_password(&user.username, &r.new_password)
+        })
+        .await?;
+        Ok(Response::new(pb::ChangePasswordResponse {}))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let user = self.auth.require(request.metadata()).await?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            user: Some((&user).into()),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_trips_after_the_limit_and_recovers_after_a_minute() {
+        let limiter = LoginLimiter::new(3);
+        let keys = vec!["user:a".to_owned(), "addr:127.0.0.1".to_owned()];
+        let start = Instant::now();
+        for i in 0..3 {
+            assert!(limiter.blocked(&keys, start).is_none(), "attempt {i}");
+            limiter.record_failure(&keys, start);
+        }
+        let wait = limiter
+            .blocked(&keys, start + Duration::from_secs(10))
+            .expect("blocked");
+        assert_eq!(wait, Duration::from_secs(50));
+        // Another name from the same address is blocked too.
+        let other = vec!["user:b".to_owned(), "addr:127.0.0.1".to_owned()];
+        assert!(
+            limiter
+                .blocked(&other, start + Duration::from_secs(10))
+                .is_some()
+        );
+        assert!(
+            limiter
+                .blocked(&keys, start + Duration::from_secs(61))
+                .is_none()
+        );
+    }
+}
