@@ -238,7 +238,7 @@ async fn another_user_cannot_touch_your_game() {
         Code::PermissionDenied
     );
     // Mallory may watch, read-only.
-    let mut watching = Viewer::spectator_with(&mut client, &game.id, Some(&mallory))
+    let watching = Viewer::spectator_with(&mut client, &game.id, Some(&mallory))
         .await
         .expect("watch");
     watching.send(b"x").await;
