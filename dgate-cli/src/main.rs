@@ -1,15 +1,20 @@
-//! `dgate`: the dgate client. This version lists games and sessions; watching
-//! and playing come with the terminal client.
+//! `dgate`: the dgate client. This version lists games and sessions and
+//! manages your account; watching and playing come with the terminal client.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+use account::Passwords;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use dgate_proto::auth::auth_service_client::AuthServiceClient;
 use dgate_proto::listing::{SessionList, idle_since};
 use dgate_proto::pb;
 use dgate_proto::pb::game_service_client::GameServiceClient;
+
+mod account;
+mod tokens;
 use tonic::transport::{Channel, Endpoint};
 
 /// Play and watch console games on a dgate server.
@@ -42,6 +47,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Creates an account on the server and logs in.
+    Register {
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Reads the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Logs in; the token is kept (mode 0600) in your config directory.
+    Login {
+        #[arg(long)]
+        username: Option<String>,
+        /// Reads the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Logs out: the token is revoked and forgotten.
+    Logout,
+    /// Changes your password (old, then new; with --password-stdin, two lines).
+    Passwd {
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Shows who you are logged in as.
+    Whoami,
 }
 
 fn main() -> ExitCode {
@@ -62,18 +94,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let mut client = connect(&cli.server).await?;
+        let server = cli.server.as_str();
+        let channel = connect(server).await?;
+        let mut games_client = GameServiceClient::new(channel.clone());
+        let mut accounts = AuthServiceClient::new(channel);
         let mut out = std::io::stdout().lock();
         match cli.command {
-            Command::List { json } => list(&mut client, json, &mut out).await?,
-            Command::Games { json } => games(&mut client, json, &mut out).await?,
+            Command::List { json } => list(&mut games_client, json, &mut out).await?,
+            Command::Games { json } => games(&mut games_client, json, &mut out).await?,
+            Command::Register {
+                username,
+                email,
+                password_stdin,
+            } => {
+                account::register(
+                    &mut accounts,
+                    server,
+                    username,
+                    email,
+                    Passwords::new(password_stdin),
+                )
+                .await?
+            }
+            Command::Login {
+                username,
+                password_stdin,
+            } => {
+                account::login(
+                    &mut accounts,
+                    server,
+                    username,
+                    Passwords::new(password_stdin),
+                )
+                .await?
+            }
+            Command::Logout => account::logout(&mut accounts, server).await?,
+            Command::Passwd { password_stdin } => {
+                account::passwd(&mut accounts, server, Passwords::new(password_stdin)).await?
+            }
+            Command::Whoami => account::whoami(&mut accounts, server).await?,
         }
         out.flush()?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn connect(server: &str) -> Result<GameServiceClient<Channel>> {
+async fn connect(server: &str) -> Result<Channel> {
     let endpoint = Endpoint::from_shared(server.to_owned())
         .with_context(|| format!("{server:?} is not a server URL like http://127.0.0.1:50051"))?
         .connect_timeout(Duration::from_secs(5))
@@ -84,7 +150,7 @@ async fn connect(server: &str) -> Result<GameServiceClient<Channel>> {
             root_cause(&e)
         )
     })?;
-    Ok(GameServiceClient::new(channel))
+    Ok(channel)
 }
 
 /// The innermost error's text ("Connection refused"), not the transport's layers.

@@ -357,3 +357,97 @@ fn operators_manage_accounts_from_the_command_line() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// `dgate register`, `whoami`, `passwd`, `logout` and `login` as a script runs
+/// them; the token file is the user's alone.
+#[test]
+fn the_client_registers_logs_in_and_out() {
+    let server = ServerProcess::start();
+    let url = server.url();
+    let config = tempfile::tempdir().expect("config dir");
+    let dgate_as = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(workspace_binary("dgate"))
+            .args(["--server", &url])
+            .args(args)
+            .env("XDG_CONFIG_HOME", config.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run dgate");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("stdin");
+        child.wait_with_output().expect("wait")
+    };
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let out = dgate_as(&["whoami"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("not logged in"), "{}", text(&out));
+
+    let out = dgate_as(
+        &["register", "--username", "zoe", "--password-stdin"],
+        "zoe's password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = dgate_as(&["whoami"], "");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "zoe");
+    let tokens = config.path().join("dgate/tokens.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&tokens)
+            .expect("token file")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let out = dgate_as(
+        &["passwd", "--password-stdin"],
+        "zoe's password\nzoe's new password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        dgate_as(&["whoami"], "").status.success(),
+        "passwd logs in again"
+    );
+    let out = dgate_as(&["logout"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(dgate_as(&["whoami"], "").status.code(), Some(1));
+
+    let out = dgate_as(
+        &["login", "--username", "zoe", "--password-stdin"],
+        "zoe's password\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the old password no longer works"
+    );
+    assert!(
+        text(&out).contains("wrong username or password"),
+        "{}",
+        text(&out)
+    );
+    let out = dgate_as(
+        &["login", "--username", "zoe", "--password-stdin"],
+        "zoe's new password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&dgate_as(&["whoami"], "").stdout).trim(),
+        "zoe"
+    );
+    drop(server);
+}
