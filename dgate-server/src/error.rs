@@ -19,8 +19,6 @@ pub enum SessionError {
     },
     #[error("invalid {what}: {why}")]
     Invalid { what: &'static str, why: String },
-    #[error("permission denied: {0}")]
-    PermissionDenied(String),
     #[error("{0}")]
     LoginRequired(String),
     #[error(transparent)]

@@ -44,7 +44,6 @@ impl From<SessionError> for Status {
             | SessionError::Spawn { .. } => Status::failed_precondition(message),
             SessionError::AlreadyActive { .. } => Status::already_exists(message),
             SessionError::Invalid { .. } => Status::invalid_argument(message),
-            SessionError::PermissionDenied(_) => Status::permission_denied(message),
             SessionError::LoginRequired(_) => Status::unauthenticated(message),
             SessionError::SpectatorsFull(_) => Status::resource_exhausted(message),
             SessionError::ShuttingDown => Status::unavailable(message),
