@@ -108,6 +108,23 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
+/// Runs `command` with `stdin` as its input and collects what it printed.
+fn run_with_stdin(mut command: Command, stdin: &str) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
 fn dgate(server: &str, args: &[&str]) -> std::process::Output {
     Command::new(workspace_binary("dgate"))
         .args(["--server", server])
@@ -275,21 +292,11 @@ fn operators_manage_accounts_from_the_command_line() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let user = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(workspace_binary("dgate-server"))
+        let mut command = Command::new(workspace_binary("dgate-server"));
+        command
             .args(["--data-dir", &data.to_string_lossy(), "user"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run dgate-server user");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write the password");
-        child.wait_with_output().expect("wait")
+            .args(args);
+        run_with_stdin(command, stdin)
     };
     let out = user(
         &["add", "root_op", "--admin", "--password-stdin"],
@@ -366,22 +373,12 @@ fn the_client_registers_logs_in_and_out() {
     let url = server.url();
     let config = tempfile::tempdir().expect("config dir");
     let dgate_as = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(workspace_binary("dgate"))
+        let mut command = Command::new(workspace_binary("dgate"));
+        command
             .args(["--server", &url])
             .args(args)
-            .env("XDG_CONFIG_HOME", config.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run dgate");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("stdin");
-        child.wait_with_output().expect("wait")
+            .env("XDG_CONFIG_HOME", config.path());
+        run_with_stdin(command, stdin)
     };
     let text = |out: &std::process::Output| {
         format!(
