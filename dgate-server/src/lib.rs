@@ -14,10 +14,12 @@ pub mod grpc;
 pub mod http;
 pub mod hub;
 pub mod pty;
+pub mod recorder;
 pub mod registry;
 pub mod screen;
 pub mod session;
 pub mod sessions;
+pub mod ttyrec;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -85,11 +87,13 @@ pub async fn serve(
         .into_future();
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
+    let retention = tokio::spawn(sweep_recordings(manager.clone(), stop.clone()));
 
     shutdown.await;
     info!("shutting down: hanging up every game");
     manager.shutdown().await;
     stop.cancel();
+    let _ = retention.await;
     grpc.await
         .context("gRPC server task")?
         .context("gRPC server")?;
@@ -98,4 +102,33 @@ pub async fn serve(
         .context("HTTP server")?;
     info!("shutdown complete");
     Ok(())
+}
+
+/// Deletes recordings older than `ttyrec.retention_days`, at start and hourly.
+async fn sweep_recordings(manager: SessionManager, stop: CancellationToken) {
+    let ttyrec = manager.config().session_management.ttyrec.clone();
+    if !ttyrec.enabled {
+        return;
+    }
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = hourly.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let (directory, days) = (ttyrec.directory.clone(), ttyrec.retention_days);
+        let swept = tokio::task::spawn_blocking(move || {
+            recorder::sweep(&directory, days, std::time::SystemTime::now())
+        })
+        .await;
+        match swept {
+            Ok(Ok(removed)) => {
+                for path in &removed {
+                    info!(path = %path.display(), "deleted an expired recording");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep old recordings"),
+            Err(e) => tracing::warn!(error = %e, "the recording sweep failed"),
+        }
+    }
 }

@@ -144,6 +144,13 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let ttyrec = &mut config.session_management.ttyrec;
+    ttyrec.directory = std::path::absolute(&ttyrec.directory).with_context(|| {
+        format!(
+            "resolving the recording directory {}",
+            ttyrec.directory.display()
+        )
+    })?;
     config.data_dir = std::path::absolute(&config.data_dir)
         .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
     Ok(config)

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::config::{Config, GameConfig, TermSize};
 use crate::error::SessionError;
 use crate::games;
+use crate::recorder;
 use crate::registry::Spectator;
 use crate::session::{Session, SessionInfo};
 
@@ -48,6 +49,8 @@ struct Inner {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Stop timers (SIGHUP, then SIGKILL after the grace period).
     tasks: TaskTracker,
+    /// Recorder threads, joined at shutdown so every recording is finished.
+    recorders: Mutex<Vec<std::thread::JoinHandle<()>>>,
     shutting_down: std::sync::atomic::AtomicBool,
 }
 
@@ -74,6 +77,7 @@ impl SessionManager {
                 config,
                 sessions: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
+                recorders: Mutex::new(Vec::new()),
                 shutting_down: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -180,6 +184,20 @@ impl SessionManager {
             },
         )?;
         sessions.insert(session.info.id.clone(), Arc::clone(&session));
+        drop(sessions);
+        let ttyrec = &management.ttyrec;
+        if ttyrec.enabled {
+            match recorder::start(&session, ttyrec) {
+                Ok(thread) => {
+                    let mut recorders = inner.recorders.lock().unwrap_or_else(|p| p.into_inner());
+                    recorders.retain(|t| !t.is_finished());
+                    recorders.push(thread);
+                }
+                Err(e) => {
+                    warn!(session_id = %session.info.id, error = %e, "cannot start the recorder")
+                }
+            }
+        }
         Ok(session)
     }
 
@@ -285,6 +303,7 @@ impl SessionManager {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let sessions = self.list();
         if sessions.is_empty() {
+            self.finish_recordings().await;
             return;
         }
         info!(sessions = sessions.len(), "hanging up every game");
@@ -305,5 +324,23 @@ impl SessionManager {
         }
         inner.tasks.close();
         inner.tasks.wait().await;
+        self.finish_recordings().await;
+    }
+
+    /// Waits for every recorder to finish (compress, write metadata).
+    pub async fn finish_recordings(&self) {
+        let threads = std::mem::take(
+            &mut *self
+                .inner
+                .recorders
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = joined.await;
     }
 }

@@ -15,7 +15,7 @@ struct ServerProcess {
     child: Child,
     grpc: SocketAddr,
     http: SocketAddr,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl ServerProcess {
@@ -25,8 +25,10 @@ impl ServerProcess {
         std::fs::write(
             &config,
             format!(
-                "games:\n  - id: test\n    name: Test game\n    short_name: TEST\n    binary: {{ path: {:?} }}\n",
-                testgame_path()
+                "games:\n  - id: test\n    name: Test game\n    short_name: TEST\n    binary: {{ path: {:?} }}\n\
+                 session_management:\n  ttyrec: {{ directory: {:?} }}\n",
+                testgame_path(),
+                data.path().join("ttyrec"),
             ),
         )
         .expect("write config");
@@ -64,7 +66,7 @@ impl ServerProcess {
             child,
             grpc,
             http,
-            _data: data,
+            data,
         }
     }
 
@@ -447,4 +449,53 @@ fn the_client_registers_logs_in_and_out() {
         "zoe"
     );
     drop(server);
+}
+
+/// A server killed outright leaves each recording as a plain ttyrec that
+/// readers (ours and `ttyplay`) can play to the last frame written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_leaves_a_readable_plain_recording() {
+    let mut server = ServerProcess::start();
+    let url = server.url();
+    let mut client = pb::game_service_client::GameServiceClient::connect(url.clone())
+        .await
+        .expect("connect");
+    let game = start_game_at(&url, "kurt", "test", None).await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"fff").await;
+    player.wait_for_text("frame 000003").await.expect("frames");
+    let screen = player.screen.screen().contents();
+
+    server.child.kill().expect("SIGKILL the server");
+    server.child.wait().expect("reaped");
+
+    let dir = server.data.path().join("ttyrec/kurt/test");
+    let plain = std::fs::read_dir(&dir)
+        .expect("the recording directory")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "ttyrec"))
+        .expect("a plain .ttyrec");
+    let bytes = std::fs::read(&plain).expect("read");
+    let records = dgate_server::ttyrec::Reader::new(&bytes[..])
+        .read_all()
+        .expect("readable to the end");
+    let mut replayed =
+        dgate_server::screen::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
+    for record in &records {
+        replayed.process(&record.data);
+    }
+    assert_eq!(replayed.screen().contents(), screen);
+    if let Ok(out) = Command::new("ttyplay").arg("-n").arg(&plain).output() {
+        assert!(out.status.success());
+        let mut played =
+            dgate_server::screen::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
+        played.process(&out.stdout);
+        assert_eq!(
+            played.screen().contents(),
+            screen,
+            "ttyplay plays what we wrote"
+        );
+    }
 }

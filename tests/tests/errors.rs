@@ -443,6 +443,7 @@ async fn an_unclaimed_spectator_registration_expires() {
     let data_dir = tempfile::tempdir().expect("data dir");
     let mut config = dgate_server::Config::embedded();
     config.data_dir = data_dir.path().to_owned();
+    config.session_management.ttyrec.directory = data_dir.path().join("ttyrec");
     config.games.push(testgame("test", &[]));
     let manager = dgate_server::SessionManager::new(std::sync::Arc::new(config));
     let session = manager

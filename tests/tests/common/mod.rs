@@ -90,6 +90,7 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let data_dir = tempfile::tempdir().expect("temporary data dir");
     let mut config = Config::embedded();
     config.data_dir = data_dir.path().to_owned();
+    config.session_management.ttyrec.directory = data_dir.path().join("ttyrec");
     config.games.push(testgame("test", &[]));
     let mut missing = testgame("missing", &[]);
     missing.binary.path = PathBuf::from("/nonexistent/dgate/game");
@@ -305,6 +306,8 @@ pub struct Viewer {
     pub connected: pb::ConnectPtyResponse,
     pub last_frame: u64,
     pub ended: bool,
+    /// Every frame as received: id, timestamp, bytes.
+    pub frames: Vec<(u64, std::time::SystemTime, bytes::Bytes)>,
 }
 
 fn connect_request(session_id: &str, username: &str, spectator_id: &str) -> pb::GameIoRequest {
@@ -419,6 +422,7 @@ impl Viewer {
             connected,
             last_frame: 0,
             ended: false,
+            frames: Vec::new(),
         })
     }
 
@@ -474,6 +478,14 @@ impl Viewer {
                 }
                 self.last_frame = o.frame_id;
                 self.screen.process(&o.data);
+                let time = o
+                    .timestamp
+                    .and_then(|t| std::time::SystemTime::try_from(t).ok());
+                self.frames.push((
+                    o.frame_id,
+                    time.context("a frame without a timestamp")?,
+                    o.data.clone(),
+                ));
                 self.seen.push(Seen::Frame(o.frame_id));
             }
             Out::Event(e) => match e.r#type() {

@@ -1,0 +1,298 @@
+//! The recorder: a hub subscriber like any other, which writes one session to
+//! `<ttyrec.directory>/<username>/<game_id>/<UTC start>.ttyrec`.
+//!
+//! It runs on a thread of its own, so a slow disk slows nobody: when it falls
+//! behind, the hub resyncs it and it writes the snapshot as a record (still a
+//! valid ttyrec). Each record is written straight to the file, so a crash loses
+//! at most the frame being written. When the game ends the file is gzipped
+//! (if configured) through a temporary file, fsync and rename, and a JSON
+//! metadata file is written beside it. A failing disk costs the recording,
+//! never the game: errors are logged and counted.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use crate::config::{Compression, TermSize, TtyrecConfig};
+use crate::hub::{Delivery, GameExit, HubEvent, SnapshotReason, Subscription};
+use crate::session::Session;
+use crate::ttyrec::write_record;
+
+/// What the JSON file beside a recording says.
+#[derive(Debug, Serialize)]
+pub struct RecordingMeta {
+    pub session_id: String,
+    pub username: String,
+    pub game_id: String,
+    /// The file this describes (its name, in the same directory).
+    pub recording: String,
+    pub terminal: MetaSize,
+    pub resizes: Vec<MetaResize>,
+    /// RFC 3339, UTC.
+    pub start: String,
+    pub end: String,
+    pub frames: u64,
+    pub resyncs: u64,
+    pub write_errors: u64,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MetaSize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MetaResize {
+    /// The size applies from the frame after this one.
+    pub after_frame: u64,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+impl From<TermSize> for MetaSize {
+    fn from(s: TermSize) -> Self {
+        Self {
+            cols: s.cols,
+            rows: s.rows,
+        }
+    }
+}
+
+/// The plain recording's path for a session.
+pub fn recording_path(directory: &Path, session: &Session) -> PathBuf {
+    let start = humantime::format_rfc3339_millis(session.info.started_at).to_string();
+    directory
+        .join(&session.info.username)
+        .join(&session.info.game_id)
+        .join(format!("{start}.ttyrec"))
+}
+
+/// Subscribes to the session now and records it on a new thread until the
+/// game ends. Must be called inside the tokio runtime.
+pub fn start(
+    session: &Arc<Session>,
+    config: &TtyrecConfig,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    let subscription = session.hub.subscribe();
+    let path = recording_path(&config.directory, session);
+    let compression = config.compression;
+    let session = Arc::clone(session);
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name(format!("record-{}", &session.info.id[..8]))
+        .spawn(move || record(&session, subscription, &path, compression, &runtime))
+}
+
+fn record(
+    session: &Session,
+    mut subscription: Subscription,
+    path: &Path,
+    compression: Compression,
+    runtime: &tokio::runtime::Handle,
+) {
+    let id = &session.info.id;
+    let mut file = match create(path) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            error!(session_id = %id, path = %path.display(), error = %e, "cannot record this game");
+            None
+        }
+    };
+    let mut meta = RecordingMeta {
+        session_id: id.clone(),
+        username: session.info.username.clone(),
+        game_id: session.info.game_id.clone(),
+        recording: String::new(),
+        terminal: session.hub.size().into(),
+        resizes: Vec::new(),
+        start: humantime::format_rfc3339_millis(session.info.started_at).to_string(),
+        end: String::new(),
+        frames: 0,
+        resyncs: 0,
+        write_errors: 0,
+        exit_code: None,
+        signal: None,
+    };
+    let mut exit: Option<GameExit> = None;
+    while let Some(delivery) = runtime.block_on(subscription.next()) {
+        let written = match &delivery {
+            Delivery::Snapshot(s) => {
+                if s.reason == SnapshotReason::Resync {
+                    meta.resyncs += 1;
+                    warn!(session_id = %id, skipped = s.frames_skipped, "recorder fell behind; wrote a snapshot");
+                }
+                file.as_mut().map(|f| write_record(f, s.timestamp, &s.data))
+            }
+            Delivery::Event(event) => match event.as_ref() {
+                HubEvent::Frame(frame) => {
+                    meta.frames += 1;
+                    file.as_mut()
+                        .map(|f| write_record(f, frame.timestamp, &frame.data))
+                }
+                HubEvent::Resize { after_frame, size } => {
+                    meta.resizes.push(MetaResize {
+                        after_frame: *after_frame,
+                        cols: size.cols,
+                        rows: size.rows,
+                    });
+                    None
+                }
+                HubEvent::Ended { exit: e, .. } => {
+                    exit = Some(e.clone());
+                    None
+                }
+            },
+        };
+        if let Some(Err(e)) = written {
+            if meta.write_errors == 0 {
+                error!(session_id = %id, path = %path.display(), error = %e, "recording write failed; the game goes on");
+            }
+            meta.write_errors += 1;
+        }
+    }
+    let Some(file) = file else { return };
+    drop(file);
+    meta.end = humantime::format_rfc3339_millis(session.ended_at().unwrap_or_else(SystemTime::now))
+        .to_string();
+    meta.exit_code = exit.as_ref().and_then(|e| e.code);
+    meta.signal = exit.and_then(|e| e.signal);
+    let finished = match compression {
+        Compression::Gzip => match gzip(path) {
+            Ok(gz) => gz,
+            Err(e) => {
+                error!(session_id = %id, path = %path.display(), error = %e, "cannot compress the recording; kept it plain");
+                path.to_owned()
+            }
+        },
+        Compression::None => path.to_owned(),
+    };
+    meta.recording = finished
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let meta_path = path.with_extension("json");
+    if let Err(e) = write_atomically(&meta_path, |out| {
+        serde_json::to_writer_pretty(&mut *out, &meta).map_err(io::Error::other)
+    }) {
+        error!(session_id = %id, path = %meta_path.display(), error = %e, "cannot write the recording's metadata");
+    }
+    info!(session_id = %id, path = %finished.display(), frames = meta.frames, "recording finished");
+}
+
+fn create(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    File::create(path)
+}
+
+/// `x.ttyrec` → `x.ttyrec.gz` (temporary file, fsync, rename), then removes `x.ttyrec`.
+fn gzip(plain: &Path) -> io::Result<PathBuf> {
+    let mut gz_name = plain.as_os_str().to_owned();
+    gz_name.push(".gz");
+    let gz = PathBuf::from(gz_name);
+    write_atomically(&gz, |out| {
+        let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        io::copy(&mut File::open(plain)?, &mut encoder)?;
+        encoder.finish()?;
+        Ok(())
+    })?;
+    std::fs::remove_file(plain)?;
+    Ok(gz)
+}
+
+/// Writes `path` through `path.tmp`, fsynced, then renamed into place.
+fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut out = BufWriter::new(File::create(&tmp)?);
+    fill(&mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        // Make the rename itself durable.
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Deletes recordings (and their metadata) older than `retention_days` under
+/// `directory`; returns what it removed. 0 days keeps everything.
+pub fn sweep(directory: &Path, retention_days: u32, now: SystemTime) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    if retention_days == 0 || !directory.exists() {
+        return Ok(removed);
+    }
+    let cutoff = now - Duration::from_secs(u64::from(retention_days) * 24 * 3600);
+    let mut pending = vec![directory.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let path = entry.path();
+            if kind.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = [".ttyrec", ".ttyrec.gz", ".json"]
+                .iter()
+                .any(|s| name.ends_with(s));
+            if kind.is_file() && ours && entry.metadata()?.modified()? < cutoff {
+                std::fs::remove_file(&path)?;
+                removed.push(path);
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_deletes_only_old_recordings() {
+        let dir = std::env::temp_dir().join(format!("dgate-sweep-{}", std::process::id()));
+        let games = dir.join("alice/nethack");
+        std::fs::create_dir_all(&games).expect("dirs");
+        let now = SystemTime::now();
+        let file = |name: &str, age_days: u64| {
+            let path = games.join(name);
+            std::fs::write(&path, b"x").expect("write");
+            let f = File::options().write(true).open(&path).expect("open");
+            f.set_modified(now - Duration::from_secs(age_days * 24 * 3600))
+                .expect("mtime");
+            path
+        };
+        let old = [
+            file("old.ttyrec.gz", 8),
+            file("old.json", 8),
+            file("older.ttyrec", 30),
+        ];
+        let young = [file("new.ttyrec.gz", 6), file("new.json", 1)];
+        let foreign = file("notes.txt", 100);
+        let mut removed = sweep(&dir, 7, now).expect("sweep");
+        removed.sort();
+        let mut expected = old.to_vec();
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert!(young.iter().all(|p| p.exists()));
+        assert!(foreign.exists(), "only recordings are deleted");
+        assert!(sweep(&dir, 0, now).expect("keep all").is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
