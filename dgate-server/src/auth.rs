@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::accounts::{AccountError, AccountStore, User};
 use crate::convert::timestamp;
+use crate::metrics::Metrics;
 
 impl From<AccountError> for Status {
     fn from(e: AccountError) -> Self {
@@ -167,13 +168,15 @@ async fn blocking<T: Send + 'static>(
 pub struct AuthServiceImpl {
     auth: Authenticator,
     limiter: LoginLimiter,
+    metrics: Arc<Metrics>,
 }
 
 impl AuthServiceImpl {
-    pub fn new(auth: Authenticator, failed_logins_per_minute: u32) -> Self {
+    pub fn new(auth: Authenticator, failed_logins_per_minute: u32, metrics: Arc<Metrics>) -> Self {
         Self {
             auth,
             limiter: LoginLimiter::new(failed_logins_per_minute),
+            metrics,
         }
     }
 }
@@ -229,6 +232,7 @@ impl AuthService for AuthServiceImpl {
             Err(status) => {
                 if status.code() == tonic::Code::Unauthenticated {
                     self.limiter.record_failure(&keys, Instant::now());
+                    self.metrics.failed_logins.inc();
                     info!(username = %r.username, peer = ?address, "failed login");
                 }
                 Err(status)

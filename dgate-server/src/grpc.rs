@@ -19,10 +19,12 @@ use crate::auth::Authenticator;
 use crate::config::TermSize;
 use crate::convert::delivery_message;
 use crate::error::SessionError;
-use crate::hub::{Delivery, HubEvent, Subscription};
+use crate::hub::{Delivery, HubEvent, SnapshotReason, Subscription};
+use crate::metrics::{self, Metrics};
 use crate::registry::Spectator;
 use crate::session::Session;
 use crate::sessions::{SessionManager, StartRequest};
+use prometheus_client::metrics::counter::Counter;
 
 /// The largest input message a stream accepts.
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
@@ -404,13 +406,34 @@ impl GameStream {
             Role::Spectator(_) => self.spectator_timeout,
             Role::Player => Duration::MAX,
         };
+        let metrics = Arc::clone(self.manager.metrics());
+        let is_spectator = matches!(self.role, Role::Spectator(_));
+        let bytes_sent = metrics
+            .bytes_sent
+            .get_or_create(&Metrics::transport(metrics::GRPC))
+            .clone();
+        let connections = metrics
+            .spectator_connections_active
+            .get_or_create(&Metrics::transport(metrics::GRPC))
+            .clone();
+        if is_spectator {
+            metrics
+                .spectator_sessions
+                .get_or_create(&Metrics::game(&self.session.info.game_id))
+                .inc();
+            connections.inc();
+        }
         loop {
             tokio::select! {
                 delivery = tokio::time::timeout(timeout, subscription.next()) => match delivery {
                     Ok(Some(d)) => {
                         let last = matches!(&d, Delivery::Event(e) if matches!(**e, HubEvent::Ended { .. }));
                         let out = delivery_message(&id, &d);
-                        if self.tx.send(Ok(out)).await.is_err() || last {
+                        if self.tx.send(Ok(out)).await.is_err() {
+                            break;
+                        }
+                        count_sent(&metrics, &bytes_sent, is_spectator, &d);
+                        if last {
                             break;
                         }
                     }
@@ -443,7 +466,13 @@ impl GameStream {
         }
         input.abort();
         if let Role::Spectator(spectator) = &self.role {
+            connections.dec();
+            let started = std::time::Instant::now();
             self.session.spectators.remove(&spectator.id);
+            Metrics::observe(
+                &metrics.spectator_registry_update_duration_seconds,
+                started.elapsed(),
+            );
             info!(session_id = %id, spectator_username = %spectator.username,
                   spectator_count = self.session.spectators.len(), "spectator left");
         }
@@ -455,6 +484,27 @@ impl GameStream {
             reason: reason.to_owned(),
         };
         let _ = self.tx.send(Ok(message(Out::Disconnected(response)))).await;
+    }
+}
+
+/// Counts one delivery that reached a stream's outbound queue.
+fn count_sent(metrics: &Metrics, bytes_sent: &Counter, is_spectator: bool, d: &Delivery) {
+    match d {
+        Delivery::Snapshot(s) => {
+            bytes_sent.inc_by(s.data.len() as u64);
+            if is_spectator && s.reason == SnapshotReason::Resync {
+                metrics.spectator_resyncs.inc();
+                metrics.spectator_frames_dropped.inc_by(s.frames_skipped);
+            }
+        }
+        Delivery::Event(e) => {
+            if let HubEvent::Frame(f) = e.as_ref() {
+                bytes_sent.inc_by(f.data.len() as u64);
+                if is_spectator {
+                    metrics.spectator_frames_sent.inc();
+                }
+            }
+        }
     }
 }
 

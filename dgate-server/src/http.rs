@@ -17,6 +17,7 @@ pub fn router(manager: SessionManager) -> Router {
     Router::new()
         .route("/sessions", get(sessions))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(manager)
 }
@@ -25,6 +26,17 @@ pub fn router(manager: SessionManager) -> Router {
 async fn sessions(State(manager): State<SessionManager>) -> Json<SessionList> {
     let sessions: Vec<pb::GameSession> = manager.list().iter().map(|s| s.as_ref().into()).collect();
     Json(SessionList::from_sessions(&sessions, SystemTime::now()))
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text.
+async fn metrics(State(manager): State<SessionManager>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        manager.metrics().render(),
+    )
 }
 
 async fn healthz(State(manager): State<SessionManager>) -> impl IntoResponse {

@@ -13,6 +13,7 @@ pub mod games;
 pub mod grpc;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod pty;
 pub mod recorder;
 pub mod registry;
@@ -73,6 +74,7 @@ pub async fn serve(
     let accounts = AuthServiceServer::new(AuthServiceImpl::new(
         auth,
         config.accounts.failed_logins_per_minute,
+        Arc::clone(manager.metrics()),
     ))
     .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let grpc = tonic::transport::Server::builder()

@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{Compression, TermSize, TtyrecConfig};
 use crate::hub::{Delivery, GameExit, HubEvent, SnapshotReason, Subscription};
+use crate::metrics::Metrics;
 use crate::session::Session;
 use crate::ttyrec::write_record;
 
@@ -80,6 +81,7 @@ pub fn recording_path(directory: &Path, session: &Session) -> PathBuf {
 pub fn start(
     session: &Arc<Session>,
     config: &TtyrecConfig,
+    metrics: Arc<Metrics>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     let subscription = session.hub.subscribe();
     let path = recording_path(&config.directory, session);
@@ -88,7 +90,16 @@ pub fn start(
     let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name(format!("record-{}", &session.info.id[..8]))
-        .spawn(move || record(&session, subscription, &path, compression, &runtime))
+        .spawn(move || {
+            record(
+                &session,
+                subscription,
+                &path,
+                compression,
+                &runtime,
+                &metrics,
+            )
+        })
 }
 
 fn record(
@@ -97,6 +108,7 @@ fn record(
     path: &Path,
     compression: Compression,
     runtime: &tokio::runtime::Handle,
+    metrics: &Metrics,
 ) {
     let id = &session.info.id;
     let mut file = match create(path) {
@@ -156,6 +168,7 @@ fn record(
                 error!(session_id = %id, path = %path.display(), error = %e, "recording write failed; the game goes on");
             }
             meta.write_errors += 1;
+            metrics.recording_write_errors.inc();
         }
     }
     let Some(file) = file else { return };

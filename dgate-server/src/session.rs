@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::config::TermSize;
 use crate::error::SessionError;
 use crate::hub::{GameExit, Hub};
+use crate::metrics::Metrics;
 use crate::pty::{GameCommand, GameProcess, pty_size, spawn};
 use crate::registry::SpectatorRegistry;
 
@@ -74,6 +75,7 @@ impl Session {
         command: &GameCommand,
         queue_frames: usize,
         max_spectators: usize,
+        metrics: Arc<Metrics>,
         on_end: impl FnOnce(&Arc<Session>) + Send + 'static,
     ) -> Result<Arc<Self>, SessionError> {
         let GameProcess {
@@ -106,7 +108,7 @@ impl Session {
                 let session = Arc::clone(&session);
                 std::thread::Builder::new()
                     .name(format!("pty-read-{}", &session.info.id[..8]))
-                    .spawn(move || read_output(session, reader, child, on_end))
+                    .spawn(move || read_output(session, reader, child, &metrics, on_end))
             });
         if let Err(e) = spawned {
             // Without its threads the game cannot be played: end it now.
@@ -210,6 +212,7 @@ fn read_output(
     session: Arc<Session>,
     mut reader: Box<dyn Read + Send>,
     mut child: Box<dyn portable_pty::Child + Send + Sync>,
+    metrics: &Metrics,
     on_end: impl FnOnce(&Arc<Session>),
 ) {
     let mut buf = vec![0u8; READ_CHUNK];
@@ -217,7 +220,12 @@ fn read_output(
         match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                let started = std::time::Instant::now();
                 session.hub.publish(Bytes::copy_from_slice(&buf[..n]));
+                Metrics::observe(
+                    &metrics.spectator_frame_processing_duration_seconds,
+                    started.elapsed(),
+                );
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // EIO: every holder of the slave side is gone.

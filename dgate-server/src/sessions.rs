@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::config::{Config, GameConfig, TermSize};
 use crate::error::SessionError;
 use crate::games;
+use crate::metrics::Metrics;
 use crate::recorder;
 use crate::registry::Spectator;
 use crate::session::{Session, SessionInfo};
@@ -51,6 +52,7 @@ struct Inner {
     tasks: TaskTracker,
     /// Recorder threads, joined at shutdown so every recording is finished.
     recorders: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    metrics: Arc<Metrics>,
     shutting_down: std::sync::atomic::AtomicBool,
 }
 
@@ -78,6 +80,7 @@ impl SessionManager {
                 sessions: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 recorders: Mutex::new(Vec::new()),
+                metrics: Arc::new(Metrics::new()),
                 shutting_down: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -85,6 +88,10 @@ impl SessionManager {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     pub fn games(&self) -> Vec<GameListing> {
@@ -172,22 +179,38 @@ impl SessionManager {
             0
         };
         let weak: Weak<Inner> = Arc::downgrade(inner);
+        let metrics = Arc::clone(&inner.metrics);
+        let label = Metrics::game(&game.id);
         let session = Session::start(
             info,
             &command,
             management.queue_frames,
             max_spectators,
+            Arc::clone(&metrics),
             move |s| {
+                metrics.game_sessions_active.get_or_create(&label).dec();
+                metrics.game_sessions_ended.get_or_create(&label).inc();
                 if let Some(inner) = weak.upgrade() {
                     inner.lock().remove(&s.info.id);
                 }
             },
         )?;
+        let label = Metrics::game(&game.id);
+        inner
+            .metrics
+            .game_sessions_started
+            .get_or_create(&label)
+            .inc();
+        inner
+            .metrics
+            .game_sessions_active
+            .get_or_create(&label)
+            .inc();
         sessions.insert(session.info.id.clone(), Arc::clone(&session));
         drop(sessions);
         let ttyrec = &management.ttyrec;
         if ttyrec.enabled {
-            match recorder::start(&session, ttyrec) {
+            match recorder::start(&session, ttyrec, Arc::clone(&inner.metrics)) {
                 Ok(thread) => {
                     let mut recorders = inner.recorders.lock().unwrap_or_else(|p| p.into_inner());
                     recorders.retain(|t| !t.is_finished());
@@ -249,7 +272,15 @@ impl SessionManager {
         }
         let session = self.get(session_id)?;
         let spectator = Arc::new(Spectator::new(user_id, username));
+        let started = std::time::Instant::now();
         let version = session.spectators.add(Arc::clone(&spectator))?;
+        Metrics::observe(
+            &self
+                .inner
+                .metrics
+                .spectator_registry_update_duration_seconds,
+            started.elapsed(),
+        );
         // A registration that no stream claims must not hold a slot forever.
         let (unclaimed, watched) = (Arc::clone(&spectator), Arc::clone(&session));
         tokio::spawn(async move {

@@ -187,6 +187,15 @@ async fn a_stalled_spectator_resyncs_and_converges() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 1
     );
+    let (_, metrics) = http_get(server.http_addr, "/metrics");
+    assert!(
+        metric(&metrics, "spectator_resyncs_total") >= 1.0,
+        "resyncs are counted"
+    );
+    assert!(
+        metric(&metrics, "spectator_frames_dropped_total") >= 1.0,
+        "skipped frames are counted"
+    );
 
     // And it follows live frames from there.
     player.send(b"f").await;

@@ -1,0 +1,172 @@
+//! Prometheus metrics (OpenMetrics text at `GET /metrics`), with the spectating
+//! document's names. Every metric is updated by a real event where it happens;
+//! no label carries a user name.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GameLabel {
+    pub game: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabel {
+    pub transport: String,
+}
+
+/// The transports viewers use.
+pub const GRPC: &str = "grpc";
+
+fn histogram_seconds() -> Histogram {
+    // 1 µs to about 1 s.
+    Histogram::new(exponential_buckets(1e-6, 4.0, 11))
+}
+
+/// Every metric the server exports. Cloning a metric shares it.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Spectator streams started, by game.
+    pub spectator_sessions: Family<GameLabel, Counter>,
+    pub spectator_connections_active: Family<TransportLabel, Gauge>,
+    pub spectator_frames_sent: Counter,
+    /// Frames spectators skipped because a resync snapshot replaced them.
+    pub spectator_frames_dropped: Counter,
+    pub spectator_resyncs: Counter,
+    /// One frame through the hub: numbering, screen model, fan-out.
+    pub spectator_frame_processing_duration_seconds: Histogram,
+    pub spectator_registry_update_duration_seconds: Histogram,
+    pub game_sessions_active: Family<GameLabel, Gauge>,
+    pub game_sessions_started: Family<GameLabel, Counter>,
+    pub game_sessions_ended: Family<GameLabel, Counter>,
+    /// Terminal bytes sent to viewers and players, by transport.
+    pub bytes_sent: Family<TransportLabel, Counter>,
+    pub failed_logins: Counter,
+    pub recording_write_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut m = Self {
+            registry: Registry::default(),
+            spectator_sessions: Family::default(),
+            spectator_connections_active: Family::default(),
+            spectator_frames_sent: Counter::default(),
+            spectator_frames_dropped: Counter::default(),
+            spectator_resyncs: Counter::default(),
+            spectator_frame_processing_duration_seconds: histogram_seconds(),
+            spectator_registry_update_duration_seconds: histogram_seconds(),
+            game_sessions_active: Family::default(),
+            game_sessions_started: Family::default(),
+            game_sessions_ended: Family::default(),
+            bytes_sent: Family::default(),
+            failed_logins: Counter::default(),
+            recording_write_errors: Counter::default(),
+        };
+        // OpenMetrics adds `_total` to counter names.
+        let r = &mut m.registry;
+        r.register(
+            "spectator_sessions",
+            "Spectator streams started, by game",
+            m.spectator_sessions.clone(),
+        );
+        r.register(
+            "spectator_connections_active",
+            "Spectator streams open now, by transport",
+            m.spectator_connections_active.clone(),
+        );
+        r.register(
+            "spectator_frames_sent",
+            "Frames sent to spectators",
+            m.spectator_frames_sent.clone(),
+        );
+        r.register(
+            "spectator_frames_dropped",
+            "Frames spectators skipped because a resync snapshot replaced them",
+            m.spectator_frames_dropped.clone(),
+        );
+        r.register(
+            "spectator_resyncs",
+            "Resync snapshots sent to spectators",
+            m.spectator_resyncs.clone(),
+        );
+        r.register(
+            "spectator_frame_processing_duration_seconds",
+            "Time to number, parse and fan out one frame",
+            m.spectator_frame_processing_duration_seconds.clone(),
+        );
+        r.register(
+            "spectator_registry_update_duration_seconds",
+            "Time to publish a new spectator registry version",
+            m.spectator_registry_update_duration_seconds.clone(),
+        );
+        r.register(
+            "game_sessions_active",
+            "Games running now, by game",
+            m.game_sessions_active.clone(),
+        );
+        r.register(
+            "game_sessions_started",
+            "Games started, by game",
+            m.game_sessions_started.clone(),
+        );
+        r.register(
+            "game_sessions_ended",
+            "Games ended, by game",
+            m.game_sessions_ended.clone(),
+        );
+        r.register(
+            "bytes_sent",
+            "Terminal bytes sent, by transport",
+            m.bytes_sent.clone(),
+        );
+        r.register(
+            "failed_logins",
+            "Failed login attempts",
+            m.failed_logins.clone(),
+        );
+        r.register(
+            "recording_write_errors",
+            "Recording writes that failed (the games went on)",
+            m.recording_write_errors.clone(),
+        );
+        m
+    }
+
+    pub fn game(game: &str) -> GameLabel {
+        GameLabel {
+            game: game.to_owned(),
+        }
+    }
+
+    pub fn transport(transport: &str) -> TransportLabel {
+        TransportLabel {
+            transport: transport.to_owned(),
+        }
+    }
+
+    pub fn observe(histogram: &Histogram, took: Duration) {
+        histogram.observe(took.as_secs_f64());
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
