@@ -27,6 +27,9 @@ pub struct SessionListing {
     /// Seconds since the player's last input.
     pub idle_seconds: u64,
     pub spectator_count: u32,
+    /// No player is connected; the game waits for its owner to reattach.
+    #[serde(default)]
+    pub detached: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +83,7 @@ impl SessionListing {
             },
             idle_seconds: idle_since(session.last_activity, now).as_secs(),
             spectator_count: session.spectator_count,
+            detached: session.detached,
         }
     }
 }

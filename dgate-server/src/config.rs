@@ -106,6 +106,9 @@ pub struct SessionManagement {
     pub ttyrec: TtyrecConfig,
     /// Frames a subscriber may fall behind before it is resynced with a snapshot.
     pub queue_frames: usize,
+    /// How long a game runs without a player stream before it is hung up.
+    #[serde(deserialize_with = "duration")]
+    pub detach_grace: Duration,
     #[serde(deserialize_with = "duration")]
     pub stop_grace: Duration,
     #[serde(deserialize_with = "duration")]
@@ -229,6 +232,7 @@ impl Default for SessionManagement {
             spectating: SpectatingConfig::default(),
             ttyrec: TtyrecConfig::default(),
             queue_frames: 1024,
+            detach_grace: Duration::from_secs(5 * 60),
             stop_grace: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
         }

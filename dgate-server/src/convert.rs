@@ -77,6 +77,7 @@ impl From<&Session> for pb::GameSession {
                 .collect(),
             spectator_count: registry.spectators.len() as u32,
             game_short_name: s.info.game_short_name.clone(),
+            detached: s.is_detached(),
             frame_count: s
                 .hub
                 .stats()

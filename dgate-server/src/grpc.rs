@@ -22,7 +22,7 @@ use crate::error::SessionError;
 use crate::hub::{Delivery, HubEvent, SnapshotReason, Subscription};
 use crate::metrics::{self, Metrics};
 use crate::registry::Spectator;
-use crate::session::Session;
+use crate::session::{PlayerLease, Session};
 use crate::sessions::{SessionManager, StartRequest};
 use prometheus_client::metrics::counter::Counter;
 
@@ -94,7 +94,8 @@ fn is_owner(user: &User, session: &Session) -> bool {
 
 /// Who a stream is.
 enum Role {
-    Player,
+    /// The owner; the lease is cancelled when a newer stream of theirs takes over.
+    Player(PlayerLease),
     Spectator(Arc<Spectator>),
 }
 
@@ -326,7 +327,7 @@ impl GameService for GameServiceImpl {
                     "neither the session's owner nor a registered spectator (call AddSpectator first)",
                 ));
             }
-            Role::Player
+            Role::Player(session.attach_player())
         };
 
         let subscription = session.hub.subscribe();
@@ -336,7 +337,7 @@ impl GameService for GameServiceImpl {
             success: true,
             error: String::new(),
             role: match role {
-                Role::Player => pb::StreamRole::Player,
+                Role::Player(_) => pb::StreamRole::Player,
                 Role::Spectator(_) => pb::StreamRole::Spectator,
             } as i32,
             terminal_size: Some(session.hub.size().into()),
@@ -393,18 +394,18 @@ impl GameStream {
         let id = self.session.info.id.clone();
         let mut input = tokio::spawn(read_input(
             Arc::clone(&self.session),
-            matches!(self.role, Role::Player),
+            matches!(self.role, Role::Player(_)),
             self.manager.clone(),
             inbound,
         ));
-        let removed = match &self.role {
+        let pushed_out = match &self.role {
             Role::Spectator(s) => s.removed.clone(),
-            Role::Player => tokio_util::sync::CancellationToken::new(),
+            Role::Player(lease) => lease.taken_over.clone(),
         };
         // Only spectators time out, and only for lack of game output.
         let timeout = match self.role {
             Role::Spectator(_) => self.spectator_timeout,
-            Role::Player => Duration::MAX,
+            Role::Player(_) => Duration::MAX,
         };
         let metrics = Arc::clone(self.manager.metrics());
         let is_spectator = matches!(self.role, Role::Spectator(_));
@@ -458,13 +459,23 @@ impl GameStream {
                     }
                     break;
                 }
-                () = removed.cancelled() => {
-                    self.disconnected(&id, "removed from the session's spectators").await;
+                () = pushed_out.cancelled() => {
+                    let reason = match self.role {
+                        Role::Player(_) => "another connection of yours took over this game",
+                        Role::Spectator(_) => "removed from the session's spectators",
+                    };
+                    self.disconnected(&id, reason).await;
                     break;
                 }
             }
         }
         input.abort();
+        if let Role::Player(lease) = &self.role
+            && self.session.detach_player(lease)
+        {
+            info!(session_id = %id, "player detached; the game runs on for the detach grace period");
+            self.manager.arm_detach_timer(&self.session);
+        }
         if let Role::Spectator(spectator) = &self.role {
             connections.dec();
             let started = std::time::Instant::now();

@@ -56,6 +56,24 @@ pub struct Session {
     exit: OnceLock<GameExit>,
     ended_at: OnceLock<SystemTime>,
     done: CancellationToken,
+    player: Mutex<PlayerSlot>,
+}
+
+/// Which player stream, if any, is attached. Only the newest one is: a new
+/// connection of the owner takes over and the older stream is told so.
+#[derive(Debug, Default)]
+struct PlayerSlot {
+    current: Option<CancellationToken>,
+    /// Bumped on every attach and detach, so stale detach timers do nothing.
+    generation: u64,
+}
+
+/// A player stream's hold on its session; its token is cancelled when a newer
+/// stream takes over.
+#[derive(Debug)]
+pub struct PlayerLease {
+    pub taken_over: CancellationToken,
+    generation: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -99,6 +117,7 @@ impl Session {
             exit: OnceLock::new(),
             ended_at: OnceLock::new(),
             done: CancellationToken::new(),
+            player: Mutex::new(PlayerSlot::default()),
             info,
         });
         let spawned = std::thread::Builder::new()
@@ -159,6 +178,49 @@ impl Session {
         if let Err(e) = killpg(Pid::from_raw(pid), signal) {
             warn!(session_id = %self.info.id, %signal, error = %e, "cannot signal the game");
         }
+    }
+
+    /// Attaches a player stream, taking over from any attached one.
+    pub fn attach_player(&self) -> PlayerLease {
+        let mut slot = self.player.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = slot.current.take() {
+            previous.cancel();
+        }
+        let token = CancellationToken::new();
+        slot.current = Some(token.clone());
+        slot.generation += 1;
+        PlayerLease {
+            taken_over: token,
+            generation: slot.generation,
+        }
+    }
+
+    /// Detaches a player stream; true when that left the game without a player.
+    pub fn detach_player(&self, lease: &PlayerLease) -> bool {
+        let mut slot = self.player.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.generation != lease.generation {
+            return false;
+        }
+        slot.current = None;
+        slot.generation += 1;
+        true
+    }
+
+    /// No player stream is attached.
+    pub fn is_detached(&self) -> bool {
+        self.player
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .current
+            .is_none()
+    }
+
+    /// Changes on every attach and detach.
+    pub fn player_generation(&self) -> u64 {
+        self.player
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation
     }
 
     /// Resolves once the game was reaped and every stream was told.

@@ -195,6 +195,8 @@ impl SessionManager {
                 }
             },
         )?;
+        // Nobody is attached yet: the game must not run unattended forever.
+        self.arm_detach_timer(&session);
         let label = Metrics::game(&game.id);
         inner
             .metrics
@@ -300,6 +302,25 @@ impl SessionManager {
               spectator_count = session.spectators.len(), registry_version = version,
               "spectator added");
         Ok((session, spectator))
+    }
+
+    /// After `detach_grace` with no player attached (and no attach or detach in
+    /// between), hangs the game up as StopGameSession does.
+    pub fn arm_detach_timer(&self, session: &Arc<Session>) {
+        let grace = self.inner.config.session_management.detach_grace;
+        let generation = session.player_generation();
+        let (manager, session) = (self.clone(), Arc::clone(session));
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(grace) => {}
+                () = session.done() => return,
+            }
+            if session.is_detached() && session.player_generation() == generation {
+                info!(session_id = %session.info.id, grace = %humantime::format_duration(grace),
+                      "no player for the detach grace period; hanging the game up");
+                manager.hang_up(session, false);
+            }
+        });
     }
 
     /// SIGHUP now (or SIGKILL when `force`), SIGKILL after the stop grace period.
