@@ -110,6 +110,14 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
+/// The line of a listing that names `name`.
+fn row_of<'a>(listing: &'a str, name: &str) -> &'a str {
+    listing
+        .lines()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("{name} is not listed:\n{listing}"))
+}
+
 /// Runs `command` with `stdin` as its input and collects what it printed.
 fn run_with_stdin(mut command: Command, stdin: &str) -> std::process::Output {
     let mut child = command
@@ -304,12 +312,8 @@ fn operators_manage_accounts_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("8 to 1024 bytes"));
 
     assert!(user(&["ban", "root_op"], "").status.success());
-    let out = user(&["list"], "");
-    let listing = String::from_utf8_lossy(&out.stdout);
-    let row = listing
-        .lines()
-        .find(|l| l.contains("root_op"))
-        .expect("listed");
+    let listing = String::from_utf8_lossy(&user(&["list"], "").stdout).into_owned();
+    let row = row_of(&listing, "root_op");
     assert!(row.contains("admin,banned"), "{row}");
     assert!(
         !listing.contains("shorty"),
@@ -330,12 +334,8 @@ fn operators_manage_accounts_from_the_command_line() {
         .success()
     );
     assert_eq!(user(&["ban", "nobody"], "").status.code(), Some(1));
-    let out = user(&["list"], "");
-    let listing = String::from_utf8_lossy(&out.stdout);
-    let row = listing
-        .lines()
-        .find(|l| l.contains("root_op"))
-        .expect("listed");
+    let listing = String::from_utf8_lossy(&user(&["list"], "").stdout).into_owned();
+    let row = row_of(&listing, "root_op");
     assert!(!row.contains("admin") && !row.contains("banned"), "{row}");
 
     use std::os::unix::fs::PermissionsExt;
