@@ -424,8 +424,23 @@ impl GameStream {
                 .inc();
             connections.inc();
         }
+        let shutdown = self.manager.shutting_down();
+        let mut told_of_shutdown = false;
         loop {
             tokio::select! {
+                // The game is hung up next; its exit still follows.
+                () = shutdown.cancelled(), if !told_of_shutdown => {
+                    told_of_shutdown = true;
+                    let event = pb::PtyEvent {
+                        session_id: id.clone(),
+                        r#type: pb::PtyEventType::ServerShutdown as i32,
+                        message: "the server is shutting down; the game is being saved".into(),
+                        ..Default::default()
+                    };
+                    if self.tx.send(Ok(message(Out::Event(event)))).await.is_err() {
+                        break;
+                    }
+                }
                 delivery = tokio::time::timeout(timeout, subscription.next()) => match delivery {
                     Ok(Some(d)) => {
                         let last = matches!(&d, Delivery::Event(e) if matches!(**e, HubEvent::Ended { .. }));

@@ -172,7 +172,15 @@ impl Hub {
         if p.ended.is_some() {
             return p.last_frame_id;
         }
-        p.screen.process(&data);
+        // vt100 must never take the pipeline down: should it panic on some
+        // input, start a fresh model (viewers resync to it) and go on.
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.screen.process(&data)));
+        if parsed.is_err() {
+            tracing::error!("the screen model panicked on game output; it was reset");
+            let size = p.screen.size();
+            p.screen = ScreenModel::new(size);
+        }
         p.last_frame_id += 1;
         let id = p.last_frame_id;
         self.stats.frames.fetch_add(1, Ordering::Relaxed);

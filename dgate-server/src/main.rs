@@ -254,7 +254,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     dgate_server::run(config, Listeners { grpc, http }, shutdown_signal()).await
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once (the
+/// games then get SIGHUP from their closing terminals, and recordings stay
+/// plain but readable).
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -268,6 +270,14 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("dgate-server: second signal; exiting without waiting for the games");
+        std::process::exit(130);
+    });
 }
 
 fn init_logging(format: LogFormat) {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
@@ -53,7 +54,8 @@ struct Inner {
     /// Recorder threads, joined at shutdown so every recording is finished.
     recorders: Mutex<Vec<std::thread::JoinHandle<()>>>,
     metrics: Arc<Metrics>,
-    shutting_down: std::sync::atomic::AtomicBool,
+    /// Cancelled when shutdown begins: streams tell their viewers.
+    shutting_down: CancellationToken,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -81,13 +83,18 @@ impl SessionManager {
                 tasks: TaskTracker::new(),
                 recorders: Mutex::new(Vec::new()),
                 metrics: Arc::new(Metrics::new()),
-                shutting_down: std::sync::atomic::AtomicBool::new(false),
+                shutting_down: CancellationToken::new(),
             }),
         }
     }
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Cancelled when the server starts shutting down.
+    pub fn shutting_down(&self) -> CancellationToken {
+        self.inner.shutting_down.clone()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -122,10 +129,7 @@ impl SessionManager {
     /// Spawns a game for a player.
     pub fn start(&self, request: StartRequest) -> Result<Arc<Session>, SessionError> {
         let inner = &self.inner;
-        if inner
-            .shutting_down
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        if inner.shutting_down.is_cancelled() {
             return Err(SessionError::ShuttingDown);
         }
         crate::accounts::check_username(&request.username)
@@ -350,9 +354,7 @@ impl SessionManager {
     /// to `shutdown_grace`, then kills what is left and waits for it to be reaped.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
-        inner
-            .shutting_down
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        inner.shutting_down.cancel();
         let sessions = self.list();
         if sessions.is_empty() {
             self.finish_recordings().await;

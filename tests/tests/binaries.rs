@@ -20,13 +20,20 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// With `extra_session_management` added under `session_management:`.
+    fn start_with(extra_session_management: &str) -> Self {
         let data = tempfile::tempdir().expect("data dir");
         let config = data.path().join("dgate.yaml");
         std::fs::write(
             &config,
             format!(
                 "games:\n  - id: test\n    name: Test game\n    short_name: TEST\n    binary: {{ path: {:?} }}\n\
-                 session_management:\n  ttyrec: {{ directory: {:?} }}\n",
+                 \x20 - id: stubborn\n    name: Stubborn\n    short_name: STUB\n    binary: {{ path: {:?}, args: [\"--ignore-hup\"] }}\n\
+                 session_management:\n  ttyrec: {{ directory: {:?} }}\n{extra_session_management}",
+                testgame_path(),
                 testgame_path(),
                 data.path().join("ttyrec"),
             ),
@@ -477,4 +484,34 @@ async fn a_killed_server_leaves_a_readable_plain_recording() {
             "ttyplay plays what we wrote"
         );
     }
+}
+
+/// A second SIGTERM ends the server at once, even while a game that ignores
+/// SIGHUP holds up the graceful shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_forces_the_exit() {
+    let mut server = ServerProcess::start_with("  shutdown_grace: \"10m\"\n");
+    let url = server.url();
+    let mut client = pb::game_service_client::GameServiceClient::connect(url.clone())
+        .await
+        .expect("connect");
+    let game = start_game_at(&url, "ivy", "stubborn", None).await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let pid = nix::unistd::Pid::from_raw(server.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("first SIGTERM");
+    // The first signal tells the viewers; the stubborn game ignores its SIGHUP.
+    while !player.seen.contains(&Seen::ServerShutdown) {
+        assert!(
+            player.step().await.expect("stream"),
+            "the stream ended early"
+        );
+    }
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("second SIGTERM");
+    let status = server.child.wait().expect("exit");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "forced exit, not a 10-minute wait"
+    );
 }

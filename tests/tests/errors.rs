@@ -433,6 +433,11 @@ async fn shutdown_hangs_up_every_game() {
     for mut p in players {
         p.read_to_end().await.expect("stream ends");
         assert!(matches!(p.seen.last(), Some(Seen::Exit(_))));
+        assert!(
+            p.seen.contains(&Seen::ServerShutdown),
+            "viewers are told why the game ends: {:?}",
+            p.seen
+        );
     }
 }
 

@@ -290,6 +290,7 @@ pub enum Seen {
     Resize(u32, u32),
     Exit(i32),
     Timeout,
+    ServerShutdown,
     Disconnected(String),
 }
 
@@ -496,6 +497,7 @@ impl Viewer {
                 }
                 pb::PtyEventType::ProcessExit => self.seen.push(Seen::Exit(e.exit_code)),
                 pb::PtyEventType::SpectatorTimeout => self.seen.push(Seen::Timeout),
+                pb::PtyEventType::ServerShutdown => self.seen.push(Seen::ServerShutdown),
                 other => bail!("unexpected event {other:?}"),
             },
             Out::Disconnected(d) => self.seen.push(Seen::Disconnected(d.reason)),
