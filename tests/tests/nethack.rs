@@ -27,19 +27,13 @@ async fn spectators_of_real_nethack_see_the_players_screen() {
         .expect("NetHack asks about the character");
 
     let hub = server.hub(&session.id);
-    let mut early = Viewer::spectator(&mut client, &session.id, "early")
-        .await
-        .expect("spectator");
-    early.step().await.expect("join snapshot");
-    player
-        .wait_for_frame(early.last_frame)
-        .await
-        .expect("same frame");
-    assert_same_screen(
-        player.screen.screen(),
-        early.screen.screen(),
+    let mut early = join_and_compare(
+        &mut client,
+        &mut player,
+        &session.id,
         "spectator at the first prompt",
-    );
+    )
+    .await;
 
     // The spectator's keys are dropped: had its `y` reached NetHack, the
     // player's `y` would have answered the next question and started the game.
@@ -54,22 +48,16 @@ async fn spectators_of_real_nethack_see_the_players_screen() {
         .wait_for_text("welcome to NetHack")
         .await
         .expect("the game starts");
-    let mut late = Viewer::spectator(&mut client, &session.id, "late")
-        .await
-        .expect("late spectator");
-    late.step().await.expect("join snapshot");
-    player
-        .wait_for_frame(late.last_frame)
-        .await
-        .expect("same frame");
+    let mut late = join_and_compare(
+        &mut client,
+        &mut player,
+        &session.id,
+        "late joiner in the dungeon",
+    )
+    .await;
     assert!(
         late.screen.screen().contents().contains(&name),
         "the welcome names the player"
-    );
-    assert_same_screen(
-        player.screen.screen(),
-        late.screen.screen(),
-        "late joiner in the dungeon",
     );
 
     // Dismiss the welcome and walk around a little; everyone stays in step.
@@ -170,19 +158,13 @@ async fn decgraphics_walls_look_the_same_to_a_late_joiner() {
         "DECgraphics walls are drawn as lines:\n{drawn}"
     );
 
-    let mut late = Viewer::spectator(&mut client, &session.id, "late")
-        .await
-        .expect("spectator");
-    late.step().await.expect("join snapshot");
-    player
-        .wait_for_frame(late.last_frame)
-        .await
-        .expect("same frame");
-    assert_same_screen(
-        player.screen.screen(),
-        late.screen.screen(),
+    join_and_compare(
+        &mut client,
+        &mut player,
+        &session.id,
         "late joiner, DECgraphics",
-    );
+    )
+    .await;
 
     stop_game(&mut client, &session).await;
     player.read_to_end().await.expect("stream ends");

@@ -572,6 +572,30 @@ fn term_size(size: pb::TerminalSize) -> anyhow::Result<TermSize> {
     Ok(TermSize::new(cols, rows))
 }
 
+/// Joins `session_id` as a new spectator and asserts at once, at the frame
+/// its snapshot covers, that its screen equals `player`'s.
+pub async fn join_and_compare(
+    client: &mut Client,
+    player: &mut Viewer,
+    session_id: &str,
+    what: &str,
+) -> Viewer {
+    let mut joiner = Viewer::spectator(client, session_id, what)
+        .await
+        .expect("spectator");
+    joiner.step().await.expect("join snapshot");
+    assert!(
+        matches!(joiner.seen[0], Seen::Snapshot { .. }),
+        "a joiner starts with a snapshot"
+    );
+    player
+        .wait_for_frame(joiner.last_frame)
+        .await
+        .expect("the player at the same frame");
+    assert_same_screen(player.screen.screen(), joiner.screen.screen(), what);
+    joiner
+}
+
 /// Asserts two terminals show the same thing: every cell with its colours and
 /// attributes, the cursor, the alternate screen and the input modes.
 pub fn assert_same_screen(expected: &vt100::Screen, actual: &vt100::Screen, what: &str) {
