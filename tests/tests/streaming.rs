@@ -293,18 +293,7 @@ async fn spectator_keystrokes_never_reach_the_game() {
 
     // `x` would end the game and `f` draw a frame, if they reached it.
     spectator.send(b"xf hello").await;
-    spectator
-        .input
-        .send(pb::GameIoRequest {
-            request: Some(pb::game_io_request::Request::Resize(pb::PtyResize {
-                size: Some(pb::TerminalSize {
-                    width: 40,
-                    height: 10,
-                }),
-            })),
-        })
-        .await
-        .expect("send resize");
+    spectator.send_resize(40, 10).await;
     player.send(b"zy").await;
     player
         .wait_for_text("keys: zy")
@@ -406,18 +395,7 @@ async fn the_owners_resize_reaches_the_game_and_every_viewer() {
     );
 
     // The same through the player's own stream, in order with its keys.
-    player
-        .input
-        .send(pb::GameIoRequest {
-            request: Some(pb::game_io_request::Request::Resize(pb::PtyResize {
-                size: Some(pb::TerminalSize {
-                    width: 120,
-                    height: 35,
-                }),
-            })),
-        })
-        .await
-        .expect("send resize");
+    player.send_resize(120, 35).await;
     player.send(b"s").await;
     player
         .wait_for_text("SIZE 120x35")

@@ -440,6 +440,19 @@ impl Viewer {
             .expect("send input");
     }
 
+    /// Sends an in-stream resize (the player's reaches the game; a
+    /// spectator's is ignored).
+    pub async fn send_resize(&self, width: u32, height: u32) {
+        self.input
+            .send(pb::GameIoRequest {
+                request: Some(In::Resize(pb::PtyResize {
+                    size: Some(pb::TerminalSize { width, height }),
+                })),
+            })
+            .await
+            .expect("send resize");
+    }
+
     /// Reads one message and applies it; `Ok(false)` when the stream ended.
     pub async fn step(&mut self) -> anyhow::Result<bool> {
         let message = tokio::time::timeout(WAIT, self.stream.message())
