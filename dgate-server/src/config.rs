@@ -4,12 +4,14 @@
 //! unknown keys and bad values are errors that name the key and the line.
 
 use std::collections::BTreeMap;
-use std::fmt;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+pub use dgate_screen::TermSize;
 
 /// The default configuration, compiled in.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../configs/dgate.yaml");
@@ -147,53 +149,6 @@ pub struct TtyrecConfig {
 pub enum Compression {
     None,
     Gzip,
-}
-
-/// A terminal size, written `COLSxROWS` (`80x24`). Both are at least 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "String")]
-pub struct TermSize {
-    pub cols: u16,
-    pub rows: u16,
-}
-
-impl TermSize {
-    pub const fn new(cols: u16, rows: u16) -> Self {
-        Self { cols, rows }
-    }
-
-    /// True when both sides are within `max` (and neither is zero).
-    pub fn fits_within(self, max: TermSize) -> bool {
-        self.cols >= 1 && self.rows >= 1 && self.cols <= max.cols && self.rows <= max.rows
-    }
-}
-
-impl fmt::Display for TermSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}x{}", self.cols, self.rows)
-    }
-}
-
-impl std::str::FromStr for TermSize {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?} is not a terminal size like \"80x24\"");
-        let (cols, rows) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-        let cols: u16 = cols.trim().parse().map_err(|_| bad())?;
-        let rows: u16 = rows.trim().parse().map_err(|_| bad())?;
-        if cols == 0 || rows == 0 {
-            return Err(format!("{s:?}: columns and rows must be at least 1"));
-        }
-        Ok(Self { cols, rows })
-    }
-}
-
-impl TryFrom<String> for TermSize {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -11,30 +11,24 @@ use crate::registry::Spectator;
 use crate::session::Session;
 use crate::sessions::GameListing;
 
-impl From<TermSize> for pb::TerminalSize {
-    fn from(size: TermSize) -> Self {
-        Self {
-            width: u32::from(size.cols),
-            height: u32::from(size.rows),
-        }
+pub fn terminal_size(size: TermSize) -> pb::TerminalSize {
+    pb::TerminalSize {
+        width: u32::from(size.cols),
+        height: u32::from(size.rows),
     }
 }
 
-impl TryFrom<pb::TerminalSize> for TermSize {
-    type Error = SessionError;
-
-    /// Only the representable range is checked here; limits are the manager's.
-    fn try_from(size: pb::TerminalSize) -> Result<Self, Self::Error> {
-        let side = |v: u32| {
-            u16::try_from(v).map_err(|_| {
-                SessionError::invalid(
-                    "terminal size",
-                    format!("{}x{} is too large", size.width, size.height),
-                )
-            })
-        };
-        Ok(TermSize::new(side(size.width)?, side(size.height)?))
-    }
+/// Only the representable range is checked here; limits are the manager's.
+pub fn term_size(size: pb::TerminalSize) -> Result<TermSize, SessionError> {
+    let side = |v: u32| {
+        u16::try_from(v).map_err(|_| {
+            SessionError::invalid(
+                "terminal size",
+                format!("{}x{} is too large", size.width, size.height),
+            )
+        })
+    };
+    Ok(TermSize::new(side(size.width)?, side(size.height)?))
 }
 
 pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
@@ -69,7 +63,7 @@ impl From<&Session> for pb::GameSession {
             start_time: Some(timestamp(s.info.started_at)),
             end_time: s.ended_at().map(timestamp),
             last_activity: Some(timestamp(s.last_activity())),
-            terminal_size: Some(s.hub.size().into()),
+            terminal_size: Some(terminal_size(s.hub.size())),
             spectators: registry
                 .in_join_order()
                 .iter()
@@ -112,7 +106,7 @@ pub fn snapshot_message(session_id: &str, s: &Snapshot) -> pb::Snapshot {
     pb::Snapshot {
         session_id: session_id.to_owned(),
         frame_id: s.frame_id,
-        size: Some(s.size.into()),
+        size: Some(terminal_size(s.size)),
         data: s.data.clone(),
         reason: pb::SnapshotReason::from(s.reason) as i32,
         frames_skipped: s.frames_skipped,
@@ -153,7 +147,7 @@ pub fn delivery_message(session_id: &str, d: &Delivery) -> pb::GameIoResponse {
                 session_id: session_id.to_owned(),
                 r#type: pb::PtyEventType::Resize as i32,
                 message: format!("the game's terminal is now {size}"),
-                size: Some((*size).into()),
+                size: Some(terminal_size(*size)),
                 frame_id: *after_frame,
                 ..Default::default()
             }),
@@ -174,10 +168,10 @@ mod tests {
     #[test]
     fn terminal_size_round_trips() {
         let size = TermSize::new(132, 43);
-        let message = pb::TerminalSize::from(size);
-        assert_eq!(TermSize::try_from(message).expect("fits"), size);
+        let message = terminal_size(size);
+        assert_eq!(term_size(message).expect("fits"), size);
         assert!(
-            TermSize::try_from(pb::TerminalSize {
+            term_size(pb::TerminalSize {
                 width: 70_000,
                 height: 1
             })

@@ -83,7 +83,7 @@ impl GameServiceImpl {
     }
 
     fn size(&self, size: Option<pb::TerminalSize>) -> Result<Option<TermSize>, Status> {
-        size.map(|s| Ok(self.manager.check_size(TermSize::try_from(s)?)?))
+        size.map(|s| Ok(self.manager.check_size(crate::convert::term_size(s)?)?))
             .transpose()
     }
 }
@@ -340,7 +340,7 @@ impl GameService for GameServiceImpl {
                 Role::Player(_) => pb::StreamRole::Player,
                 Role::Spectator(_) => pb::StreamRole::Spectator,
             } as i32,
-            terminal_size: Some(session.hub.size().into()),
+            terminal_size: Some(crate::convert::terminal_size(session.hub.size())),
         };
         let spectator_timeout = self
             .manager
@@ -584,7 +584,7 @@ async fn read_input(
                 let Some(size) = resize.size else {
                     return InputEnd::Refused(Status::invalid_argument("resize without a size"));
                 };
-                let checked = TermSize::try_from(size).and_then(|s| manager.check_size(s));
+                let checked = crate::convert::term_size(size).and_then(|s| manager.check_size(s));
                 match checked.and_then(|s| session.resize(s)) {
                     Ok(()) => {}
                     Err(e) => return InputEnd::Refused(e.into()),

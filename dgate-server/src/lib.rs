@@ -17,7 +17,6 @@ pub mod metrics;
 pub mod pty;
 pub mod recorder;
 pub mod registry;
-pub mod screen;
 pub mod session;
 pub mod sessions;
 pub mod ttyrec;

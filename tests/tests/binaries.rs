@@ -467,8 +467,7 @@ async fn a_killed_server_leaves_a_readable_plain_recording() {
     let records = dgate_server::ttyrec::Reader::new(&bytes[..])
         .read_all()
         .expect("readable to the end");
-    let mut replayed =
-        dgate_server::screen::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
+    let mut replayed = dgate_screen::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
     for record in &records {
         replayed.process(&record.data);
     }
@@ -476,7 +475,7 @@ async fn a_killed_server_leaves_a_readable_plain_recording() {
     if let Ok(out) = Command::new("ttyplay").arg("-n").arg(&plain).output() {
         assert!(out.status.success());
         let mut played =
-            dgate_server::screen::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
+            dgate_screen::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
         played.process(&out.stdout);
         assert_eq!(
             played.screen().contents(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use dgate_server::screen::ScreenModel;
+use dgate_screen::ScreenModel;
 use dgate_server::ttyrec::Reader;
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {

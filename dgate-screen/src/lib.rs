@@ -1,11 +1,61 @@
-//! The session's screen model: a vt100 parser fed every frame, and the snapshot
-//! (keyframe) that redraws its whole visible state on a reset terminal.
+//! The screen model shared by the server and the client: a vt100 parser fed
+//! every frame of a game, and the snapshot (keyframe) that redraws its whole
+//! visible state on a reset terminal.
 //!
-//! Owned by the hub and touched only under the hub's pipeline lock.
+//! On the server each session's hub owns one and touches it only under the
+//! hub's pipeline lock; the client keeps one per watched game, fed the server's
+//! snapshot and then its frames, and draws it.
 
 use std::num::NonZeroU16;
 
-use crate::config::TermSize;
+use serde::Deserialize;
+
+/// A terminal size, written `COLSxROWS` (`80x24`). Both are at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TermSize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+impl TermSize {
+    pub const fn new(cols: u16, rows: u16) -> Self {
+        Self { cols, rows }
+    }
+
+    /// True when both sides are within `max` (and neither is zero).
+    pub fn fits_within(self, max: TermSize) -> bool {
+        self.cols >= 1 && self.rows >= 1 && self.cols <= max.cols && self.rows <= max.rows
+    }
+}
+
+impl std::fmt::Display for TermSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.cols, self.rows)
+    }
+}
+
+impl std::str::FromStr for TermSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not a terminal size like \"80x24\"");
+        let (cols, rows) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+        let cols: u16 = cols.trim().parse().map_err(|_| bad())?;
+        let rows: u16 = rows.trim().parse().map_err(|_| bad())?;
+        if cols == 0 || rows == 0 {
+            return Err(format!("{s:?}: columns and rows must be at least 1"));
+        }
+        Ok(Self { cols, rows })
+    }
+}
+
+impl TryFrom<String> for TermSize {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
 
 /// The state a snapshot restores, beyond what vt100 renders itself: the window
 /// title (vt100 reports it through a callback and keeps no copy).
