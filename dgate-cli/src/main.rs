@@ -1,40 +1,70 @@
-//! `dgate`: the dgate client. This version lists games and sessions and
-//! manages your account; watching and playing come with the terminal client.
+//! `dgate`: the dgate client. Lists games and sessions, watches them (the
+//! watch menu, one game, or several side by side), plays them, and manages
+//! your account.
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use account::Passwords;
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use connection::{Connection, status};
 use dgate_proto::auth::auth_service_client::AuthServiceClient;
 use dgate_proto::listing::{SessionList, idle_since};
 use dgate_proto::pb;
 use dgate_proto::pb::game_service_client::GameServiceClient;
+use format::{idle, start_time};
+use tonic::transport::Channel;
 
 mod account;
+mod config;
+mod connection;
+mod format;
+mod game_view;
+mod play;
+mod spectate;
 mod tokens;
-use tonic::transport::{Channel, Endpoint};
+mod tui;
+mod watch;
+mod watch_menu;
 
 /// Play and watch console games on a dgate server.
+///
+/// Start with `dgate watch` to see the games in progress, or `dgate register`
+/// and `dgate play nethack` to play. The server is --server, else
+/// $DGATE_SERVER, else `server:` in ~/.config/dgate/config.yaml, else
+/// http://127.0.0.1:50051.
 #[derive(Debug, Parser)]
 #[command(name = "dgate", version)]
 struct Cli {
-    /// The server's gRPC address.
-    #[arg(
-        long,
-        global = true,
-        env = "DGATE_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    server: String,
+    /// The server's gRPC address, like http://example.org:50051.
+    #[arg(long, global = true, env = "DGATE_SERVER")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Watches games: the watch menu, or one game by its session id.
+    ///
+    /// In the menu a letter starts watching that game at once; Space marks
+    /// games and `m` shows up to four side by side; `?` lists every key.
+    /// While watching, `q` or Ctrl+C goes back and Ctrl+Z suspends.
+    Watch {
+        /// Watch this session directly (ids are in `dgate list`).
+        session_id: Option<String>,
+    },
+    /// Plays a game: starts your session, or resumes the one you have.
+    ///
+    /// Your terminal is connected to the game as over ssh. Ctrl+] detaches:
+    /// the game waits for you (the server's detach grace) and `dgate play`
+    /// with the same game resumes it. Needs `dgate login`.
+    Play {
+        /// The game's id or short name, as `dgate games` lists them.
+        game: String,
+    },
     /// Lists the games in progress.
     List {
         /// Prints JSON (the same as the server's `GET /sessions`).
@@ -74,6 +104,11 @@ enum Command {
     },
     /// Shows who you are logged in as.
     Whoami,
+    /// Prints a shell completion script: `dgate completions bash > ~/.local/share/bash-completion/completions/dgate`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,17 +124,40 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "dgate", &mut std::io::stdout());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let server = match cli.server {
+        Some(server) => server,
+        None => config::load()?.server,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let server = cli.server.as_str();
-        let channel = connect(server).await?;
-        let mut games_client = GameServiceClient::new(channel.clone());
-        let mut accounts = AuthServiceClient::new(channel);
+        let connection = Connection::open(&server).await?;
+        let server = server.as_str();
+        let mut games_client = connection.games();
+        let mut accounts = AuthServiceClient::new(connection.channel.clone());
         let mut out = std::io::stdout().lock();
         match cli.command {
+            Command::Watch { session_id } => {
+                drop(out);
+                tui::log_to_file();
+                if let Some(line) = watch::run(connection, session_id).await? {
+                    eprintln!("{line}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Command::Play { game } => {
+                drop(out);
+                tui::log_to_file();
+                eprintln!("{}", play::run(connection, &game).await?);
+                return Ok(ExitCode::SUCCESS);
+            }
             Command::List { json } => list(&mut games_client, json, &mut out).await?,
             Command::Games { json } => games(&mut games_client, json, &mut out).await?,
             Command::Register {
@@ -133,37 +191,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 account::passwd(&mut accounts, server, Passwords::new(password_stdin)).await?
             }
             Command::Whoami => account::whoami(&mut accounts, server).await?,
+            Command::Completions { .. } => {}
         }
         out.flush()?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-async fn connect(server: &str) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("{server:?} is not a server URL like http://127.0.0.1:50051"))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30));
-    let channel = endpoint.connect().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach the dgate server at {server}: {}",
-            root_cause(&e)
-        )
-    })?;
-    Ok(channel)
-}
-
-/// The innermost error's text ("Connection refused"), not the transport's layers.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = e;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    current.to_string()
-}
-
-fn status(e: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("the server said: {} ({:?})", e.message(), e.code())
 }
 
 async fn list(
@@ -205,7 +237,7 @@ async fn list(
                 &s.game_short_name
             },
             format!("{}x{}", size.width, size.height),
-            start_time(s.start_time),
+            start_time(s.start_time.and_then(|t| SystemTime::try_from(t).ok())),
             idle(idle_since(s.last_activity, now)),
             s.spectator_count,
         )?;
@@ -263,45 +295,9 @@ async fn games(
     Ok(())
 }
 
-/// `2025-07-06 02:56:44`, as in the watch menu.
-fn start_time(t: Option<dgate_proto::Timestamp>) -> String {
-    t.and_then(|t| SystemTime::try_from(t).ok())
-        .map(|t| {
-            humantime::format_rfc3339_seconds(t)
-                .to_string()
-                .replace('T', " ")
-                .trim_end_matches('Z')
-                .to_owned()
-        })
-        .unwrap_or_default()
-}
-
-/// `5m 23s`, `6s`, `2h 5m`, as in the watch menu.
-fn idle(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn idle_times_read_like_the_watch_menu() {
-        assert_eq!(idle(Duration::from_secs(6)), "6s");
-        assert_eq!(idle(Duration::from_secs(323)), "5m 23s");
-        assert_eq!(idle(Duration::from_secs(7500)), "2h 5m");
-    }
 }

@@ -1,0 +1,74 @@
+//! The client's own settings, from `config.yaml` in its config directory
+//! (`$XDG_CONFIG_HOME/dgate/config.yaml`). Every key is optional:
+//!
+//! ```yaml
+//! server: http://games.example.org:50051
+//! ```
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Used when neither --server nor DGATE_SERVER is given.
+    #[serde(default = "default_server")]
+    pub server: String,
+}
+
+fn default_server() -> String {
+    DEFAULT_SERVER.to_owned()
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            server: default_server(),
+        }
+    }
+}
+
+/// The settings file's contents, or the defaults when there is none.
+pub fn load() -> Result<ClientConfig> {
+    let Some(dirs) = directories::ProjectDirs::from("", "", "dgate") else {
+        return Ok(ClientConfig::default());
+    };
+    let path = dirs.config_dir().join("config.yaml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ClientConfig::default()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    parse(&text).with_context(|| format!("{} is not a valid dgate client config", path.display()))
+}
+
+fn parse(text: &str) -> Result<ClientConfig> {
+    if text.trim().is_empty() {
+        return Ok(ClientConfig::default());
+    }
+    Ok(serde_saphyr::from_str(text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_comes_from_the_file_or_the_default() {
+        assert_eq!(parse("").expect("empty").server, DEFAULT_SERVER);
+        assert_eq!(
+            parse("server: http://example.org:1\n")
+                .expect("server")
+                .server,
+            "http://example.org:1"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_yaml_are_errors() {
+        assert!(parse("sever: http://x\n").is_err());
+        assert!(parse("server: [\n").is_err());
+    }
+}

@@ -1,0 +1,582 @@
+//! One watched game as the client sees it: a screen model fed the server's
+//! snapshot and then its frames, the part of it that fits the viewer's area
+//! (cropped around the cursor when the game is larger, centred when smaller),
+//! and its status line.
+
+use dgate_proto::pb;
+use dgate_proto::pb::game_io_response::Response;
+use dgate_screen::{ScreenModel, TermSize};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Position, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Widget;
+use tui_term::widget::{Cursor, PseudoTerminal};
+
+use crate::watch_menu::SessionRow;
+
+/// A game on screen. Everything the server sends for the session goes through
+/// [`GameView::apply`], in order.
+pub struct GameView {
+    /// The session as last listed: player, game, watchers.
+    pub row: SessionRow,
+    model: ScreenModel,
+    /// The last frame applied (the snapshot's, right after one).
+    frame_id: u64,
+    /// Snapshots that replaced frames this viewer fell behind on.
+    resyncs: u32,
+    frames_skipped: u64,
+    /// Frames that did not follow the one before (a server bug if ever seen).
+    gaps: u64,
+    /// Where the visible window starts in the game, kept between draws so
+    /// that it moves only when the cursor nears its edge.
+    crop: Crop,
+    /// Set once the stream has ended: why, for the viewer.
+    pub ended: Option<String>,
+}
+
+/// What a message meant for the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// The screen may have changed.
+    Screen,
+    /// The game or the stream is over; the text says why.
+    Ended(String),
+    /// Nothing to show (the connect reply).
+    Nothing,
+}
+
+/// The top-left game cell shown in the viewer's area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Crop {
+    pub top: u16,
+    pub left: u16,
+}
+
+impl GameView {
+    pub fn new(row: SessionRow) -> Self {
+        let size = TermSize::new(row.cols.max(1), row.rows.max(1));
+        Self {
+            row,
+            model: ScreenModel::new(size),
+            frame_id: 0,
+            resyncs: 0,
+            frames_skipped: 0,
+            gaps: 0,
+            crop: Crop::default(),
+            ended: None,
+        }
+    }
+
+    /// Applies one message of the session's stream.
+    pub fn apply(&mut self, response: Response) -> Update {
+        match response {
+            Response::Snapshot(snapshot) => {
+                let size = snapshot
+                    .size
+                    .map(term_size)
+                    .unwrap_or_else(|| self.model.size());
+                // A snapshot is drawn on a reset terminal of its size.
+                self.model = ScreenModel::new(size);
+                self.model.process(&snapshot.data);
+                if snapshot.reason() == pb::SnapshotReason::Resync {
+                    self.resyncs += 1;
+                    self.frames_skipped += snapshot.frames_skipped;
+                }
+                self.frame_id = snapshot.frame_id;
+                Update::Screen
+            }
+            Response::Output(output) => {
+                if output.frame_id != self.frame_id + 1 {
+                    self.gaps += 1;
+                    tracing::warn!(
+                        session_id = %self.row.id,
+                        expected = self.frame_id + 1,
+                        got = output.frame_id,
+                        "frame out of sequence"
+                    );
+                }
+                self.frame_id = output.frame_id;
+                self.model.process(&output.data);
+                Update::Screen
+            }
+            Response::Event(event) => match event.r#type() {
+                pb::PtyEventType::Resize => {
+                    if let Some(size) = event.size {
+                        self.model.resize(term_size(size));
+                    }
+                    Update::Screen
+                }
+                pb::PtyEventType::ProcessExit => self.end(format!(
+                    "{}'s {} game has ended.",
+                    self.row.username, self.row.game
+                )),
+                pb::PtyEventType::ServerShutdown => {
+                    self.end("The server is shutting down.".to_owned())
+                }
+                pb::PtyEventType::SpectatorTimeout => {
+                    self.end("Watching timed out (the server's spectator timeout).".to_owned())
+                }
+                pb::PtyEventType::Unspecified => Update::Nothing,
+            },
+            Response::Disconnected(d) => self.end(if d.reason.is_empty() {
+                "The server ended the stream.".to_owned()
+            } else {
+                format!("The server ended the stream: {}", d.reason)
+            }),
+            Response::Connected(_) => Update::Nothing,
+        }
+    }
+
+    /// Marks the view as over (idempotent: the first reason stays).
+    pub fn end(&mut self, why: String) -> Update {
+        let why = self.ended.get_or_insert(why).clone();
+        Update::Ended(why)
+    }
+
+    pub fn size(&self) -> TermSize {
+        self.model.size()
+    }
+
+    #[cfg(test)]
+    pub fn screen(&self) -> &vt100::Screen {
+        self.model.screen()
+    }
+
+    #[cfg(test)]
+    pub fn resyncs(&self) -> u32 {
+        self.resyncs
+    }
+
+    /// Draws the game into `area` and returns where the game's cursor is, if
+    /// it is visible there.
+    pub fn draw(&mut self, area: Rect, buf: &mut Buffer) -> Option<Position> {
+        let screen = self.model.screen();
+        let (rows, cols) = screen.size();
+        let (rows, cols) = (rows.get(), cols.get());
+        let (width, height) = (cols.min(area.width), rows.min(area.height));
+        let (cursor_row, cursor_col) = screen.cursor_position();
+        self.crop = Crop {
+            top: follow(self.crop.top, cursor_row, rows, height),
+            left: follow(self.crop.left, cursor_col, cols, width),
+        };
+        // Centred when the area is larger than the game.
+        let target = Rect {
+            x: area.x + (area.width - width) / 2,
+            y: area.y + (area.height - height) / 2,
+            width,
+            height,
+        };
+        let window = Window::of(screen, self.crop, width, height);
+        // The real terminal cursor is placed by the caller; a drawn one would
+        // cover the character under it.
+        PseudoTerminal::new(&window)
+            .cursor(Cursor::default().visibility(false))
+            .render(target, buf);
+        let (row, col) = (
+            cursor_row.checked_sub(self.crop.top)?,
+            cursor_col.checked_sub(self.crop.left)?,
+        );
+        (!screen.hide_cursor() && row < height && col < width)
+            .then(|| Position::new(target.x + col, target.y + row))
+    }
+
+    /// True when `area` cannot show the whole game.
+    pub fn cropped_in(&self, area: Rect) -> bool {
+        let size = self.size();
+        size.cols > area.width || size.rows > area.height
+    }
+
+    /// `alice · NH36 · 80x24 · 3 watching · resynced ×2 · cropped to 70x20`.
+    pub fn status_line(&self, area: Rect) -> Line<'static> {
+        let size = self.size();
+        let mut spans = vec![
+            Span::from(format!(" {} ", self.row.username)).bold(),
+            Span::from(format!("· {} · {size} · ", self.row.game)),
+            Span::from(match self.row.watchers {
+                1 => "1 watching".to_owned(),
+                n => format!("{n} watching"),
+            }),
+        ];
+        if self.row.detached {
+            spans.push(Span::from(" · player detached").yellow());
+        }
+        if self.resyncs > 0 {
+            spans.push(
+                Span::from(format!(
+                    " · ⟳ resynced ×{} ({} frames skipped)",
+                    self.resyncs, self.frames_skipped
+                ))
+                .fg(Color::Cyan),
+            );
+        }
+        if self.cropped_in(area) {
+            spans.push(
+                Span::from(format!(
+                    " · cropped to {}x{}",
+                    size.cols.min(area.width),
+                    size.rows.min(area.height)
+                ))
+                .fg(Color::Yellow),
+            );
+        }
+        if let Some(why) = &self.ended {
+            spans.push(Span::from(format!(" · {why}")).fg(Color::Red));
+        }
+        Line::from(spans)
+    }
+}
+
+fn term_size(size: pb::TerminalSize) -> TermSize {
+    let side = |v: u32| u16::try_from(v).unwrap_or(u16::MAX).max(1);
+    TermSize::new(side(size.width), side(size.height))
+}
+
+/// The first game line (or column) to show so that `cursor` stays visible,
+/// moving the window only when the cursor comes within a quarter of an edge.
+pub fn follow(offset: u16, cursor: u16, game: u16, visible: u16) -> u16 {
+    if visible == 0 || game <= visible {
+        return 0;
+    }
+    let max = game - visible;
+    let margin = visible / 4;
+    let mut offset = offset.min(max);
+    if cursor < offset + margin {
+        offset = cursor.saturating_sub(margin);
+    } else if cursor >= offset + visible - margin {
+        offset = (cursor + margin + 1).saturating_sub(visible);
+    }
+    offset.min(max)
+}
+
+/// The visible window of a game's screen, in the shape tui-term draws.
+struct Window {
+    cells: Vec<WindowCell>,
+    width: u16,
+}
+
+struct WindowCell {
+    symbol: String,
+    style: Style,
+}
+
+impl Window {
+    fn of(screen: &vt100::Screen, crop: Crop, width: u16, height: u16) -> Self {
+        let mut cells = Vec::with_capacity(usize::from(width) * usize::from(height));
+        for row in crop.top..crop.top + height {
+            for col in crop.left..crop.left + width {
+                cells.push(match screen.cell(row, col) {
+                    Some(cell) => WindowCell {
+                        symbol: cell.contents().to_owned(),
+                        style: style_of(cell),
+                    },
+                    None => WindowCell {
+                        symbol: String::new(),
+                        style: Style::reset(),
+                    },
+                });
+            }
+        }
+        Self { cells, width }
+    }
+}
+
+impl tui_term::widget::Screen for Window {
+    type C = WindowCell;
+
+    fn cell(&self, row: u16, col: u16) -> Option<&WindowCell> {
+        if col >= self.width {
+            return None;
+        }
+        self.cells
+            .get(usize::from(row) * usize::from(self.width) + usize::from(col))
+    }
+
+    fn hide_cursor(&self) -> bool {
+        true
+    }
+
+    fn cursor_position(&self) -> (u16, u16) {
+        (0, 0)
+    }
+}
+
+impl tui_term::widget::Cell for WindowCell {
+    fn has_contents(&self) -> bool {
+        !self.symbol.is_empty()
+    }
+
+    fn apply(&self, cell: &mut ratatui::buffer::Cell) {
+        if !self.symbol.is_empty() {
+            cell.set_symbol(&self.symbol);
+        }
+        cell.set_style(self.style);
+    }
+}
+
+fn style_of(cell: &vt100::Cell) -> Style {
+    let mut modifier = Modifier::empty();
+    for (on, m) in [
+        (cell.bold(), Modifier::BOLD),
+        (cell.dim(), Modifier::DIM),
+        (cell.italic(), Modifier::ITALIC),
+        (cell.underline(), Modifier::UNDERLINED),
+        (cell.inverse(), Modifier::REVERSED),
+    ] {
+        if on {
+            modifier |= m;
+        }
+    }
+    Style::reset()
+        .fg(color(cell.fgcolor()))
+        .bg(color(cell.bgcolor()))
+        .add_modifier(modifier)
+}
+
+fn color(c: vt100::Color) -> Color {
+    match c {
+        vt100::Color::Default => Color::Reset,
+        vt100::Color::Idx(i) => Color::Indexed(i),
+        vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn nz(n: u16) -> std::num::NonZeroU16 {
+        std::num::NonZeroU16::new(n).expect("not zero")
+    }
+
+    fn parser(rows: u16, cols: u16) -> vt100::Parser {
+        vt100::Parser::new(nz(rows), nz(cols), 0)
+    }
+
+    fn row(cols: u16, rows: u16) -> SessionRow {
+        SessionRow {
+            id: "s1".into(),
+            username: "alice".into(),
+            game: "NH36".into(),
+            cols,
+            rows,
+            start: None,
+            idle: std::time::Duration::ZERO,
+            watchers: 2,
+            detached: false,
+        }
+    }
+
+    /// A NetHack-like frame: a coloured glyph somewhere, a status line, the
+    /// cursor left on the glyph.
+    fn frame(i: u16) -> Vec<u8> {
+        let (r, c) = (2 + i * 7 % 20, 1 + i * 13 % 78);
+        format!(
+            "\x1b[{r};{c}H\x1b[1;3{}m{}\x1b[0m\x1b[24;1H\x1b[2K\x1b[44mDlvl:1 HP:{} T:{i}\x1b[0m\x1b[{r};{c}H",
+            i % 8,
+            char::from(b'a' + (i % 26) as u8),
+            i % 17
+        )
+        .into_bytes()
+    }
+
+    fn output(frame_id: u64, data: Vec<u8>) -> Response {
+        Response::Output(pb::PtyOutput {
+            frame_id,
+            data: data.into(),
+            ..Default::default()
+        })
+    }
+
+    fn snapshot(
+        model: &ScreenModel,
+        frame_id: u64,
+        reason: pb::SnapshotReason,
+        skipped: u64,
+    ) -> Response {
+        let size = model.size();
+        Response::Snapshot(pb::Snapshot {
+            frame_id,
+            size: Some(pb::TerminalSize {
+                width: u32::from(size.cols),
+                height: u32::from(size.rows),
+            }),
+            data: model.snapshot().into(),
+            reason: reason as i32,
+            frames_skipped: skipped,
+            ..Default::default()
+        })
+    }
+
+    fn same_screen(view: &GameView, reference: &vt100::Parser) {
+        assert_eq!(view.size(), {
+            let (r, c) = reference.screen().size();
+            TermSize::new(c.get(), r.get())
+        });
+        assert_eq!(
+            view.screen().contents_formatted(),
+            reference.screen().contents_formatted(),
+            "the view's screen differs from the reference parser's"
+        );
+        assert_eq!(
+            view.screen().cursor_position(),
+            reference.screen().cursor_position()
+        );
+    }
+
+    #[test]
+    fn snapshot_then_frames_reproduce_the_players_screen_through_resync_and_resize() {
+        // The server's model and a plain vt100 parser both see every frame.
+        let mut server = ScreenModel::new(TermSize::new(80, 24));
+        let mut reference = parser(24, 80);
+        let mut view = GameView::new(row(80, 24));
+        for i in 1..=30 {
+            server.process(&frame(i));
+            reference.process(&frame(i));
+        }
+        // Join at frame 30, then frames 31..=60 in order.
+        view.apply(snapshot(&server, 30, pb::SnapshotReason::Join, 0));
+        for i in 31..=60 {
+            server.process(&frame(i));
+            reference.process(&frame(i));
+            assert_eq!(view.apply(output(u64::from(i), frame(i))), Update::Screen);
+        }
+        same_screen(&view, &reference);
+
+        // The viewer falls behind: frames 61..=90 are replaced by a resync.
+        for i in 61..=90 {
+            server.process(&frame(i));
+            reference.process(&frame(i));
+        }
+        view.apply(snapshot(&server, 90, pb::SnapshotReason::Resync, 30));
+        same_screen(&view, &reference);
+        assert_eq!(view.resyncs(), 1);
+        assert!(
+            view.status_line(Rect::new(0, 0, 100, 30))
+                .to_string()
+                .contains("resynced ×1 (30 frames skipped)")
+        );
+
+        // The player's window grows; frames use the new size.
+        let resize = Response::Event(pb::PtyEvent {
+            r#type: pb::PtyEventType::Resize as i32,
+            size: Some(pb::TerminalSize {
+                width: 100,
+                height: 30,
+            }),
+            frame_id: 90,
+            ..Default::default()
+        });
+        view.apply(resize);
+        server.resize(TermSize::new(100, 30));
+        reference.set_size(nz(30), nz(100));
+        for i in 91..=120 {
+            let wide = [frame(i), format!("\x1b[30;95Hz{i}").into_bytes()].concat();
+            server.process(&wide);
+            reference.process(&wide);
+            view.apply(output(u64::from(i), wide));
+        }
+        same_screen(&view, &reference);
+        assert_eq!(view.gaps, 0);
+    }
+
+    fn draw(view: &mut GameView, cols: u16, rows: u16) -> (Buffer, Option<Position>) {
+        let mut terminal = Terminal::new(TestBackend::new(cols, rows)).expect("test terminal");
+        let mut cursor = None;
+        terminal
+            .draw(|f| cursor = view.draw(f.area(), f.buffer_mut()))
+            .expect("draw");
+        (terminal.backend().buffer().clone(), cursor)
+    }
+
+    fn text_row(buf: &Buffer, y: u16, x: u16, width: u16) -> String {
+        (x..x + width)
+            .map(|x| buf[(x, y)].symbol())
+            .collect::<String>()
+    }
+
+    #[test]
+    fn drawn_cells_are_the_reference_screens_cells_with_their_colours() {
+        let mut reference = parser(24, 80);
+        let mut view = GameView::new(row(80, 24));
+        for i in 1..=40 {
+            reference.process(&frame(i));
+            view.apply(output(u64::from(i), frame(i)));
+        }
+        let (buf, cursor) = draw(&mut view, 80, 24);
+        for (y, line) in reference.screen().rows(0, 80).enumerate() {
+            let y = y as u16;
+            assert_eq!(
+                text_row(&buf, y, 0, 80).trim_end(),
+                line.trim_end(),
+                "row {y}"
+            );
+        }
+        let (r, c) = reference.screen().cursor_position();
+        assert_eq!(cursor, Some(Position::new(c, r)));
+        // The status line's blue background and a glyph's bold colour survive.
+        assert_eq!(buf[(0, 23)].bg, Color::Indexed(4));
+        let glyph = reference.screen().cell(r, c).expect("glyph cell");
+        assert_eq!(buf[(c, r)].fg, color(glyph.fgcolor()));
+        assert!(buf[(c, r)].modifier.contains(Modifier::BOLD));
+    }
+
+    #[test]
+    fn a_smaller_area_crops_around_the_cursor_and_says_so() {
+        let mut view = GameView::new(row(80, 24));
+        view.apply(output(1, b"\x1b[20;70HX marks\x1b[20;70H".to_vec()));
+        let (buf, cursor) = draw(&mut view, 40, 10);
+        let cursor = cursor.expect("the cursor is in view");
+        assert_eq!(buf[(cursor.x, cursor.y)].symbol(), "X");
+        assert!(
+            view.status_line(Rect::new(0, 0, 40, 10))
+                .to_string()
+                .contains("cropped to 40x10")
+        );
+        // The game's top-left corner is not what is shown.
+        assert_ne!((cursor.x, cursor.y), (69, 19));
+    }
+
+    #[test]
+    fn a_larger_area_centres_the_game() {
+        let mut view = GameView::new(row(20, 4));
+        view.apply(output(1, b"top-left\x1b[4;1Hbottom".to_vec()));
+        let (buf, _) = draw(&mut view, 40, 10);
+        assert_eq!(text_row(&buf, 3, 10, 8), "top-left");
+        assert_eq!(text_row(&buf, 6, 10, 6), "bottom");
+        assert!(
+            !view
+                .status_line(Rect::new(0, 0, 40, 10))
+                .to_string()
+                .contains("cropped")
+        );
+    }
+
+    #[test]
+    fn the_window_moves_only_when_the_cursor_nears_an_edge() {
+        // 24 game rows in 10: a margin of 2.
+        assert_eq!(follow(0, 5, 24, 10), 0);
+        assert_eq!(follow(0, 8, 24, 10), 1);
+        assert_eq!(follow(5, 8, 24, 10), 5);
+        assert_eq!(follow(5, 6, 24, 10), 4);
+        assert_eq!(follow(0, 23, 24, 10), 14);
+        assert_eq!(follow(9, 3, 24, 24), 0);
+    }
+
+    #[test]
+    fn the_end_of_the_game_is_told_once() {
+        let mut view = GameView::new(row(80, 24));
+        let exit = Response::Event(pb::PtyEvent {
+            r#type: pb::PtyEventType::ProcessExit as i32,
+            ..Default::default()
+        });
+        assert_eq!(
+            view.apply(exit),
+            Update::Ended("alice's NH36 game has ended.".into())
+        );
+        let later = view.end("The server closed the stream.".into());
+        assert_eq!(later, Update::Ended("alice's NH36 game has ended.".into()));
+    }
+}

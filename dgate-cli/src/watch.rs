@@ -1,0 +1,452 @@
+//! `dgate watch`: the watch menu, watching one game, and the multi-view, in one
+//! event loop. Keys, stream messages and list refreshes arrive on their own
+//! channels; the loop applies them to the state and redraws. Spectators only
+//! ever send their registration: no key typed here can reach a game.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use dgate_proto::pb;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Paragraph};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+
+use crate::connection::{Connection, describe};
+use crate::game_view::{GameView, Update};
+use crate::spectate::{self, SpectatorStream, StreamItem, Tagged};
+use crate::tokens::Saved;
+use crate::tui::Tui;
+use crate::watch_menu::{MenuAction, SessionRow, WatchMenu};
+
+/// How often the list of games (and the watcher counts) is refreshed.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// Stream messages applied before the screen is drawn again: a fast game is
+/// drawn at the terminal's pace, not once per frame.
+const MESSAGES_PER_DRAW: usize = 4096;
+
+/// `dgate watch [SESSION_ID]`. Returns the line to print once the terminal is
+/// restored (why watching ended), if any.
+pub async fn run(connection: Connection, session_id: Option<String>) -> Result<Option<String>> {
+    let login = connection.login()?;
+    let mut listings = spawn_refresher(connection.clone());
+    // The first listing before taking the screen: a wrong server or session
+    // id is an error in the shell, not a flash of an empty menu.
+    let first = listings
+        .recv()
+        .await
+        .context("the list refresher stopped")?
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let direct = match &session_id {
+        Some(id) => Some(
+            first
+                .iter()
+                .find(|s| &s.id == id)
+                .cloned()
+                .with_context(|| {
+                    format!("no game in progress with session id {id:?} (see `dgate list`)")
+                })?,
+        ),
+        None => None,
+    };
+
+    let mut tui = Tui::enter()?;
+    let (cols, rows) = tui.size();
+    let (stream_tx, mut stream_rx) = mpsc::channel::<Tagged>(256);
+    let mut app = App {
+        connection,
+        login,
+        menu: WatchMenu::new(cols, rows),
+        watching: None,
+        direct: direct.is_some(),
+        next_key: 0,
+        streams: stream_tx,
+        quit: None,
+        terminal: (cols, rows),
+    };
+    app.menu.update(first);
+    if let Some(row) = direct {
+        app.watch(vec![row]);
+    }
+
+    let mut events = EventStream::new();
+    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    while app.quit.is_none() {
+        tui.draw(|frame| app.render(frame))?;
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) if is_suspend(&key) => tui.suspend()?,
+                Some(Ok(event)) => app.on_terminal_event(event),
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                None => break,
+            },
+            Some(tagged) = stream_rx.recv() => {
+                app.on_stream(tagged);
+                // Apply what else is queued before drawing again.
+                for _ in 0..MESSAGES_PER_DRAW {
+                    match stream_rx.try_recv() {
+                        Ok(tagged) => app.on_stream(tagged),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(listing) = listings.recv() => app.on_listing(listing),
+            _ = terminate.recv() => app.quit = Some(None),
+            _ = hangup.recv() => app.quit = Some(None),
+        }
+    }
+    drop(tui);
+    Ok(app.quit.flatten())
+}
+
+/// Ctrl+Z: the raw terminal delivers it as a key, not as SIGTSTP.
+fn is_suspend(key: &KeyEvent) -> bool {
+    key.kind != KeyEventKind::Release
+        && key.modifiers.contains(KeyModifiers::CONTROL)
+        && key.code == KeyCode::Char('z')
+}
+
+/// Lists the games every [`REFRESH`], in its own task so a slow server never
+/// holds up keys or frames.
+fn spawn_refresher(connection: Connection) -> mpsc::Receiver<Result<Vec<SessionRow>, String>> {
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut client = connection.games();
+        let mut tick = tokio::time::interval(REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let listing = tokio::time::timeout(
+                REFRESH * 5,
+                client.list_game_sessions(pb::ListGameSessionsRequest::default()),
+            )
+            .await;
+            let rows = match listing {
+                Ok(Ok(response)) => {
+                    let now = SystemTime::now();
+                    Ok(response
+                        .into_inner()
+                        .sessions
+                        .iter()
+                        .map(|s| SessionRow::from_session(s, now))
+                        .collect())
+                }
+                Ok(Err(e)) => Err(describe(&e)),
+                Err(_) => Err("the server did not answer within 5 s".to_owned()),
+            };
+            if tx.send(rows).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+struct App {
+    connection: Connection,
+    login: Option<Saved>,
+    menu: WatchMenu,
+    watching: Option<Watching>,
+    /// Started as `dgate watch SESSION_ID`: leaving the view quits.
+    direct: bool,
+    /// Tags each stream, so that messages of a closed view are ignored.
+    next_key: u64,
+    streams: mpsc::Sender<Tagged>,
+    /// Set to quit; the line to print afterwards, if any.
+    quit: Option<Option<String>>,
+    terminal: (u16, u16),
+}
+
+/// One or more games on screen.
+struct Watching {
+    views: Vec<View>,
+    /// The pane that Tab moves and Enter zooms (multi-view).
+    focus: usize,
+    /// A multi-view showing only its focused pane.
+    zoomed: bool,
+    /// `s` toggles it; by default shown when there is room for it.
+    status_line: Option<bool>,
+}
+
+struct View {
+    key: u64,
+    game: GameView,
+    _stream: SpectatorStream,
+}
+
+impl App {
+    fn watch(&mut self, rows: Vec<SessionRow>) {
+        let views = rows
+            .into_iter()
+            .map(|row| {
+                self.next_key += 1;
+                let stream = spectate::spawn(
+                    self.connection.clone(),
+                    self.login.clone(),
+                    row.id.clone(),
+                    self.terminal,
+                    self.next_key,
+                    self.streams.clone(),
+                );
+                View {
+                    key: self.next_key,
+                    game: GameView::new(row),
+                    _stream: stream,
+                }
+            })
+            .collect();
+        self.watching = Some(Watching {
+            views,
+            focus: 0,
+            zoomed: false,
+            status_line: None,
+        });
+    }
+
+    /// Back to the menu with `message`, or out of the program when watching
+    /// one game given on the command line.
+    fn leave(&mut self, message: Option<String>) {
+        self.watching = None;
+        if self.direct {
+            self.quit = Some(message);
+        } else {
+            self.menu.message = message;
+        }
+    }
+
+    fn on_terminal_event(&mut self, event: Event) {
+        match event {
+            Event::Resize(cols, rows) => {
+                self.terminal = (cols, rows);
+                self.menu.resize(cols, rows);
+            }
+            Event::Key(key) if key.kind != KeyEventKind::Release => {
+                if self.watching.is_some() {
+                    self.watching_key(key);
+                } else {
+                    match self.menu.handle_key(key) {
+                        MenuAction::None => {}
+                        MenuAction::Quit => self.quit = Some(None),
+                        MenuAction::Watch(id) => self.watch_ids(&[id]),
+                        MenuAction::MultiView(ids) => self.watch_ids(&ids),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn watch_ids(&mut self, ids: &[String]) {
+        let rows: Vec<SessionRow> = ids
+            .iter()
+            .filter_map(|id| self.menu.session(id).cloned())
+            .collect();
+        if rows.is_empty() {
+            self.menu.message = Some("That game has just ended.".to_owned());
+        } else {
+            self.watch(rows);
+        }
+    }
+
+    fn watching_key(&mut self, key: KeyEvent) {
+        let Some(watching) = &mut self.watching else {
+            return;
+        };
+        let ctrl_c =
+            key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+        let multi = watching.views.len() > 1;
+        match key.code {
+            _ if ctrl_c => self.leave(None),
+            KeyCode::Char('q') | KeyCode::Esc if multi && watching.zoomed => {
+                watching.zoomed = false;
+            }
+            KeyCode::Char('q') | KeyCode::Esc => self.leave(None),
+            KeyCode::Char('s') => {
+                let shown = watching.status_line.unwrap_or(true);
+                watching.status_line = Some(!shown);
+            }
+            KeyCode::Tab if multi && !watching.zoomed => {
+                watching.focus = (watching.focus + 1) % watching.views.len();
+            }
+            KeyCode::BackTab if multi && !watching.zoomed => {
+                let n = watching.views.len();
+                watching.focus = (watching.focus + n - 1) % n;
+            }
+            KeyCode::Enter if multi => watching.zoomed = !watching.zoomed,
+            // Anything else is the watcher's own business: it is never sent.
+            _ => {}
+        }
+    }
+
+    fn on_stream(&mut self, (key, item): Tagged) {
+        let Some(watching) = &mut self.watching else {
+            return;
+        };
+        let Some(view) = watching.views.iter_mut().find(|v| v.key == key) else {
+            return;
+        };
+        let update = match item {
+            StreamItem::Message(response) => view.game.apply(response),
+            StreamItem::Failed(why) => view.game.end(format!("Watching stopped: {why}")),
+            StreamItem::Closed => view.game.end("The server closed the stream.".to_owned()),
+        };
+        if let Update::Ended(why) = update {
+            tracing::info!(session_id = %view.game.row.id, %why, "view ended");
+            if watching.views.iter().all(|v| v.game.ended.is_some()) {
+                self.leave(Some(why));
+            }
+        }
+    }
+
+    fn on_listing(&mut self, listing: Result<Vec<SessionRow>, String>) {
+        match listing {
+            Ok(rows) => {
+                if let Some(watching) = &mut self.watching {
+                    for view in &mut watching.views {
+                        if let Some(row) = rows.iter().find(|r| r.id == view.game.row.id) {
+                            view.game.row = row.clone();
+                        }
+                    }
+                }
+                self.menu.update(rows);
+            }
+            Err(why) => self.menu.message = Some(format!("Cannot list the games: {why}")),
+        }
+    }
+
+    fn render(&mut self, frame: &mut Frame) {
+        let area = frame.area();
+        match &mut self.watching {
+            None => self.menu.render(frame, area),
+            Some(watching) if watching.views.len() == 1 || watching.zoomed => {
+                let at = if watching.views.len() == 1 {
+                    0
+                } else {
+                    watching.focus
+                };
+                let status = watching.status_line;
+                let view = &mut watching.views[at];
+                render_single(frame, area, &mut view.game, status);
+            }
+            Some(watching) => render_grid(frame, area, watching),
+        }
+    }
+}
+
+/// One game on the whole screen, with its status line at the bottom when
+/// there is a spare row (or when asked for with `s`).
+fn render_single(frame: &mut Frame, area: Rect, game: &mut GameView, status: Option<bool>) {
+    let spare_row = area.height > game.size().rows;
+    let show_status = status.unwrap_or(spare_row);
+    let (game_area, status_area) = if show_status && area.height > 1 {
+        let [game_area, status_area] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+        (game_area, Some(status_area))
+    } else {
+        (area, None)
+    };
+    let cursor = game.draw(game_area, frame.buffer_mut());
+    if let Some(status_area) = status_area {
+        let mut line = game.status_line(game_area);
+        line.push_span(" · q: back".dim());
+        frame.render_widget(
+            Paragraph::new(line).style(Style::default().bg(Color::DarkGray).fg(Color::White)),
+            status_area,
+        );
+    }
+    place_cursor(frame, cursor);
+}
+
+/// Up to four games in a grid, each in a frame whose title is its status.
+fn render_grid(frame: &mut Frame, area: Rect, watching: &mut Watching) {
+    let [grid, help] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+    let sizes: Vec<(u16, u16)> = watching
+        .views
+        .iter()
+        .map(|v| (v.game.size().cols, v.game.size().rows))
+        .collect();
+    let panes = grid_areas(grid, &sizes);
+    let mut focused_cursor = None;
+    for (at, (view, pane)) in watching.views.iter_mut().zip(panes).enumerate() {
+        let focused = at == watching.focus;
+        let block = Block::bordered()
+            .title(view.game.status_line(Block::bordered().inner(pane)))
+            .border_style(if focused {
+                Style::default().fg(Color::Cyan).bold()
+            } else {
+                Style::default().fg(Color::DarkGray)
+            });
+        let inner = block.inner(pane);
+        frame.render_widget(block, pane);
+        let cursor = view.game.draw(inner, frame.buffer_mut());
+        if focused {
+            focused_cursor = cursor;
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(Line::from(
+            " Tab: next · Enter: full screen · s: status · q: back to the menu",
+        ))
+        .style(Style::default().dim()),
+        help,
+    );
+    place_cursor(frame, focused_cursor);
+}
+
+/// Panes for games of `sizes` (columns, rows): two side by side or one
+/// above the other, whichever shows more of them; three or four in a 2×2 grid.
+fn grid_areas(area: Rect, sizes: &[(u16, u16)]) -> Vec<Rect> {
+    let halves = |r: Rect, horizontal: bool| -> Vec<Rect> {
+        let split = [Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)];
+        let layout = if horizontal {
+            Layout::horizontal(split)
+        } else {
+            Layout::vertical(split)
+        };
+        layout.split(r).to_vec()
+    };
+    match sizes.len() {
+        0 => Vec::new(),
+        1 => vec![area],
+        2 => {
+            let shown = |panes: &[Rect]| -> u32 {
+                panes
+                    .iter()
+                    .zip(sizes)
+                    .map(|(pane, (cols, rows))| {
+                        let inner = Block::bordered().inner(*pane);
+                        u32::from((*cols).min(inner.width)) * u32::from((*rows).min(inner.height))
+                    })
+                    .sum()
+            };
+            let side_by_side = halves(area, true);
+            let stacked = halves(area, false);
+            if shown(&stacked) > shown(&side_by_side) {
+                stacked
+            } else {
+                side_by_side
+            }
+        }
+        n => {
+            let mut panes: Vec<Rect> = halves(area, false)
+                .into_iter()
+                .flat_map(|row| halves(row, true))
+                .collect();
+            panes.truncate(n);
+            panes
+        }
+    }
+}
+
+fn place_cursor(frame: &mut Frame, cursor: Option<Position>) {
+    if let Some(position) = cursor {
+        frame.set_cursor_position(position);
+    }
+}
