@@ -124,7 +124,12 @@ impl GameView {
             } else {
                 format!("The server ended the stream: {}", d.reason)
             }),
-            Response::Connected(_) => Update::Nothing,
+            Response::Connected(_) => {
+                // The listing this view started from was taken before we
+                // joined; count ourselves until the next one.
+                self.row.watchers += 1;
+                Update::Screen
+            }
         }
     }
 
