@@ -269,7 +269,11 @@ impl App {
             }
             KeyCode::Char('q') | KeyCode::Esc => self.leave(None),
             KeyCode::Char('s') => {
-                let shown = watching.status_line.unwrap_or(true);
+                let (cols, rows) = self.terminal;
+                let game = watching.views[watching.focus].game.size();
+                let shown = watching
+                    .status_line
+                    .unwrap_or_else(|| status_by_default(Rect::new(0, 0, cols, rows), game));
                 watching.status_line = Some(!shown);
             }
             KeyCode::Tab if multi && !watching.zoomed => {
@@ -340,11 +344,17 @@ impl App {
     }
 }
 
-/// One game on the whole screen, with its status line at the bottom when
-/// there is a spare row (or when asked for with `s`).
+/// Whether a single view shows its status line before `s` says otherwise:
+/// always, except when the game fills the terminal's height exactly, where
+/// the line would crop a game that otherwise fits.
+fn status_by_default(area: Rect, game: dgate_screen::TermSize) -> bool {
+    !(game.rows == area.height && game.cols <= area.width)
+}
+
+/// One game on the whole screen, with its status line at the bottom unless
+/// it would crop a game that fits (and as `s` toggles it).
 fn render_single(frame: &mut Frame, area: Rect, game: &mut GameView, status: Option<bool>) {
-    let spare_row = area.height > game.size().rows;
-    let show_status = status.unwrap_or(spare_row);
+    let show_status = status.unwrap_or_else(|| status_by_default(area, game.size()));
     let (game_area, status_area) = if show_status && area.height > 1 {
         let [game_area, status_area] =
             Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
@@ -448,5 +458,80 @@ fn grid_areas(area: Rect, sizes: &[(u16, u16)]) -> Vec<Rect> {
 fn place_cursor(frame: &mut Frame, cursor: Option<Position>) {
     if let Some(position) = cursor {
         frame.set_cursor_position(position);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn view(cols: u16, rows: u16) -> GameView {
+        let mut view = GameView::new(SessionRow {
+            id: "s".into(),
+            username: "alice".into(),
+            game: "NH36".into(),
+            cols,
+            rows,
+            start: None,
+            idle: Duration::ZERO,
+            watchers: 1,
+            detached: false,
+        });
+        view.apply(pb::game_io_response::Response::Output(pb::PtyOutput {
+            frame_id: 1,
+            data: b"\x1b[1;1Htop\x1b[24;1Hbottom".to_vec().into(),
+            ..Default::default()
+        }));
+        view
+    }
+
+    fn rendered(game: &mut GameView, cols: u16, rows: u16, status: Option<bool>) -> Vec<String> {
+        let mut terminal = Terminal::new(TestBackend::new(cols, rows)).expect("terminal");
+        terminal
+            .draw(|f| render_single(f, f.area(), game, status))
+            .expect("draw");
+        let buf = terminal.backend().buffer();
+        (0..rows)
+            .map(|y| {
+                (0..cols)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_status_line_never_crops_a_game_that_fits_unless_asked_for() {
+        let mut game = view(80, 24);
+        let exact = rendered(&mut game, 80, 24, None);
+        assert_eq!(exact[0], "top");
+        assert_eq!(exact[23], "bottom");
+        let asked = rendered(&mut game, 80, 24, Some(true));
+        assert!(
+            asked[23].contains("alice · NH36 · 80x24 · 1 watching · cropped to 80x23"),
+            "{asked:#?}"
+        );
+        let roomy = rendered(&mut game, 100, 30, None);
+        assert!(roomy[29].contains("alice · NH36 · 80x24"));
+        assert!(!roomy[29].contains("cropped"));
+        // Too small anyway: the status line says so.
+        let small = rendered(&mut game, 60, 15, None);
+        assert!(small[14].contains("cropped to 60x14"), "{small:#?}");
+    }
+
+    #[test]
+    fn two_games_are_split_the_way_that_shows_more_of_them() {
+        let games = [(80, 24), (80, 24)];
+        let tall = grid_areas(Rect::new(0, 0, 120, 60), &games);
+        assert_eq!(tall[0].x, tall[1].x, "one above the other: {tall:?}");
+        let wide = grid_areas(Rect::new(0, 0, 200, 30), &games);
+        assert_eq!(wide[0].y, wide[1].y, "side by side: {wide:?}");
+        let four = grid_areas(Rect::new(0, 0, 200, 60), &[(80, 24); 4]);
+        assert_eq!(four.len(), 4);
+        assert_eq!(four[3], Rect::new(100, 30, 100, 30));
     }
 }
