@@ -104,7 +104,9 @@ enum Command {
     },
     /// Shows who you are logged in as.
     Whoami,
-    /// Prints a shell completion script: `dgate completions bash > ~/.local/share/bash-completion/completions/dgate`.
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For bash: `dgate completions bash > ~/.local/share/bash-completion/completions/dgate`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
