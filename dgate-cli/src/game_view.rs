@@ -5,7 +5,7 @@
 
 use dgate_proto::pb;
 use dgate_proto::pb::game_io_response::Response;
-use dgate_screen::{ScreenModel, TermSize};
+use dgate_term::{ScreenModel, TermSize};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};

@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use dgate_screen::{ScreenModel, TermSize};
+use dgate_term::{ScreenModel, TermSize};
 
 use crate::connection::{Connection, describe, status, with_token};
 use crate::tokens::Saved;

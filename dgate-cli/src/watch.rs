@@ -347,7 +347,7 @@ impl App {
 /// Whether a single view shows its status line before `s` says otherwise:
 /// always, except when the game fills the terminal's height exactly, where
 /// the line would crop a game that otherwise fits.
-fn status_by_default(area: Rect, game: dgate_screen::TermSize) -> bool {
+fn status_by_default(area: Rect, game: dgate_term::TermSize) -> bool {
     !(game.rows == area.height && game.cols <= area.width)
 }
 

@@ -128,9 +128,9 @@ fn screen_model(c: &mut Criterion) {
     let frames = nethack_frames();
     let mut group = c.benchmark_group("screen_model");
     group.throughput(Throughput::Elements(1));
-    let mut model = dgate_screen::ScreenModel::new(TermSize::new(80, 24));
+    let mut model = dgate_term::ScreenModel::new(TermSize::new(80, 24));
     let mut i = 0;
-    group.bench_function("dgate_screen_model", |b| {
+    group.bench_function("dgate_term_model", |b| {
         b.iter(|| {
             model.process(&frames[i % frames.len()]);
             i += 1;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-pub use dgate_screen::TermSize;
+pub use dgate_term::TermSize;
 
 /// The default configuration, compiled in.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../configs/dgate.yaml");

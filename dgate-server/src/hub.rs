@@ -33,7 +33,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::TermSize;
-use dgate_screen::ScreenModel;
+use dgate_term::ScreenModel;
 
 /// One chunk of game output, numbered.
 #[derive(Debug)]

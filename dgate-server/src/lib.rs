@@ -19,7 +19,6 @@ pub mod recorder;
 pub mod registry;
 pub mod session;
 pub mod sessions;
-pub mod ttyrec;
 
 use std::future::Future;
 use std::sync::Arc;

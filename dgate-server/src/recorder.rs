@@ -15,57 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use tracing::{error, info, warn};
 
-use crate::config::{Compression, TermSize, TtyrecConfig};
+use crate::config::{Compression, TtyrecConfig};
 use crate::hub::{Delivery, GameExit, HubEvent, SnapshotReason, Subscription};
 use crate::metrics::Metrics;
 use crate::session::Session;
-use crate::ttyrec::write_record;
-
-/// What the JSON file beside a recording says.
-#[derive(Debug, Serialize)]
-pub struct RecordingMeta {
-    pub session_id: String,
-    pub username: String,
-    pub game_id: String,
-    /// The file this describes (its name, in the same directory).
-    pub recording: String,
-    pub terminal: MetaSize,
-    pub resizes: Vec<MetaResize>,
-    /// RFC 3339, UTC.
-    pub start: String,
-    pub end: String,
-    pub frames: u64,
-    pub resyncs: u64,
-    pub write_errors: u64,
-    pub exit_code: Option<i32>,
-    pub signal: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct MetaSize {
-    pub cols: u16,
-    pub rows: u16,
-}
-
-#[derive(Debug, Serialize)]
-pub struct MetaResize {
-    /// The size applies from the frame after this one.
-    pub after_frame: u64,
-    pub cols: u16,
-    pub rows: u16,
-}
-
-impl From<TermSize> for MetaSize {
-    fn from(s: TermSize) -> Self {
-        Self {
-            cols: s.cols,
-            rows: s.rows,
-        }
-    }
-}
+use dgate_term::recording::{MetaResize, RecordingMeta};
+use dgate_term::ttyrec::write_record;
 
 /// The plain recording's path for a session.
 pub fn recording_path(directory: &Path, session: &Session) -> PathBuf {
@@ -134,6 +91,8 @@ fn record(
         signal: None,
     };
     let mut exit: Option<GameExit> = None;
+    // Records written: resizes are placed by it, for the replay.
+    let mut records: u64 = 0;
     while let Some(delivery) = runtime.block_on(subscription.next()) {
         let written = match &delivery {
             Delivery::Snapshot(s) => {
@@ -141,17 +100,20 @@ fn record(
                     meta.resyncs += 1;
                     warn!(session_id = %id, skipped = s.frames_skipped, "recorder fell behind; wrote a snapshot");
                 }
+                records += 1;
                 file.as_mut().map(|f| write_record(f, s.timestamp, &s.data))
             }
             Delivery::Event(event) => match event.as_ref() {
                 HubEvent::Frame(frame) => {
                     meta.frames += 1;
+                    records += 1;
                     file.as_mut()
                         .map(|f| write_record(f, frame.timestamp, &frame.data))
                 }
                 HubEvent::Resize { after_frame, size } => {
                     meta.resizes.push(MetaResize {
                         after_frame: *after_frame,
+                        after_record: records,
                         cols: size.cols,
                         rows: size.rows,
                     });

@@ -464,18 +464,17 @@ async fn a_killed_server_leaves_a_readable_plain_recording() {
         .find(|p| p.extension().is_some_and(|e| e == "ttyrec"))
         .expect("a plain .ttyrec");
     let bytes = std::fs::read(&plain).expect("read");
-    let records = dgate_server::ttyrec::Reader::new(&bytes[..])
+    let records = dgate_term::ttyrec::Reader::new(&bytes[..])
         .read_all()
         .expect("readable to the end");
-    let mut replayed = dgate_screen::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
+    let mut replayed = dgate_term::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
     for record in &records {
         replayed.process(&record.data);
     }
     assert_eq!(replayed.screen().contents(), screen);
     if let Ok(out) = Command::new("ttyplay").arg("-n").arg(&plain).output() {
         assert!(out.status.success());
-        let mut played =
-            dgate_screen::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
+        let mut played = dgate_term::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
         played.process(&out.stdout);
         assert_eq!(
             played.screen().contents(),

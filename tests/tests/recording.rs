@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use dgate_screen::ScreenModel;
-use dgate_server::ttyrec::Reader;
+use dgate_term::ScreenModel;
+use dgate_term::ttyrec::Reader;
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
