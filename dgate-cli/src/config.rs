@@ -3,7 +3,11 @@
 //!
 //! ```yaml
 //! server: http://games.example.org:50051
+//! replay:
+//!   max_idle: 5s   # longer pauses in a replay are shortened to this; 0 keeps them
 //! ```
+
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -16,6 +20,37 @@ pub struct ClientConfig {
     /// Used when neither --server nor DGATE_SERVER is given.
     #[serde(default = "default_server")]
     pub server: String,
+    #[serde(default)]
+    pub replay: ReplayConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    #[serde(default = "default_max_idle", deserialize_with = "duration")]
+    pub max_idle: Duration,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self {
+            max_idle: default_max_idle(),
+        }
+    }
+}
+
+fn default_max_idle() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!("{text:?} is not a duration like \"5s\": {e}"))
+    })
 }
 
 fn default_server() -> String {
@@ -26,6 +61,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             server: default_server(),
+            replay: ReplayConfig::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
-//! One watched game as the client sees it: a screen model fed the server's
-//! snapshot and then its frames, the part of it that fits the viewer's area
-//! (cropped around the cursor when the game is larger, centred when smaller),
-//! and its status line.
+//! A game's screen as the client shows it: [`ScreenView`] draws a screen
+//! model into whatever area it gets (cropped around the cursor when the game
+//! is larger, centred when smaller), and [`GameView`] is one watched game: the
+//! server's snapshot and then its frames, and its status line.
 
 use dgate_proto::pb;
 use dgate_proto::pb::game_io_response::Response;
@@ -20,7 +20,7 @@ use crate::watch_menu::SessionRow;
 pub struct GameView {
     /// The session as last listed: player, game, watchers.
     pub row: SessionRow,
-    model: ScreenModel,
+    view: ScreenView,
     /// The last frame applied (the snapshot's, right after one).
     frame_id: u64,
     /// Snapshots that replaced frames this viewer fell behind on.
@@ -28,9 +28,6 @@ pub struct GameView {
     frames_skipped: u64,
     /// Frames that did not follow the one before (a server bug if ever seen).
     gaps: u64,
-    /// Where the visible window starts in the game, kept between draws so
-    /// that it moves only when the cursor nears its edge.
-    crop: Crop,
     /// Set once the stream has ended: why, for the viewer.
     pub ended: Option<String>,
 }
@@ -58,12 +55,11 @@ impl GameView {
         let size = TermSize::new(row.cols.max(1), row.rows.max(1));
         Self {
             row,
-            model: ScreenModel::new(size),
+            view: ScreenView::new(ScreenModel::new(size)),
             frame_id: 0,
             resyncs: 0,
             frames_skipped: 0,
             gaps: 0,
-            crop: Crop::default(),
             ended: None,
         }
     }
@@ -75,10 +71,10 @@ impl GameView {
                 let size = snapshot
                     .size
                     .map(term_size)
-                    .unwrap_or_else(|| self.model.size());
+                    .unwrap_or_else(|| self.view.model.size());
                 // A snapshot is drawn on a reset terminal of its size.
-                self.model = ScreenModel::new(size);
-                self.model.process(&snapshot.data);
+                self.view.model = ScreenModel::new(size);
+                self.view.model.process(&snapshot.data);
                 if snapshot.reason() == pb::SnapshotReason::Resync {
                     self.resyncs += 1;
                     self.frames_skipped += snapshot.frames_skipped;
@@ -97,13 +93,13 @@ impl GameView {
                     );
                 }
                 self.frame_id = output.frame_id;
-                self.model.process(&output.data);
+                self.view.model.process(&output.data);
                 Update::Screen
             }
             Response::Event(event) => match event.r#type() {
                 pb::PtyEventType::Resize => {
                     if let Some(size) = event.size {
-                        self.model.resize(term_size(size));
+                        self.view.model.resize(term_size(size));
                     }
                     Update::Screen
                 }
@@ -140,12 +136,12 @@ impl GameView {
     }
 
     pub fn size(&self) -> TermSize {
-        self.model.size()
+        self.view.model.size()
     }
 
     #[cfg(test)]
     pub fn screen(&self) -> &vt100::Screen {
-        self.model.screen()
+        self.view.model.screen()
     }
 
     #[cfg(test)]
@@ -153,43 +149,14 @@ impl GameView {
         self.resyncs
     }
 
-    /// Draws the game into `area` and returns where the game's cursor is, if
-    /// it is visible there.
+    /// Draws the game into `area`; returns where its cursor is, if visible there.
     pub fn draw(&mut self, area: Rect, buf: &mut Buffer) -> Option<Position> {
-        let screen = self.model.screen();
-        let (rows, cols) = screen.size();
-        let (rows, cols) = (rows.get(), cols.get());
-        let (width, height) = (cols.min(area.width), rows.min(area.height));
-        let (cursor_row, cursor_col) = screen.cursor_position();
-        self.crop = Crop {
-            top: follow(self.crop.top, cursor_row, rows, height),
-            left: follow(self.crop.left, cursor_col, cols, width),
-        };
-        // Centred when the area is larger than the game.
-        let target = Rect {
-            x: area.x + (area.width - width) / 2,
-            y: area.y + (area.height - height) / 2,
-            width,
-            height,
-        };
-        let window = Window::of(screen, self.crop, width, height);
-        // The real terminal cursor is placed by the caller; a drawn one would
-        // cover the character under it.
-        PseudoTerminal::new(&window)
-            .cursor(Cursor::default().visibility(false))
-            .render(target, buf);
-        let (row, col) = (
-            cursor_row.checked_sub(self.crop.top)?,
-            cursor_col.checked_sub(self.crop.left)?,
-        );
-        (!screen.hide_cursor() && row < height && col < width)
-            .then(|| Position::new(target.x + col, target.y + row))
+        self.view.draw(area, buf)
     }
 
     /// True when `area` cannot show the whole game.
     pub fn cropped_in(&self, area: Rect) -> bool {
-        let size = self.size();
-        size.cols > area.width || size.rows > area.height
+        self.view.cropped_in(area)
     }
 
     /// `alice · NH36 · 80x24 · 3 watching · resynced ×2 · cropped to 70x20`.
@@ -229,6 +196,66 @@ impl GameView {
             spans.push(Span::from(format!(" · {why}")).fg(Color::Red));
         }
         Line::from(spans)
+    }
+}
+
+/// A screen model drawn into an area of any size.
+pub struct ScreenView {
+    pub model: ScreenModel,
+    /// Where the visible window starts in the game, kept between draws so
+    /// that it moves only when the cursor nears its edge.
+    crop: Crop,
+}
+
+impl ScreenView {
+    pub fn new(model: ScreenModel) -> Self {
+        Self {
+            model,
+            crop: Crop::default(),
+        }
+    }
+
+    pub fn size(&self) -> TermSize {
+        self.model.size()
+    }
+
+    /// Draws the game into `area` and returns where the game's cursor is, if
+    /// it is visible there.
+    pub fn draw(&mut self, area: Rect, buf: &mut Buffer) -> Option<Position> {
+        let screen = self.model.screen();
+        let (rows, cols) = screen.size();
+        let (rows, cols) = (rows.get(), cols.get());
+        let (width, height) = (cols.min(area.width), rows.min(area.height));
+        let (cursor_row, cursor_col) = screen.cursor_position();
+        self.crop = Crop {
+            top: follow(self.crop.top, cursor_row, rows, height),
+            left: follow(self.crop.left, cursor_col, cols, width),
+        };
+        // Centred when the area is larger than the game.
+        let target = Rect {
+            x: area.x + (area.width - width) / 2,
+            y: area.y + (area.height - height) / 2,
+            width,
+            height,
+        };
+        let window = Window::of(screen, self.crop, width, height);
+        // The real terminal cursor is placed by the caller; a drawn one would
+        // cover the character under it.
+        PseudoTerminal::new(&window)
+            .cursor(Cursor::default().visibility(false))
+            .render(target, buf);
+        let (row, col) = (
+            cursor_row.checked_sub(self.crop.top)?,
+            cursor_col.checked_sub(self.crop.left)?,
+        );
+        (!screen.hide_cursor() && row < height && col < width)
+            .then(|| Position::new(target.x + col, target.y + row))
+    }
+
+    /// True when `area` cannot show the whole game.
+    pub fn cropped_in(&self, area: Rect) -> bool {
+        let size = self.size();
+        size.cols > area.width || size.rows > area.height
     }
 }
 

@@ -3,8 +3,9 @@
 //! your account.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use account::Passwords;
 use anyhow::{Context, Result};
@@ -20,9 +21,11 @@ use tonic::transport::Channel;
 mod account;
 mod config;
 mod connection;
+mod export;
 mod format;
 mod game_view;
 mod play;
+mod replay;
 mod spectate;
 mod tokens;
 mod tui;
@@ -64,6 +67,38 @@ enum Command {
     Play {
         /// The game's id or short name, as `dgate games` lists them.
         game: String,
+    },
+    /// Replays a recording (.ttyrec or .ttyrec.gz) in the terminal.
+    ///
+    /// Space pauses, + and - change the speed (0.25× to 16×), ← and → seek
+    /// 10 s, ↑ and ↓ one minute, g goes to a time, q quits. Long idle pauses
+    /// are shortened to --max-idle. The terminal size and resizes come from
+    /// the .json file the server writes beside each recording.
+    Replay {
+        /// The recording file.
+        file: PathBuf,
+        /// Pauses longer than this are shortened to it (`0` keeps them all);
+        /// default from `replay.max_idle` in config.yaml, else 5s.
+        #[arg(long, value_parser = parse_duration)]
+        max_idle: Option<Duration>,
+        /// The terminal size when recording started, for files without
+        /// metadata (default 80x24).
+        #[arg(long)]
+        size: Option<dgate_term::TermSize>,
+    },
+    /// Converts a recording for other players.
+    Export {
+        /// The recording file (.ttyrec or .ttyrec.gz).
+        file: PathBuf,
+        /// asciicast: asciicast v2, for `asciinema play` and asciinema's web player.
+        #[arg(long, value_enum, default_value = "asciicast")]
+        format: ExportFormat,
+        /// Where to write (default: FILE with the extension .cast; `-` for stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Pauses longer than this are shortened to it (default: kept as recorded).
+        #[arg(long, value_parser = parse_duration)]
+        max_idle: Option<Duration>,
     },
     /// Lists the games in progress.
     List {
@@ -125,21 +160,70 @@ fn main() -> ExitCode {
     }
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Asciicast,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration like 5s: {e}"))
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
-    if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "dgate", &mut std::io::stdout());
-        return Ok(ExitCode::SUCCESS);
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "dgate", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Replay {
+            file,
+            max_idle,
+            size,
+        } => {
+            let max_idle = max_idle.unwrap_or(config::load()?.replay.max_idle);
+            let cap = (!max_idle.is_zero()).then_some(max_idle);
+            let local = replay::open_file(&file, cap, size)?;
+            let runtime = runtime()?;
+            tui::log_to_file();
+            if let Some(line) = runtime.block_on(replay::run_local(local))? {
+                eprintln!("{line}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Export {
+            file,
+            format: ExportFormat::Asciicast,
+            output,
+            max_idle,
+        } => {
+            let cap = max_idle.filter(|d| !d.is_zero());
+            let local = replay::open_file(&file, cap, None)?;
+            let output = output.unwrap_or_else(|| cast_path(&file));
+            if output.as_os_str() == "-" {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                export::asciicast(&local.recording, &local.title, &mut out)?;
+                out.flush()?;
+            } else {
+                let mut out = std::io::BufWriter::new(
+                    std::fs::File::create(&output)
+                        .with_context(|| format!("creating {}", output.display()))?,
+                );
+                export::asciicast(&local.recording, &local.title, &mut out)?;
+                out.flush()?;
+                eprintln!("wrote {}", output.display());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let server = match cli.server {
         Some(server) => server,
         None => config::load()?.server,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let connection = Connection::open(&server).await?;
         let server = server.as_str();
         let mut games_client = connection.games();
@@ -193,11 +277,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 account::passwd(&mut accounts, server, Passwords::new(password_stdin)).await?
             }
             Command::Whoami => account::whoami(&mut accounts, server).await?,
-            Command::Completions { .. } => {}
+            Command::Completions { .. } | Command::Replay { .. } | Command::Export { .. } => {}
         }
         out.flush()?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `x.ttyrec.gz` → `x.cast`, beside it.
+fn cast_path(file: &std::path::Path) -> PathBuf {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(".ttyrec.gz")
+        .or_else(|| name.strip_suffix(".ttyrec"))
+        .unwrap_or(&name);
+    file.with_file_name(format!("{stem}.cast"))
 }
 
 async fn list(
