@@ -1,0 +1,234 @@
+//! Recordings played back: the keyframe index seeks to the screens the player
+//! saw (through a resize), `dgate replay` shows them in a real terminal,
+//! `dgate export` writes asciicast that the real asciinema reads, and broken
+//! files get one clear line.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::tmux::Tmux;
+use common::*;
+use dgate_term::ScreenModel;
+use dgate_term::recording::{Recording, RecordingMeta};
+use dgate_term::ttyrec::Reader;
+
+/// Plays a game (with a resize in the middle) and returns the compressed
+/// recording, its metadata, and the screens the player saw after each frame.
+async fn record_a_game(server: &TestServer) -> (PathBuf, RecordingMeta, String) {
+    let mut client = server.client().await;
+    let game = server.start_game("vera", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"fff").await;
+    player.wait_for_text("frame 000003").await.expect("frames");
+    player.send_resize(100, 30).await;
+    player.send(b"s").await;
+    player.wait_for_text("SIZE 100x30").await.expect("resized");
+    player.send(b"fa").await;
+    player
+        .wait_for_text("ALTERNATE")
+        .await
+        .expect("alternate screen");
+    player.send(b"x").await;
+    player.read_to_end().await.expect("game over");
+    let final_screen = player.screen.screen().contents_formatted();
+    server.manager.finish_recordings().await;
+    let dir = server.data_dir.path().join("ttyrec/vera/test");
+    let mut gz = None;
+    let mut meta = None;
+    for entry in std::fs::read_dir(&dir).expect("recording dir").flatten() {
+        let path = entry.path();
+        let name = path.to_string_lossy().into_owned();
+        if name.ends_with(".ttyrec.gz") {
+            gz = Some(path);
+        } else if name.ends_with(".json") {
+            meta = Some(
+                serde_json::from_slice(&std::fs::read(&path).expect("meta")).expect("meta JSON"),
+            );
+        }
+    }
+    (
+        gz.expect("a .ttyrec.gz"),
+        meta.expect("a .json"),
+        final_screen,
+    )
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open"))
+        .read_to_end(&mut plain)
+        .expect("gzip");
+    plain
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeking_a_recording_lands_on_the_screens_the_game_drew() {
+    let server = start_server(|_| {}).await;
+    let (gz, meta, final_screen) = record_a_game(&server).await;
+    assert_eq!(meta.resizes.len(), 1);
+    let plain = gunzip(&gz);
+    let recording = Recording::read(&plain[..], &meta.options(None)).expect("recording");
+
+    // The end of the recording is the player's last screen, resize included.
+    let (end, _) = recording.screen_at(recording.duration());
+    assert_eq!(end.size(), dgate_term::TermSize::new(100, 30));
+    assert_eq!(end.screen().contents_formatted(), final_screen);
+
+    // Any point: the same screen as playing every record from the start.
+    let records = Reader::new(&plain[..]).read_all().expect("records");
+    let mut from_start = ScreenModel::new(recording.size());
+    for i in 0..recording.frame_count() {
+        let (at, resize, data) = recording.frame(i).expect("frame");
+        assert_eq!(
+            data,
+            &records[i].data[..],
+            "frame {i} is the record's bytes"
+        );
+        if let Some(size) = resize {
+            from_start.resize(size);
+        }
+        from_start.process(data);
+        if recording.frames_until(at) == i + 1 {
+            let (seeked, _) = recording.screen_at(at);
+            assert_eq!(
+                seeked.screen().contents_formatted(),
+                from_start.screen().contents_formatted(),
+                "seek to frame {i}"
+            );
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dgate_replay_and_export_play_a_real_recording() {
+    let server = start_server(|_| {}).await;
+    let (gz, _meta, _) = record_a_game(&server).await;
+    let plain = gunzip(&gz);
+    let work = tempfile::tempdir().expect("work dir");
+    let dgate = workspace_binary("dgate");
+
+    // Export: a valid asciicast v2 whose output is every recorded byte.
+    let cast = work.path().join("game.cast");
+    let export = Command::new(&dgate)
+        .arg("export")
+        .arg(&gz)
+        .arg("-o")
+        .arg(&cast)
+        .output()
+        .expect("dgate export");
+    assert!(export.status.success(), "{export:?}");
+    let text = std::fs::read_to_string(&cast).expect("cast file");
+    let header: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("header")).expect("header JSON");
+    assert_eq!(
+        (
+            header["version"].as_u64(),
+            header["width"].as_u64(),
+            header["height"].as_u64()
+        ),
+        (Some(2), Some(80), Some(24))
+    );
+    assert!(text.contains(r#""r","100x30"]"#), "the resize is an event");
+    let records = Reader::new(&plain[..]).read_all().expect("records");
+    let all: Vec<u8> = records.iter().flat_map(|r| r.data.clone()).collect();
+    // `asciinema cat` insists on a terminal: `script` gives it one, and its
+    // output goes to a file.
+    let replayed = work.path().join("replayed.bin");
+    let asciinema = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "asciinema cat '{}' > '{}'",
+            cast.display(),
+            replayed.display()
+        ))
+        .arg("/dev/null")
+        .output()
+        .expect("script (util-linux)");
+    assert!(
+        asciinema.status.success(),
+        "asciinema cat (apt-get install asciinema): {}",
+        String::from_utf8_lossy(&asciinema.stdout)
+    );
+    let replayed = std::fs::read(&replayed).expect("asciinema's output");
+    assert_eq!(replayed, all, "asciinema plays back exactly the recorded bytes");
+
+    // Replay in a real terminal: End jumps to the last screen.
+    let tmux = Tmux::new();
+    let state = work.path().to_string_lossy().into_owned();
+    tmux.start(
+        "replay",
+        (100, 31),
+        &[("XDG_STATE_HOME", &state), ("XDG_CONFIG_HOME", &state)],
+        &format!("{} replay {}", dgate.display(), gz.display()),
+    );
+    tmux.wait_for_text("replay", "0:00 /");
+    tmux.send("replay", &["End"]);
+    let screen = tmux.wait_for_text("replay", "ALTERNATE SCREEN");
+    assert!(
+        screen.iter().any(|l| l.contains("■ end")),
+        "{}",
+        screen.join("\n")
+    );
+    // Home goes back to the start; g jumps to a time.
+    tmux.send("replay", &["Home", "Space"]);
+    tmux.wait_for_text("replay", "paused");
+    tmux.send("replay", &["g", "9", "9", "Enter"]);
+    tmux.wait_for_text("replay", "is past the end");
+    tmux.send("replay", &["q"]);
+    tmux.wait_for("replay", "dgate to exit", |s| {
+        !s.iter().any(|l| l.contains("0:0"))
+    });
+    server.shutdown().await;
+}
+
+#[test]
+fn broken_recordings_get_one_clear_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let dgate = workspace_binary("dgate");
+    let cases: [(&str, &[u8], &str); 4] = [
+        ("empty.ttyrec", b"", "is empty"),
+        (
+            "huge.ttyrec",
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],
+            "says it is 4294967295 bytes long",
+        ),
+        (
+            "cut.ttyrec",
+            &[1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, b'a'],
+            "cut short",
+        ),
+        (
+            "bad.ttyrec.gz",
+            &[0x1f, 0x8b, 1, 2, 3],
+            "not a valid gzip file",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        for command in ["replay", "export"] {
+            let out = Command::new(&dgate)
+                .arg(command)
+                .arg(&path)
+                .env("XDG_CONFIG_HOME", dir.path())
+                .output()
+                .expect("dgate");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command} {name}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{command} {name}: {stderr}");
+            assert!(stderr.contains(expected), "{command} {name}: {stderr}");
+        }
+    }
+    let missing = Command::new(&dgate)
+        .args(["replay", "/nonexistent/x.ttyrec"])
+        .output()
+        .expect("dgate");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("reading /nonexistent/x.ttyrec"));
+}
