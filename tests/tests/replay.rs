@@ -8,7 +8,6 @@ mod common;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::tmux::Tmux;
 use common::*;
@@ -82,13 +81,10 @@ async fn seeking_a_recording_lands_on_the_screens_the_game_drew() {
     // Any point: the same screen as playing every record from the start.
     let records = Reader::new(&plain[..]).read_all().expect("records");
     let mut from_start = ScreenModel::new(recording.size());
-    for i in 0..recording.frame_count() {
+    assert_eq!(records.len(), recording.frame_count());
+    for (i, record) in records.iter().enumerate() {
         let (at, resize, data) = recording.frame(i).expect("frame");
-        assert_eq!(
-            data,
-            &records[i].data[..],
-            "frame {i} is the record's bytes"
-        );
+        assert_eq!(data, &record.data[..], "frame {i} is the record's bytes");
         if let Some(size) = resize {
             from_start.resize(size);
         }
@@ -156,7 +152,10 @@ async fn dgate_replay_and_export_play_a_real_recording() {
         String::from_utf8_lossy(&asciinema.stdout)
     );
     let replayed = std::fs::read(&replayed).expect("asciinema's output");
-    assert_eq!(replayed, all, "asciinema plays back exactly the recorded bytes");
+    assert_eq!(
+        replayed, all,
+        "asciinema plays back exactly the recorded bytes"
+    );
 
     // Replay in a real terminal: End jumps to the last screen.
     let tmux = Tmux::new();
