@@ -25,6 +25,7 @@ mod export;
 mod format;
 mod game_view;
 mod play;
+mod recent_menu;
 mod replay;
 mod spectate;
 mod tokens;
@@ -76,7 +77,11 @@ enum Command {
     /// the .json file the server writes beside each recording.
     Replay {
         /// The recording file.
-        file: PathBuf,
+        #[arg(required_unless_present = "remote", conflicts_with = "remote")]
+        file: Option<PathBuf>,
+        /// Replay a recording on the server instead (ids are in `dgate recordings`).
+        #[arg(long, value_name = "ID")]
+        remote: Option<String>,
         /// Pauses longer than this are shortened to it (`0` keeps them all);
         /// default from `replay.max_idle` in config.yaml, else 5s.
         #[arg(long, value_parser = parse_duration)]
@@ -99,6 +104,21 @@ enum Command {
         /// Pauses longer than this are shortened to it (default: kept as recorded).
         #[arg(long, value_parser = parse_duration)]
         max_idle: Option<Duration>,
+    },
+    /// Lists the server's recordings of finished games, newest first.
+    Recordings {
+        /// Only this player's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this game's (its id).
+        #[arg(long)]
+        game: Option<String>,
+        /// At most this many (the server caps it at 500).
+        #[arg(long, default_value_t = 50)]
+        limit: i32,
+        /// Prints JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Lists the games in progress.
     List {
@@ -179,9 +199,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Replay {
-            file,
+            file: Some(file),
             max_idle,
             size,
+            ..
         } => {
             let max_idle = max_idle.unwrap_or(config::load()?.replay.max_idle);
             let cap = (!max_idle.is_zero()).then_some(max_idle);
@@ -244,6 +265,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("{}", play::run(connection, &game).await?);
                 return Ok(ExitCode::SUCCESS);
             }
+            Command::Replay {
+                remote: Some(id),
+                max_idle,
+                ..
+            } => {
+                drop(out);
+                let max_idle = max_idle.unwrap_or(config::load()?.replay.max_idle);
+                let cap = (!max_idle.is_zero()).then_some(max_idle);
+                tui::log_to_file();
+                if let Some(line) = replay::run_remote(connection, &id, cap).await? {
+                    eprintln!("{line}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Command::Recordings {
+                user,
+                game,
+                limit,
+                json,
+            } => {
+                let request = pb::ListRecordingsRequest {
+                    username: user.unwrap_or_default(),
+                    game_id: game.unwrap_or_default(),
+                    limit,
+                };
+                let login = connection.login()?;
+                recordings(&mut games_client, request, login.as_ref(), json, &mut out).await?
+            }
             Command::List { json } => list(&mut games_client, json, &mut out).await?,
             Command::Games { json } => games(&mut games_client, json, &mut out).await?,
             Command::Register {
@@ -303,6 +352,69 @@ fn cast_path(file: &std::path::Path) -> PathBuf {
         .or_else(|| name.strip_suffix(".ttyrec"))
         .unwrap_or(&name);
     file.with_file_name(format!("{stem}.cast"))
+}
+
+async fn recordings(
+    client: &mut GameServiceClient<Channel>,
+    request: pb::ListRecordingsRequest,
+    login: Option<&tokens::Saved>,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    let recordings = client
+        .list_recordings(connection::with_token(request, login))
+        .await
+        .map_err(status)?
+        .into_inner()
+        .recordings;
+    let time = |t: Option<dgate_proto::Timestamp>| t.and_then(|t| SystemTime::try_from(t).ok());
+    if json {
+        let rows: Vec<_> = recordings
+            .iter()
+            .map(|r| {
+                let size = r.terminal_size.unwrap_or_default();
+                serde_json::json!({
+                    "id": r.id,
+                    "username": r.username,
+                    "game_id": r.game_id,
+                    "start": time(r.start).map(|t| humantime::format_rfc3339_millis(t).to_string()),
+                    "end": time(r.end).map(|t| humantime::format_rfc3339_millis(t).to_string()),
+                    "terminal": { "cols": size.width, "rows": size.height },
+                    "frames": r.frames,
+                    "exit_code": r.exited.then_some(r.exit_code),
+                    "signal": (!r.signal.is_empty()).then_some(&r.signal),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "recordings": rows }))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if recordings.is_empty() {
+        writeln!(out, "No recordings.")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<48}  {:<19}  {:<8} {:>7}",
+        "ID", "START (UTC)", "LENGTH", "FRAMES"
+    )?;
+    for r in &recordings {
+        let length = match (time(r.start), time(r.end)) {
+            (Some(s), Some(e)) => idle(e.duration_since(s).unwrap_or_default()),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{:<48}  {:<19}  {:<8} {:>7}",
+            r.id,
+            start_time(time(r.start)),
+            length,
+            r.frames
+        )?;
+    }
+    writeln!(out, "(`dgate replay --remote ID` plays one)")?;
+    Ok(())
 }
 
 async fn list(

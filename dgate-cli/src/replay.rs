@@ -21,7 +21,15 @@ use ratatui::widgets::{LineGauge, Paragraph};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::StreamExt;
 
+use dgate_proto::pb;
+use dgate_proto::pb::recording_control::Control;
+use dgate_proto::pb::recording_event::Event as RemoteEvent;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::connection::{Connection, describe, status, with_token};
 use crate::game_view::ScreenView;
+use crate::tokens::Saved;
 use crate::tui::Tui;
 
 /// The progress line is redrawn at least this often while playing.
@@ -329,6 +337,182 @@ pub async fn run_local(local: LocalRecording) -> Result<Option<String>> {
         }
     }
     Ok(None)
+}
+
+/// Plays a recording on the server (`dgate replay --remote ID`); returns a
+/// line for the shell.
+pub async fn run_remote(
+    connection: Connection,
+    id: &str,
+    max_idle: Option<Duration>,
+) -> Result<Option<String>> {
+    let login = connection.login()?;
+    let stream = RemoteStream::open(&connection, login.as_ref(), id, max_idle).await?;
+    let mut tui = Tui::enter()?;
+    let mut events = EventStream::new();
+    play_remote(&mut tui, &mut events, stream).await
+}
+
+/// A `StreamRecording` call: controls go out, events come in.
+pub struct RemoteStream {
+    controls: mpsc::Sender<pb::RecordingControl>,
+    events: tonic::Streaming<pb::RecordingEvent>,
+}
+
+impl RemoteStream {
+    /// Opens recording `id`; fails (before any screen is taken) when the
+    /// server cannot play it.
+    pub async fn open(
+        connection: &Connection,
+        login: Option<&Saved>,
+        id: &str,
+        max_idle: Option<Duration>,
+    ) -> Result<Self> {
+        let (controls, queue) = mpsc::channel(16);
+        let open = Control::Open(pb::OpenRecording {
+            recording_id: id.to_owned(),
+            max_idle_seconds: max_idle.map_or(0.0, |d| d.as_secs_f64()),
+        });
+        controls
+            .send(pb::RecordingControl {
+                control: Some(open),
+            })
+            .await
+            .context("the request queue closed")?;
+        let events = connection
+            .games()
+            .stream_recording(with_token(ReceiverStream::new(queue), login))
+            .await
+            .map_err(status)?
+            .into_inner();
+        Ok(Self { controls, events })
+    }
+
+    async fn send(&self, control: Control) -> Result<()> {
+        self.controls
+            .send(pb::RecordingControl {
+                control: Some(control),
+            })
+            .await
+            .context("the server closed the replay")
+    }
+}
+
+/// The replay screen for a recording the server plays, until `q`. Takes the
+/// caller's terminal and key stream (the watch menu's, for its recent games).
+pub async fn play_remote(
+    tui: &mut Tui,
+    events: &mut EventStream,
+    mut stream: RemoteStream,
+) -> Result<Option<String>> {
+    let mut screen = ReplayScreen::new(String::new(), ScreenModel::new(TermSize::new(80, 24)));
+    let mut progress = Progress {
+        speed: 1.0,
+        ..Progress::default()
+    };
+    // The position the server last told, and when: the progress line runs on
+    // from it between frames.
+    let mut told = Instant::now();
+    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    loop {
+        let mut shown = progress;
+        if !progress.paused && !progress.ended {
+            shown.position =
+                (progress.position + told.elapsed().mul_f64(progress.speed)).min(progress.duration);
+        }
+        tui.draw(|f| screen.render(f, &shown))?;
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) if is_suspend(&key) => tui.suspend()?,
+                Some(Ok(Event::Key(key))) => {
+                    let Some(intent) = screen.handle_key(key) else { continue };
+                    let control = match intent {
+                        Intent::Quit => return Ok(None),
+                        Intent::TogglePause if progress.ended => {
+                            stream.send(Control::SeekSeconds(0.0)).await?;
+                            Control::Paused(false)
+                        }
+                        Intent::TogglePause => Control::Paused(!progress.paused),
+                        Intent::Faster | Intent::Slower => {
+                            let mut speed = Playback::default();
+                            speed.set_speed(progress.speed);
+                            speed.step_speed(intent == Intent::Faster);
+                            Control::Speed(speed.speed())
+                        }
+                        Intent::SeekBy(seconds) => {
+                            Control::SeekSeconds((shown.position.as_secs_f64() + seconds as f64).max(0.0))
+                        }
+                        Intent::SeekTo(t) => {
+                            if t > progress.duration && t != Duration::MAX {
+                                screen.message = Some(format!(
+                                    "{} is past the end ({}).",
+                                    clock(t),
+                                    clock(progress.duration)
+                                ));
+                            }
+                            Control::SeekSeconds(t.min(progress.duration).as_secs_f64())
+                        }
+                    };
+                    stream.send(control).await?;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                None => return Ok(None),
+            },
+            message = stream.events.message() => {
+                let event = match message {
+                    Ok(Some(pb::RecordingEvent { event: Some(event) })) => event,
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return Ok(Some("The server ended the replay.".to_owned())),
+                    Err(e) => return Ok(Some(format!("Replay stopped: {}", describe(&e)))),
+                };
+                told = Instant::now();
+                match event {
+                    RemoteEvent::Opened(opened) => {
+                        progress.duration = seconds(opened.duration_seconds);
+                        if let Some(info) = opened.info {
+                            screen.title = format!("{} · {}", info.username, info.game_id);
+                        }
+                    }
+                    RemoteEvent::Screen(s) => {
+                        let size = s.size.map(term_size).unwrap_or(TermSize::new(80, 24));
+                        screen.view.model = ScreenModel::new(size);
+                        screen.view.model.process(&s.data);
+                        progress.position = seconds(s.position_seconds);
+                        progress.ended = false;
+                    }
+                    RemoteEvent::Frame(f) => {
+                        if let Some(size) = f.resize {
+                            screen.view.model.resize(term_size(size));
+                        }
+                        screen.view.model.process(&f.data);
+                        progress.position = seconds(f.position_seconds);
+                    }
+                    RemoteEvent::State(state) => {
+                        progress.position = seconds(state.position_seconds);
+                        progress.speed = state.speed;
+                        progress.paused = state.paused;
+                        progress.ended = state.ended;
+                    }
+                }
+            }
+            _ = tokio::time::sleep(TICK) => {}
+            _ = terminate.recv() => return Ok(None),
+        }
+    }
+}
+
+fn seconds(s: f64) -> Duration {
+    if s.is_finite() && s > 0.0 {
+        Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+    } else {
+        Duration::ZERO
+    }
+}
+
+fn term_size(size: pb::TerminalSize) -> TermSize {
+    let side = |v: u32| u16::try_from(v).unwrap_or(u16::MAX).max(1);
+    TermSize::new(side(size.width), side(size.height))
 }
 
 fn apply_local(

@@ -17,8 +17,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
-use crate::connection::{Connection, describe};
+use crate::connection::{Connection, describe, with_token};
 use crate::game_view::{GameView, Update};
+use crate::recent_menu::{RecentAction, RecentMenu};
+use crate::replay;
 use crate::spectate::{self, SpectatorStream, StreamItem, Tagged};
 use crate::tokens::Saved;
 use crate::tui::Tui;
@@ -69,6 +71,7 @@ pub async fn run(connection: Connection, session_id: Option<String>) -> Result<O
         streams: stream_tx,
         quit: None,
         terminal: (cols, rows),
+        recent_requested: false,
     };
     app.menu.update(first);
     if let Some(row) = direct {
@@ -101,9 +104,74 @@ pub async fn run(connection: Connection, session_id: Option<String>) -> Result<O
             _ = terminate.recv() => app.quit = Some(None),
             _ = hangup.recv() => app.quit = Some(None),
         }
+        if std::mem::take(&mut app.recent_requested) {
+            app.menu.message = recent_games(&app, &mut tui, &mut events).await?;
+        }
     }
     drop(tui);
     Ok(app.quit.flatten())
+}
+
+/// The recent games page, and replays from it, until `q` brings the user back
+/// to the games in progress. Returns a line for the menu, if any.
+async fn recent_games(
+    app: &App,
+    tui: &mut Tui,
+    events: &mut EventStream,
+) -> Result<Option<String>> {
+    let request = pb::ListRecordingsRequest::default();
+    let listing = tokio::time::timeout(
+        REFRESH * 5,
+        app.connection
+            .games()
+            .list_recordings(with_token(request, app.login.as_ref())),
+    )
+    .await;
+    let recordings = match listing {
+        Ok(Ok(response)) => response.into_inner().recordings,
+        Ok(Err(e)) => return Ok(Some(format!("Cannot list recordings: {}", describe(&e)))),
+        Err(_) => {
+            return Ok(Some(
+                "The server did not list its recordings in time.".into(),
+            ));
+        }
+    };
+    let max_idle = crate::config::load()
+        .map(|c| c.replay.max_idle)
+        .unwrap_or(Duration::from_secs(5));
+    let max_idle = (!max_idle.is_zero()).then_some(max_idle);
+    let mut menu = RecentMenu::new(recordings, app.terminal.1);
+    loop {
+        tui.draw(|frame| menu.render(frame, frame.area()))?;
+        let key = match events.next().await {
+            Some(Ok(Event::Key(key))) if is_suspend(&key) => {
+                tui.suspend()?;
+                continue;
+            }
+            Some(Ok(Event::Key(key))) => key,
+            Some(Ok(Event::Resize(_, rows))) => {
+                menu.resize(rows);
+                continue;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e).context("reading the terminal"),
+            None => return Ok(None),
+        };
+        match menu.handle_key(key) {
+            RecentAction::None => {}
+            RecentAction::Back => return Ok(None),
+            RecentAction::Replay(id) => {
+                match replay::RemoteStream::open(&app.connection, app.login.as_ref(), &id, max_idle)
+                    .await
+                {
+                    Ok(stream) => {
+                        menu.message = replay::play_remote(tui, events, stream).await?;
+                    }
+                    Err(e) => menu.message = Some(format!("{e:#}")),
+                }
+            }
+        }
+    }
 }
 
 /// Ctrl+Z: the raw terminal delivers it as a key, not as SIGTSTP.
@@ -162,6 +230,8 @@ struct App {
     /// Set to quit; the line to print afterwards, if any.
     quit: Option<Option<String>>,
     terminal: (u16, u16),
+    /// `r` was pressed: the loop opens the recent games page.
+    recent_requested: bool,
 }
 
 /// One or more games on screen.
@@ -236,6 +306,7 @@ impl App {
                         MenuAction::Quit => self.quit = Some(None),
                         MenuAction::Watch(id) => self.watch_ids(&[id]),
                         MenuAction::MultiView(ids) => self.watch_ids(&ids),
+                        MenuAction::Recent => self.recent_requested = true,
                     }
                 }
             }

@@ -112,6 +112,8 @@ pub enum MenuAction {
     Quit,
     Watch(String),
     MultiView(Vec<String>),
+    /// The recent games page (recordings).
+    Recent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,8 +124,9 @@ enum Mode {
     Help,
 }
 
-/// The selector letters: `a`–`z` then `A`–`Z`, without `q` and `Q` (quit).
-pub const LETTERS: &[u8] = b"abcdefghijklmnoprstuvwxyzABCDEFGHIJKLMNOPRSTUVWXYZ";
+/// The selector letters: `a`–`z` then `A`–`Z`, without the command keys
+/// `m` (multi-view), `q` (quit) and `r` (recent games), either case.
+pub const LETTERS: &[u8] = b"abcdefghijklnopstuvwxyzABCDEFGHIJKLNOPSTUVWXYZ";
 
 /// Lines of the menu that are not game rows.
 const CHROME_LINES: u16 = 14;
@@ -317,7 +320,12 @@ impl WatchMenu {
                 self.toggle_mark();
                 MenuAction::None
             }
-            KeyCode::Char('m') if !self.marked.is_empty() => {
+            KeyCode::Char('r') => MenuAction::Recent,
+            KeyCode::Char('m') if self.marked.is_empty() => {
+                self.message = Some("Mark games with Space first, then 'm' shows them.".into());
+                MenuAction::None
+            }
+            KeyCode::Char('m') => {
                 let ids: Vec<String> = self
                     .visible()
                     .iter()
@@ -548,13 +556,14 @@ impl WatchMenu {
 
     fn render_help(&self, frame: &mut Frame, area: Rect) {
         let text = vec![
-            Line::from("a-z, A-Z   watch that game (q and Q are not used)"),
+            Line::from("a-z, A-Z   watch that game (except m, q and r)"),
             Line::from("↑ ↓ Enter  move, then watch the highlighted game"),
             Line::from("Space      mark a game for the multi-view"),
             Line::from("m          show the marked games side by side (up to 4)"),
             Line::from("< > PgUp PgDn   previous and next page"),
             Line::from(". ,        sort by the next (previous) column"),
             Line::from("/          filter by player or game name"),
+            Line::from("r          recent games: replay a finished one"),
             Line::from("?          this help"),
             Line::from("q Esc      quit"),
             Line::default(),
@@ -693,25 +702,28 @@ mod tests {
         let mut menu = menu_with(many(30), 80, 60);
         let visible: Vec<String> = menu.visible().iter().map(|s| s.id.clone()).collect();
         assert_eq!(press(&mut menu, 'a'), MenuAction::Watch(visible[0].clone()));
+        // `m`, `q` and `r` are commands, not rows: `n` is the 12th, `s` the 15th.
         assert_eq!(
-            press(&mut menu, 'p'),
-            MenuAction::Watch(visible[15].clone())
+            press(&mut menu, 'n'),
+            MenuAction::Watch(visible[12].clone())
         );
-        // `q` is not a row: `r` is the 17th.
         assert_eq!(
-            press(&mut menu, 'r'),
-            MenuAction::Watch(visible[16].clone())
+            press(&mut menu, 's'),
+            MenuAction::Watch(visible[15].clone())
         );
         assert_eq!(
             press(&mut menu, 'A'),
-            MenuAction::Watch(visible[25].clone())
+            MenuAction::Watch(visible[23].clone())
         );
+        assert_eq!(press(&mut menu, 'r'), MenuAction::Recent);
         assert_eq!(press(&mut menu, 'q'), MenuAction::Quit);
         assert_eq!(menu.handle_key(key(KeyCode::Esc)), MenuAction::Quit);
         let lines = screen(&menu, 80, 60);
-        assert!(lines.iter().any(|l| l.starts_with("p)   user15")));
-        assert!(lines.iter().any(|l| l.starts_with("r)   user16")));
-        assert!(!lines.iter().any(|l| l.starts_with("q)")));
+        assert!(lines.iter().any(|l| l.starts_with("p)   user14")));
+        assert!(lines.iter().any(|l| l.starts_with("s)   user15")));
+        for command in ["m)", "q)", "r)"] {
+            assert!(!lines.iter().any(|l| l.starts_with(command)));
+        }
     }
 
     #[test]
@@ -871,8 +883,13 @@ mod tests {
     #[test]
     fn space_marks_games_and_m_opens_them_in_the_multi_view() {
         let mut menu = menu_with(many(6), 80, 24);
-        // Without marks, `m` is a row letter like any other (there is no row m here).
+        // Without marks, `m` says what to do.
         assert_eq!(press(&mut menu, 'm'), MenuAction::None);
+        assert!(
+            menu.message
+                .as_deref()
+                .is_some_and(|m| m.contains("Mark games with Space"))
+        );
         for _ in 0..2 {
             menu.handle_key(key(KeyCode::Down));
             press(&mut menu, ' ');

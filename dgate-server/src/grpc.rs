@@ -21,6 +21,7 @@ use crate::convert::delivery_message;
 use crate::error::SessionError;
 use crate::hub::{Delivery, HubEvent, SnapshotReason, Subscription};
 use crate::metrics::{self, Metrics};
+use crate::recordings;
 use crate::registry::Spectator;
 use crate::session::{PlayerLease, Session};
 use crate::sessions::{SessionManager, StartRequest};
@@ -80,6 +81,24 @@ impl GameServiceImpl {
                 session.info.username
             )))
         }
+    }
+
+    /// Recordings are watched like games: anonymously when the server allows it.
+    async fn may_watch(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let caller = self.auth.caller(metadata).await?;
+        if caller.is_none()
+            && !self
+                .manager
+                .config()
+                .session_management
+                .spectating
+                .allow_anonymous
+        {
+            return Err(Status::unauthenticated(
+                "this server allows watching only when logged in",
+            ));
+        }
+        Ok(())
     }
 
     fn size(&self, size: Option<pb::TerminalSize>) -> Result<Option<TermSize>, Status> {
@@ -360,6 +379,74 @@ impl GameService for GameServiceImpl {
             };
             stream.run(subscription, inbound).await;
         });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn list_recordings(
+        &self,
+        request: Request<pb::ListRecordingsRequest>,
+    ) -> Result<Response<pb::ListRecordingsResponse>, Status> {
+        self.may_watch(request.metadata()).await?;
+        let r = request.into_inner();
+        let directory = self
+            .manager
+            .config()
+            .session_management
+            .ttyrec
+            .directory
+            .clone();
+        let entries = tokio::task::spawn_blocking(move || {
+            recordings::list(&directory, &r.username, &r.game_id, r.limit)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("listing recordings failed: {e}")))?;
+        Ok(Response::new(pb::ListRecordingsResponse {
+            recordings: entries.iter().map(recordings::Entry::info).collect(),
+        }))
+    }
+
+    type StreamRecordingStream = ReceiverStream<Result<pb::RecordingEvent, Status>>;
+
+    #[instrument(skip_all, fields(recording_id))]
+    async fn stream_recording(
+        &self,
+        request: Request<Streaming<pb::RecordingControl>>,
+    ) -> Result<Response<Self::StreamRecordingStream>, Status> {
+        self.may_watch(request.metadata()).await?;
+        let mut controls = request.into_inner();
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, controls.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no open request arrived in time"))??;
+        let Some(pb::RecordingControl {
+            control: Some(pb::recording_control::Control::Open(open)),
+        }) = first
+        else {
+            return Err(Status::invalid_argument(
+                "the first message must be `open` with a recording id",
+            ));
+        };
+        tracing::Span::current().record("recording_id", open.recording_id.as_str());
+        let directory = self
+            .manager
+            .config()
+            .session_management
+            .ttyrec
+            .directory
+            .clone();
+        let max_idle = (open.max_idle_seconds > 0.0)
+            .then(|| recordings::seconds_to_duration(open.max_idle_seconds));
+        let (recording, info) = tokio::task::spawn_blocking(move || {
+            let entry = recordings::find(&directory, &open.recording_id).ok_or_else(|| {
+                Status::not_found(format!("no recording with id {:?}", open.recording_id))
+            })?;
+            Ok::<_, Status>((entry.open(max_idle)?, entry.info()))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("opening the recording failed: {e}")))??;
+        info!(frames = recording.frame_count(), "replaying a recording");
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let shutdown = self.manager.shutting_down();
+        tokio::spawn(recordings::play(recording, info, controls, tx, shutdown));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

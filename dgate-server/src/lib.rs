@@ -16,6 +16,7 @@ pub mod hub;
 pub mod metrics;
 pub mod pty;
 pub mod recorder;
+pub mod recordings;
 pub mod registry;
 pub mod session;
 pub mod sessions;

@@ -183,6 +183,38 @@ async fn dgate_replay_and_export_play_a_real_recording() {
     tmux.wait_for("replay", "dgate to exit", |s| {
         !s.iter().any(|l| l.contains("0:0"))
     });
+
+    // The same recording from the watch menu's recent games, played by the server.
+    let url = server.url();
+    tmux.start(
+        "watch",
+        (100, 31),
+        &[
+            ("XDG_STATE_HOME", &state),
+            ("XDG_CONFIG_HOME", &state),
+            ("DGATE_SERVER", &url),
+        ],
+        &format!("{} watch", dgate.display()),
+    );
+    tmux.wait_for_text("watch", "Watch which game?");
+    tmux.send("watch", &["r"]);
+    let recent = tmux.wait_for_text("watch", "Recent Games");
+    assert!(
+        recent
+            .iter()
+            .any(|l| l.starts_with("a) vera") && l.contains("test")),
+        "{}",
+        recent.join("\n")
+    );
+    tmux.send("watch", &["a"]);
+    tmux.wait_for_text("watch", "vera · test");
+    tmux.send("watch", &["End"]);
+    tmux.wait_for_text("watch", "ALTERNATE SCREEN");
+    tmux.wait_for_text("watch", "■ end");
+    tmux.send("watch", &["q"]);
+    tmux.wait_for_text("watch", "Replay which game?");
+    tmux.send("watch", &["q"]);
+    tmux.wait_for_text("watch", "Watch which game?");
     server.shutdown().await;
 }
 
@@ -230,4 +262,237 @@ fn broken_recordings_get_one_clear_line() {
         .expect("dgate");
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("reading /nonexistent/x.ttyrec"));
+}
+
+use dgate_proto::pb;
+use dgate_proto::pb::recording_control::Control;
+use dgate_proto::pb::recording_event::Event;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Opens a `StreamRecording` call; controls go on the returned sender.
+async fn stream_recording(
+    client: &mut Client,
+    first: Control,
+) -> Result<
+    (
+        mpsc::Sender<pb::RecordingControl>,
+        tonic::Streaming<pb::RecordingEvent>,
+    ),
+    tonic::Status,
+> {
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(pb::RecordingControl {
+        control: Some(first),
+    })
+    .await
+    .expect("queue");
+    let events = client
+        .stream_recording(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    Ok((tx, events))
+}
+
+async fn next_event(events: &mut tonic::Streaming<pb::RecordingEvent>) -> Event {
+    tokio::time::timeout(WAIT, events.message())
+        .await
+        .expect("an event in time")
+        .expect("a healthy stream")
+        .and_then(|e| e.event)
+        .expect("an event")
+}
+
+fn open(id: &str) -> Control {
+    Control::Open(pb::OpenRecording {
+        recording_id: id.to_owned(),
+        max_idle_seconds: 0.0,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_lists_recordings_and_plays_them_steered_by_the_client() {
+    let server = start_server(|_| {}).await;
+    let (_, meta, final_screen) = record_a_game(&server).await;
+    let mut client = server.client().await;
+
+    let listed = client
+        .list_recordings(pb::ListRecordingsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .recordings;
+    assert_eq!(listed.len(), 1);
+    let info = &listed[0];
+    assert!(info.id.starts_with("vera/test/"), "{}", info.id);
+    assert_eq!(
+        (info.username.as_str(), info.game_id.as_str()),
+        ("vera", "test")
+    );
+    assert_eq!(info.frames, meta.frames);
+    assert!(info.exited && info.exit_code == 0);
+    let none = client
+        .list_recordings(pb::ListRecordingsRequest {
+            username: "nobody".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .recordings;
+    assert!(none.is_empty());
+
+    // Open: the recording's length, then the screen at 0:00.
+    let (controls, mut events) = stream_recording(&mut client, open(&info.id))
+        .await
+        .expect("open");
+    let Event::Opened(opened) = next_event(&mut events).await else {
+        panic!("opened first")
+    };
+    assert_eq!(
+        opened.info.as_ref().map(|i| i.id.as_str()),
+        Some(info.id.as_str())
+    );
+    assert!(opened.duration_seconds > 0.0);
+    let Event::Screen(first) = next_event(&mut events).await else {
+        panic!("then the screen")
+    };
+    assert_eq!(first.position_seconds, 0.0);
+
+    // Paused, then sped up: the server says so.
+    let control = |c| pb::RecordingControl { control: Some(c) };
+    controls
+        .send(control(Control::Paused(true)))
+        .await
+        .expect("pause");
+    controls
+        .send(control(Control::Speed(16.0)))
+        .await
+        .expect("speed");
+    let mut state = None;
+    while state
+        .as_ref()
+        .is_none_or(|s: &pb::RecordingState| s.speed != 16.0)
+    {
+        if let Event::State(s) = next_event(&mut events).await {
+            state = Some(s);
+        }
+    }
+    assert!(state.is_some_and(|s| s.paused));
+
+    // A seek to the end gives the player's last screen, resize and all.
+    controls
+        .send(control(Control::SeekSeconds(1e9)))
+        .await
+        .expect("seek");
+    let screen = loop {
+        if let Event::Screen(s) = next_event(&mut events).await {
+            break s;
+        }
+    };
+    let size = screen.size.expect("size");
+    assert_eq!((size.width, size.height), (100, 30));
+    let mut model = ScreenModel::new(dgate_term::TermSize::new(100, 30));
+    model.process(&screen.data);
+    assert_eq!(model.screen().contents_formatted(), final_screen);
+    assert!((screen.position_seconds - opened.duration_seconds).abs() < 1e-6);
+
+    // Unpaused at 16×, from the start, every frame arrives in order to the end.
+    controls
+        .send(control(Control::SeekSeconds(0.0)))
+        .await
+        .expect("seek");
+    controls
+        .send(control(Control::Paused(false)))
+        .await
+        .expect("play");
+    let mut replayed = ScreenModel::new(dgate_term::TermSize::new(80, 24));
+    let mut last_position = -1.0;
+    // The end of the earlier seek may still be reported: count from the new screen.
+    let mut from_start = false;
+    loop {
+        match next_event(&mut events).await {
+            Event::Screen(s) => {
+                from_start = s.position_seconds == 0.0;
+                let size = s.size.expect("size");
+                replayed = ScreenModel::new(dgate_term::TermSize::new(
+                    size.width as u16,
+                    size.height as u16,
+                ));
+                replayed.process(&s.data);
+                last_position = s.position_seconds;
+            }
+            Event::Frame(f) => {
+                assert!(f.position_seconds >= last_position, "frames in order");
+                last_position = f.position_seconds;
+                if let Some(size) = f.resize {
+                    replayed.resize(dgate_term::TermSize::new(
+                        size.width as u16,
+                        size.height as u16,
+                    ));
+                }
+                replayed.process(&f.data);
+            }
+            Event::State(s) if s.ended && from_start => break,
+            _ => {}
+        }
+    }
+    assert_eq!(replayed.screen().contents_formatted(), final_screen);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_replay_requests_get_clear_refusals() {
+    let server = start_server(|c| c.session_management.spectating.allow_anonymous = false).await;
+    let mut client = server.client().await;
+    let anonymous = client
+        .list_recordings(pb::ListRecordingsRequest::default())
+        .await
+        .expect_err("anonymous listing refused");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+    let anonymous = stream_recording(&mut client, open("x/y/z"))
+        .await
+        .expect_err("refused");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+
+    let token = server.account("ursula").await;
+    let open_as = |id: &str| {
+        let (tx, rx) = mpsc::channel(1);
+        tx.try_send(pb::RecordingControl {
+            control: Some(open(id)),
+        })
+        .expect("queue");
+        (tx, authed(ReceiverStream::new(rx), &token))
+    };
+    for id in [
+        "no/such/recording",
+        "../../../etc/passwd",
+        "",
+        "a/b",
+        "/etc/passwd",
+    ] {
+        let (_tx, request) = open_as(id);
+        let refused = client
+            .stream_recording(request)
+            .await
+            .expect_err("unknown id");
+        assert_eq!(refused.code(), tonic::Code::NotFound, "{id:?}: {refused:?}");
+    }
+    let (tx, rx) = mpsc::channel(1);
+    tx.try_send(pb::RecordingControl {
+        control: Some(Control::Speed(2.0)),
+    })
+    .expect("queue");
+    let refused = client
+        .stream_recording(authed(ReceiverStream::new(rx), &token))
+        .await
+        .expect_err("not opened first");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    // The server is still fine.
+    let listed = client
+        .list_recordings(authed(pb::ListRecordingsRequest::default(), &token))
+        .await
+        .expect("list");
+    assert!(listed.into_inner().recordings.is_empty());
+    server.shutdown().await;
 }
