@@ -10,7 +10,7 @@
 //! never the game: errors are logged and counted.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -90,49 +90,13 @@ fn record(
         exit_code: None,
         signal: None,
     };
-    let mut exit: Option<GameExit> = None;
-    // Records written: resizes are placed by it, for the replay.
-    let mut records: u64 = 0;
-    while let Some(delivery) = runtime.block_on(subscription.next()) {
-        let written = match &delivery {
-            Delivery::Snapshot(s) => {
-                if s.reason == SnapshotReason::Resync {
-                    meta.resyncs += 1;
-                    warn!(session_id = %id, skipped = s.frames_skipped, "recorder fell behind; wrote a snapshot");
-                }
-                records += 1;
-                file.as_mut().map(|f| write_record(f, s.timestamp, &s.data))
-            }
-            Delivery::Event(event) => match event.as_ref() {
-                HubEvent::Frame(frame) => {
-                    meta.frames += 1;
-                    records += 1;
-                    file.as_mut()
-                        .map(|f| write_record(f, frame.timestamp, &frame.data))
-                }
-                HubEvent::Resize { after_frame, size } => {
-                    meta.resizes.push(MetaResize {
-                        after_frame: *after_frame,
-                        after_record: records,
-                        cols: size.cols,
-                        rows: size.rows,
-                    });
-                    None
-                }
-                HubEvent::Ended { exit: e, .. } => {
-                    exit = Some(e.clone());
-                    None
-                }
-            },
-        };
-        if let Some(Err(e)) = written {
-            if meta.write_errors == 0 {
-                error!(session_id = %id, path = %path.display(), error = %e, "recording write failed; the game goes on");
-            }
-            meta.write_errors += 1;
-            metrics.recording_write_errors.inc();
+    let mut logged = false;
+    let exit = write_deliveries(&mut subscription, runtime, file.as_mut(), &mut meta, |e| {
+        if !std::mem::replace(&mut logged, true) {
+            error!(session_id = %id, path = %path.display(), error = %e, "recording write failed; the game goes on");
         }
-    }
+        metrics.recording_write_errors.inc();
+    });
     let Some(file) = file else { return };
     drop(file);
     meta.end = humantime::format_rfc3339_millis(session.ended_at().unwrap_or_else(SystemTime::now))
@@ -160,6 +124,59 @@ fn record(
         error!(session_id = %id, path = %meta_path.display(), error = %e, "cannot write the recording's metadata");
     }
     info!(session_id = %id, path = %finished.display(), frames = meta.frames, "recording finished");
+}
+
+/// Writes every delivery of `subscription` to `file` (when there is one) as
+/// ttyrec records until the game ends, keeping `meta`'s counts and resizes;
+/// `on_error` hears each failed write. Returns how the game ended.
+pub fn write_deliveries(
+    subscription: &mut Subscription,
+    runtime: &tokio::runtime::Handle,
+    mut file: Option<&mut impl Write>,
+    meta: &mut RecordingMeta,
+    mut on_error: impl FnMut(&io::Error),
+) -> Option<GameExit> {
+    let mut exit: Option<GameExit> = None;
+    // Records written: resizes are placed by it, for the replay.
+    let mut records: u64 = 0;
+    while let Some(delivery) = runtime.block_on(subscription.next()) {
+        let written = match &delivery {
+            Delivery::Snapshot(s) => {
+                if s.reason == SnapshotReason::Resync {
+                    meta.resyncs += 1;
+                    warn!(session_id = %meta.session_id, skipped = s.frames_skipped, "recorder fell behind; wrote a snapshot");
+                }
+                records += 1;
+                file.as_mut().map(|f| write_record(f, s.timestamp, &s.data))
+            }
+            Delivery::Event(event) => match event.as_ref() {
+                HubEvent::Frame(frame) => {
+                    meta.frames += 1;
+                    records += 1;
+                    file.as_mut()
+                        .map(|f| write_record(f, frame.timestamp, &frame.data))
+                }
+                HubEvent::Resize { after_frame, size } => {
+                    meta.resizes.push(MetaResize {
+                        after_frame: *after_frame,
+                        after_record: records,
+                        cols: size.cols,
+                        rows: size.rows,
+                    });
+                    None
+                }
+                HubEvent::Ended { exit: e, .. } => {
+                    exit = Some(e.clone());
+                    None
+                }
+            },
+        };
+        if let Some(Err(e)) = written {
+            meta.write_errors += 1;
+            on_error(&e);
+        }
+    }
+    exit
 }
 
 fn create(path: &Path) -> io::Result<File> {
