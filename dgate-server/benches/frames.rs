@@ -34,4 +34,3 @@ pub fn nethack_frames() -> Vec<Bytes> {
         })
         .collect()
 }
-

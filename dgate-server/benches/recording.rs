@@ -64,7 +64,13 @@ fn recorder_overhead(c: &mut Criterion) {
     let recorder = std::thread::spawn(move || {
         let mut file = std::fs::File::create(&path).expect("recording file");
         let mut meta = meta();
-        write_deliveries(&mut subscription, &handle, Some(&mut file), &mut meta, |_| {});
+        write_deliveries(
+            &mut subscription,
+            &handle,
+            Some(&mut file),
+            &mut meta,
+            |_| {},
+        );
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         (meta, bytes)
     });
