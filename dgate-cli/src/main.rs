@@ -15,23 +15,19 @@ use dgate_proto::auth::auth_service_client::AuthServiceClient;
 use dgate_proto::listing::{SessionList, idle_since};
 use dgate_proto::pb;
 use dgate_proto::pb::game_service_client::GameServiceClient;
-use format::{idle, start_time};
+use dgate_tui::format::{idle, start_time};
 use tonic::transport::Channel;
 
 mod account;
 mod config;
 mod connection;
 mod export;
-mod format;
-mod game_view;
 mod play;
-mod recent_menu;
 mod replay;
 mod spectate;
 mod tokens;
 mod tui;
 mod watch;
-mod watch_menu;
 
 /// Play and watch console games on a dgate server.
 ///

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::connection::{Connection, describe, status, with_token};
-use crate::game_view::ScreenView;
+use dgate_tui::game_view::ScreenView;
 use crate::tokens::Saved;
 use crate::tui::Tui;
 

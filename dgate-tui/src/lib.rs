@@ -1,0 +1,10 @@
+//! The screens dgate shows in a terminal, shared by the `dgate` client and the
+//! server's SSH front end: the watch menu, the recent games page, and a game's
+//! view (snapshot and frames drawn into any area, cropped or centred, with its
+//! status line). Pure state and ratatui drawing; the caller owns the terminal
+//! and feeds keys, listings and stream messages.
+
+pub mod format;
+pub mod game_view;
+pub mod recent_menu;
+pub mod watch_menu;
