@@ -6,5 +6,6 @@
 
 pub mod format;
 pub mod game_view;
+pub mod keys;
 pub mod recent_menu;
 pub mod watch_menu;
