@@ -28,9 +28,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::connection::{Connection, describe, status, with_token};
-use dgate_tui::game_view::ScreenView;
 use crate::tokens::Saved;
 use crate::tui::Tui;
+use dgate_tui::game_view::ScreenView;
 
 /// The progress line is redrawn at least this often while playing.
 const TICK: Duration = Duration::from_millis(200);

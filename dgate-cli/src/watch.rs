@@ -18,12 +18,12 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
 use crate::connection::{Connection, describe, with_token};
-use dgate_tui::game_view::{GameView, Update};
-use dgate_tui::recent_menu::{RecentAction, RecentMenu};
 use crate::replay;
 use crate::spectate::{self, SpectatorStream, StreamItem, Tagged};
 use crate::tokens::Saved;
 use crate::tui::Tui;
+use dgate_tui::game_view::{GameView, Update};
+use dgate_tui::recent_menu::{RecentAction, RecentMenu};
 use dgate_tui::watch_menu::{MenuAction, SessionRow, WatchMenu};
 
 /// How often the list of games (and the watcher counts) is refreshed.

@@ -38,7 +38,30 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     CREATE INDEX tokens_by_user ON tokens(user_id);",
+    // 2: SSH public keys; a key belongs to one account.
+    "CREATE TABLE public_keys (
+        fingerprint TEXT PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        key         TEXT NOT NULL,
+        comment     TEXT NOT NULL,
+        added_at    INTEGER NOT NULL
+    );
+    CREATE INDEX public_keys_by_user ON public_keys(user_id);",
 ];
+
+/// Keys one account may register.
+pub const MAX_PUBLIC_KEYS: usize = 20;
+
+/// An SSH public key registered to an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyInfo {
+    /// `SHA256:...`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    /// `ssh-ed25519 AAAA...`, without the comment.
+    pub key: String,
+    pub comment: String,
+    pub added_at: SystemTime,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -63,6 +86,10 @@ pub enum AccountError {
     Io(String),
     #[error("no randomness available: {0}")]
     Random(String),
+    #[error("that public key is already registered")]
+    KeyTaken,
+    #[error("an account has at most {MAX_PUBLIC_KEYS} public keys")]
+    TooManyKeys,
 }
 
 /// A user as the rest of the server sees it (no hash).
@@ -338,6 +365,115 @@ impl AccountStore {
             return Err(AccountError::BadCredentials);
         }
         let user = self.user_by_id(id)?;
+        if user.is_banned {
+            return Err(AccountError::Banned(user.username));
+        }
+        Ok(user)
+    }
+
+    /// Registers an OpenSSH public key line (`ssh-ed25519 AAAA... comment`)
+    /// for `username`.
+    pub fn add_public_key(
+        &self,
+        username: &str,
+        line: &str,
+    ) -> Result<PublicKeyInfo, AccountError> {
+        let key = russh::keys::PublicKey::from_openssh(line.trim()).map_err(|e| {
+            AccountError::Invalid {
+                what: "public key",
+                why: format!("not an OpenSSH public key line ({e})"),
+            }
+        })?;
+        let comment: String = AsRef::<str>::as_ref(key.comment())
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect();
+        let mut bare = key.clone();
+        bare.set_comment("");
+        let text = bare.to_openssh().map_err(|e| AccountError::Invalid {
+            what: "public key",
+            why: e.to_string(),
+        })?;
+        let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
+        let user = self.user(username)?;
+        let db = self.db();
+        let count: usize = db.query_row(
+            "SELECT COUNT(*) FROM public_keys WHERE user_id = ?1",
+            [user.id],
+            |r| r.get(0),
+        )?;
+        if count >= MAX_PUBLIC_KEYS {
+            return Err(AccountError::TooManyKeys);
+        }
+        let added_at = SystemTime::now();
+        let inserted = db.execute(
+            "INSERT OR IGNORE INTO public_keys (fingerprint, user_id, key, comment, added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![fingerprint, user.id, text.trim(), comment, unix(added_at)],
+        )?;
+        if inserted == 0 {
+            return Err(AccountError::KeyTaken);
+        }
+        Ok(PublicKeyInfo {
+            fingerprint,
+            key: text.trim().to_owned(),
+            comment,
+            added_at,
+        })
+    }
+
+    pub fn public_keys(&self, username: &str) -> Result<Vec<PublicKeyInfo>, AccountError> {
+        let user = self.user(username)?;
+        let db = self.db();
+        let mut statement = db.prepare(
+            "SELECT fingerprint, key, comment, added_at FROM public_keys
+             WHERE user_id = ?1 ORDER BY added_at, fingerprint",
+        )?;
+        let keys = statement
+            .query_map([user.id], |r| {
+                Ok(PublicKeyInfo {
+                    fingerprint: r.get(0)?,
+                    key: r.get(1)?,
+                    comment: r.get(2)?,
+                    added_at: from_unix(r.get(3)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(keys)
+    }
+
+    /// Removes one of `username`'s keys; false when it has no such key.
+    pub fn remove_public_key(
+        &self,
+        username: &str,
+        fingerprint: &str,
+    ) -> Result<bool, AccountError> {
+        let user = self.user(username)?;
+        let removed = self.db().execute(
+            "DELETE FROM public_keys WHERE user_id = ?1 AND fingerprint = ?2",
+            rusqlite::params![user.id, fingerprint],
+        )?;
+        Ok(removed > 0)
+    }
+
+    /// The account `username`, when `key` is registered to it (and it is not banned).
+    pub fn user_with_key(
+        &self,
+        username: &str,
+        key: &russh::keys::PublicKey,
+    ) -> Result<User, AccountError> {
+        let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
+        let user_id: Option<i64> = self
+            .db()
+            .query_row(
+                "SELECT users.id FROM public_keys JOIN users ON users.id = public_keys.user_id
+                 WHERE public_keys.fingerprint = ?1 AND users.username = ?2",
+                rusqlite::params![fingerprint, username],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let user = self.user_by_id(user_id.ok_or(AccountError::BadCredentials)?)?;
         if user.is_banned {
             return Err(AccountError::Banned(user.username));
         }

@@ -21,7 +21,10 @@ impl From<AccountError> for Status {
         let message = e.to_string();
         match e {
             AccountError::Invalid { .. } => Status::invalid_argument(message),
-            AccountError::UsernameTaken(_) => Status::already_exists(message),
+            AccountError::UsernameTaken(_) | AccountError::KeyTaken => {
+                Status::already_exists(message)
+            }
+            AccountError::TooManyKeys => Status::resource_exhausted(message),
             AccountError::NoSuchUser(_) => Status::not_found(message),
             AccountError::BadCredentials | AccountError::BadToken => {
                 Status::unauthenticated(message)
@@ -69,8 +72,17 @@ impl LoginLimiter {
         }
     }
 
+    /// The keys a login attempt counts against: its name and its address.
+    pub fn keys(username: &str, address: Option<IpAddr>) -> Vec<String> {
+        let mut keys = vec![format!("user:{}", username.to_ascii_lowercase())];
+        if let Some(ip) = address {
+            keys.push(format!("addr:{ip}"));
+        }
+        keys
+    }
+
     /// When any key is over its limit: how long until it may try again.
-    fn blocked(&self, keys: &[String], now: Instant) -> Option<Duration> {
+    pub fn blocked(&self, keys: &[String], now: Instant) -> Option<Duration> {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         keys.iter()
             .filter_map(|key| {
@@ -92,7 +104,7 @@ impl LoginLimiter {
             .max()
     }
 
-    fn record_failure(&self, keys: &[String], now: Instant) {
+    pub fn record_failure(&self, keys: &[String], now: Instant) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // Forget keys whose window has passed, so the map cannot grow without bound.
         failures.retain(|_, times| {
@@ -167,15 +179,16 @@ async fn blocking<T: Send + 'static>(
 #[derive(Debug)]
 pub struct AuthServiceImpl {
     auth: Authenticator,
-    limiter: LoginLimiter,
+    limiter: Arc<LoginLimiter>,
     metrics: Arc<Metrics>,
 }
 
 impl AuthServiceImpl {
-    pub fn new(auth: Authenticator, failed_logins_per_minute: u32, metrics: Arc<Metrics>) -> Self {
+    /// `limiter` is shared with the SSH front end: failed logins count wherever they happen.
+    pub fn new(auth: Authenticator, limiter: Arc<LoginLimiter>, metrics: Arc<Metrics>) -> Self {
         Self {
             auth,
-            limiter: LoginLimiter::new(failed_logins_per_minute),
+            limiter,
             metrics,
         }
     }
@@ -208,10 +221,7 @@ impl AuthService for AuthServiceImpl {
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let address = peer(&request);
         let r = request.into_inner();
-        let mut keys = vec![format!("user:{}", r.username.to_ascii_lowercase())];
-        if let Some(ip) = address {
-            keys.push(format!("addr:{ip}"));
-        }
+        let keys = LoginLimiter::keys(&r.username, address);
         if let Some(wait) = self.limiter.blocked(&keys, Instant::now()) {
             return Err(Status::resource_exhausted(format!(
                 "too many failed logins; try again in {} s",

@@ -34,6 +34,8 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub ssh: SshConfig,
+    #[serde(default)]
+    pub menu: MenuConfig,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     #[serde(default)]
@@ -56,6 +58,29 @@ pub struct ServerConfig {
 pub struct SshConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// `$SERVERID` in the banners.
+    pub server_id: String,
+    /// Connections served at once; more are refused with a message.
+    pub max_sessions: usize,
+    /// A connection idle this long in a menu is closed (not while playing or watching).
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+/// The SSH menus' banner files; the compiled-in banners when not given.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MenuConfig {
+    pub banners: BannersConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BannersConfig {
+    /// The menu before logging in.
+    pub anonymous: Option<PathBuf>,
+    /// The menu once logged in.
+    pub user: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -176,6 +201,9 @@ impl Default for SshConfig {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
+            server_id: "dgate".to_owned(),
+            max_sessions: 200,
+            idle_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -20,13 +20,14 @@ pub mod recordings;
 pub mod registry;
 pub mod session;
 pub mod sessions;
+pub mod ssh;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use accounts::AccountStore;
 use anyhow::Context;
-use auth::{AuthServiceImpl, Authenticator};
+use auth::{AuthServiceImpl, Authenticator, LoginLimiter};
 use dgate_proto::auth::auth_service_server::AuthServiceServer;
 use dgate_proto::pb::game_service_server::GameServiceServer;
 use tokio::net::TcpListener;
@@ -42,6 +43,8 @@ pub use sessions::SessionManager;
 pub struct Listeners {
     pub grpc: TcpListener,
     pub http: TcpListener,
+    /// `None` when SSH is disabled.
+    pub ssh: Option<TcpListener>,
 }
 
 /// Serves until `shutdown` resolves, then hangs up every game (so NetHack
@@ -61,18 +64,26 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
-    info!(grpc = %listeners.grpc.local_addr()?, http = %listeners.http.local_addr()?, "dgate-server listening");
+    let ssh_address = match &listeners.ssh {
+        Some(ssh) => ssh.local_addr()?.to_string(),
+        None => "off".to_owned(),
+    };
+    info!(grpc = %listeners.grpc.local_addr()?, http = %listeners.http.local_addr()?,
+          ssh = %ssh_address, "dgate-server listening");
 
     let config = manager.config();
     let database = config.database_path();
     let store = AccountStore::open(&database, config.accounts.token_lifetime)
         .with_context(|| format!("opening the account database {}", database.display()))?;
-    let auth = Authenticator::new(Arc::new(store));
+    let store = Arc::new(store);
+    let auth = Authenticator::new(Arc::clone(&store));
+    // Failed logins count against one limit, over gRPC and SSH alike.
+    let limiter = Arc::new(LoginLimiter::new(config.accounts.failed_logins_per_minute));
     let games = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone(), auth.clone()))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let accounts = AuthServiceServer::new(AuthServiceImpl::new(
         auth,
-        config.accounts.failed_logins_per_minute,
+        Arc::clone(&limiter),
         Arc::clone(manager.metrics()),
     ))
     .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
@@ -89,6 +100,13 @@ pub async fn serve(
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
     let retention = tokio::spawn(sweep_recordings(manager.clone(), stop.clone()));
+    let ssh = match listeners.ssh {
+        Some(listener) => {
+            let front = ssh::SshFront::new(manager.clone(), store, limiter)?;
+            Some(tokio::spawn(ssh::serve(front, listener, stop.clone())))
+        }
+        None => None,
+    };
 
     shutdown.await;
     info!("shutting down: hanging up every game");
@@ -101,6 +119,11 @@ pub async fn serve(
     http.await
         .context("HTTP server task")?
         .context("HTTP server")?;
+    if let Some(ssh) = ssh {
+        ssh.await
+            .context("SSH server task")?
+            .context("SSH server")?;
+    }
     info!("shutdown complete");
     Ok(())
 }

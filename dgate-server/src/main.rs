@@ -251,7 +251,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let http = TcpListener::bind(config.server.http_listen)
         .await
         .with_context(|| format!("binding the HTTP listener on {}", config.server.http_listen))?;
-    dgate_server::run(config, Listeners { grpc, http }, shutdown_signal()).await
+    let ssh = if config.ssh.enabled {
+        Some(
+            TcpListener::bind(config.ssh.listen)
+                .await
+                .with_context(|| format!("binding the SSH listener on {}", config.ssh.listen))?,
+        )
+    } else {
+        None
+    };
+    dgate_server::run(config, Listeners { grpc, http, ssh }, shutdown_signal()).await
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once (the

@@ -23,6 +23,7 @@ pub struct TransportLabel {
 
 /// The transports viewers use.
 pub const GRPC: &str = "grpc";
+pub const SSH: &str = "ssh";
 
 fn histogram_seconds() -> Histogram {
     // 1 µs to about 1 s.
@@ -50,6 +51,9 @@ pub struct Metrics {
     pub bytes_sent: Family<TransportLabel, Counter>,
     pub failed_logins: Counter,
     pub recording_write_errors: Counter,
+    /// SSH connections accepted, and open now.
+    pub ssh_connections: Counter,
+    pub ssh_connections_active: Gauge,
 }
 
 impl Default for Metrics {
@@ -75,6 +79,8 @@ impl Metrics {
             bytes_sent: Family::default(),
             failed_logins: Counter::default(),
             recording_write_errors: Counter::default(),
+            ssh_connections: Counter::default(),
+            ssh_connections_active: Gauge::default(),
         };
         // OpenMetrics adds `_total` to counter names.
         let r = &mut m.registry;
@@ -137,6 +143,16 @@ impl Metrics {
             "failed_logins",
             "Failed login attempts",
             m.failed_logins.clone(),
+        );
+        r.register(
+            "ssh_connections",
+            "SSH connections accepted",
+            m.ssh_connections.clone(),
+        );
+        r.register(
+            "ssh_connections_active",
+            "SSH connections open now",
+            m.ssh_connections_active.clone(),
         );
         r.register(
             "recording_write_errors",

@@ -139,6 +139,11 @@ impl GameView {
         self.view.model.size()
     }
 
+    /// Bytes that redraw the game's screen on a reset terminal.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.view.model.snapshot()
+    }
+
     #[cfg(test)]
     pub fn screen(&self) -> &vt100::Screen {
         self.view.model.screen()

@@ -90,7 +90,10 @@ fn utf8(bytes: &[u8]) -> Decoded {
     if bytes.len() < len {
         return Decoded::Incomplete;
     }
-    match std::str::from_utf8(&bytes[..len]).ok().and_then(|s| s.chars().next()) {
+    match std::str::from_utf8(&bytes[..len])
+        .ok()
+        .and_then(|s| s.chars().next())
+    {
         Some(c) => Decoded::Key(Some(plain(KeyCode::Char(c))), len),
         None => Decoded::Key(None, 1),
     }
@@ -177,7 +180,10 @@ mod tests {
     fn terminal_bytes_become_keys() {
         let mut d = KeyDecoder::default();
         assert_eq!(
-            codes(&mut d, b"a\x1b[A\x1bOB\x1b[5~\x1b[6~\r\x7f\t\x1b[Z\x1b[3~\x1b[H\x1b[4~"),
+            codes(
+                &mut d,
+                b"a\x1b[A\x1bOB\x1b[5~\x1b[6~\r\x7f\t\x1b[Z\x1b[3~\x1b[H\x1b[4~"
+            ),
             [
                 KeyCode::Char('a'),
                 KeyCode::Up,
@@ -196,7 +202,10 @@ mod tests {
         let ctrl_c = d.feed(b"\x03");
         assert_eq!(ctrl_c[0].code, KeyCode::Char('c'));
         assert!(ctrl_c[0].modifiers.contains(KeyModifiers::CONTROL));
-        assert_eq!(codes(&mut d, "é→".as_bytes()), [KeyCode::Char('é'), KeyCode::Char('→')]);
+        assert_eq!(
+            codes(&mut d, "é→".as_bytes()),
+            [KeyCode::Char('é'), KeyCode::Char('→')]
+        );
     }
 
     #[test]
@@ -214,7 +223,10 @@ mod tests {
     fn garbage_is_skipped_without_growing() {
         let mut d = KeyDecoder::default();
         // An unknown sequence, invalid UTF-8, a mouse report: nothing, then the key.
-        assert_eq!(codes(&mut d, b"\x1b[99x\xff\xfe\x1b[<0;3;4Mz"), [KeyCode::Char('z')]);
+        assert_eq!(
+            codes(&mut d, b"\x1b[99x\xff\xfe\x1b[<0;3;4Mz"),
+            [KeyCode::Char('z')]
+        );
         // A never-ending CSI is dropped once it is absurdly long.
         let mut endless = b"\x1b[".to_vec();
         endless.extend(std::iter::repeat_n(b'1', 100));

@@ -46,6 +46,8 @@ impl ServerProcess {
                 "127.0.0.1:0",
                 "--http-listen",
                 "127.0.0.1:0",
+                "--ssh-listen",
+                "127.0.0.1:0",
             ])
             .args(["--data-dir", &data.path().join("data").to_string_lossy()])
             .stderr(Stdio::piped())

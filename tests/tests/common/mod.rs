@@ -79,6 +79,7 @@ pub fn testgame(id: &str, args: &[&str]) -> GameConfig {
 pub struct TestServer {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub ssh_addr: SocketAddr,
     pub manager: SessionManager,
     pub data_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -101,13 +102,16 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
 
     let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind HTTP");
+    let ssh = TcpListener::bind("127.0.0.1:0").await.expect("bind SSH");
     let grpc_addr = grpc.local_addr().expect("gRPC address");
     let http_addr = http.local_addr().expect("HTTP address");
+    let ssh_addr = ssh.local_addr().expect("SSH address");
+    let ssh = config.ssh.enabled.then_some(ssh);
     let manager = SessionManager::new(std::sync::Arc::new(config));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(dgate_server::serve(
         manager.clone(),
-        Listeners { grpc, http },
+        Listeners { grpc, http, ssh },
         async {
             let _ = rx.await;
         },
@@ -115,6 +119,7 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     TestServer {
         grpc_addr,
         http_addr,
+        ssh_addr,
         manager,
         data_dir,
         shutdown: Some(tx),

@@ -1,0 +1,374 @@
+//! The SSH front end: `ssh -p 2222 host` registers, logs in, plays and watches
+//! with nothing but an ssh client, as public NetHack servers always allowed.
+//!
+//! This file is the russh side: the host key (ed25519, generated once and kept
+//! in the data directory, mode 0600), authentication (no password: the
+//! anonymous menu; an account's password, by password or keyboard-interactive,
+//! or one of its public keys: logged in; failures count against the same login
+//! limit as gRPC logins), and one session channel per connection, handed to
+//! [`connection`], which runs the menus, watching and playing.
+
+mod banners;
+mod connection;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use russh::keys::PrivateKey;
+use russh::server::{Auth, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::accounts::{AccountError, AccountStore, User};
+use crate::auth::LoginLimiter;
+use crate::sessions::SessionManager;
+
+pub use banners::Banners;
+
+/// What every connection shares.
+#[derive(Clone)]
+pub struct SshFront {
+    pub manager: SessionManager,
+    pub accounts: Arc<AccountStore>,
+    pub limiter: Arc<LoginLimiter>,
+    pub banners: Arc<Banners>,
+    /// One per connection being served; `ssh.max_sessions` of them.
+    permits: Arc<Semaphore>,
+}
+
+impl SshFront {
+    pub fn new(
+        manager: SessionManager,
+        accounts: Arc<AccountStore>,
+        limiter: Arc<LoginLimiter>,
+    ) -> anyhow::Result<Self> {
+        let config = manager.config();
+        let banners = Banners::load(&config.menu.banners, &config.ssh.server_id)?;
+        let permits = Arc::new(Semaphore::new(config.ssh.max_sessions));
+        Ok(Self {
+            manager,
+            accounts,
+            limiter,
+            banners: Arc::new(banners),
+            permits,
+        })
+    }
+}
+
+/// The host key at `path`, generated (and written with mode 0600) on first use.
+pub fn host_key(path: &Path) -> anyhow::Result<PrivateKey> {
+    if path.exists() {
+        return PrivateKey::read_openssh_file(path)
+            .with_context(|| format!("reading the SSH host key {}", path.display()));
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a host key: {e}"))?;
+    let keypair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
+    let mut key = PrivateKey::from(keypair);
+    key.set_comment("dgate host key");
+    let text = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .context("encoding the host key")?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_private(path, text.as_bytes())
+        .with_context(|| format!("writing the SSH host key {}", path.display()))?;
+    info!(path = %path.display(), "generated a new SSH host key");
+    Ok(key)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+/// Serves SSH on `listener` until `stop`.
+pub async fn serve(
+    front: SshFront,
+    listener: TcpListener,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = front.manager.config();
+    let key = host_key(&config.data_dir.join("ssh_host_ed25519_key"))?;
+    info!(fingerprint = %key.public_key().fingerprint(russh::keys::HashAlg::Sha256), "SSH host key");
+    let russh_config = russh::server::Config {
+        keys: vec![key],
+        methods: MethodSet::from(
+            &[
+                MethodKind::None,
+                MethodKind::Password,
+                MethodKind::PublicKey,
+                MethodKind::KeyboardInteractive,
+            ][..],
+        ),
+        auth_rejection_time: Duration::from_secs(1),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        // Idle menus are closed by the connection itself; games are never idle-closed.
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        nodelay: true,
+        ..Default::default()
+    };
+    let mut server = Server { front };
+    let running =
+        russh::server::Server::run_on_socket(&mut server, Arc::new(russh_config), &listener);
+    let handle = running.handle();
+    tokio::select! {
+        result = running => result.context("SSH server")?,
+        () = stop.cancelled() => handle.shutdown("the server is shutting down".into()),
+    }
+    Ok(())
+}
+
+struct Server {
+    front: SshFront,
+}
+
+impl russh::server::Server for Server {
+    type Handler = Handler;
+
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> Handler {
+        self.front.manager.metrics().ssh_connections.inc();
+        Handler {
+            front: self.front.clone(),
+            peer,
+            user: None,
+            opened: false,
+        }
+    }
+
+    fn handle_session_error(&mut self, error: anyhow::Error) {
+        warn!(error = %error, "SSH connection failed");
+    }
+}
+
+/// One connection's russh callbacks: authentication, then the channel.
+pub struct Handler {
+    front: SshFront,
+    peer: Option<SocketAddr>,
+    /// Set by a successful password or key login.
+    user: Option<User>,
+    /// One session channel per connection.
+    opened: bool,
+}
+
+fn ask_for_credentials() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(MethodSet::from(
+            &[
+                MethodKind::PublicKey,
+                MethodKind::KeyboardInteractive,
+                MethodKind::Password,
+            ][..],
+        )),
+        partial_success: false,
+    }
+}
+
+impl Handler {
+    /// The account named `username`, if there is one.
+    async fn account_exists(&self, username: &str) -> bool {
+        let (store, name) = (Arc::clone(&self.front.accounts), username.to_owned());
+        tokio::task::spawn_blocking(move || store.user(&name).is_ok())
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn check_password(&mut self, username: &str, password: String) -> Auth {
+        let keys = LoginLimiter::keys(username, self.peer.map(|p| p.ip()));
+        if self.front.limiter.blocked(&keys, Instant::now()).is_some() {
+            info!(username, peer = ?self.peer, "SSH login refused: too many failures");
+            return ask_for_credentials();
+        }
+        let (store, name) = (Arc::clone(&self.front.accounts), username.to_owned());
+        let checked = tokio::task::spawn_blocking(move || {
+            store.check_credentials(&name, password.as_bytes())
+        })
+        .await;
+        match checked {
+            Ok(Ok(user)) => {
+                info!(username = %user.username, "logged in over SSH");
+                self.user = Some(user);
+                Auth::Accept
+            }
+            Ok(Err(AccountError::BadCredentials)) | Ok(Err(AccountError::Banned(_))) => {
+                self.front.limiter.record_failure(&keys, Instant::now());
+                self.front.manager.metrics().failed_logins.inc();
+                info!(username, peer = ?self.peer, "failed SSH login");
+                ask_for_credentials()
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "SSH login failed in the account store");
+                ask_for_credentials()
+            }
+            Err(e) => {
+                warn!(error = %e, "SSH login task failed");
+                ask_for_credentials()
+            }
+        }
+    }
+
+    async fn key_user(&self, username: &str, key: &russh::keys::PublicKey) -> Option<User> {
+        let (store, name, key) = (
+            Arc::clone(&self.front.accounts),
+            username.to_owned(),
+            key.clone(),
+        );
+        tokio::task::spawn_blocking(move || store.user_with_key(&name, &key).ok())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+impl russh::server::Handler for Handler {
+    type Error = anyhow::Error;
+
+    /// No password: the anonymous menu, unless the name is an account's (then
+    /// its password or key is asked for).
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        if self.account_exists(user).await {
+            Ok(ask_for_credentials())
+        } else {
+            Ok(Auth::Accept)
+        }
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        Ok(self.check_password(user, password.to_owned()).await)
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let Some(mut response) = response else {
+            return Ok(Auth::Partial {
+                name: "dgate".into(),
+                instructions: String::new().into(),
+                prompts: vec![("Password: ".into(), false)].into(),
+            });
+        };
+        let password = response
+            .next()
+            .map(|b| String::from_utf8_lossy(&b[..]).into_owned())
+            .unwrap_or_default();
+        Ok(self.check_password(user, password).await)
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(match self.key_user(user, offer.public_key).await {
+            Some(_) => Auth::Accept,
+            None => ask_for_credentials(),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        match self.key_user(user, key.public_key).await {
+            Some(account) => {
+                info!(username = %account.username, "logged in over SSH with a public key");
+                self.user = Some(account);
+                Ok(Auth::Accept)
+            }
+            None => Ok(ask_for_credentials()),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if std::mem::replace(&mut self.opened, true) {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        reply.accept().await;
+        let permit = Arc::clone(&self.front.permits).try_acquire_owned().ok();
+        tokio::spawn(connection::run(
+            self.front.clone(),
+            channel,
+            self.user.clone(),
+            self.peer,
+            permit,
+        ));
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _cols: u32,
+        _rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    /// `ssh host command`: there are no commands, only the menus.
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+}
