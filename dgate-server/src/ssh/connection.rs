@@ -299,13 +299,16 @@ impl Connection {
             let Step::Key(key) = self.next_key(true).await? else {
                 continue;
             };
-            if self.flooding() {
-                self.message = Some("Too many keys at once; slow down a little.".into());
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
             match key.code {
-                KeyCode::Char(c) if keys.contains(&c) => return Ok(c),
+                KeyCode::Char(c) if keys.contains(&c) => {
+                    if self.flooding() {
+                        // Whatever else was typed ahead goes too.
+                        self.typed.clear();
+                        self.message = Some("Too many actions at once; slow down a little.".into());
+                        continue;
+                    }
+                    return Ok(c);
+                }
                 KeyCode::Char('d') if key.modifiers.contains(KeyModifiers::CONTROL) => {
                     return Ok('q');
                 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod ssh;
 pub mod tmux;
 
 use std::net::SocketAddr;
