@@ -64,13 +64,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
-    let ssh_address = match &listeners.ssh {
-        Some(ssh) => ssh.local_addr()?.to_string(),
-        None => "off".to_owned(),
-    };
-    info!(grpc = %listeners.grpc.local_addr()?, http = %listeners.http.local_addr()?,
-          ssh = %ssh_address, "dgate-server listening");
-
     let config = manager.config();
     let database = config.database_path();
     let store = AccountStore::open(&database, config.accounts.token_lifetime)
@@ -79,6 +72,22 @@ pub async fn serve(
     let auth = Authenticator::new(Arc::clone(&store));
     // Failed logins count against one limit, over gRPC and SSH alike.
     let limiter = Arc::new(LoginLimiter::new(config.accounts.failed_logins_per_minute));
+    // The SSH front end is ready (host key and banners read) before anything listens.
+    let ssh = match listeners.ssh {
+        Some(listener) => {
+            let front =
+                ssh::SshFront::new(manager.clone(), Arc::clone(&store), Arc::clone(&limiter))?;
+            Some((front, listener))
+        }
+        None => None,
+    };
+    let ssh_address = match &ssh {
+        Some((_, listener)) => listener.local_addr()?.to_string(),
+        None => "off".to_owned(),
+    };
+    info!(grpc = %listeners.grpc.local_addr()?, http = %listeners.http.local_addr()?,
+          ssh = %ssh_address, "dgate-server listening");
+
     let games = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone(), auth.clone()))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let accounts = AuthServiceServer::new(AuthServiceImpl::new(
@@ -100,13 +109,7 @@ pub async fn serve(
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
     let retention = tokio::spawn(sweep_recordings(manager.clone(), stop.clone()));
-    let ssh = match listeners.ssh {
-        Some(listener) => {
-            let front = ssh::SshFront::new(manager.clone(), store, limiter)?;
-            Some(tokio::spawn(ssh::serve(front, listener, stop.clone())))
-        }
-        None => None,
-    };
+    let ssh = ssh.map(|(front, listener)| tokio::spawn(ssh::serve(front, listener, stop.clone())));
 
     shutdown.await;
     info!("shutting down: hanging up every game");

@@ -4,6 +4,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
@@ -15,6 +16,7 @@ struct ServerProcess {
     child: Child,
     grpc: SocketAddr,
     http: SocketAddr,
+    ssh: SocketAddr,
     data: tempfile::TempDir,
 }
 
@@ -25,7 +27,14 @@ impl ServerProcess {
 
     /// With `extra_session_management` added under `session_management:`.
     fn start_with(extra_session_management: &str) -> Self {
-        let data = tempfile::tempdir().expect("data dir");
+        Self::start_in(
+            tempfile::tempdir().expect("data dir"),
+            extra_session_management,
+        )
+    }
+
+    /// In `data` (a restart keeps the same data: accounts, host key, recordings).
+    fn start_in(data: tempfile::TempDir, extra_session_management: &str) -> Self {
         let config = data.path().join("dgate.yaml");
         std::fs::write(
             &config,
@@ -68,19 +77,31 @@ impl ServerProcess {
                 .and_then(|a| a.parse().ok())
                 .unwrap_or_else(|| panic!("no {key} in {line:?}"))
         };
-        let (grpc, http) = (addr("grpc="), addr("http="));
+        let (grpc, http, ssh) = (addr("grpc="), addr("http="), addr("ssh="));
         // Keep draining the log so the server never blocks on it.
         std::thread::spawn(move || lines.for_each(drop));
         Self {
             child,
             grpc,
             http,
+            ssh,
             data,
         }
     }
 
     fn url(&self) -> String {
         format!("http://{}", self.grpc)
+    }
+
+    /// SIGTERM, waits, and hands back the data directory.
+    fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        self.child.wait().expect("wait");
+        std::mem::replace(
+            &mut self.data,
+            tempfile::tempdir().expect("placeholder dir"),
+        )
     }
 
     /// SIGTERM, then the exit status.
@@ -513,5 +534,47 @@ async fn a_second_signal_forces_the_exit() {
         status.code(),
         Some(130),
         "forced exit, not a 10-minute wait"
+    );
+}
+
+/// The ed25519 host key `ssh-keyscan` reads from `addr`.
+fn host_key(addr: SocketAddr) -> String {
+    let out = Command::new("ssh-keyscan")
+        .args(["-t", "ed25519", "-p", &addr.port().to_string(), "127.0.0.1"])
+        .output()
+        .expect("ssh-keyscan (apt-get install openssh-client)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.contains("ssh-ed25519"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no host key from ssh-keyscan: {text:?} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_ssh_host_key_is_made_once_kept_private_and_the_same_after_a_restart() {
+    let server = ServerProcess::start();
+    let key_file = server.data.path().join("data/ssh_host_ed25519_key");
+    let mode = std::fs::metadata(&key_file)
+        .expect("host key file")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the host key is readable by its owner only");
+    let first = host_key(server.ssh);
+    assert!(first.starts_with("ssh-ed25519 "), "{first}");
+    let data = server.stop_keeping_data();
+    let again = ServerProcess::start_in(data, "");
+    assert_eq!(
+        host_key(again.ssh),
+        first,
+        "a restart keeps the fingerprint"
     );
 }

@@ -394,3 +394,85 @@ async fn limits_refuse_clearly() {
     third.wait_closed().await;
     server.shutdown().await;
 }
+
+/// `ssh` as a person types it, in a real terminal.
+fn ssh_command(server: &TestServer, user: &str) -> String {
+    // The shell stays after ssh, to show how it exited (tmux blanks a dead
+    // pane that ran ssh directly).
+    format!(
+        "ssh -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+         -o PubkeyAuthentication=no {user}@127.0.0.1; echo \"[ssh exited $?]\"; sleep 600",
+        server.ssh_addr.port()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_openssh_client_registers_plays_and_watches() {
+    let server = start_server(|_| {}).await;
+    let register = ssh_command(&server, "guest");
+    let login = ssh_command(&server, "kim");
+    let watch = ssh_command(&server, "guest");
+    tokio::task::spawn_blocking(move || {
+        let tmux = common::tmux::Tmux::new();
+        // Register from the anonymous menu, then leave.
+        tmux.start("new", (80, 24), &[], &register);
+        tmux.wait_for_text("new", "r) Register");
+        tmux.send("new", &["r"]);
+        tmux.wait_for_text("new", "Username:");
+        tmux.send("new", &["kim", "Enter"]);
+        tmux.wait_for_text("new", "Password:");
+        tmux.send("new", &["kims-password", "Enter"]);
+        tmux.wait_for_text("new", "Again:");
+        tmux.send("new", &["kims-password", "Enter"]);
+        tmux.wait_for_text("new", "Logged in as kim.");
+        tmux.send("new", &["q"]);
+        tmux.wait_for_text("new", "[ssh exited 0]");
+        assert!(tmux.capture("new").iter().any(|l| l == "Goodbye."));
+
+        // Log in with the password at ssh's own prompt and play the test game.
+        tmux.start("play", (80, 24), &[], &login);
+        tmux.wait_for_text("play", "assword:");
+        tmux.send("play", &["kims-password", "Enter"]);
+        tmux.wait_for_text("play", "Logged in as kim.");
+        tmux.send("play", &["p"]);
+        tmux.wait_for_text("play", "Play which game?");
+        tmux.send("play", &["b"]);
+        tmux.wait_for_text("play", "dgate test game");
+        tmux.send("play", &["f", "f"]);
+        tmux.wait_for_text("play", "frame 000002");
+
+        // A second ssh watches it from the watch menu: the same screen at once.
+        tmux.start("watch", (100, 30), &[], &watch);
+        tmux.wait_for_text("watch", "w) Watch");
+        tmux.send("watch", &["w"]);
+        tmux.wait_for_text("watch", "kim");
+        tmux.send("watch", &["a"]);
+        let same = |rows: usize| {
+            let mut player = tmux.capture("play");
+            player.truncate(rows);
+            let mut watcher = tmux.capture("watch");
+            watcher.truncate(rows);
+            watcher == player
+        };
+        tmux.wait_for("watch", "the player's screen", |_| same(24));
+        tmux.wait_for_text("watch", "kim · TEST · 80x24 · 1 watching");
+
+        // The player's terminal grows: the game follows, and so does the watcher.
+        tmux.resize("play", (90, 26));
+        tmux.send("play", &["s"]);
+        tmux.wait_for_text("play", "SIZE 90x26");
+        tmux.wait_for("watch", "the resized screen", |_| same(26));
+
+        // The game ends: the player is back at the menu, the watcher is told.
+        tmux.send("play", &["q"]);
+        tmux.wait_for_text("play", "The game has ended.");
+        tmux.wait_for_text("watch", "kim's TEST game has ended.");
+        tmux.send("play", &["q"]);
+        tmux.wait_for_text("play", "[ssh exited 0]");
+        tmux.send("watch", &["q", "q"]);
+        tmux.wait_for_text("watch", "[ssh exited 0]");
+    })
+    .await
+    .expect("the OpenSSH test");
+    server.shutdown().await;
+}

@@ -811,16 +811,23 @@ impl Connection {
                         break Some(why);
                     }
                     let fits = fits(view.size(), self.out.size);
-                    match (passthrough, fits, &delivery) {
-                        (Some(true), true, Delivery::Event(event)) => {
-                            if let HubEvent::Frame(frame) = event.as_ref() {
-                                metrics.spectator_frames_sent.inc();
-                                bytes_sent.inc_by(frame.data.len() as u64);
-                                self.out.write(frame.data.clone()).await?;
-                            }
+                    let frame = match &delivery {
+                        Delivery::Event(event) => match event.as_ref() {
+                            HubEvent::Frame(frame) => Some(frame),
+                            _ => None,
+                        },
+                        Delivery::Snapshot(_) => None,
+                    };
+                    match (passthrough, fits, frame) {
+                        (Some(true), true, Some(frame)) => {
+                            metrics.spectator_frames_sent.inc();
+                            bytes_sent.inc_by(frame.data.len() as u64);
+                            self.out.write(frame.data.clone()).await?;
                         }
                         (_, true, _) => {
-                            // (Re)start the passthrough from the screen as it is.
+                            // (Re)start the passthrough from the screen as it is:
+                            // first time, after a resync, after the game's resize
+                            // (the status line moves below it).
                             let snapshot = view.snapshot();
                             bytes_sent.inc_by(snapshot.len() as u64);
                             self.out.forget_screen();

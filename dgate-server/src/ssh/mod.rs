@@ -41,6 +41,7 @@ pub struct SshFront {
     pub banners: Arc<Banners>,
     /// One per connection being served; `ssh.max_sessions` of them.
     permits: Arc<Semaphore>,
+    host_key: PrivateKey,
 }
 
 impl SshFront {
@@ -52,12 +53,15 @@ impl SshFront {
         let config = manager.config();
         let banners = Banners::load(&config.menu.banners, &config.ssh.server_id)?;
         let permits = Arc::new(Semaphore::new(config.ssh.max_sessions));
+        let host_key = host_key(&config.data_dir.join("ssh_host_ed25519_key"))?;
+        info!(fingerprint = %host_key.public_key().fingerprint(russh::keys::HashAlg::Sha256), "SSH host key");
         Ok(Self {
             manager,
             accounts,
             limiter,
             banners: Arc::new(banners),
             permits,
+            host_key,
         })
     }
 }
@@ -106,11 +110,8 @@ pub async fn serve(
     listener: TcpListener,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let config = front.manager.config();
-    let key = host_key(&config.data_dir.join("ssh_host_ed25519_key"))?;
-    info!(fingerprint = %key.public_key().fingerprint(russh::keys::HashAlg::Sha256), "SSH host key");
     let russh_config = russh::server::Config {
-        keys: vec![key],
+        keys: vec![front.host_key.clone()],
         methods: MethodSet::from(
             &[
                 MethodKind::None,
