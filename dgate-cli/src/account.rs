@@ -183,3 +183,60 @@ pub async fn whoami(client: &mut Client, server: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// `dgate keys add FILE`: registers an SSH public key for `ssh NAME@host`.
+pub async fn add_key(client: &mut Client, server: &str, file: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "reading {} (a public key file like ~/.ssh/id_ed25519.pub)",
+            file.display()
+        )
+    })?;
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .with_context(|| format!("{} has no key line", file.display()))?;
+    if line.contains("PRIVATE KEY") {
+        bail!("{} is a private key: give the .pub file", file.display());
+    }
+    let request = pb::AddPublicKeyRequest {
+        public_key: line.to_owned(),
+    };
+    let key = client
+        .add_public_key(authed(server, request)?)
+        .await
+        .map_err(status)?
+        .into_inner()
+        .key
+        .context("the server sent no key")?;
+    println!("added {} {}", key.fingerprint, key.comment);
+    Ok(())
+}
+
+pub async fn list_keys(client: &mut Client, server: &str) -> Result<()> {
+    let keys = client
+        .list_public_keys(authed(server, pb::ListPublicKeysRequest {})?)
+        .await
+        .map_err(status)?
+        .into_inner()
+        .keys;
+    if keys.is_empty() {
+        println!("no SSH keys (dgate keys add ~/.ssh/id_ed25519.pub)");
+    }
+    for key in keys {
+        println!("{} {}", key.fingerprint, key.comment);
+    }
+    Ok(())
+}
+
+pub async fn remove_key(client: &mut Client, server: &str, fingerprint: &str) -> Result<()> {
+    let request = pb::RemovePublicKeyRequest {
+        fingerprint: fingerprint.to_owned(),
+    };
+    client
+        .remove_public_key(authed(server, request)?)
+        .await
+        .map_err(status)?;
+    println!("removed {fingerprint}");
+    Ok(())
+}

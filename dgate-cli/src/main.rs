@@ -155,6 +155,11 @@ enum Command {
     },
     /// Shows who you are logged in as.
     Whoami,
+    /// Your SSH public keys: with one added, `ssh -p 2222 NAME@host` logs in without a password.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// For bash: `dgate completions bash > ~/.local/share/bash-completion/completions/dgate`.
@@ -174,6 +179,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Adds the key in FILE (one line of an OpenSSH .pub file).
+    Add { file: PathBuf },
+    /// Lists your keys' fingerprints.
+    List,
+    /// Removes a key by its fingerprint (`SHA256:...`, as `dgate keys list` shows it).
+    Remove { fingerprint: String },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -322,6 +337,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 account::passwd(&mut accounts, server, Passwords::new(password_stdin)).await?
             }
             Command::Whoami => account::whoami(&mut accounts, server).await?,
+            Command::Keys { action } => match action {
+                KeysAction::Add { file } => account::add_key(&mut accounts, server, &file).await?,
+                KeysAction::List => account::list_keys(&mut accounts, server).await?,
+                KeysAction::Remove { fingerprint } => {
+                    account::remove_key(&mut accounts, server, &fingerprint).await?
+                }
+            },
             Command::Completions { .. } | Command::Replay { .. } | Command::Export { .. } => {}
         }
         out.flush()?;

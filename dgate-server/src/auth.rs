@@ -285,6 +285,63 @@ impl AuthService for AuthServiceImpl {
             user: Some((&user).into()),
         }))
     }
+
+    async fn add_public_key(
+        &self,
+        request: Request<pb::AddPublicKeyRequest>,
+    ) -> Result<Response<pb::AddPublicKeyResponse>, Status> {
+        let user = self.auth.require(request.metadata()).await?;
+        let line = request.into_inner().public_key;
+        if line.len() > 16 * 1024 {
+            return Err(Status::invalid_argument(
+                "a public key line is at most 16 KiB",
+            ));
+        }
+        let store = Arc::clone(self.auth.store());
+        let name = user.username.clone();
+        let key = blocking(move || store.add_public_key(&name, &line)).await?;
+        info!(username = %user.username, fingerprint = %key.fingerprint, "SSH key added");
+        Ok(Response::new(pb::AddPublicKeyResponse {
+            key: Some(public_key(&key)),
+        }))
+    }
+
+    async fn list_public_keys(
+        &self,
+        request: Request<pb::ListPublicKeysRequest>,
+    ) -> Result<Response<pb::ListPublicKeysResponse>, Status> {
+        let user = self.auth.require(request.metadata()).await?;
+        let store = Arc::clone(self.auth.store());
+        let keys = blocking(move || store.public_keys(&user.username)).await?;
+        Ok(Response::new(pb::ListPublicKeysResponse {
+            keys: keys.iter().map(public_key).collect(),
+        }))
+    }
+
+    async fn remove_public_key(
+        &self,
+        request: Request<pb::RemovePublicKeyRequest>,
+    ) -> Result<Response<pb::RemovePublicKeyResponse>, Status> {
+        let user = self.auth.require(request.metadata()).await?;
+        let fingerprint = request.into_inner().fingerprint;
+        let store = Arc::clone(self.auth.store());
+        let name = user.username.clone();
+        let shown = fingerprint.clone();
+        if !blocking(move || store.remove_public_key(&name, &fingerprint)).await? {
+            return Err(Status::not_found(format!("you have no key {shown}")));
+        }
+        info!(username = %user.username, fingerprint = %shown, "SSH key removed");
+        Ok(Response::new(pb::RemovePublicKeyResponse {}))
+    }
+}
+
+fn public_key(key: &crate::accounts::PublicKeyInfo) -> pb::PublicKey {
+    pb::PublicKey {
+        fingerprint: key.fingerprint.clone(),
+        key: key.key.clone(),
+        comment: key.comment.clone(),
+        added_at: Some(timestamp(key.added_at)),
+    }
 }
 
 #[cfg(test)]

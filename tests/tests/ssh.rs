@@ -476,3 +476,80 @@ async fn the_real_openssh_client_registers_plays_and_watches() {
     .expect("the OpenSSH test");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dgate_keys_adds_the_key_ssh_logs_in_with() {
+    let server = start_server(|_| {}).await;
+    let url = server.url();
+    let home = tempfile::tempdir().expect("home");
+    let key = test_key(9);
+    let public = home.path().join("id_ed25519.pub");
+    let line = key.public_key().to_openssh().expect("public key line");
+    std::fs::write(&public, format!("{line} lee@desk\n")).expect("write");
+    let private = home.path().join("id_ed25519");
+    std::fs::write(&private, "-----BEGIN OPENSSH PRIVATE KEY-----\nxx\n").expect("write");
+    let config = home.path().join("config");
+    let dgate = move |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(workspace_binary("dgate"))
+            .args(args)
+            .env("DGATE_SERVER", &url)
+            .env("XDG_CONFIG_HOME", &config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("dgate");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("stdin");
+        child.wait_with_output().expect("dgate output")
+    };
+    let (public_arg, private_arg) = (
+        public.to_string_lossy().into_owned(),
+        private.to_string_lossy().into_owned(),
+    );
+    let outputs = tokio::task::spawn_blocking(move || {
+        let registered = dgate(
+            &["register", "--username", "lee", "--password-stdin"],
+            "lees-password\n",
+        );
+        let added = dgate(&["keys", "add", &public_arg], "");
+        let wrong = dgate(&["keys", "add", &private_arg], "");
+        let listed = dgate(&["keys", "list"], "");
+        (registered, added, wrong, listed, dgate)
+    })
+    .await
+    .expect("dgate runs");
+    let (registered, added, wrong, listed, dgate) = outputs;
+    assert!(registered.status.success(), "{registered:?}");
+    assert!(added.status.success(), "{added:?}");
+    let fingerprint = String::from_utf8_lossy(&added.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint")
+        .to_owned();
+    assert!(fingerprint.starts_with("SHA256:"));
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("is a private key"));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&format!("{fingerprint} lee@desk")));
+
+    let mut t = SshTerminal::connect(server.ssh_addr, "lee", Login::Key(&key), SIZE)
+        .await
+        .expect("the key logs in");
+    t.wait_for("Logged in as lee.").await;
+
+    let removed = tokio::task::spawn_blocking(move || dgate(&["keys", "remove", &fingerprint], ""))
+        .await
+        .expect("dgate runs");
+    assert!(removed.status.success(), "{removed:?}");
+    assert!(
+        SshTerminal::connect(server.ssh_addr, "lee", Login::Key(&key), SIZE)
+            .await
+            .is_err()
+    );
+    server.shutdown().await;
+}
