@@ -8,4 +8,5 @@ pub mod format;
 pub mod game_view;
 pub mod keys;
 pub mod recent_menu;
+pub mod replay_screen;
 pub mod watch_menu;

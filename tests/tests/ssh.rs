@@ -553,3 +553,46 @@ async fn dgate_keys_adds_the_key_ssh_logs_in_with() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_games_replay_over_ssh() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("mona", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"ffa").await;
+    player
+        .wait_for_text("ALTERNATE SCREEN")
+        .await
+        .expect("frames");
+    player.send(b"x").await;
+    player.read_to_end().await.expect("game over");
+    server.manager.finish_recordings().await;
+
+    let mut t = anonymous(&server).await;
+    t.send(b"w").await;
+    t.wait_for("Watch which game?").await;
+    t.send(b"r").await;
+    t.wait_for("Recent Games").await;
+    assert!(
+        t.contents().contains("a) mona             test"),
+        "{}",
+        t.contents()
+    );
+    t.send(b"a").await;
+    t.wait_for("mona · test").await;
+    // End (as the terminal sends it): the last screen, and the end mark.
+    t.send(b"\x1b[F").await;
+    t.wait_for("ALTERNATE SCREEN").await;
+    t.wait_for("■ end").await;
+    // Pause, a time past the end, quit.
+    t.send(b"g99").await;
+    t.send(b"\r").await;
+    t.wait_for("is past the end").await;
+    t.send(b"q").await;
+    t.wait_for("Replay which game?").await;
+    t.send(b"q").await;
+    t.wait_for("Watch which game?").await;
+    server.shutdown().await;
+}

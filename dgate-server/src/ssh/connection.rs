@@ -16,8 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use dgate_proto::pb;
+use dgate_term::recording::Playback;
 use dgate_tui::game_view::{GameView, Update};
 use dgate_tui::keys::KeyDecoder;
+use dgate_tui::recent_menu::{RecentAction, RecentMenu};
+use dgate_tui::replay_screen::{Intent, Progress, ReplayScreen, apply_local};
 use dgate_tui::watch_menu::{LETTERS, MenuAction, SessionRow, WatchMenu};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Style};
@@ -36,6 +39,7 @@ use crate::convert::delivery_message;
 use crate::error::SessionError;
 use crate::hub::{Delivery, HubEvent, SnapshotReason};
 use crate::metrics::{Metrics, SSH};
+use crate::recordings::{self, Entry};
 use crate::sessions::StartRequest;
 
 /// Events queued between the channel's reader and the connection.
@@ -47,6 +51,10 @@ const FLOOD_ACTIONS: usize = 30;
 const FLOOD_WINDOW: Duration = Duration::from_secs(10);
 /// The watch menu's refresh.
 const REFRESH: Duration = Duration::from_secs(1);
+/// Pauses longer than this are shortened in replays.
+const REPLAY_MAX_IDLE: Duration = Duration::from_secs(5);
+/// A replay's progress line is redrawn at least this often.
+const REPLAY_TICK: Duration = Duration::from_millis(200);
 /// A reset terminal: a snapshot is drawn on one.
 const RESET: &[u8] = b"\x1bc";
 const CLEAR: &str = "\x1b[0m\x1b[?1049l\x1b[H\x1b[2J";
@@ -741,13 +749,99 @@ impl Connection {
                             );
                         }
                         MenuAction::Recent => {
-                            menu.message = Some(
-                                "Recent games: `dgate replay --remote` in the dgate client.".into(),
-                            );
+                            menu.message = self.recent().await?;
+                            self.out.forget_screen();
+                            let (cols, rows) = self.out.size;
+                            menu.resize(cols, rows);
                         }
                     },
                 },
                 _ = refresh.tick() => menu.update(self.session_rows()),
+            }
+        }
+    }
+
+    /// The recent games page, and replays from it, until `q`.
+    async fn recent(&mut self) -> Result<Option<String>, End> {
+        let directory = self
+            .front
+            .manager
+            .config()
+            .session_management
+            .ttyrec
+            .directory
+            .clone();
+        let entries = tokio::task::spawn_blocking(move || recordings::list(&directory, "", "", 0))
+            .await
+            .unwrap_or_default();
+        let mut menu = RecentMenu::new(entries.iter().map(Entry::info).collect(), self.out.size.1);
+        self.out.forget_screen();
+        loop {
+            self.out.draw(|f| menu.render(f, f.area())).await?;
+            match self.next_key(true).await? {
+                Step::Redraw => menu.resize(self.out.size.1),
+                Step::Key(key) => match menu.handle_key(key) {
+                    RecentAction::None => {}
+                    RecentAction::Back => return Ok(None),
+                    RecentAction::Replay(id) => {
+                        if let Some(entry) = entries.iter().find(|e| e.id == id) {
+                            menu.message = self.replay(entry.clone()).await?;
+                            self.out.forget_screen();
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Plays one recording here: the same screen and keys as `dgate replay`.
+    async fn replay(&mut self, entry: Entry) -> Result<Option<String>, End> {
+        let title = format!("{} · {}", entry.meta.username, entry.meta.game_id);
+        let opened = tokio::task::spawn_blocking(move || entry.open(Some(REPLAY_MAX_IDLE))).await;
+        let recording = match opened {
+            Ok(Ok(recording)) => recording,
+            Ok(Err(status)) => return Ok(Some(format!("Cannot replay: {}", status.message()))),
+            Err(e) => return Ok(Some(format!("Cannot replay: {e}"))),
+        };
+        let mut playback = Playback::default();
+        let model = playback.seek(&recording, Duration::ZERO);
+        let mut screen = ReplayScreen::new(title, model);
+        self.out.forget_screen();
+        let mut last = Instant::now();
+        loop {
+            let now = Instant::now();
+            let due = playback.advance(&recording, now - last);
+            last = now;
+            recording.apply(&mut screen.view.model, due);
+            let progress = Progress {
+                position: playback.position(),
+                duration: recording.duration(),
+                speed: playback.speed(),
+                paused: playback.paused(),
+                ended: playback.finished(&recording) && playback.position() >= recording.duration(),
+            };
+            self.out.draw(|f| screen.render(f, &progress)).await?;
+            let wait = playback
+                .until_next(&recording)
+                .unwrap_or(REPLAY_TICK)
+                .min(REPLAY_TICK);
+            tokio::select! {
+                step = self.next_key(false) => {
+                    if let Step::Key(key) = step? {
+                        match screen.handle_key(key) {
+                            Some(Intent::Quit) => return Ok(None),
+                            Some(intent) => {
+                                let now = Instant::now();
+                                let due = playback.advance(&recording, now - last);
+                                last = now;
+                                recording.apply(&mut screen.view.model, due);
+                                apply_local(intent, &recording, &mut playback, &mut screen);
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }

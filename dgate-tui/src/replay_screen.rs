@@ -1,0 +1,337 @@
+//! The replay screen, shared by `dgate replay` and the SSH front end: a
+//! recording's screen through the same view as live watching, a progress line
+//! (state, speed, time, bar), the keys (pause, speed, seek, go to a time) as
+//! intents, and how an intent moves a local [`Playback`].
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use dgate_term::ScreenModel;
+use dgate_term::recording::{Playback, Recording};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{LineGauge, Paragraph};
+
+use crate::game_view::ScreenView;
+
+/// What a key asks of the replay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Intent {
+    TogglePause,
+    Faster,
+    Slower,
+    /// Seconds, forward or back.
+    SeekBy(i64),
+    SeekTo(Duration),
+    Quit,
+}
+
+/// The replay screen: the view, the progress line and the go-to prompt.
+pub struct ReplayScreen {
+    pub title: String,
+    pub view: ScreenView,
+    /// Typing a time after `g`.
+    goto: Option<String>,
+    pub message: Option<String>,
+}
+
+impl ReplayScreen {
+    pub fn new(title: String, model: ScreenModel) -> Self {
+        Self {
+            title,
+            view: ScreenView::new(model),
+            goto: None,
+            message: None,
+        }
+    }
+
+    pub fn handle_key(&mut self, key: KeyEvent) -> Option<Intent> {
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return Some(Intent::Quit);
+        }
+        if let Some(text) = &mut self.goto {
+            match key.code {
+                KeyCode::Enter => {
+                    let typed = std::mem::take(text);
+                    self.goto = None;
+                    match parse_time(&typed) {
+                        Some(t) => return Some(Intent::SeekTo(t)),
+                        None => {
+                            self.message =
+                                Some(format!("{typed:?} is not a time like 1:30, 90 or 2m"))
+                        }
+                    }
+                }
+                KeyCode::Esc => self.goto = None,
+                KeyCode::Backspace => {
+                    text.pop();
+                }
+                KeyCode::Char(c) if !c.is_control() && text.len() < 16 => text.push(c),
+                _ => {}
+            }
+            return None;
+        }
+        self.message = None;
+        match key.code {
+            KeyCode::Char(' ') => Some(Intent::TogglePause),
+            KeyCode::Char('+') | KeyCode::Char('=') => Some(Intent::Faster),
+            KeyCode::Char('-') => Some(Intent::Slower),
+            KeyCode::Right => Some(Intent::SeekBy(10)),
+            KeyCode::Left => Some(Intent::SeekBy(-10)),
+            KeyCode::Up => Some(Intent::SeekBy(60)),
+            KeyCode::Down => Some(Intent::SeekBy(-60)),
+            KeyCode::Home | KeyCode::Char('0') => Some(Intent::SeekTo(Duration::ZERO)),
+            KeyCode::End => Some(Intent::SeekTo(Duration::MAX)),
+            KeyCode::Char('g') => {
+                self.goto = Some(String::new());
+                None
+            }
+            KeyCode::Char('q') | KeyCode::Esc => Some(Intent::Quit),
+            _ => {
+                self.message = Some(
+                    "Space pause · +/- speed · ←/→ 10 s · ↑/↓ 1 min · g go to · q quit".to_owned(),
+                );
+                None
+            }
+        }
+    }
+
+    /// The recording's screen, then one line: state, speed, time, bar, keys.
+    pub fn render(&mut self, frame: &mut Frame, progress: &Progress) {
+        let [game, status] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(frame.area());
+        if let Some(cursor) = self.view.draw(game, frame.buffer_mut()) {
+            frame.set_cursor_position(cursor);
+        }
+        let state = if progress.ended {
+            "■ end"
+        } else if progress.paused {
+            "❚❚ paused"
+        } else {
+            "▶"
+        };
+        let left = format!(
+            " {state} {}×  {} / {} ",
+            speed_text(progress.speed),
+            clock(progress.position),
+            clock(progress.duration)
+        );
+        let right = match (&self.goto, &self.message) {
+            (Some(text), _) => format!(" Go to (1:30, 90, 2m): {text}"),
+            (None, Some(message)) => format!(" {message}"),
+            (None, None) => format!(" {} · ? keys · q quit", self.title),
+        };
+        let left_width = left.chars().count() as u16;
+        let right_width = (right.chars().count() as u16).min(status.width / 2);
+        let [l, bar, r] = Layout::horizontal([
+            Constraint::Length(left_width),
+            Constraint::Min(4),
+            Constraint::Length(right_width),
+        ])
+        .areas(status);
+        let style = Style::default().bg(Color::DarkGray).fg(Color::White);
+        frame.render_widget(Paragraph::new(Line::from(left).bold()).style(style), l);
+        let ratio = if progress.duration.is_zero() {
+            1.0
+        } else {
+            (progress.position.as_secs_f64() / progress.duration.as_secs_f64()).clamp(0.0, 1.0)
+        };
+        frame.render_widget(
+            LineGauge::default()
+                .ratio(ratio)
+                .label("")
+                .filled_style(Style::default().fg(Color::Cyan))
+                .unfilled_style(Style::default().fg(Color::Gray))
+                .style(style),
+            bar,
+        );
+        let typed_to = r.x + right.chars().count() as u16;
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::from(right))).style(style),
+            r,
+        );
+        if self.goto.is_some() {
+            frame.set_cursor_position((typed_to.min(r.right().saturating_sub(1)), status.y));
+        }
+    }
+}
+
+/// Where a replay is, for the progress line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub position: Duration,
+    pub duration: Duration,
+    pub speed: f64,
+    pub paused: bool,
+    pub ended: bool,
+}
+
+/// `1:30`, `90`, `2m`, `1h2m`, `1:02:03`.
+pub fn parse_time(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.contains(':') {
+        let mut seconds = 0u64;
+        for part in text.split(':') {
+            seconds = seconds.checked_mul(60)?.checked_add(part.parse().ok()?)?;
+        }
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text).ok()
+}
+
+/// `1:02:03`, `4:05`.
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+fn speed_text(speed: f64) -> String {
+    if speed.fract() == 0.0 {
+        format!("{speed:.0}")
+    } else {
+        format!("{speed}")
+    }
+}
+
+/// Applies `intent` to a recording played here; the screen follows seeks.
+pub fn apply_local(
+    intent: Intent,
+    recording: &Recording,
+    playback: &mut Playback,
+    screen: &mut ReplayScreen,
+) {
+    let seek = |playback: &mut Playback, screen: &mut ReplayScreen, t: Duration| {
+        screen.view.model = playback.seek(recording, t);
+    };
+    match intent {
+        Intent::TogglePause => {
+            let ended = playback.finished(recording) && playback.position() >= recording.duration();
+            if ended {
+                // Space at the end plays it again.
+                seek(playback, screen, Duration::ZERO);
+                playback.set_paused(false);
+            } else {
+                playback.set_paused(!playback.paused());
+            }
+        }
+        Intent::Faster => playback.step_speed(true),
+        Intent::Slower => playback.step_speed(false),
+        Intent::SeekBy(seconds) => {
+            let step = Duration::from_secs(seconds.unsigned_abs());
+            let t = if seconds >= 0 {
+                playback.position() + step
+            } else {
+                playback.position().saturating_sub(step)
+            };
+            seek(playback, screen, t);
+        }
+        Intent::SeekTo(t) => {
+            if t > recording.duration() && t != Duration::MAX {
+                screen.message = Some(format!(
+                    "{} is past the end ({}).",
+                    clock(t),
+                    clock(recording.duration())
+                ));
+            }
+            seek(playback, screen, t);
+        }
+        Intent::Quit => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::KeyModifiers;
+    use dgate_term::TermSize;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn keys_become_intents() {
+        let mut screen = ReplayScreen::new("t".into(), ScreenModel::new(TermSize::new(80, 24)));
+        let mut press = |code| screen.handle_key(key(code));
+        assert_eq!(press(KeyCode::Char(' ')), Some(Intent::TogglePause));
+        assert_eq!(press(KeyCode::Char('+')), Some(Intent::Faster));
+        assert_eq!(press(KeyCode::Char('-')), Some(Intent::Slower));
+        assert_eq!(press(KeyCode::Right), Some(Intent::SeekBy(10)));
+        assert_eq!(press(KeyCode::Left), Some(Intent::SeekBy(-10)));
+        assert_eq!(press(KeyCode::Up), Some(Intent::SeekBy(60)));
+        assert_eq!(press(KeyCode::Down), Some(Intent::SeekBy(-60)));
+        assert_eq!(press(KeyCode::Char('q')), Some(Intent::Quit));
+        assert_eq!(press(KeyCode::Char('g')), None);
+        for c in "1:30".chars() {
+            assert_eq!(press(KeyCode::Char(c)), None, "typing the time");
+        }
+        assert_eq!(
+            press(KeyCode::Enter),
+            Some(Intent::SeekTo(Duration::from_secs(90)))
+        );
+        press(KeyCode::Char('g'));
+        press(KeyCode::Char('x'));
+        assert_eq!(press(KeyCode::Enter), None);
+        assert!(
+            screen
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("not a time"))
+        );
+    }
+
+    #[test]
+    fn times_read_as_people_write_them() {
+        let s = Duration::from_secs;
+        assert_eq!(parse_time("90"), Some(s(90)));
+        assert_eq!(parse_time("1:30"), Some(s(90)));
+        assert_eq!(parse_time("1:02:03"), Some(s(3723)));
+        assert_eq!(parse_time("2m"), Some(s(120)));
+        assert_eq!(parse_time("1h 2m"), Some(s(3720)));
+        assert_eq!(parse_time("soon"), None);
+        assert_eq!(parse_time("1:x"), None);
+        assert_eq!(clock(s(3723)), "1:02:03");
+        assert_eq!(clock(s(65)), "1:05");
+    }
+
+    #[test]
+    fn the_progress_line_shows_state_speed_and_time() {
+        let mut model = ScreenModel::new(TermSize::new(80, 24));
+        model.process(b"You hear the footsteps of a guard on patrol.");
+        let mut screen = ReplayScreen::new("alice · nethack".into(), model);
+        let mut terminal = Terminal::new(TestBackend::new(100, 25)).expect("terminal");
+        let progress = Progress {
+            position: Duration::from_secs(75),
+            duration: Duration::from_secs(3725),
+            speed: 0.25,
+            paused: true,
+            ended: false,
+        };
+        terminal
+            .draw(|f| screen.render(f, &progress))
+            .expect("draw");
+        let buf = terminal.backend().buffer();
+        let row = |y: u16| (0..100).map(|x| buf[(x, y)].symbol()).collect::<String>();
+        assert!(row(0).contains("You hear the footsteps"));
+        let status = row(24);
+        assert!(
+            status.contains("❚❚ paused 0.25×  1:15 / 1:02:05"),
+            "{status}"
+        );
+        assert!(status.contains("alice · nethack"), "{status}");
+    }
+}
