@@ -596,3 +596,56 @@ async fn recent_games_replay_over_ssh() {
     t.wait_for("Watch which game?").await;
     server.shutdown().await;
 }
+
+/// An SSH watcher that stops reading (a paused ssh client) holds up nobody:
+/// the player gets every frame of a burst at once, and the watcher, once it
+/// reads again, is resynced and shows the player's screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_ssh_watcher_slows_nobody_and_converges() {
+    let server = start_server(|c| {
+        c.session_management.queue_frames = 256;
+        c.games
+            .push(testgame("burst", &["--burst", "20000", "--pad", "8"]));
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("nina", "burst").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+
+    let mut t = SshTerminal::connect_small_window(server.ssh_addr, "guest", SIZE)
+        .await
+        .expect("connect");
+    t.wait_for("=>").await;
+    t.send(b"wa").await;
+    t.wait_for("nina · TEST").await;
+    let (_, before) = http_get(server.http_addr, "/metrics");
+
+    // The watcher reads nothing while the game bursts.
+    player.send(b"b").await;
+    player
+        .wait_for_text("BURST-DONE 20000")
+        .await
+        .expect("the player gets the whole burst");
+    let last = server.hub(&game.id).last_frame_id();
+    player.wait_for_frame(last).await.expect("every frame");
+    assert_eq!(player.resyncs(), 0, "the player lost nothing");
+
+    // Reading again: the same screen as the player's.
+    let expected: Vec<String> = player
+        .screen
+        .screen()
+        .rows(0, 80)
+        .map(|r| r.trim_end().to_owned())
+        .collect();
+    t.wait_until("the player's screen after the burst", |t| {
+        t.rows(80, 24) == expected
+    })
+    .await;
+    let (_, after) = http_get(server.http_addr, "/metrics");
+    assert!(
+        metric(&after, "spectator_resyncs_total") > metric(&before, "spectator_resyncs_total"),
+        "the paused watcher was resynced, not fed every frame"
+    );
+    server.shutdown().await;
+}

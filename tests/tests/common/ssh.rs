@@ -50,9 +50,34 @@ impl SshTerminal {
         addr: SocketAddr,
         user: &str,
         login: Login<'_>,
+        size: (u16, u16),
+    ) -> Result<Self, String> {
+        Self::connect_with(client::Config::default(), addr, user, login, size).await
+    }
+
+    /// A client that buffers little: when the test stops reading, the server
+    /// soon cannot send either.
+    pub async fn connect_small_window(
+        addr: SocketAddr,
+        user: &str,
+        size: (u16, u16),
+    ) -> Result<Self, String> {
+        let config = client::Config {
+            window_size: 16 * 1024,
+            channel_buffer_size: 4,
+            ..Default::default()
+        };
+        Self::connect_with(config, addr, user, Login::None, size).await
+    }
+
+    async fn connect_with(
+        config: client::Config,
+        addr: SocketAddr,
+        user: &str,
+        login: Login<'_>,
         (cols, rows): (u16, u16),
     ) -> Result<Self, String> {
-        let config = Arc::new(client::Config::default());
+        let config = Arc::new(config);
         let mut handle = client::connect(config, addr, AcceptAnyHostKey)
             .await
             .map_err(|e| format!("connect: {e}"))?;
