@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::connection::{Connection, describe, status, with_token};
 use crate::tokens::Saved;
 use crate::tui::Tui;
-use dgate_tui::replay_screen::{Intent, Progress, ReplayScreen, apply_local, clock};
+use dgate_tui::replay_screen::{Intent, LocalReplay, Progress, ReplayScreen, clock};
 
 /// The progress line is redrawn at least this often while playing.
 const TICK: Duration = Duration::from_millis(200);
@@ -94,51 +94,29 @@ fn read_meta(path: &Path) -> Option<RecordingMeta> {
 
 /// Plays a local recording until `q`; returns a line for the shell.
 pub async fn run_local(local: LocalRecording) -> Result<Option<String>> {
-    let LocalRecording { recording, title } = local;
-    let mut playback = Playback::default();
-    let model = playback.seek(&recording, Duration::ZERO);
-    let mut screen = ReplayScreen::new(title, model);
+    let mut replay = LocalReplay::new(local.recording, local.title);
     let mut tui = Tui::enter()?;
     let mut events = EventStream::new();
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut last = Instant::now();
     loop {
-        let now = Instant::now();
-        let due = playback.advance(&recording, now - last);
-        last = now;
-        recording.apply(&mut screen.view.model, due);
-        let progress = Progress {
-            position: playback.position(),
-            duration: recording.duration(),
-            speed: playback.speed(),
-            paused: playback.paused(),
-            ended: playback.finished(&recording) && playback.position() >= recording.duration(),
-        };
-        tui.draw(|f| screen.render(f, &progress))?;
-        let wait = playback.until_next(&recording).unwrap_or(TICK).min(TICK);
+        let progress = replay.tick();
+        tui.draw(|f| replay.screen.render(f, &progress))?;
         tokio::select! {
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if is_suspend(&key) => {
                     tui.suspend()?;
-                    last = Instant::now();
+                    replay.resume();
                 }
-                Some(Ok(Event::Key(key))) => match screen.handle_key(key) {
-                    Some(Intent::Quit) => break,
-                    Some(intent) => {
-                        // Time spent until the key counts as played.
-                        let now = Instant::now();
-                        let due = playback.advance(&recording, now - last);
-                        last = now;
-                        recording.apply(&mut screen.view.model, due);
-                        apply_local(intent, &recording, &mut playback, &mut screen);
+                Some(Ok(Event::Key(key))) => {
+                    if replay.key(key) {
+                        break;
                     }
-                    None => {}
-                },
+                }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e).context("reading the terminal"),
                 None => break,
             },
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(replay.wait(TICK)) => {}
             _ = terminate.recv() => break,
         }
     }

@@ -12,29 +12,11 @@ use criterion::{Criterion, Throughput, criterion_group};
 use dgate_server::config::TermSize;
 use dgate_server::hub::{GameExit, Hub};
 use dgate_server::recorder::write_deliveries;
-use dgate_term::recording::{MetaSize, Options, Recording, RecordingMeta};
+use dgate_term::recording::{Options, Recording, RecordingMeta};
 use dgate_term::ttyrec::Record;
 
 mod frames;
 use frames::nethack_frames;
-
-fn meta() -> RecordingMeta {
-    RecordingMeta {
-        session_id: "bench".into(),
-        username: "bench".into(),
-        game_id: "bench".into(),
-        recording: String::new(),
-        terminal: MetaSize { cols: 80, rows: 24 },
-        resizes: Vec::new(),
-        start: String::new(),
-        end: String::new(),
-        frames: 0,
-        resyncs: 0,
-        write_errors: 0,
-        exit_code: None,
-        signal: None,
-    }
-}
 
 /// Publishing with a recorder attached: the recorder runs on its own thread
 /// (as in the server) and writes a real file; the hub never waits for it.
@@ -63,7 +45,13 @@ fn recorder_overhead(c: &mut Criterion) {
     let handle = runtime.handle().clone();
     let recorder = std::thread::spawn(move || {
         let mut file = std::fs::File::create(&path).expect("recording file");
-        let mut meta = meta();
+        let mut meta = RecordingMeta::new(
+            "bench",
+            "bench",
+            "bench",
+            TermSize::new(80, 24),
+            String::new(),
+        );
         write_deliveries(
             &mut subscription,
             &handle,

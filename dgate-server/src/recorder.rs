@@ -75,21 +75,13 @@ fn record(
             None
         }
     };
-    let mut meta = RecordingMeta {
-        session_id: id.clone(),
-        username: session.info.username.clone(),
-        game_id: session.info.game_id.clone(),
-        recording: String::new(),
-        terminal: session.hub.size().into(),
-        resizes: Vec::new(),
-        start: humantime::format_rfc3339_millis(session.info.started_at).to_string(),
-        end: String::new(),
-        frames: 0,
-        resyncs: 0,
-        write_errors: 0,
-        exit_code: None,
-        signal: None,
-    };
+    let mut meta = RecordingMeta::new(
+        id,
+        &session.info.username,
+        &session.info.game_id,
+        session.hub.size(),
+        humantime::format_rfc3339_millis(session.info.started_at).to_string(),
+    );
     let mut logged = false;
     let exit = write_deliveries(&mut subscription, runtime, file.as_mut(), &mut meta, |e| {
         if !std::mem::replace(&mut logged, true) {

@@ -71,6 +71,31 @@ impl From<TermSize> for MetaSize {
 }
 
 impl RecordingMeta {
+    /// The metadata of a recording that is starting: no frames yet.
+    pub fn new(
+        session_id: &str,
+        username: &str,
+        game_id: &str,
+        terminal: TermSize,
+        start: String,
+    ) -> Self {
+        Self {
+            session_id: session_id.to_owned(),
+            username: username.to_owned(),
+            game_id: game_id.to_owned(),
+            recording: String::new(),
+            terminal: terminal.into(),
+            resizes: Vec::new(),
+            start,
+            end: String::new(),
+            frames: 0,
+            resyncs: 0,
+            write_errors: 0,
+            exit_code: None,
+            signal: None,
+        }
+    }
+
     /// The reading options this metadata implies.
     pub fn options(&self, max_idle: Option<Duration>) -> Options {
         let size = |cols: u16, rows: u16| TermSize::new(cols.max(1), rows.max(1));

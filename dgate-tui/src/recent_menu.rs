@@ -10,10 +10,10 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 
 use crate::format::{idle, start_time};
-use crate::watch_menu::LETTERS;
+use crate::watch_menu::{LETTERS, render_with_prompt};
 
 /// Lines of the page that are not recordings.
 const CHROME_LINES: u16 = 13;
@@ -196,17 +196,7 @@ impl RecentMenu {
         }
         lines.push(Line::default());
         let prompt = "Replay which game? (q goes back) => ";
-        let prompt_y = (body.y + lines.len() as u16).min(body.bottom().saturating_sub(1));
-        frame.render_widget(Paragraph::new(lines), body);
-        let prompt_area = Rect {
-            y: prompt_y,
-            height: 1,
-            ..body
-        };
-        frame.render_widget(Clear, prompt_area);
-        frame.render_widget(Paragraph::new(prompt), prompt_area);
-        let x = body.x + prompt.chars().count() as u16;
-        frame.set_cursor_position((x.min(body.right().saturating_sub(1)), prompt_y));
+        render_with_prompt(frame, body, lines, prompt);
     }
 }
 

@@ -3,7 +3,7 @@
 //! (state, speed, time, bar), the keys (pause, speed, seek, go to a time) as
 //! intents, and how an intent moves a local [`Playback`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use dgate_term::ScreenModel;
@@ -205,8 +205,79 @@ fn speed_text(speed: f64) -> String {
     }
 }
 
+/// A recording played here (a local file, or over SSH on the server): the
+/// recording, its clock and its screen.
+pub struct LocalReplay {
+    pub recording: Recording,
+    playback: Playback,
+    pub screen: ReplayScreen,
+    /// When frames were last played.
+    last: Instant,
+}
+
+impl LocalReplay {
+    pub fn new(recording: Recording, title: String) -> Self {
+        let mut playback = Playback::default();
+        let model = playback.seek(&recording, Duration::ZERO);
+        Self {
+            recording,
+            playback,
+            screen: ReplayScreen::new(title, model),
+            last: Instant::now(),
+        }
+    }
+
+    /// Plays the frames due since the last call; returns where the replay is.
+    pub fn tick(&mut self) -> Progress {
+        let now = Instant::now();
+        let due = self.playback.advance(&self.recording, now - self.last);
+        self.last = now;
+        self.recording.apply(&mut self.screen.view.model, due);
+        let (playback, recording) = (&self.playback, &self.recording);
+        Progress {
+            position: playback.position(),
+            duration: recording.duration(),
+            speed: playback.speed(),
+            paused: playback.paused(),
+            ended: playback.finished(recording) && playback.position() >= recording.duration(),
+        }
+    }
+
+    /// How long to sleep before the next frame is due (at most `cap`).
+    pub fn wait(&self, cap: Duration) -> Duration {
+        self.playback
+            .until_next(&self.recording)
+            .unwrap_or(cap)
+            .min(cap)
+    }
+
+    /// A key; true when it quits.
+    pub fn key(&mut self, key: KeyEvent) -> bool {
+        match self.screen.handle_key(key) {
+            Some(Intent::Quit) => true,
+            Some(intent) => {
+                // Time until the key counts as played.
+                self.tick();
+                apply_local(
+                    intent,
+                    &self.recording,
+                    &mut self.playback,
+                    &mut self.screen,
+                );
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A clock that did not run (the process was suspended) does not jump.
+    pub fn resume(&mut self) {
+        self.last = Instant::now();
+    }
+}
+
 /// Applies `intent` to a recording played here; the screen follows seeks.
-pub fn apply_local(
+fn apply_local(
     intent: Intent,
     recording: &Recording,
     playback: &mut Playback,

@@ -479,19 +479,7 @@ impl WatchMenu {
             }
             _ => "Watch which game? ('?' for help) => ".to_owned(),
         };
-        // The prompt follows the list, as in dgamelaunch; on a short terminal
-        // it stays on the last row.
-        let prompt_y = (body.y + lines.len() as u16).min(body.bottom().saturating_sub(1));
-        let cursor_x = body.x + u16::try_from(prompt.chars().count()).unwrap_or(u16::MAX);
-        frame.render_widget(Paragraph::new(lines), body);
-        let prompt_area = Rect {
-            y: prompt_y,
-            height: 1,
-            ..body
-        };
-        frame.render_widget(Clear, prompt_area);
-        frame.render_widget(Paragraph::new(prompt), prompt_area);
-        frame.set_cursor_position((cursor_x.min(body.right().saturating_sub(1)), prompt_y));
+        render_with_prompt(frame, body, lines, &prompt);
 
         if self.mode == Mode::Help {
             self.render_help(frame, area);
@@ -589,6 +577,22 @@ impl WatchMenu {
             popup,
         );
     }
+}
+
+/// `lines`, then `prompt` on the line after them (as in dgamelaunch; on a
+/// short terminal, on the last row) with the cursor at its end.
+pub(crate) fn render_with_prompt(frame: &mut Frame, body: Rect, lines: Vec<Line>, prompt: &str) {
+    let prompt_y = (body.y + lines.len() as u16).min(body.bottom().saturating_sub(1));
+    let cursor_x = body.x + u16::try_from(prompt.chars().count()).unwrap_or(u16::MAX);
+    frame.render_widget(Paragraph::new(lines), body);
+    let prompt_area = Rect {
+        y: prompt_y,
+        height: 1,
+        ..body
+    };
+    frame.render_widget(Clear, prompt_area);
+    frame.render_widget(Paragraph::new(prompt.to_owned()), prompt_area);
+    frame.set_cursor_position((cursor_x.min(body.right().saturating_sub(1)), prompt_y));
 }
 
 fn truncate(s: &str, max: usize) -> String {

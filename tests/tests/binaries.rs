@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
@@ -146,23 +146,6 @@ fn row_of<'a>(listing: &'a str, name: &str) -> &'a str {
         .lines()
         .find(|l| l.contains(name))
         .unwrap_or_else(|| panic!("{name} is not listed:\n{listing}"))
-}
-
-/// Runs `command` with `stdin` as its input and collects what it printed.
-fn run_with_stdin(mut command: Command, stdin: &str) -> std::process::Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the binary");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
 }
 
 fn dgate(server: &str, args: &[&str]) -> std::process::Output {

@@ -5,33 +5,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use common::tmux::Tmux;
 use common::*;
-
-/// Runs `dgate` with `args` for the user whose config lives in `home`.
-fn dgate(home: &Path, url: &str, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(workspace_binary("dgate"))
-        .args(args)
-        .env("DGATE_SERVER", url)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run dgate");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("dgate output")
-}
 
 /// The environment of a tmux window running `dgate` as the user of `home`.
 fn env_for<'a>(home: &'a str, url: &'a str) -> Vec<(&'static str, String)> {
@@ -94,7 +69,7 @@ async fn a_watcher_in_a_real_terminal_sees_the_players_screen() {
     let (player_home, watcher_home) = (homes.path().join("alice"), homes.path().join("bob"));
 
     tokio::task::spawn_blocking(move || {
-        let registered = dgate(
+        let registered = dgate_as(
             &player_home,
             &url,
             &["register", "--username", "alice", "--password-stdin"],
@@ -197,7 +172,7 @@ async fn client_errors_are_one_clear_line() {
         let home = tempfile::tempdir().expect("home");
         let home = home.path();
 
-        let play = dgate(home, &url, &["play", "test"], "");
+        let play = dgate_as(home, &url, &["play", "test"], "");
         assert_eq!(play.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&play.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -206,7 +181,7 @@ async fn client_errors_are_one_clear_line() {
             "{stderr}"
         );
 
-        let watch = dgate(home, &url, &["watch", "no-such-session"], "");
+        let watch = dgate_as(home, &url, &["watch", "no-such-session"], "");
         assert_eq!(watch.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&watch.stderr);
         assert!(
@@ -214,14 +189,14 @@ async fn client_errors_are_one_clear_line() {
             "{stderr}"
         );
 
-        let registered = dgate(
+        let registered = dgate_as(
             home,
             &url,
             &["register", "--username", "carol", "--password-stdin"],
             "hunter2hunter2\n",
         );
         assert!(registered.status.success());
-        let unknown = dgate(home, &url, &["play", "tetris"], "");
+        let unknown = dgate_as(home, &url, &["play", "tetris"], "");
         let stderr = String::from_utf8_lossy(&unknown.stderr);
         assert_eq!(unknown.status.code(), Some(1));
         assert!(
@@ -229,13 +204,13 @@ async fn client_errors_are_one_clear_line() {
             "{stderr}"
         );
 
-        let unreachable = dgate(home, "http://127.0.0.1:9", &["watch"], "");
+        let unreachable = dgate_as(home, "http://127.0.0.1:9", &["watch"], "");
         assert_eq!(unreachable.status.code(), Some(1));
         assert!(
             String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach the dgate server")
         );
 
-        let completions = dgate(home, &url, &["completions", "bash"], "");
+        let completions = dgate_as(home, &url, &["completions", "bash"], "");
         assert!(completions.status.success());
         assert!(String::from_utf8_lossy(&completions.stdout).contains("complete -F"));
     })

@@ -488,26 +488,8 @@ async fn dgate_keys_adds_the_key_ssh_logs_in_with() {
     std::fs::write(&public, format!("{line} lee@desk\n")).expect("write");
     let private = home.path().join("id_ed25519");
     std::fs::write(&private, "-----BEGIN OPENSSH PRIVATE KEY-----\nxx\n").expect("write");
-    let config = home.path().join("config");
-    let dgate = move |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(workspace_binary("dgate"))
-            .args(args)
-            .env("DGATE_SERVER", &url)
-            .env("XDG_CONFIG_HOME", &config)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("dgate");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("stdin");
-        child.wait_with_output().expect("dgate output")
-    };
+    let home_dir = home.path().to_owned();
+    let dgate = move |args: &[&str], stdin: &str| dgate_as(&home_dir, &url, args, stdin);
     let (public_arg, private_arg) = (
         public.to_string_lossy().into_owned(),
         private.to_string_lossy().into_owned(),

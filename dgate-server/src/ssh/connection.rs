@@ -16,11 +16,10 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use dgate_proto::pb;
-use dgate_term::recording::Playback;
 use dgate_tui::game_view::{GameView, Update};
 use dgate_tui::keys::KeyDecoder;
 use dgate_tui::recent_menu::{RecentAction, RecentMenu};
-use dgate_tui::replay_screen::{Intent, Progress, ReplayScreen, apply_local};
+use dgate_tui::replay_screen::LocalReplay;
 use dgate_tui::watch_menu::{LETTERS, MenuAction, SessionRow, WatchMenu};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Style};
@@ -803,45 +802,22 @@ impl Connection {
             Ok(Err(status)) => return Ok(Some(format!("Cannot replay: {}", status.message()))),
             Err(e) => return Ok(Some(format!("Cannot replay: {e}"))),
         };
-        let mut playback = Playback::default();
-        let model = playback.seek(&recording, Duration::ZERO);
-        let mut screen = ReplayScreen::new(title, model);
+        let mut replay = LocalReplay::new(recording, title);
         self.out.forget_screen();
-        let mut last = Instant::now();
         loop {
-            let now = Instant::now();
-            let due = playback.advance(&recording, now - last);
-            last = now;
-            recording.apply(&mut screen.view.model, due);
-            let progress = Progress {
-                position: playback.position(),
-                duration: recording.duration(),
-                speed: playback.speed(),
-                paused: playback.paused(),
-                ended: playback.finished(&recording) && playback.position() >= recording.duration(),
-            };
-            self.out.draw(|f| screen.render(f, &progress)).await?;
-            let wait = playback
-                .until_next(&recording)
-                .unwrap_or(REPLAY_TICK)
-                .min(REPLAY_TICK);
+            let progress = replay.tick();
+            self.out
+                .draw(|f| replay.screen.render(f, &progress))
+                .await?;
             tokio::select! {
                 step = self.next_key(false) => {
-                    if let Step::Key(key) = step? {
-                        match screen.handle_key(key) {
-                            Some(Intent::Quit) => return Ok(None),
-                            Some(intent) => {
-                                let now = Instant::now();
-                                let due = playback.advance(&recording, now - last);
-                                last = now;
-                                recording.apply(&mut screen.view.model, due);
-                                apply_local(intent, &recording, &mut playback, &mut screen);
-                            }
-                            None => {}
-                        }
+                    if let Step::Key(key) = step?
+                        && replay.key(key)
+                    {
+                        return Ok(None);
                     }
                 }
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(replay.wait(REPLAY_TICK)) => {}
             }
         }
     }

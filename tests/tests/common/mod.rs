@@ -718,3 +718,32 @@ pub fn metric(text: &str, sample: &str) -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// Runs `command` with `stdin` as its input and collects what it printed.
+pub fn run_with_stdin(mut command: std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// `dgate ARGS` against `url` as the user whose config and state live in `home`.
+pub fn dgate_as(home: &Path, url: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut command = std::process::Command::new(workspace_binary("dgate"));
+    command
+        .args(args)
+        .env("DGATE_SERVER", url)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_STATE_HOME", home.join("state"));
+    run_with_stdin(command, stdin)
+}
