@@ -171,3 +171,69 @@ async fn decgraphics_walls_look_the_same_to_a_late_joiner() {
     remove_save_files(&name);
     server.shutdown().await;
 }
+
+/// A server shutdown hangs NetHack up, which saves the game; the next `play`
+/// of that player restores it, as a public server's players expect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_saves_nethack_and_the_next_game_restores_it() {
+    if !Path::new(NETHACK).exists() {
+        eprintln!("skipping: {NETHACK} is not installed (apt-get install nethack-console)");
+        return;
+    }
+    let name = format!("sv{}", std::process::id());
+    // NetHack names a save file by the player's uid and name.
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc"));
+    let save = Path::new("/var/games/nethack/save").join(format!("{uid}{name}.gz"));
+    let _ = std::fs::remove_file(&save);
+
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let session = server.start_game(&name, "nethack").await;
+    let mut player = Viewer::player(&mut client, &session).await.expect("player");
+    player
+        .wait_for_text("Shall I pick")
+        .await
+        .expect("first prompt");
+    player.send(b"y").await;
+    player
+        .wait_for_text("Is this ok?")
+        .await
+        .expect("character");
+    player.send(b"y").await;
+    player
+        .wait_for_text("welcome to NetHack")
+        .await
+        .expect("the game starts");
+    player.send(b"\x1b").await;
+    player.send(b"s").await;
+
+    // SIGTERM's path: every game is hung up and waited for.
+    server.shutdown().await;
+    player.read_to_end().await.expect("the stream ends");
+    assert!(
+        player.seen.contains(&Seen::ServerShutdown),
+        "the player was told the server is shutting down"
+    );
+    assert!(
+        save.exists(),
+        "NetHack saved the game to {}",
+        save.display()
+    );
+
+    // A new server (a restart): the same player's next game is the saved one.
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let session = server.start_game(&name, "nethack").await;
+    let mut player = Viewer::player(&mut client, &session).await.expect("player");
+    player
+        .wait_for_text("Restoring save file")
+        .await
+        .expect("NetHack finds the saved game");
+    player.send(b"\r").await;
+    player
+        .wait_for_text("welcome back to NetHack")
+        .await
+        .expect("NetHack restores the saved game");
+    server.shutdown().await;
+    let _ = std::fs::remove_file(&save);
+}
