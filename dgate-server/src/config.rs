@@ -51,6 +51,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub grpc_listen: SocketAddr,
     pub http_listen: SocketAddr,
+    /// gRPC and SSH connections one address may hold open at once.
+    pub max_connections_per_address: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -133,6 +135,10 @@ pub struct SessionManagement {
     pub ttyrec: TtyrecConfig,
     /// Frames a subscriber may fall behind before it is resynced with a snapshot.
     pub queue_frames: usize,
+    /// Games running at once, in all.
+    pub max_sessions: usize,
+    /// Games one player may run at once (one per game in any case).
+    pub max_sessions_per_user: usize,
     /// How long a game runs without a player stream before it is hung up.
     #[serde(deserialize_with = "duration")]
     pub detach_grace: Duration,
@@ -192,6 +198,7 @@ impl Default for ServerConfig {
         Self {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections_per_address: 64,
         }
     }
 }
@@ -215,6 +222,8 @@ impl Default for SessionManagement {
             spectating: SpectatingConfig::default(),
             ttyrec: TtyrecConfig::default(),
             queue_frames: 1024,
+            max_sessions: 500,
+            max_sessions_per_user: 3,
             detach_grace: Duration::from_secs(5 * 60),
             stop_grace: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),

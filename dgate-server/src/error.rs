@@ -31,6 +31,8 @@ pub enum SessionError {
     Spawn { game: String, reason: String },
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl SessionError {

@@ -48,7 +48,9 @@ impl From<SessionError> for Status {
             SessionError::AlreadyActive { .. } => Status::already_exists(message),
             SessionError::Invalid { .. } => Status::invalid_argument(message),
             SessionError::LoginRequired(_) => Status::unauthenticated(message),
-            SessionError::SpectatorsFull(_) => Status::resource_exhausted(message),
+            SessionError::SpectatorsFull(_) | SessionError::Limit(_) => {
+                Status::resource_exhausted(message)
+            }
             SessionError::ShuttingDown => Status::unavailable(message),
         }
     }

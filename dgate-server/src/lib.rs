@@ -13,6 +13,7 @@ pub mod games;
 pub mod grpc;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod pty;
 pub mod recorder;
@@ -31,7 +32,6 @@ use auth::{AuthServiceImpl, Authenticator, LoginLimiter};
 use dgate_proto::auth::auth_service_server::AuthServiceServer;
 use dgate_proto::pb::game_service_server::GameServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -70,13 +70,19 @@ pub async fn serve(
         .with_context(|| format!("opening the account database {}", database.display()))?;
     let store = Arc::new(store);
     let auth = Authenticator::new(Arc::clone(&store));
+    // Connections per address count gRPC and SSH together.
+    let addresses = limits::AddressLimiter::new(config.server.max_connections_per_address);
     // Failed logins count against one limit, over gRPC and SSH alike.
     let limiter = Arc::new(LoginLimiter::new(config.accounts.failed_logins_per_minute));
     // The SSH front end is ready (host key and banners read) before anything listens.
     let ssh = match listeners.ssh {
         Some(listener) => {
-            let front =
-                ssh::SshFront::new(manager.clone(), Arc::clone(&store), Arc::clone(&limiter))?;
+            let front = ssh::SshFront::new(
+                manager.clone(),
+                Arc::clone(&store),
+                Arc::clone(&limiter),
+                addresses.clone(),
+            )?;
             Some((front, listener))
         }
         None => None,
@@ -100,7 +106,7 @@ pub async fn serve(
         .add_service(games)
         .add_service(accounts)
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listeners.grpc),
+            limits::incoming(listeners.grpc, addresses.clone()),
             stop.clone().cancelled_owned(),
         );
     let http = axum::serve(listeners.http, http::router(manager.clone()))

@@ -158,6 +158,23 @@ impl SessionManager {
                 session_id: existing.info.id.clone(),
             });
         }
+        let running = sessions.values().filter(|s| !s.is_ended());
+        let (all, theirs) = running.fold((0, 0), |(all, theirs), s| {
+            let mine = s.info.username.eq_ignore_ascii_case(&request.username);
+            (all + 1, theirs + usize::from(mine))
+        });
+        if all >= management.max_sessions {
+            return Err(SessionError::Limit(format!(
+                "the server runs at most {} games at once; try again later",
+                management.max_sessions
+            )));
+        }
+        if theirs >= management.max_sessions_per_user {
+            return Err(SessionError::Limit(format!(
+                "{} already has {theirs} games running (at most {})",
+                request.username, management.max_sessions_per_user
+            )));
+        }
         let command = games::command_for(
             game,
             &request.username,

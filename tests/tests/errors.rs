@@ -528,3 +528,46 @@ async fn the_game_gets_only_its_configured_environment() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn game_limits_refuse_with_resource_exhausted() {
+    let server = start_server(|c| {
+        c.session_management.max_sessions = 2;
+        c.session_management.max_sessions_per_user = 1;
+        c.games.push(testgame("second", &[]));
+    })
+    .await;
+    let mut client = server.client().await;
+    let (lou, max) = (server.account("lou").await, server.account("max").await);
+    let ned = server.account("ned").await;
+    client
+        .start_game_session(authed(start("test", None), &lou))
+        .await
+        .expect("lou's first game");
+    // One game per player here: lou's second game is refused, with why.
+    let refused = client
+        .start_game_session(authed(start("second", None), &lou))
+        .await
+        .expect_err("over the per-player limit");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .contains("lou already has 1 games running"),
+        "{refused:?}"
+    );
+    client
+        .start_game_session(authed(start("test", None), &max))
+        .await
+        .expect("max's game");
+    // Two games in all.
+    let full = client
+        .start_game_session(authed(start("test", None), &ned))
+        .await
+        .expect_err("over the server's limit");
+    assert_eq!(full.code(), tonic::Code::ResourceExhausted);
+    assert!(full.message().contains("at most 2 games"), "{full:?}");
+    // The games already running are untouched.
+    assert_eq!(server.manager.list().len(), 2);
+    server.shutdown().await;
+}

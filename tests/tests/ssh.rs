@@ -631,3 +631,42 @@ async fn a_paused_ssh_watcher_slows_nobody_and_converges() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_limited_across_grpc_and_ssh() {
+    let server = start_server(|c| c.server.max_connections_per_address = 3).await;
+    // One gRPC connection and two SSH connections fill the address's three slots.
+    let mut client = server.client().await;
+    client
+        .list_games(dgate_proto::pb::ListGamesRequest {})
+        .await
+        .expect("gRPC works");
+    let first = anonymous(&server).await;
+    let _second = anonymous(&server).await;
+    let mut third = SshTerminal::connect(server.ssh_addr, "guest", Login::None, SIZE)
+        .await
+        .expect("connects");
+    third
+        .wait_for("Too many connections from your address (at most 3).")
+        .await;
+    third.wait_closed().await;
+    // A closed connection gives its slot back.
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        let mut t = SshTerminal::connect(server.ssh_addr, "guest", Login::None, SIZE)
+            .await
+            .expect("connects");
+        t.wait_until("a menu or a refusal", |t| {
+            t.contents().contains("=>") || t.contents().contains("Too many")
+        })
+        .await;
+        if t.contents().contains("=>") {
+            again = Some(t);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the freed slot is usable again");
+    server.shutdown().await;
+}

@@ -37,6 +37,7 @@ use crate::config::TermSize;
 use crate::convert::delivery_message;
 use crate::error::SessionError;
 use crate::hub::{Delivery, HubEvent, SnapshotReason};
+use crate::limits::AddressSlot;
 use crate::metrics::{Metrics, SSH};
 use crate::recordings::{self, Entry};
 use crate::sessions::StartRequest;
@@ -97,7 +98,7 @@ pub async fn run(
     channel: Channel<Msg>,
     user: Option<User>,
     peer: Option<SocketAddr>,
-    permit: Option<OwnedSemaphorePermit>,
+    admission: Result<(OwnedSemaphorePermit, AddressSlot), String>,
 ) {
     let metrics = Arc::clone(front.manager.metrics());
     metrics.ssh_connections_active.inc();
@@ -115,7 +116,8 @@ pub async fn run(
         actions: VecDeque::new(),
         front,
     };
-    let status = match connection.start(permit.is_some()).await {
+    let refusal = admission.as_ref().err().cloned();
+    let status = match connection.start(refusal).await {
         Ok(()) => connection.serve().await,
         Err(end) => Err(end),
     };
@@ -128,7 +130,7 @@ pub async fn run(
     let _ = connection.out.write(format!("{CLEAR}{goodbye}")).await;
     connection.out.close(0).await;
     metrics.ssh_connections_active.dec();
-    drop(permit);
+    drop(admission);
 }
 
 /// Reads the channel and queues what the connection needs, never blocking
@@ -192,7 +194,7 @@ struct Connection {
 
 impl Connection {
     /// Waits for the pty and the shell; refuses politely when the server is full.
-    async fn start(&mut self, admitted: bool) -> Result<(), End> {
+    async fn start(&mut self, refusal: Option<String>) -> Result<(), End> {
         let deadline = tokio::time::Instant::now() + SHELL_WAIT;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
@@ -209,13 +211,8 @@ impl Connection {
                 Some(Event::Closed) | None => return Err(End::Gone),
             }
         }
-        if !admitted {
-            let max = self.front.manager.config().ssh.max_sessions;
-            self.out
-                .write(format!(
-                    "This server is full ({max} connections). Please try again later.\r\n"
-                ))
-                .await?;
+        if let Some(refusal) = refusal {
+            self.out.write(format!("{refusal}\r\n")).await?;
             return Err(End::Gone);
         }
         info!(peer = ?self.peer, username = ?self.user.as_ref().map(|u| &u.username), "SSH session started");

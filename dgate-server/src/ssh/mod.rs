@@ -28,6 +28,7 @@ use tracing::{info, warn};
 
 use crate::accounts::{AccountError, AccountStore, User};
 use crate::auth::LoginLimiter;
+use crate::limits::{AddressLimiter, AddressSlot};
 use crate::sessions::SessionManager;
 
 pub use banners::Banners;
@@ -41,6 +42,7 @@ pub struct SshFront {
     pub banners: Arc<Banners>,
     /// One per connection being served; `ssh.max_sessions` of them.
     permits: Arc<Semaphore>,
+    addresses: AddressLimiter,
     host_key: PrivateKey,
 }
 
@@ -49,6 +51,7 @@ impl SshFront {
         manager: SessionManager,
         accounts: Arc<AccountStore>,
         limiter: Arc<LoginLimiter>,
+        addresses: AddressLimiter,
     ) -> anyhow::Result<Self> {
         let config = manager.config();
         let banners = Banners::load(&config.menu.banners, &config.ssh.server_id)?;
@@ -61,6 +64,7 @@ impl SshFront {
             limiter,
             banners: Arc::new(banners),
             permits,
+            addresses,
             host_key,
         })
     }
@@ -148,11 +152,13 @@ impl russh::server::Server for Server {
 
     fn new_client(&mut self, peer: Option<SocketAddr>) -> Handler {
         self.front.manager.metrics().ssh_connections.inc();
+        let slot = peer.and_then(|p| self.front.addresses.admit(p.ip()));
         Handler {
             front: self.front.clone(),
             peer,
             user: None,
             opened: false,
+            slot: Some(slot),
         }
     }
 
@@ -169,6 +175,9 @@ pub struct Handler {
     user: Option<User>,
     /// One session channel per connection.
     opened: bool,
+    /// This connection's place in its address's limit (`Some(None)`: over
+    /// it); handed to the connection with the channel.
+    slot: Option<Option<AddressSlot>>,
 }
 
 fn ask_for_credentials() -> Auth {
@@ -316,13 +325,25 @@ impl russh::server::Handler for Handler {
             return Ok(());
         }
         reply.accept().await;
-        let permit = Arc::clone(&self.front.permits).try_acquire_owned().ok();
+        let admission = match self.slot.take().flatten() {
+            None => Err(format!(
+                "Too many connections from your address (at most {}).",
+                self.front.addresses.max()
+            )),
+            Some(slot) => match Arc::clone(&self.front.permits).try_acquire_owned() {
+                Ok(permit) => Ok((permit, slot)),
+                Err(_) => Err(format!(
+                    "This server is full ({} connections). Please try again later.",
+                    self.front.manager.config().ssh.max_sessions
+                )),
+            },
+        };
         tokio::spawn(connection::run(
             self.front.clone(),
             channel,
             self.user.clone(),
             self.peer,
-            permit,
+            admission,
         ));
         Ok(())
     }
