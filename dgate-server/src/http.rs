@@ -1,4 +1,5 @@
-//! The HTTP API on `server.http_listen`: the session list and a health check.
+//! The HTTP side on `server.http_listen`: the session list, a health check,
+//! the metrics, and the browser pages ([`crate::web`]).
 
 use std::time::SystemTime;
 
@@ -18,6 +19,7 @@ pub fn router(manager: SessionManager) -> Router {
         .route("/sessions", get(sessions))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::web::routes())
         .fallback(not_found)
         .with_state(manager)
 }

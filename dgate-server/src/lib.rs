@@ -22,6 +22,7 @@ pub mod registry;
 pub mod session;
 pub mod sessions;
 pub mod ssh;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
