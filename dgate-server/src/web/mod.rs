@@ -9,7 +9,7 @@
 //! is ignored; oversized or binary messages close its socket), counted against
 //! `max_spectators_per_session`, and resynced with a snapshot when it falls behind.
 
-mod screen_json;
+pub mod screen_json;
 
 use std::sync::Arc;
 
