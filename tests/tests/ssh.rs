@@ -670,3 +670,32 @@ async fn connections_per_address_are_limited_across_grpc_and_ssh() {
     assert!(again.is_some(), "the freed slot is usable again");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_disconnects_mid_game_is_unregistered() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("otto", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let mut t = anonymous(&server).await;
+    t.send(b"wa").await;
+    t.wait_for("otto · TEST · 80x24 · 1 watching").await;
+    drop(t);
+    // The game goes on producing frames for nobody on that connection.
+    player.send(b"fff").await;
+    eventually("the dropped watcher to be unregistered", || {
+        server
+            .manager
+            .get(&game.id)
+            .is_ok_and(|s| s.spectators.is_empty())
+    })
+    .await;
+    let (_, metrics) = http_get(server.http_addr, "/metrics");
+    assert_eq!(
+        metric(&metrics, "spectator_connections_active{transport=\"ssh\"}"),
+        0.0,
+        "{metrics}"
+    );
+    server.shutdown().await;
+}

@@ -40,7 +40,9 @@ use crate::hub::{Delivery, HubEvent, SnapshotReason};
 use crate::limits::AddressSlot;
 use crate::metrics::{Metrics, SSH};
 use crate::recordings::{self, Entry};
-use crate::sessions::StartRequest;
+use crate::registry::Spectator;
+use crate::session::{PlayerLease, Session};
+use crate::sessions::{SessionManager, StartRequest};
 
 /// Events queued between the channel's reader and the connection.
 const EVENT_QUEUE: usize = 256;
@@ -649,7 +651,12 @@ impl Connection {
                 return Ok(());
             }
         };
-        let lease = session.attach_player();
+        let attachment = Attachment {
+            lease: session.attach_player(),
+            session: Arc::clone(&session),
+            manager: manager.clone(),
+        };
+        let lease = &attachment.lease;
         let mut subscription = session.hub.subscribe();
         if resumed && let Some(size) = size {
             let _ = session.resize(size);
@@ -694,20 +701,14 @@ impl Connection {
                         }
                     }
                     Some(Event::Pty { .. } | Event::Shell) => {}
-                    Some(Event::Closed) | None => {
-                        if session.detach_player(&lease) {
-                            info!(session_id = %session.info.id, "SSH player gone; the game waits for the detach grace period");
-                            manager.arm_detach_timer(&session);
-                        }
-                        return Err(End::Gone);
-                    }
+                    Some(Event::Closed) | None => return Err(End::Gone),
                 },
                 () = lease.taken_over.cancelled() => {
                     break Some("Another connection of yours took over this game.".to_owned());
                 }
             }
         };
-        session.detach_player(&lease);
+        drop(attachment);
         self.out.forget_screen();
         self.message = outcome;
         Ok(())
@@ -846,6 +847,12 @@ impl Connection {
             .spectator_connections_active
             .get_or_create(&Metrics::transport(SSH))
             .clone();
+        connections.inc();
+        let _registration = Registration {
+            session: Arc::clone(&session),
+            spectator: Arc::clone(&spectator),
+            connections,
+        };
         let bytes_sent = metrics
             .bytes_sent
             .get_or_create(&Metrics::transport(SSH))
@@ -854,7 +861,6 @@ impl Connection {
             .spectator_sessions
             .get_or_create(&Metrics::game(&session.info.game_id))
             .inc();
-        connections.inc();
         let mut subscription = session.hub.subscribe();
         let row =
             SessionRow::from_session(&pb::GameSession::from(session.as_ref()), SystemTime::now());
@@ -937,10 +943,6 @@ impl Connection {
                 }
             }
         };
-        session.spectators.remove(&spectator.id);
-        connections.dec();
-        info!(session_id = %session.info.id, spectator_username = %spectator.username,
-              spectator_count = session.spectators.len(), "SSH spectator left");
         Ok(outcome)
     }
 
@@ -962,6 +964,40 @@ impl Connection {
             ))
             .await?;
         Ok(())
+    }
+}
+
+/// The player's attachment to a game, however playing ends (the game's end,
+/// a takeover, the client gone mid-write): if this connection was still the
+/// player, the game waits the detach grace for them and is then hung up.
+struct Attachment {
+    session: Arc<Session>,
+    lease: PlayerLease,
+    manager: SessionManager,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if self.session.detach_player(&self.lease) && !self.session.is_ended() {
+            info!(session_id = %self.session.info.id, "SSH player gone; the game waits for the detach grace period");
+            self.manager.arm_detach_timer(&self.session);
+        }
+    }
+}
+
+/// A watcher's registration, removed however watching ends.
+struct Registration {
+    session: Arc<Session>,
+    spectator: Arc<Spectator>,
+    connections: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.session.spectators.remove(&self.spectator.id);
+        self.connections.dec();
+        info!(session_id = %self.session.info.id, spectator_username = %self.spectator.username,
+              spectator_count = self.session.spectators.len(), "SSH spectator left");
     }
 }
 
