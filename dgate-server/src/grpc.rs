@@ -88,14 +88,18 @@ impl GameServiceImpl {
     /// Recordings are watched like games: anonymously when the server allows it.
     async fn may_watch(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
         let caller = self.auth.caller(metadata).await?;
-        if caller.is_none()
-            && !self
-                .manager
-                .config()
-                .session_management
-                .spectating
-                .allow_anonymous
-        {
+        self.check_may_watch(caller.as_ref())
+    }
+
+    /// Watching needs a login unless `spectating.allow_anonymous`.
+    fn check_may_watch(&self, caller: Option<&User>) -> Result<(), Status> {
+        let anonymous_allowed = self
+            .manager
+            .config()
+            .session_management
+            .spectating
+            .allow_anonymous;
+        if caller.is_none() && !anonymous_allowed {
             return Err(Status::unauthenticated(
                 "this server allows watching only when logged in",
             ));
@@ -313,18 +317,7 @@ impl GameService for GameServiceImpl {
         tracing::Span::current().record("session_id", connect.session_id.as_str());
         let session = self.manager.get(&connect.session_id)?;
         let role = if !connect.spectator_id.is_empty() {
-            if caller.is_none()
-                && !self
-                    .manager
-                    .config()
-                    .session_management
-                    .spectating
-                    .allow_anonymous
-            {
-                return Err(Status::unauthenticated(
-                    "this server allows watching only when logged in",
-                ));
-            }
+            self.check_may_watch(caller.as_ref())?;
             let spectator = session
                 .spectators
                 .get(&connect.spectator_id)
@@ -390,13 +383,7 @@ impl GameService for GameServiceImpl {
     ) -> Result<Response<pb::ListRecordingsResponse>, Status> {
         self.may_watch(request.metadata()).await?;
         let r = request.into_inner();
-        let directory = self
-            .manager
-            .config()
-            .session_management
-            .ttyrec
-            .directory
-            .clone();
+        let directory = self.manager.recordings_directory();
         let entries = tokio::task::spawn_blocking(move || {
             recordings::list(&directory, &r.username, &r.game_id, r.limit)
         })
@@ -428,13 +415,7 @@ impl GameService for GameServiceImpl {
             ));
         };
         tracing::Span::current().record("recording_id", open.recording_id.as_str());
-        let directory = self
-            .manager
-            .config()
-            .session_management
-            .ttyrec
-            .directory
-            .clone();
+        let directory = self.manager.recordings_directory();
         let max_idle = (open.max_idle_seconds > 0.0)
             .then(|| recordings::seconds_to_duration(open.max_idle_seconds));
         let (recording, info) = tokio::task::spawn_blocking(move || {

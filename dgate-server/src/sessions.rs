@@ -92,6 +92,16 @@ impl SessionManager {
         &self.inner.config
     }
 
+    /// Where recordings are written (and listed for replay).
+    pub fn recordings_directory(&self) -> std::path::PathBuf {
+        self.inner
+            .config
+            .session_management
+            .ttyrec
+            .directory
+            .clone()
+    }
+
     /// Cancelled when the server starts shutting down.
     pub fn shutting_down(&self) -> CancellationToken {
         self.inner.shutting_down.clone()

@@ -51,14 +51,7 @@ impl Connection {
 
     /// The recent games page, and replays from it, until `q`.
     async fn recent(&mut self) -> Result<Option<String>, End> {
-        let directory = self
-            .front
-            .manager
-            .config()
-            .session_management
-            .ttyrec
-            .directory
-            .clone();
+        let directory = self.front.manager.recordings_directory();
         let entries = tokio::task::spawn_blocking(move || recordings::list(&directory, "", "", 0))
             .await
             .unwrap_or_default();
