@@ -253,15 +253,7 @@ async fn an_ssh_watcher_sees_the_players_screen_and_cannot_type_into_the_game() 
         "{menu}"
     );
     t.send(b"a").await;
-    let same = |t: &SshTerminal, player: &Viewer| {
-        let expected: Vec<String> = player
-            .screen
-            .screen()
-            .rows(0, 80)
-            .map(|r| r.trim_end().to_owned())
-            .collect();
-        t.rows(80, 24) == expected
-    };
+    let same = |t: &SshTerminal, player: &Viewer| t.rows(80, 24) == player.rows();
     t.wait_until("the player's screen", |t| same(t, &player))
         .await;
     t.wait_for("alice · TEST · 80x24 · 1 watching").await;
@@ -619,12 +611,7 @@ async fn a_paused_ssh_watcher_slows_nobody_and_converges() {
         .expect("the player is at the last frame");
 
     // Reading again: the same screen as the player's.
-    let expected: Vec<String> = player
-        .screen
-        .screen()
-        .rows(0, 80)
-        .map(|r| r.trim_end().to_owned())
-        .collect();
+    let expected = player.rows();
     t.wait_until("the player's screen after the burst", |t| {
         t.rows(80, 24) == expected
     })

@@ -66,15 +66,6 @@ fn terminal_rows(dom: &str) -> Vec<String> {
         .collect()
 }
 
-fn player_rows(player: &Viewer) -> Vec<String> {
-    player
-        .screen
-        .screen()
-        .rows(0, 80)
-        .map(|r| r.trim_end().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_shows_the_players_screen_and_the_lobby_lists_the_game() {
     let server = start_server(|_| {}).await;
@@ -95,7 +86,7 @@ async fn chromium_shows_the_players_screen_and_the_lobby_lists_the_game() {
             .expect("chromium runs");
     assert_eq!(
         terminal_rows(&dom),
-        player_rows(&player),
+        player.rows(),
         "the page's text is the player's screen"
     );
     assert!(
@@ -221,7 +212,7 @@ async fn a_paused_browser_is_resynced_and_converges() {
         page.snapshots >= 2 && page.skipped > 0,
         "the paused page was resynced"
     );
-    assert_eq!(page.rows, player_rows(&player));
+    assert_eq!(page.rows, player.rows());
     server.shutdown().await;
 }
 
@@ -271,7 +262,7 @@ async fn hostile_websocket_input_closes_that_socket_alone() {
     player.wait_for_text("frame 000002").await.expect("frames");
     let last = server.hub(&game.id).last_frame_id();
     read_until(&mut good, &mut page, last).await;
-    assert_eq!(page.rows, player_rows(&player));
+    assert_eq!(page.rows, player.rows());
     let mut chatty_page = Page::default();
     read_until(&mut chatty, &mut chatty_page, last).await;
     assert!(

@@ -567,6 +567,16 @@ impl Viewer {
     }
 
     /// Reads until the stream ends.
+    /// The viewer's screen as rows of text, trailing blanks removed.
+    pub fn rows(&self) -> Vec<String> {
+        let (_, cols) = self.screen.screen().size();
+        self.screen
+            .screen()
+            .rows(0, cols.get())
+            .map(|r| r.trim_end().to_owned())
+            .collect()
+    }
+
     pub async fn read_to_end(&mut self) -> anyhow::Result<()> {
         while self.step().await? {}
         Ok(())
