@@ -35,7 +35,7 @@ pub fn testgame_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dgate-testgame"))
 }
 
-/// The `dgate` and `dgate-server` binaries, built beside the tests.
+/// The `dgate`, `dgate-server` and `dgate-bench` binaries, built beside the tests.
 ///
 /// Cargo builds only this package's binaries for its tests, so the first call
 /// builds the other packages' binaries (a no-op when they are up to date).
@@ -51,7 +51,16 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let mut cargo = std::process::Command::new(env!("CARGO"));
         cargo
-            .args(["build", "--quiet", "-p", "dgate-server", "-p", "dgate-cli"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "dgate-server",
+                "-p",
+                "dgate-cli",
+                "-p",
+                "dgate-bench",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.ends_with("release") {
             cargo.arg("--release");

@@ -1,0 +1,188 @@
+//! dgate-bench: load for a dgate server, and the figures it holds up under.
+//!
+//! `dgate-bench run` starts a server of its own on free loopback ports (or
+//! uses one you name), starts firehose games as their players, joins N
+//! viewers at once over gRPC or WebSocket, measures for a fixed time, and
+//! prints latency (stamp in the frame to receipt), loss, resyncs, join time,
+//! the server's CPU and memory, and whether every checked viewer ended on its
+//! player's screen. `dgate-bench firehose` is the game itself.
+
+mod firehose;
+mod proc_stats;
+mod report;
+mod run;
+mod server;
+mod stamp;
+mod tracker;
+mod viewer;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+
+use crate::run::{Plan, Transport};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dgate-bench",
+    version,
+    about = "Load and latency figures for a dgate server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One measured run: games, viewers, a table (or --json) at the end.
+    Run(RunArgs),
+    /// The firehose game (what the server runs in a PTY).
+    Firehose(firehose::FirehoseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// How viewers watch.
+    #[arg(long, value_enum, default_value_t = Transport::Grpc)]
+    transport: Transport,
+    /// Viewers in all, spread evenly over the sessions (at most 20,000).
+    #[arg(long, default_value_t = 100)]
+    viewers: usize,
+    /// Games running at once (at most 1,000).
+    #[arg(long, default_value_t = 1)]
+    sessions: usize,
+    /// Seconds measured, after every viewer has joined (at most 3,600).
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Frames per second each game draws.
+    #[arg(long, default_value_t = 30.0)]
+    rate: f64,
+    /// Bytes per frame.
+    #[arg(long, default_value_t = 200)]
+    bytes: usize,
+    /// The games' terminal size.
+    #[arg(long, default_value = "80x24")]
+    size: dgate_term::TermSize,
+    /// Fraction of viewers that stop reading for the second half (0 to 1):
+    /// the table then shows the others' latency in both halves.
+    #[arg(long, default_value_t = 0.0)]
+    paused: f64,
+    /// Viewers whose screens are compared with the player's at the end.
+    #[arg(long, default_value_t = 10)]
+    check: usize,
+    /// Print the figures as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 unless the run was sound (nothing lost, every screen equal).
+    #[arg(long)]
+    require_sound: bool,
+    /// Our own server records every game (ttyrec), as a public one would.
+    #[arg(long)]
+    record: bool,
+    /// Our own server's `session_management.queue_frames`.
+    #[arg(long)]
+    queue_frames: Option<usize>,
+    /// The dgate-server binary to start (default: beside this one).
+    #[arg(long)]
+    server_binary: Option<PathBuf>,
+    /// Use a running server at this gRPC address instead of starting one;
+    /// it must offer the firehose as --game.
+    #[arg(long, requires = "http")]
+    grpc: Option<SocketAddr>,
+    /// The running server's HTTP address (WebSocket viewers).
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// The running server's process id, for its CPU and memory figures.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The running server's firehose game id.
+    #[arg(long, default_value = "firehose")]
+    game: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Firehose(args) => firehose::run(&args).map(|()| true),
+        Command::Run(args) => run_command(&args),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("dgate-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lets this process hold as many sockets as the hard limit allows (the
+/// server we start inherits it).
+fn raise_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
+    if args.viewers > 20_000 || args.sessions > 1_000 || !(0.0..=3600.0).contains(&args.seconds) {
+        bail!("a run is bounded: at most 20,000 viewers, 1,000 sessions and 3,600 seconds");
+    }
+    if !(0.0..=1.0).contains(&args.paused) {
+        bail!("--paused is a fraction between 0 and 1");
+    }
+    if !(args.rate > 0.0 && args.rate <= 100_000.0) {
+        bail!("--rate is frames per second, above 0 and at most 100,000");
+    }
+    raise_file_limit();
+    let firehose = firehose::FirehoseArgs {
+        rate: args.rate,
+        bytes: args.bytes,
+        cols: args.size.cols,
+        rows: args.size.rows,
+        max_seconds: args.seconds as u64 + 300,
+    };
+    let target = match (args.grpc, args.http) {
+        (Some(grpc), Some(http)) => {
+            server::external(grpc, http, args.server_pid, args.game.clone())?
+        }
+        _ => server::start(&server::OwnSettings {
+            binary: server::server_binary(args.server_binary.as_deref())?,
+            firehose,
+            record: args.record,
+            queue_frames: args.queue_frames,
+        })?,
+    };
+    let plan = Plan {
+        transport: args.transport,
+        sessions: args.sessions,
+        viewers: args.viewers,
+        duration: Duration::from_secs_f64(args.seconds),
+        paused: args.paused,
+        check: args.check,
+        cols: args.size.cols,
+        rows: args.size.rows,
+        progress: !args.json,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(run::run(&target, &plan));
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    let log = target.log_path();
+    let stopped = target.stop();
+    let report = report?;
+    if let Err(e) = stopped {
+        bail!("{e:#} (server log: {log:?})");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(report.is_sound() || !args.require_sound)
+}

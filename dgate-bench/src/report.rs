@@ -1,0 +1,248 @@
+//! The figures of a run: a table for people, `--json` for machines.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::run::Transport;
+use crate::tracker::Counts;
+
+/// Latency in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Latency {
+    pub samples: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Self {
+            samples: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct JoinFigures {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+pub fn join_figures(joins: &[Duration]) -> JoinFigures {
+    let mut ms: Vec<f64> = joins.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| -> f64 {
+        if ms.is_empty() {
+            return 0.0;
+        }
+        let index = ((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1;
+        ms[index]
+    };
+    JoinFigures {
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        max_ms: ms.last().copied().unwrap_or(0.0),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerFigures {
+    /// CPU seconds per second while measuring (1.0 is one whole core).
+    pub cpu_per_second: f64,
+    pub rss_mib_baseline: f64,
+    pub rss_mib_peak: f64,
+    pub rss_kib_per_viewer: f64,
+    pub fds: u64,
+    pub threads: u64,
+    pub warnings: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub transport: Transport,
+    pub sessions: usize,
+    pub viewers: usize,
+    pub paused_viewers: usize,
+    pub duration_s: f64,
+    /// Frames the games drew (the players' newest stamps, summed).
+    pub frames_published: u64,
+    /// Viewers that kept reading; with paused viewers, the first half only.
+    pub latency: Latency,
+    /// The same viewers while the others were paused.
+    pub latency_while_paused: Option<Latency>,
+    pub player_latency: Latency,
+    pub player: Counts,
+    pub viewers_total: Counts,
+    pub join_ms: JoinFigures,
+    /// From the first connect to the last first screen.
+    pub joined_within_s: f64,
+    pub joined: usize,
+    /// Viewers that never saw the last frame.
+    pub unfinished: usize,
+    pub failures: Vec<String>,
+    pub screens_checked: usize,
+    pub screens_differing: usize,
+    pub server: Option<ServerFigures>,
+    pub server_cpu_us_per_viewer_frame: Option<f64>,
+    pub bench_cpu_per_second: Option<f64>,
+    /// Frames all viewers received per second while measuring.
+    pub viewer_frames_per_second: f64,
+}
+
+impl Report {
+    pub fn with_per_frame_cost(mut self) -> Self {
+        if let Some(server) = &self.server
+            && self.viewer_frames_per_second > 0.0
+        {
+            self.server_cpu_us_per_viewer_frame =
+                Some(server.cpu_per_second * 1e6 / self.viewer_frames_per_second);
+        }
+        self
+    }
+
+    /// Whether the run kept the hub's promises: nothing lost, nothing out of
+    /// order, every viewer at the end showing its player's screen.
+    pub fn is_sound(&self) -> bool {
+        self.viewers_total.lost == 0
+            && self.viewers_total.disorder == 0
+            && self.player.lost == 0
+            && self.screens_differing == 0
+            && self.unfinished == 0
+            && self.joined == self.viewers
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} session(s), {} {} viewers{}, {:.0} s",
+            self.sessions,
+            self.viewers,
+            self.transport,
+            if self.paused_viewers > 0 {
+                format!(" ({} paused for the second half)", self.paused_viewers)
+            } else {
+                String::new()
+            },
+            self.duration_s
+        );
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "latency (ms)", "p50", "p99", "p99.9", "max", "samples"
+        );
+        let mut line = |name: &str, l: &Latency| {
+            let _ = writeln!(
+                out,
+                "{name:<28} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10}",
+                l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.samples
+            );
+        };
+        if let Some(paused) = &self.latency_while_paused {
+            line("viewers reading, 1st half", &self.latency);
+            line("viewers reading, 2nd half", paused);
+        } else {
+            line("viewers", &self.latency);
+        }
+        line("players", &self.player_latency);
+        let j = &self.join_ms;
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9.3} {:>9.3} {:>9} {:>9.3} {:>10}",
+            "join: connect to screen", j.p50_ms, j.p99_ms, "", j.max_ms, self.joined
+        );
+        let v = &self.viewers_total;
+        let _ = writeln!(
+            out,
+            "frames: {} drawn; viewers received {} ({:.0}/s), lost {}, out of order {}, \
+             resyncs {} ({} frames skipped), {:.1} MiB",
+            self.frames_published,
+            v.frames,
+            self.viewer_frames_per_second,
+            v.lost,
+            v.disorder,
+            v.resyncs,
+            v.skipped,
+            v.bytes as f64 / 1048576.0
+        );
+        let _ = writeln!(
+            out,
+            "players: lost {}, resyncs {}",
+            self.player.lost, self.player.resyncs
+        );
+        let _ = writeln!(
+            out,
+            "screens: {} checked at the end, {} differ from the player's; {} viewers did not reach the last frame",
+            self.screens_checked, self.screens_differing, self.unfinished
+        );
+        for failure in self.failures.iter().take(5) {
+            let _ = writeln!(out, "  failure: {failure}");
+        }
+        if let Some(s) = &self.server {
+            let _ = writeln!(
+                out,
+                "server: {:.1}% of one core, {} µs per viewer-frame; RSS {:.1} MiB (idle {:.1} MiB, {:.1} KiB per viewer); {} fds, {} threads, {} warnings",
+                s.cpu_per_second * 100.0,
+                self.server_cpu_us_per_viewer_frame
+                    .map_or("-".into(), |us| format!("{us:.2}")),
+                s.rss_mib_peak,
+                s.rss_mib_baseline,
+                s.rss_kib_per_viewer,
+                s.fds,
+                s.threads,
+                s.warnings
+            );
+        }
+        if let Some(cpu) = self.bench_cpu_per_second {
+            let _ = writeln!(out, "dgate-bench itself: {:.1}% of one core", cpu * 100.0);
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            if self.is_sound() {
+                "sound: nothing lost or out of order, every screen equal"
+            } else {
+                "NOT SOUND: see above"
+            }
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_percentiles_are_taken_from_the_sorted_times() {
+        let joins: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let j = join_figures(&joins);
+        assert_eq!((j.p50_ms, j.p99_ms, j.max_ms), (50.0, 99.0, 100.0));
+        let none = join_figures(&[]);
+        assert_eq!(none.max_ms, 0.0);
+    }
+
+    #[test]
+    fn latency_percentiles_come_from_the_histogram() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("histogram");
+        for micros in 1..=1000 {
+            h.record(micros).expect("record");
+        }
+        let l = Latency::of(&h);
+        assert_eq!(l.samples, 1000);
+        assert!((l.p50_ms - 0.5).abs() < 0.01, "{l:?}");
+        assert!((l.p99_ms - 0.99).abs() < 0.01, "{l:?}");
+        assert!((l.max_ms - 1.0).abs() < 0.01, "{l:?}");
+    }
+}

@@ -1,0 +1,577 @@
+//! One load run: games started as players, viewers joined all at once over
+//! one transport, measured for a fixed time (optionally with a fraction of
+//! viewers paused for the second half), then the games draw their last frame
+//! and every checked viewer's screen is compared with its player's.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use dgate_proto::auth::auth_service_client::AuthServiceClient;
+use dgate_proto::pb::game_service_client::GameServiceClient;
+use dgate_proto::{auth as auth_pb, pb};
+use hdrhistogram::Histogram;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::report::{Latency, Report, ServerFigures};
+use crate::server::Target;
+use crate::tracker::{Counts, Tracker};
+use crate::viewer::{self, Got, GrpcSource, Source, WsSource};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Grpc,
+    #[value(name = "ws")]
+    WebSocket,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Grpc => "gRPC",
+            Self::WebSocket => "WebSocket",
+        })
+    }
+}
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub transport: Transport,
+    pub sessions: usize,
+    pub viewers: usize,
+    pub duration: Duration,
+    /// Fraction of viewers that stop reading for the second half.
+    pub paused: f64,
+    /// Viewers whose screens are compared with the player's at the end.
+    pub check: usize,
+    pub cols: u16,
+    pub rows: u16,
+    pub progress: bool,
+}
+
+/// Where the run is; a viewer's latencies count only in `Steady` and `Paused`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Steady,
+    Paused,
+    Drain,
+}
+
+/// What every task shares.
+struct Shared {
+    phase: watch::Receiver<Phase>,
+    stop: CancellationToken,
+    steady: Mutex<Histogram<u64>>,
+    during_pause: Mutex<Histogram<u64>>,
+    player: Mutex<Histogram<u64>>,
+    joins: Mutex<Vec<Duration>>,
+    joined: AtomicU64,
+    frames: AtomicU64,
+    /// Frames viewers received while measuring.
+    window_frames: AtomicU64,
+    lost: AtomicU64,
+    resyncs: AtomicU64,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 10 min, three significant digits.
+    Histogram::new_with_bounds(1, 600_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+/// What one viewer (or player) ends with.
+#[derive(Debug)]
+struct Outcome {
+    session: usize,
+    counts: Counts,
+    ended: bool,
+    last_seq: Option<u64>,
+    rows: Option<Vec<String>>,
+    why_closed: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Player,
+    Viewer { pausable: bool },
+}
+
+/// Reads `source` until the firehose's end mark (or a stop), accounting
+/// every message; `joined_after` is measured from `start` to the first screen.
+async fn follow<S: Source>(
+    mut source: S,
+    session: usize,
+    role: Role,
+    shared: Arc<Shared>,
+    start: Instant,
+) -> Outcome {
+    let mut tracker = Tracker::new(true);
+    let mut phase_rx = shared.phase.clone();
+    let mut buffered = *phase_rx.borrow();
+    let mut first_screen = true;
+    let mut why_closed = None;
+    let mut counted = Counts::default();
+    loop {
+        if role == (Role::Viewer { pausable: true }) && *phase_rx.borrow() == Phase::Paused {
+            let _ = phase_rx.wait_for(|p| *p != Phase::Paused).await;
+        }
+        let got = tokio::select! {
+            biased;
+            got = source.next() => got,
+            () = shared.stop.cancelled() => break,
+        };
+        let got = match got {
+            Ok(got) => got,
+            Err(e) => {
+                why_closed = Some(format!("{e:#}"));
+                break;
+            }
+        };
+        let now = crate::stamp::now_micros();
+        match got {
+            Got::Snapshot {
+                frame_id,
+                skipped,
+                resync,
+            } => {
+                tracker.snapshot(frame_id, skipped, resync, source.payload());
+                if first_screen {
+                    first_screen = false;
+                    if role != Role::Player {
+                        lock(&shared.joins).push(start.elapsed());
+                        shared.joined.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Got::Frame { frame_id } => tracker.frame(frame_id, source.payload(), now),
+            Got::Other => {}
+            Got::Ended(why) => {
+                why_closed = Some(why);
+                break;
+            }
+        }
+        let phase = *phase_rx.borrow();
+        if phase != buffered || tracker.latencies.len() >= 256 {
+            flush(&mut tracker, &mut counted, buffered, role, &shared);
+            buffered = phase;
+        }
+        if tracker.ended {
+            break;
+        }
+    }
+    flush(&mut tracker, &mut counted, buffered, role, &shared);
+    Outcome {
+        session,
+        counts: tracker.counts,
+        ended: tracker.ended,
+        last_seq: tracker.last_seq,
+        rows: source.screen_rows(),
+        why_closed,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Hands the buffered latencies to the histogram of `phase`, and the counts
+/// so far to the progress line.
+fn flush(tracker: &mut Tracker, counted: &mut Counts, phase: Phase, role: Role, shared: &Shared) {
+    let histogram = match (role, phase) {
+        (Role::Player, Phase::Steady | Phase::Paused) => Some(&shared.player),
+        (Role::Viewer { pausable: false }, Phase::Steady) => Some(&shared.steady),
+        (Role::Viewer { pausable: false }, Phase::Paused) => Some(&shared.during_pause),
+        _ => None,
+    };
+    if let Some(histogram) = histogram {
+        let mut histogram = lock(histogram);
+        for &micros in &tracker.latencies {
+            histogram.saturating_record(micros.max(1));
+        }
+    }
+    tracker.latencies.clear();
+    if role != Role::Player {
+        let now = tracker.counts;
+        if matches!(phase, Phase::Steady | Phase::Paused) {
+            shared
+                .window_frames
+                .fetch_add(now.frames - counted.frames, Ordering::Relaxed);
+        }
+        shared
+            .frames
+            .fetch_add(now.frames - counted.frames, Ordering::Relaxed);
+        shared
+            .lost
+            .fetch_add(now.lost - counted.lost, Ordering::Relaxed);
+        shared
+            .resyncs
+            .fetch_add(now.resyncs - counted.resyncs, Ordering::Relaxed);
+        *counted = now;
+    }
+}
+
+/// A player: an account, a started game and its stream.
+struct Player {
+    session_id: String,
+    token: String,
+    stream: GrpcSource,
+}
+
+async fn start_player(target: &Target, index: usize, plan: &Plan) -> anyhow::Result<Player> {
+    let channel = viewer::channel(target.grpc).await?;
+    let mut auth = AuthServiceClient::new(channel.clone());
+    let username = format!("bench{}x{index}", std::process::id());
+    let password = format!("dgate-bench password {index}").into_bytes();
+    auth.register(auth_pb::RegisterRequest {
+        username: username.clone(),
+        password: password.clone().into(),
+        email: String::new(),
+    })
+    .await
+    .map_err(|s| anyhow!("register {username}: {}", s.message()))?;
+    let token = auth
+        .login(auth_pb::LoginRequest {
+            username: username.clone(),
+            password: password.into(),
+        })
+        .await
+        .map_err(|s| anyhow!("log in {username}: {}", s.message()))?
+        .into_inner()
+        .token;
+    let mut games = GameServiceClient::new(channel.clone());
+    let request = pb::StartGameSessionRequest {
+        game_id: target.game_id.clone(),
+        terminal_size: Some(pb::TerminalSize {
+            width: u32::from(plan.cols),
+            height: u32::from(plan.rows),
+        }),
+        ..Default::default()
+    };
+    let session = games
+        .start_game_session(viewer::authed(request, Some(&token)))
+        .await
+        .map_err(|s| anyhow!("start {}: {}", target.game_id, s.message()))?
+        .into_inner()
+        .session
+        .context("StartGameSession returned no session")?;
+    let stream = GrpcSource::player(channel, &session.id, &token).await?;
+    Ok(Player {
+        session_id: session.id,
+        token,
+        stream,
+    })
+}
+
+async fn stop_game(target: &Target, session_id: &str, token: &str) -> anyhow::Result<()> {
+    let mut games = GameServiceClient::new(viewer::channel(target.grpc).await?);
+    let request = pb::StopGameSessionRequest {
+        session_id: session_id.into(),
+        reason: "dgate-bench is done".into(),
+        force: false,
+    };
+    games
+        .stop_game_session(viewer::authed(request, Some(token)))
+        .await
+        .map_err(|s| anyhow!("stop {session_id}: {}", s.message()))?;
+    Ok(())
+}
+
+/// How a viewer reaches the server.
+#[derive(Debug, Clone, Copy)]
+struct Dial {
+    grpc: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    transport: Transport,
+}
+
+async fn connect_viewer(
+    dial: Dial,
+    session_id: String,
+    session: usize,
+    role: Role,
+    check: bool,
+    shared: Arc<Shared>,
+) -> Outcome {
+    let start = Instant::now();
+    let failed = |e: anyhow::Error| Outcome {
+        session,
+        counts: Counts::default(),
+        ended: false,
+        last_seq: None,
+        rows: None,
+        why_closed: Some(format!("{e:#}")),
+    };
+    match dial.transport {
+        Transport::Grpc => {
+            let source = match viewer::channel(dial.grpc).await {
+                Ok(channel) => GrpcSource::spectator(channel, &session_id, check).await,
+                Err(e) => Err(e),
+            };
+            match source {
+                Ok(source) => follow(source, session, role, shared, start).await,
+                Err(e) => failed(e),
+            }
+        }
+        Transport::WebSocket => match WsSource::connect(dial.http, &session_id, check).await {
+            Ok(source) => follow(source, session, role, shared, start).await,
+            Err(e) => failed(e),
+        },
+    }
+}
+
+pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
+    if plan.sessions == 0 || plan.viewers == 0 {
+        bail!("a run needs at least one session and one viewer");
+    }
+    let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
+    let shared = Arc::new(Shared {
+        phase: phase_rx,
+        stop: CancellationToken::new(),
+        steady: Mutex::new(histogram()),
+        during_pause: Mutex::new(histogram()),
+        player: Mutex::new(histogram()),
+        joins: Mutex::new(Vec::with_capacity(plan.viewers)),
+        joined: AtomicU64::new(0),
+        frames: AtomicU64::new(0),
+        window_frames: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+        resyncs: AtomicU64::new(0),
+    });
+
+    // The games, each with its player reading along.
+    let mut sessions = Vec::new();
+    let mut players = Vec::new();
+    for index in 0..plan.sessions {
+        let player = start_player(target, index, plan).await?;
+        sessions.push((player.session_id.clone(), player.token.clone()));
+        let input = player.stream.input.clone();
+        let follow_player = follow(
+            player.stream,
+            index,
+            Role::Player,
+            Arc::clone(&shared),
+            Instant::now(),
+        );
+        players.push((input, tokio::spawn(follow_player)));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = target
+        .pid
+        .and_then(|pid| crate::proc_stats::sample(pid).ok());
+
+    // Every viewer at once.
+    let paused_count = (plan.viewers as f64 * plan.paused).round() as usize;
+    let stride = (plan.viewers / plan.check.max(1)).max(1);
+    let mut viewers = Vec::with_capacity(plan.viewers);
+    let dial = Dial {
+        grpc: target.grpc,
+        http: target.http,
+        transport: plan.transport,
+    };
+    let join_started = Instant::now();
+    for v in 0..plan.viewers {
+        let session = v % plan.sessions;
+        let role = Role::Viewer {
+            pausable: v >= plan.viewers - paused_count,
+        };
+        let check = plan.check > 0 && v % stride == 0;
+        viewers.push(tokio::spawn(connect_viewer(
+            dial,
+            sessions[session].0.clone(),
+            session,
+            role,
+            check,
+            Arc::clone(&shared),
+        )));
+    }
+
+    let progress = if plan.progress {
+        indicatif::ProgressBar::new(plan.duration.as_secs().max(1))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} [{bar:30}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let status = |shared: &Shared, phase: &str| {
+        format!(
+            "{phase}: {}/{} joined, {} frames, {} lost, {} resyncs",
+            shared.joined.load(Ordering::Relaxed),
+            plan.viewers,
+            shared.frames.load(Ordering::Relaxed),
+            shared.lost.load(Ordering::Relaxed),
+            shared.resyncs.load(Ordering::Relaxed),
+        )
+    };
+    let join_deadline = Instant::now() + Duration::from_secs(60);
+    while (shared.joined.load(Ordering::Relaxed) as usize) < plan.viewers
+        && Instant::now() < join_deadline
+        && !viewers.iter().all(|v| v.is_finished())
+    {
+        progress.set_message(status(&shared, "joining"));
+        progress.tick();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let joined_in = join_started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Measure.
+    let loaded = target
+        .pid
+        .and_then(|pid| crate::proc_stats::sample(pid).ok());
+    let me_before = crate::proc_stats::sample(std::process::id()).ok();
+    let _ = phase_tx.send(Phase::Steady);
+    let started = Instant::now();
+    let mut peak_rss = loaded.map_or(0, |s| s.rss_kib);
+    let mut max_fds = loaded.map_or(0, |s| s.fds);
+    let pause_at = if paused_count > 0 {
+        plan.duration / 2
+    } else {
+        plan.duration
+    };
+    while started.elapsed() < plan.duration {
+        if started.elapsed() >= pause_at && *phase_tx.borrow() == Phase::Steady {
+            let _ = phase_tx.send(Phase::Paused);
+        }
+        if let Some(s) = target
+            .pid
+            .and_then(|pid| crate::proc_stats::sample(pid).ok())
+        {
+            peak_rss = peak_rss.max(s.rss_kib);
+            max_fds = max_fds.max(s.fds);
+        }
+        let phase = if *phase_tx.borrow() == Phase::Paused {
+            "paused"
+        } else {
+            "steady"
+        };
+        progress.set_position(started.elapsed().as_secs());
+        progress.set_message(status(&shared, phase));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let finished = target
+        .pid
+        .and_then(|pid| crate::proc_stats::sample(pid).ok());
+    let me_after = crate::proc_stats::sample(std::process::id()).ok();
+    let window = started.elapsed().as_secs_f64();
+    let _ = phase_tx.send(Phase::Drain);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let frames_in_window = shared.window_frames.load(Ordering::Relaxed);
+
+    // The last frame: every viewer (the paused ones too, now reading again)
+    // must reach it, and then shows what its player shows.
+    progress.set_message(status(&shared, "draining"));
+    for (input, _) in &players {
+        let keys = pb::GameIoRequest {
+            request: Some(pb::game_io_request::Request::Input(pb::PtyInput {
+                session_id: String::new(),
+                data: bytes::Bytes::from_static(b"s"),
+            })),
+        };
+        let _ = input.send(keys).await;
+    }
+    let drain_deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < drain_deadline
+        && !(viewers.iter().all(|v| v.is_finished()) && players.iter().all(|p| p.1.is_finished()))
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.stop.cancel();
+    progress.finish_and_clear();
+
+    let mut player_outcomes = Vec::new();
+    for (_, task) in players {
+        player_outcomes.push(task.await?);
+    }
+    let mut outcomes = Vec::with_capacity(viewers.len());
+    for task in viewers {
+        outcomes.push(task.await?);
+    }
+    for (session_id, token) in &sessions {
+        let _ = stop_game(target, session_id, token).await;
+    }
+
+    let mut counts = Counts::default();
+    let mut failures = Vec::new();
+    let mut unfinished = 0;
+    let (mut checked, mut differing) = (0, 0);
+    for outcome in &outcomes {
+        counts += outcome.counts;
+        if !outcome.ended {
+            unfinished += 1;
+            if let Some(why) = &outcome.why_closed {
+                failures.push(why.clone());
+            }
+        }
+        if let Some(rows) = &outcome.rows {
+            checked += 1;
+            let player = player_outcomes
+                .iter()
+                .find(|p| p.session == outcome.session)
+                .and_then(|p| p.rows.as_ref());
+            if player != Some(rows) {
+                differing += 1;
+            }
+        }
+    }
+    failures.sort();
+    failures.dedup();
+    let mut player_counts = Counts::default();
+    for p in &player_outcomes {
+        player_counts += p.counts;
+    }
+    let published: u64 = player_outcomes.iter().filter_map(|p| p.last_seq).sum();
+    let joins = lock(&shared.joins).clone();
+    let server = match (baseline, loaded, finished) {
+        (Some(baseline), Some(loaded), Some(finished)) => Some(ServerFigures {
+            cpu_per_second: crate::proc_stats::cpu_rate(&loaded, &finished),
+            rss_mib_baseline: baseline.rss_kib as f64 / 1024.0,
+            rss_mib_peak: peak_rss as f64 / 1024.0,
+            rss_kib_per_viewer: (peak_rss.saturating_sub(baseline.rss_kib)) as f64
+                / plan.viewers as f64,
+            fds: max_fds,
+            threads: finished.threads,
+            warnings: target.warnings(),
+        }),
+        _ => None,
+    };
+    let bench_cpu = match (me_before, me_after) {
+        (Some(a), Some(b)) => Some(crate::proc_stats::cpu_rate(&a, &b)),
+        _ => None,
+    };
+    let viewer_frames_per_second = frames_in_window as f64 / window;
+    Ok(Report {
+        transport: plan.transport,
+        sessions: plan.sessions,
+        viewers: plan.viewers,
+        paused_viewers: paused_count,
+        duration_s: plan.duration.as_secs_f64(),
+        frames_published: published,
+        latency: Latency::of(&lock(&shared.steady)),
+        latency_while_paused: (paused_count > 0).then(|| Latency::of(&lock(&shared.during_pause))),
+        player_latency: Latency::of(&lock(&shared.player)),
+        player: player_counts,
+        viewers_total: counts,
+        join_ms: crate::report::join_figures(&joins),
+        joined_within_s: joined_in.as_secs_f64(),
+        joined: joins.len(),
+        unfinished,
+        failures,
+        screens_checked: checked,
+        screens_differing: differing,
+        server,
+        server_cpu_us_per_viewer_frame: None,
+        bench_cpu_per_second: bench_cpu,
+        viewer_frames_per_second,
+    }
+    .with_per_frame_cost())
+}

@@ -1,0 +1,319 @@
+//! The viewers' side of each transport, as one `Source` of what arrives:
+//! snapshots, frames, resizes and the end. gRPC gives raw terminal bytes with
+//! frame ids; the WebSocket gives the server's JSON rows with frame ids.
+//! A source that checks the screen keeps a screen of its own, so the run can
+//! compare it with the player's at the end.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, anyhow, bail};
+use dgate_proto::pb;
+use dgate_proto::pb::game_io_response::Response;
+use dgate_proto::pb::game_service_client::GameServiceClient;
+use dgate_term::{ScreenModel, TermSize};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+/// One thing a viewer received.
+#[derive(Debug)]
+pub enum Got {
+    Snapshot {
+        frame_id: Option<u64>,
+        skipped: u64,
+        resync: bool,
+    },
+    Frame {
+        frame_id: Option<u64>,
+    },
+    /// A resize or a status line: no terminal output.
+    Other,
+    Ended(String),
+}
+
+/// What arrives for one viewer; `payload` is the bytes of the last `Got`,
+/// where the stamps are.
+pub trait Source: Send {
+    fn next(&mut self) -> impl Future<Output = anyhow::Result<Got>> + Send;
+    fn payload(&self) -> &[u8];
+    /// The screen as text rows, for sources that keep one.
+    fn screen_rows(&self) -> Option<Vec<String>>;
+}
+
+pub fn authed<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token
+        && let Ok(value) = format!("Bearer {token}").parse()
+    {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+pub async fn channel(grpc: SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{grpc}"))?
+        .connect()
+        .await?)
+}
+
+/// A `StreamGameIO` stream, as a spectator or as the player.
+pub struct GrpcSource {
+    stream: tonic::Streaming<pb::GameIoResponse>,
+    /// Keeps the request side open; the player types through it.
+    pub input: mpsc::Sender<pb::GameIoRequest>,
+    payload: bytes::Bytes,
+    screen: Option<ScreenModel>,
+}
+
+impl GrpcSource {
+    /// An anonymous spectator: `AddSpectator`, then the stream.
+    pub async fn spectator(
+        channel: Channel,
+        session_id: &str,
+        check: bool,
+    ) -> anyhow::Result<Self> {
+        let mut client = GameServiceClient::new(channel);
+        let spectator = client
+            .add_spectator(pb::AddSpectatorRequest {
+                session_id: session_id.into(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| anyhow!("AddSpectator: {}", s.message()))?
+            .into_inner()
+            .spectator
+            .context("AddSpectator returned no spectator")?;
+        Self::open(client, None, session_id, spectator.spectator_id, check).await
+    }
+
+    pub async fn player(channel: Channel, session_id: &str, token: &str) -> anyhow::Result<Self> {
+        let client = GameServiceClient::new(channel);
+        Self::open(client, Some(token), session_id, String::new(), true).await
+    }
+
+    async fn open(
+        mut client: GameServiceClient<Channel>,
+        token: Option<&str>,
+        session_id: &str,
+        spectator_id: String,
+        check: bool,
+    ) -> anyhow::Result<Self> {
+        let (input, queue) = mpsc::channel(8);
+        let connect = pb::GameIoRequest {
+            request: Some(pb::game_io_request::Request::Connect(
+                pb::ConnectPtyRequest {
+                    session_id: session_id.into(),
+                    terminal_size: Some(pb::TerminalSize {
+                        width: 300,
+                        height: 100,
+                    }),
+                    term_type: "xterm-256color".into(),
+                    spectator_id,
+                    username: String::new(),
+                },
+            )),
+        };
+        input.send(connect).await?;
+        let mut stream = client
+            .stream_game_io(authed(ReceiverStream::new(queue), token))
+            .await
+            .map_err(|s| anyhow!("StreamGameIO: {}", s.message()))?
+            .into_inner();
+        match stream.message().await? {
+            Some(pb::GameIoResponse {
+                response: Some(Response::Connected(c)),
+            }) if c.success => {}
+            other => bail!("StreamGameIO did not connect: {other:?}"),
+        }
+        Ok(Self {
+            stream,
+            input,
+            payload: bytes::Bytes::new(),
+            screen: check.then(|| ScreenModel::new(TermSize::new(80, 24))),
+        })
+    }
+}
+
+fn size_of(size: Option<&pb::TerminalSize>) -> TermSize {
+    size.map_or(TermSize::new(80, 24), |s| {
+        TermSize::new(
+            u16::try_from(s.width).unwrap_or(80),
+            u16::try_from(s.height).unwrap_or(24),
+        )
+    })
+}
+
+impl Source for GrpcSource {
+    async fn next(&mut self) -> anyhow::Result<Got> {
+        let message = match self.stream.message().await {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(Got::Ended("the stream closed".into())),
+            Err(status) => return Ok(Got::Ended(format!("stream error: {}", status.message()))),
+        };
+        Ok(match message.response {
+            Some(Response::Output(out)) => {
+                if let Some(screen) = &mut self.screen {
+                    screen.process(&out.data);
+                }
+                self.payload = out.data;
+                Got::Frame {
+                    frame_id: Some(out.frame_id),
+                }
+            }
+            Some(Response::Snapshot(s)) => {
+                if let Some(screen) = &mut self.screen {
+                    *screen = ScreenModel::new(size_of(s.size.as_ref()));
+                    screen.process(&s.data);
+                }
+                self.payload = s.data;
+                Got::Snapshot {
+                    frame_id: Some(s.frame_id),
+                    skipped: s.frames_skipped,
+                    resync: s.reason == pb::SnapshotReason::Resync as i32,
+                }
+            }
+            Some(Response::Event(event)) => {
+                self.payload = bytes::Bytes::new();
+                if event.r#type == pb::PtyEventType::Resize as i32 {
+                    if let Some(screen) = &mut self.screen {
+                        screen.resize(size_of(event.size.as_ref()));
+                    }
+                    Got::Other
+                } else {
+                    Got::Ended(format!("event {}: {}", event.r#type, event.message))
+                }
+            }
+            Some(Response::Disconnected(d)) => Got::Ended(format!("disconnected: {}", d.reason)),
+            Some(Response::Connected(_)) | None => {
+                self.payload = bytes::Bytes::new();
+                Got::Other
+            }
+        })
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn screen_rows(&self) -> Option<Vec<String>> {
+        self.screen.as_ref().map(screen_rows)
+    }
+}
+
+pub fn screen_rows(screen: &ScreenModel) -> Vec<String> {
+    let cols = screen.size().cols;
+    screen
+        .screen()
+        .rows(0, cols)
+        .map(|row| row.trim_end().to_owned())
+        .collect()
+}
+
+/// `/ws/spectate?session=ID`: the server's JSON rows.
+pub struct WsSource {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    payload: bytes::Bytes,
+    rows: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WsMessage {
+    Snapshot {
+        frame_id: u64,
+        skipped: u64,
+        lines: Vec<Vec<Run>>,
+    },
+    Delta {
+        frame_id: u64,
+        lines: Vec<(usize, Vec<Run>)>,
+    },
+    Status {},
+    End {
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct Run {
+    t: String,
+}
+
+fn row_text(runs: &[Run]) -> String {
+    let text: String = runs.iter().map(|r| r.t.as_str()).collect();
+    text.trim_end().to_owned()
+}
+
+impl WsSource {
+    pub async fn connect(http: SocketAddr, session_id: &str, check: bool) -> anyhow::Result<Self> {
+        let url = format!("ws://{http}/ws/spectate?session={session_id}");
+        let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .with_context(|| format!("WebSocket {url}"))?;
+        Ok(Self {
+            socket,
+            payload: bytes::Bytes::new(),
+            rows: check.then(Vec::new),
+        })
+    }
+}
+
+impl Source for WsSource {
+    async fn next(&mut self) -> anyhow::Result<Got> {
+        loop {
+            let message = match self.socket.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => return Ok(Got::Ended(format!("WebSocket error: {e}"))),
+                None => return Ok(Got::Ended("the WebSocket closed".into())),
+            };
+            let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
+                continue;
+            };
+            let parsed: WsMessage =
+                serde_json::from_str(&text).with_context(|| format!("bad message {text}"))?;
+            self.payload = bytes::Bytes::from(text);
+            return Ok(match parsed {
+                WsMessage::Snapshot {
+                    frame_id,
+                    skipped,
+                    lines,
+                } => {
+                    if let Some(rows) = &mut self.rows {
+                        *rows = lines.iter().map(|r| row_text(r)).collect::<Vec<_>>();
+                    }
+                    Got::Snapshot {
+                        frame_id: Some(frame_id),
+                        skipped,
+                        resync: skipped > 0,
+                    }
+                }
+                WsMessage::Delta { frame_id, lines } => {
+                    if let Some(rows) = &mut self.rows {
+                        for (at, runs) in &lines {
+                            if let Some(row) = rows.get_mut(*at) {
+                                *row = row_text(runs);
+                            }
+                        }
+                    }
+                    Got::Frame {
+                        frame_id: Some(frame_id),
+                    }
+                }
+                WsMessage::Status {} => Got::Other,
+                WsMessage::End { message } => Got::Ended(message),
+            });
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn screen_rows(&self) -> Option<Vec<String>> {
+        self.rows.clone()
+    }
+}
