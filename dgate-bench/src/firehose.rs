@@ -157,7 +157,7 @@ impl Painter {
             20 + seq % 80,
         );
         let (cols, map_rows) = (u64::from(self.cols), u64::from(rows - 3));
-        while buf.len() - start + 16 < self.bytes {
+        while buf.len() - start + 12 < self.bytes {
             let r = self.next_random();
             let row = 2 + r % map_rows;
             let col = 1 + (r >> 8) % cols;
