@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub http_listen: SocketAddr,
     /// gRPC and SSH connections one address may hold open at once.
     pub max_connections_per_address: usize,
+    /// Connections the kernel queues for each listener before they are
+    /// accepted (capped by net.core.somaxconn): a crowd joining at once must
+    /// not overflow it, or the overflow waits a second for SYN retries.
+    pub listen_backlog: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -199,6 +203,7 @@ impl Default for ServerConfig {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_connections_per_address: 64,
+            listen_backlog: 4096,
         }
     }
 }

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dgate_server::accounts::AccountStore;
 use dgate_server::config::DEFAULT_CONFIG_YAML;
 use dgate_server::{Config, Listeners};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
 
 /// Runs console games (NetHack, DCSS, any curses program) in PTYs and lets
@@ -245,22 +245,31 @@ fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<String> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let grpc = TcpListener::bind(config.server.grpc_listen)
-        .await
+    let backlog = config.server.listen_backlog;
+    let grpc = listen(config.server.grpc_listen, backlog)
         .with_context(|| format!("binding the gRPC listener on {}", config.server.grpc_listen))?;
-    let http = TcpListener::bind(config.server.http_listen)
-        .await
+    let http = listen(config.server.http_listen, backlog)
         .with_context(|| format!("binding the HTTP listener on {}", config.server.http_listen))?;
     let ssh = if config.ssh.enabled {
         Some(
-            TcpListener::bind(config.ssh.listen)
-                .await
+            listen(config.ssh.listen, backlog)
                 .with_context(|| format!("binding the SSH listener on {}", config.ssh.listen))?,
         )
     } else {
         None
     };
     dgate_server::run(config, Listeners { grpc, http, ssh }, shutdown_signal()).await
+}
+
+/// A listener with `backlog` (`TcpListener::bind` gives 128).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once (the

@@ -57,6 +57,8 @@ pub struct Session {
     ended_at: OnceLock<SystemTime>,
     done: CancellationToken,
     player: Mutex<PlayerSlot>,
+    /// What browsers watching this game share (see `web::feed`).
+    pub web_feed: Mutex<Option<Arc<crate::web::feed::Feed>>>,
 }
 
 /// Which player stream, if any, is attached. Only the newest one is: a new
@@ -118,6 +120,7 @@ impl Session {
             ended_at: OnceLock::new(),
             done: CancellationToken::new(),
             player: Mutex::new(PlayerSlot::default()),
+            web_feed: Mutex::new(None),
             info,
         });
         let spawned = std::thread::Builder::new()

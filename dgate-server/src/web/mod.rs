@@ -9,6 +9,7 @@
 //! is ignored; oversized or binary messages close its socket), counted against
 //! `max_spectators_per_session`, and resynced with a snapshot when it falls behind.
 
+pub mod feed;
 pub mod screen_json;
 
 use std::sync::Arc;
@@ -18,17 +19,17 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
-use dgate_term::ScreenModel;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info};
 
 use crate::error::SessionError;
-use crate::hub::{Delivery, HubEvent, SnapshotReason};
 use crate::metrics::Metrics;
 use crate::registry::Spectator;
 use crate::session::Session;
 use crate::sessions::SessionManager;
+use feed::Feed;
 use screen_json::Message as Out;
 
 /// The largest message a page may send (it has nothing to say; this is a guard).
@@ -150,66 +151,15 @@ async fn watch(
         .get_or_create(&Metrics::game(&session.info.game_id))
         .inc();
     connections.inc();
-    let mut subscription = session.hub.subscribe();
-    let mut model = ScreenModel::new(session.hub.size());
-    let mut shown: Vec<screen_json::Row> = Vec::new();
+    let ring = manager.config().session_management.queue_frames;
+    let mut follower = Feed::follow(&session, ring).await;
     let mut frame_id = 0;
     let mut watchers = usize::MAX;
-    loop {
-        let out = tokio::select! {
-            delivery = subscription.next() => {
-                let Some(delivery) = delivery else { break };
-                match &delivery {
-                    Delivery::Snapshot(s) => {
-                        if s.reason == SnapshotReason::Resync {
-                            metrics.spectator_resyncs.inc();
-                            metrics.spectator_frames_dropped.inc_by(s.frames_skipped);
-                        }
-                        model = ScreenModel::new(s.size);
-                        model.process(&s.data);
-                        frame_id = s.frame_id;
-                        shown = screen_json::rows(model.screen());
-                        snapshot(&model, frame_id, s.frames_skipped, shown.clone())
-                    }
-                    Delivery::Event(event) => match event.as_ref() {
-                        HubEvent::Frame(frame) => {
-                            model.process(&frame.data);
-                            frame_id = frame.id;
-                            metrics.spectator_frames_sent.inc();
-                            Out::Delta {
-                                frame_id,
-                                lines: screen_json::changed_rows(&mut shown, model.screen()),
-                                cursor: screen_json::cursor(model.screen()),
-                            }
-                        }
-                        HubEvent::Resize { size, .. } => {
-                            model.resize(*size);
-                            shown = screen_json::rows(model.screen());
-                            snapshot(&model, frame_id, 0, shown.clone())
-                        }
-                        HubEvent::Ended { .. } => {
-                            let message = format!("{}'s game has ended.", session.info.username);
-                            let _ = send(&mut socket, &Out::End { message }).await;
-                            break;
-                        }
-                    },
-                }
+    'watching: loop {
+        for item in std::mem::take(&mut follower.first) {
+            if !forward(&mut socket, &item, &mut frame_id, &metrics, &bytes_sent).await {
+                break 'watching;
             }
-            inbound = socket.recv() => match inbound {
-                // Read-only: text and pings are ignored; the rest ends this socket.
-                Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => continue,
-                other => {
-                    debug!(?other, "web spectator socket closed");
-                    break;
-                }
-            },
-            () = spectator.removed.cancelled() => break,
-        };
-        match send(&mut socket, &out).await {
-            Some(bytes) => {
-                bytes_sent.inc_by(bytes);
-            }
-            None => break,
         }
         let now = session.spectators.len();
         if now != watchers {
@@ -223,6 +173,29 @@ async fn watch(
                 break;
             }
         }
+        let item = tokio::select! {
+            item = follower.rx.recv() => match item {
+                Ok(item) => item,
+                Err(RecvError::Lagged(_)) => {
+                    // A whole ring behind: the screen now instead.
+                    follower.resync(frame_id);
+                    continue;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            inbound = socket.recv() => match inbound {
+                // Read-only: text and pings are ignored; the rest ends this socket.
+                Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => continue,
+                other => {
+                    debug!(?other, "web spectator socket closed");
+                    break;
+                }
+            },
+            () = spectator.removed.cancelled() => break,
+        };
+        if !forward(&mut socket, &item, &mut frame_id, &metrics, &bytes_sent).await {
+            break;
+        }
     }
     session.spectators.remove(&spectator.id);
     connections.dec();
@@ -230,16 +203,28 @@ async fn watch(
           "web spectator left");
 }
 
-fn snapshot(model: &ScreenModel, frame_id: u64, skipped: u64, lines: Vec<screen_json::Row>) -> Out {
-    let size = model.size();
-    Out::Snapshot {
-        frame_id,
-        cols: size.cols,
-        rows: size.rows,
-        lines,
-        cursor: screen_json::cursor(model.screen()),
-        skipped,
+/// Sends one of the feed's messages; false when the socket is gone or the
+/// game is over.
+async fn forward(
+    socket: &mut WebSocket,
+    item: &feed::Item,
+    frame_id: &mut u64,
+    metrics: &Metrics,
+    bytes_sent: &prometheus_client::metrics::counter::Counter,
+) -> bool {
+    if socket.send(Message::Text(item.json.clone())).await.is_err() {
+        return false;
     }
+    bytes_sent.inc_by(item.json.len() as u64);
+    *frame_id = item.frame_id;
+    if item.frame {
+        metrics.spectator_frames_sent.inc();
+    }
+    if item.skipped > 0 {
+        metrics.spectator_resyncs.inc();
+        metrics.spectator_frames_dropped.inc_by(item.skipped);
+    }
+    !item.end
 }
 
 /// The bytes sent, or `None` when the socket is gone.

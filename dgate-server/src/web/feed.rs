@@ -1,0 +1,275 @@
+//! One JSON encoding of a session for every browser watching it.
+//!
+//! The feed is a hub subscriber like any other: it keeps the session's screen
+//! model, and turns each frame into one `delta` message (the rows that frame
+//! changed), encoded once and shared by every browser. Browsers follow the
+//! feed through a bounded broadcast ring with the hub's own rules:
+//! - **snapshot on join**: a browser takes the current screen and its place in
+//!   the ring under the lock the feed publishes under, so it neither misses
+//!   nor repeats a frame;
+//! - **resync, never a gap**: a browser that falls a whole ring behind gets a
+//!   fresh snapshot (with the frames it skipped) and goes on from there;
+//! - the feed stops when its last browser leaves, and a new one starts with
+//!   the next.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::extract::ws::Utf8Bytes;
+use dgate_term::ScreenModel;
+use tokio::sync::broadcast;
+use tracing::debug;
+
+use super::screen_json::{self, Message as Out, Row};
+use crate::hub::{Delivery, HubEvent};
+use crate::session::Session;
+
+/// A message for every browser of the session, encoded once.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The frame the screen is at after this message.
+    pub frame_id: u64,
+    pub json: Utf8Bytes,
+    /// The game has ended: this is the last message.
+    pub end: bool,
+    /// Counts as a frame sent (a delta), rather than a whole screen.
+    pub frame: bool,
+    /// A resync: the frames this screen skips.
+    pub skipped: u64,
+}
+
+#[derive(Debug)]
+struct Screen {
+    frame_id: u64,
+    model: ScreenModel,
+    shown: Vec<Row>,
+    /// The snapshot message of `frame_id`, made at most once per frame.
+    snapshot: Option<Utf8Bytes>,
+    /// The end message, once the game is over.
+    ended: Option<Utf8Bytes>,
+    /// The feed's task has stopped: a browser must start a new feed.
+    closed: bool,
+}
+
+#[derive(Debug)]
+pub struct Feed {
+    screen: Mutex<Screen>,
+    tx: broadcast::Sender<Item>,
+}
+
+/// A browser's place in the feed.
+pub struct Follower {
+    feed: Arc<Feed>,
+    pub rx: broadcast::Receiver<Item>,
+    /// What to send first: the screen now (and the end, if the game is over).
+    pub first: Vec<Item>,
+}
+
+impl Feed {
+    /// A place in the session's feed, starting the feed if none runs.
+    pub async fn follow(session: &Arc<Session>, ring: usize) -> Follower {
+        if let Some(follower) = Self::current(session).and_then(|feed| feed.join(0)) {
+            return follower;
+        }
+        let started = Self::start(session, ring).await;
+        let mut slot = lock(&session.web_feed);
+        // Another browser may have started one meanwhile: one feed a session.
+        if let Some(follower) = slot.as_ref().and_then(|feed| feed.join(0)) {
+            return follower;
+        }
+        *slot = Some(Arc::clone(&started));
+        drop(slot);
+        // Just started, so still running (or ended, which joins too).
+        started.join(0).unwrap_or_else(|| Follower {
+            rx: started.tx.subscribe(),
+            first: Vec::new(),
+            feed: Arc::clone(&started),
+        })
+    }
+
+    fn current(session: &Session) -> Option<Arc<Self>> {
+        lock(&session.web_feed).clone()
+    }
+
+    /// A feed at the session's current screen, its task running.
+    async fn start(session: &Arc<Session>, ring: usize) -> Arc<Self> {
+        let mut subscription = session.hub.subscribe();
+        let (tx, _) = broadcast::channel(ring.max(16));
+        let feed = Arc::new(Self {
+            screen: Mutex::new(Screen {
+                frame_id: 0,
+                model: ScreenModel::new(session.hub.size()),
+                shown: Vec::new(),
+                snapshot: None,
+                ended: None,
+                closed: false,
+            }),
+            tx,
+        });
+        let username = session.info.username.clone();
+        // The join snapshot is delivered at once: the feed starts at the
+        // screen as it is, not blank.
+        if let Some(first) = subscription.next().await {
+            let _ = update(&mut feed.lock(), &first, &username);
+        }
+        let running = Arc::clone(&feed);
+        tokio::spawn(async move {
+            while let Some(delivery) = subscription.next().await {
+                if !running.apply(&delivery, &username) {
+                    break;
+                }
+            }
+            running.lock().closed = true;
+            debug!("web feed stopped");
+        });
+        feed
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Screen> {
+        lock(&self.screen)
+    }
+
+    /// Takes in one delivery from the hub and sends what it changed; false
+    /// when the feed should stop (game over, or nobody left to watch).
+    fn apply(&self, delivery: &Delivery, username: &str) -> bool {
+        let mut screen = self.lock();
+        let item = update(&mut screen, delivery, username);
+        let end = item.end;
+        // No browser left: stop, under the lock, so that none joins a feed
+        // that no longer runs.
+        if self.tx.send(item).is_err() || end {
+            screen.closed = true;
+            return false;
+        }
+        true
+    }
+
+    /// A place in the feed from now on, with the screen now; `None` when the
+    /// feed has stopped.
+    fn join(self: &Arc<Self>, skipped: u64) -> Option<Follower> {
+        let mut screen = self.lock();
+        if screen.closed && screen.ended.is_none() {
+            return None;
+        }
+        let mut first = vec![whole_screen(&mut screen, skipped, true)];
+        if let Some(end) = &screen.ended {
+            first.push(Item {
+                frame_id: screen.frame_id,
+                json: end.clone(),
+                end: true,
+                frame: false,
+                skipped: 0,
+            });
+        }
+        Some(Follower {
+            rx: self.tx.subscribe(),
+            first,
+            feed: Arc::clone(self),
+        })
+    }
+}
+
+impl Follower {
+    /// After falling a whole ring behind: the screen now (with the frames
+    /// skipped since `last_frame`), and a new place in the feed.
+    pub fn resync(&mut self, last_frame: u64) {
+        let feed = Arc::clone(&self.feed);
+        let skipped = feed.lock().frame_id.saturating_sub(last_frame);
+        *self = feed.join(skipped).unwrap_or_else(|| Follower {
+            rx: feed.tx.subscribe(),
+            first: Vec::new(),
+            feed: Arc::clone(&feed),
+        });
+    }
+}
+
+/// The screen after `delivery`, and the message that tells it.
+fn update(screen: &mut Screen, delivery: &Delivery, username: &str) -> Item {
+    match delivery {
+        Delivery::Snapshot(s) => {
+            // On start, or when the feed itself fell behind: everyone gets
+            // the new screen, and skipped what the feed skipped.
+            screen.model = ScreenModel::new(s.size);
+            screen.model.process(&s.data);
+            screen.frame_id = s.frame_id;
+            screen.shown = screen_json::rows(screen.model.screen());
+            screen.snapshot = None;
+            whole_screen(screen, s.frames_skipped, false)
+        }
+        Delivery::Event(event) => match event.as_ref() {
+            HubEvent::Frame(frame) => {
+                screen.model.process(&frame.data);
+                screen.frame_id = frame.id;
+                screen.snapshot = None;
+                let delta = Out::Delta {
+                    frame_id: frame.id,
+                    lines: screen_json::changed_rows(&mut screen.shown, screen.model.screen()),
+                    cursor: screen_json::cursor(screen.model.screen()),
+                };
+                Item {
+                    frame_id: frame.id,
+                    json: encode(&delta),
+                    end: false,
+                    frame: true,
+                    skipped: 0,
+                }
+            }
+            HubEvent::Resize { size, .. } => {
+                screen.model.resize(*size);
+                screen.shown = screen_json::rows(screen.model.screen());
+                screen.snapshot = None;
+                whole_screen(screen, 0, false)
+            }
+            HubEvent::Ended { .. } => {
+                let message = format!("{username}'s game has ended.");
+                let end = encode(&Out::End { message });
+                screen.ended = Some(end.clone());
+                Item {
+                    frame_id: screen.frame_id,
+                    json: end,
+                    end: true,
+                    frame: false,
+                    skipped: 0,
+                }
+            }
+        },
+    }
+}
+
+/// The whole screen as a snapshot message; `skipped` frames were missed.
+fn whole_screen(screen: &mut Screen, skipped: u64, cache: bool) -> Item {
+    let json = match (&screen.snapshot, skipped, cache) {
+        (Some(cached), 0, true) => cached.clone(),
+        _ => {
+            let size = screen.model.size();
+            let json = encode(&Out::Snapshot {
+                frame_id: screen.frame_id,
+                cols: size.cols,
+                rows: size.rows,
+                lines: screen.shown.clone(),
+                cursor: screen_json::cursor(screen.model.screen()),
+                skipped,
+            });
+            if skipped == 0 {
+                screen.snapshot = Some(json.clone());
+            }
+            json
+        }
+    };
+    Item {
+        frame_id: screen.frame_id,
+        json,
+        end: false,
+        frame: false,
+        skipped,
+    }
+}
+
+fn encode(message: &Out) -> Utf8Bytes {
+    serde_json::to_string(message)
+        .unwrap_or_else(|e| format!(r#"{{"type":"end","message":"encoding failed: {e}"}}"#))
+        .into()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
