@@ -238,6 +238,18 @@ enum WsMessage {
     },
 }
 
+/// A message's type and numbers, its rows skipped.
+#[derive(Debug, Deserialize)]
+struct WsHead {
+    #[serde(rename = "type")]
+    kind: String,
+    frame_id: Option<u64>,
+    #[serde(default)]
+    skipped: u64,
+    #[serde(default)]
+    message: String,
+}
+
 #[derive(Debug, Deserialize)]
 struct Run {
     t: String,
@@ -273,6 +285,25 @@ impl Source for WsSource {
             let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
                 continue;
             };
+            if self.rows.is_none() {
+                // Only the numbers: skipping the rows is much cheaper than
+                // building them, and this side must not be what is measured.
+                let head: WsHead = serde_json::from_str(&text)
+                    .with_context(|| format!("bad message {text}"))?;
+                self.payload = bytes::Bytes::from(text);
+                return Ok(match head.kind.as_str() {
+                    "snapshot" => Got::Snapshot {
+                        frame_id: head.frame_id,
+                        skipped: head.skipped,
+                        resync: head.skipped > 0,
+                    },
+                    "delta" => Got::Frame {
+                        frame_id: head.frame_id,
+                    },
+                    "end" => Got::Ended(head.message),
+                    _ => Got::Other,
+                });
+            }
             let parsed: WsMessage =
                 serde_json::from_str(&text).with_context(|| format!("bad message {text}"))?;
             self.payload = bytes::Bytes::from(text);

@@ -126,8 +126,11 @@ async fn spectate(
         }
     };
     spectator.bind();
+    // The page never sends more than a ping: a small read buffer, which the
+    // socket would otherwise zero (128 KiB) on every read it attempts.
     ws.max_message_size(MAX_INBOUND_BYTES)
         .max_frame_size(MAX_INBOUND_BYTES)
+        .read_buffer_size(4 * MAX_INBOUND_BYTES)
         .on_upgrade(move |socket| watch(socket, manager, session, spectator))
 }
 
