@@ -97,6 +97,9 @@ struct RunArgs {
     /// The running server's HTTP address (WebSocket viewers).
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// The running server's SSH address (SSH viewers).
+    #[arg(long, default_value = "127.0.0.1:2222")]
+    ssh: SocketAddr,
     /// The running server's process id, for its CPU and memory figures.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -150,7 +153,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
     };
     let target = match (args.grpc, args.http) {
         (Some(grpc), Some(http)) => {
-            server::external(grpc, http, args.server_pid, args.game.clone())?
+            server::external(grpc, http, args.ssh, args.server_pid, args.game.clone())?
         }
         _ => server::start(&server::OwnSettings {
             binary: server::server_binary(args.server_binary.as_deref())?,

@@ -66,6 +66,8 @@ pub struct ServerFigures {
     pub fds: u64,
     pub threads: u64,
     pub warnings: u64,
+    /// The first few warnings the server logged.
+    pub first_warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -203,6 +205,9 @@ impl Report {
                 s.threads,
                 s.warnings
             );
+            for warning in &s.first_warnings {
+                let _ = writeln!(out, "  server warning: {warning}");
+            }
         }
         if let Some(cpu) = self.bench_cpu_per_second {
             let _ = writeln!(out, "dgate-bench itself: {:.1}% of one core", cpu * 100.0);

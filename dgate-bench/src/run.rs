@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::report::{Latency, Report, ServerFigures};
 use crate::server::Target;
 use crate::tracker::{Counts, Tracker};
-use crate::viewer::{self, Got, GrpcSource, Source, WsSource};
+use crate::viewer::{self, Got, GrpcSource, Source, SshSource, WsSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -26,6 +26,7 @@ pub enum Transport {
     Grpc,
     #[value(name = "ws")]
     WebSocket,
+    Ssh,
 }
 
 impl std::fmt::Display for Transport {
@@ -33,6 +34,7 @@ impl std::fmt::Display for Transport {
         f.write_str(match self {
             Self::Grpc => "gRPC",
             Self::WebSocket => "WebSocket",
+            Self::Ssh => "SSH",
         })
     }
 }
@@ -110,7 +112,7 @@ async fn follow<S: Source>(
     shared: Arc<Shared>,
     start: Instant,
 ) -> Outcome {
-    let mut tracker = Tracker::new(true);
+    let mut tracker = Tracker::new(source.frame_ids());
     let mut phase_rx = shared.phase.clone();
     let mut buffered = *phase_rx.borrow();
     let mut first_screen = true;
@@ -220,6 +222,7 @@ fn flush(tracker: &mut Tracker, counted: &mut Counts, phase: Phase, role: Role, 
 /// A player: an account, a started game and its stream.
 struct Player {
     session_id: String,
+    username: String,
     token: String,
     stream: GrpcSource,
 }
@@ -264,6 +267,7 @@ async fn start_player(target: &Target, index: usize, plan: &Plan) -> anyhow::Res
     let stream = GrpcSource::player(channel, &session.id, &token).await?;
     Ok(Player {
         session_id: session.id,
+        username,
         token,
         stream,
     })
@@ -288,12 +292,14 @@ async fn stop_game(target: &Target, session_id: &str, token: &str) -> anyhow::Re
 struct Dial {
     grpc: std::net::SocketAddr,
     http: std::net::SocketAddr,
+    ssh: std::net::SocketAddr,
     transport: Transport,
+    size: dgate_term::TermSize,
 }
 
 async fn connect_viewer(
     dial: Dial,
-    session_id: String,
+    (session_id, player): (String, String),
     session: usize,
     role: Role,
     check: bool,
@@ -320,6 +326,10 @@ async fn connect_viewer(
             }
         }
         Transport::WebSocket => match WsSource::connect(dial.http, &session_id, check).await {
+            Ok(source) => follow(source, session, role, shared, start).await,
+            Err(e) => failed(e),
+        },
+        Transport::Ssh => match SshSource::connect(dial.ssh, &player, dial.size, check).await {
             Ok(source) => follow(source, session, role, shared, start).await,
             Err(e) => failed(e),
         },
@@ -350,7 +360,11 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     let mut players = Vec::new();
     for index in 0..plan.sessions {
         let player = start_player(target, index, plan).await?;
-        sessions.push((player.session_id.clone(), player.token.clone()));
+        sessions.push((
+            player.session_id.clone(),
+            player.token.clone(),
+            player.username.clone(),
+        ));
         let input = player.stream.input.clone();
         let follow_player = follow(
             player.stream,
@@ -373,7 +387,9 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     let dial = Dial {
         grpc: target.grpc,
         http: target.http,
+        ssh: target.ssh,
         transport: plan.transport,
+        size: dgate_term::TermSize::new(plan.cols, plan.rows),
     };
     let join_started = Instant::now();
     for v in 0..plan.viewers {
@@ -384,7 +400,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         let check = plan.check > 0 && v % stride == 0;
         viewers.push(tokio::spawn(connect_viewer(
             dial,
-            sessions[session].0.clone(),
+            (sessions[session].0.clone(), sessions[session].2.clone()),
             session,
             role,
             check,
@@ -496,7 +512,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     for task in viewers {
         outcomes.push(task.await?);
     }
-    for (session_id, token) in &sessions {
+    for (session_id, token, _) in &sessions {
         let _ = stop_game(target, session_id, token).await;
     }
 
@@ -531,6 +547,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     }
     let published: u64 = player_outcomes.iter().filter_map(|p| p.last_seq).sum();
     let joins = lock(&shared.joins).clone();
+    let (warnings, first_warnings) = target.warnings();
     let server = match (baseline, loaded, finished) {
         (Some(baseline), Some(loaded), Some(finished)) => Some(ServerFigures {
             cpu_per_second: crate::proc_stats::cpu_rate(&loaded, &finished),
@@ -540,7 +557,8 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
                 / plan.viewers as f64,
             fds: max_fds,
             threads: finished.threads,
-            warnings: target.warnings(),
+            warnings,
+            first_warnings,
         }),
         _ => None,
     };

@@ -20,6 +20,7 @@ use crate::firehose::FirehoseArgs;
 pub struct Target {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    pub ssh: SocketAddr,
     pub pid: Option<u32>,
     /// The game to start: the firehose.
     pub game_id: String,
@@ -27,11 +28,17 @@ pub struct Target {
 }
 
 impl Target {
-    /// Warnings and errors the server we started has logged.
-    pub fn warnings(&self) -> u64 {
-        self.own
-            .as_ref()
-            .map_or(0, |own| own.warnings.load(Ordering::Relaxed))
+    /// Warnings and errors the server we started has logged, and the first
+    /// few of them.
+    pub fn warnings(&self) -> (u64, Vec<String>) {
+        self.own.as_ref().map_or((0, Vec::new()), |own| {
+            let first = own
+                .first_warnings
+                .lock()
+                .map(|w| w.clone())
+                .unwrap_or_default();
+            (own.warnings.load(Ordering::Relaxed), first)
+        })
     }
 
     pub fn log_path(&self) -> Option<PathBuf> {
@@ -62,12 +69,14 @@ pub fn loopback(addr: SocketAddr, what: &str) -> anyhow::Result<SocketAddr> {
 pub fn external(
     grpc: SocketAddr,
     http: SocketAddr,
+    ssh: SocketAddr,
     pid: Option<u32>,
     game_id: String,
 ) -> anyhow::Result<Target> {
     Ok(Target {
         grpc: loopback(grpc, "--grpc")?,
         http: loopback(http, "--http")?,
+        ssh: loopback(ssh, "--ssh")?,
         pid,
         game_id,
         own: None,
@@ -79,6 +88,7 @@ struct OwnServer {
     child: Child,
     dir: tempfile::TempDir,
     warnings: Arc<AtomicU64>,
+    first_warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl OwnServer {
@@ -205,6 +215,8 @@ pub fn start(settings: &OwnSettings) -> anyhow::Result<Target> {
     let (listening_tx, listening) = std::sync::mpsc::channel();
     let mut log = std::fs::File::create(dir.path().join("server.log"))?;
     let counted = Arc::clone(&warnings);
+    let first_warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&first_warnings);
     std::thread::spawn(move || {
         let mut listening_tx = Some(listening_tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -212,8 +224,11 @@ pub fn start(settings: &OwnSettings) -> anyhow::Result<Target> {
             let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
-            if matches!(entry["level"].as_str(), Some("WARN" | "ERROR")) {
-                counted.fetch_add(1, Ordering::Relaxed);
+            if matches!(entry["level"].as_str(), Some("WARN" | "ERROR"))
+                && counted.fetch_add(1, Ordering::Relaxed) < 3
+                && let Ok(mut kept) = kept.lock()
+            {
+                kept.push(entry["fields"].to_string());
             }
             let fields = &entry["fields"];
             if fields["message"].as_str() == Some("dgate-server listening")
@@ -225,7 +240,7 @@ pub fn start(settings: &OwnSettings) -> anyhow::Result<Target> {
         }
     });
     let addrs = listening.recv_timeout(Duration::from_secs(30));
-    let Ok((Some(grpc), Some(http), Some::<SocketAddr>(_ssh))) = addrs else {
+    let Ok((Some(grpc), Some(http), Some(ssh))) = addrs else {
         let _ = child.kill();
         let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
         bail!("dgate-server did not start listening within 30 s:\n{log}");
@@ -234,12 +249,14 @@ pub fn start(settings: &OwnSettings) -> anyhow::Result<Target> {
     Ok(Target {
         grpc,
         http,
+        ssh,
         pid: Some(pid),
         game_id: "firehose".into(),
         own: Some(OwnServer {
             child,
             dir,
             warnings,
+            first_warnings,
         }),
     })
 }

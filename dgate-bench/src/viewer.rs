@@ -5,6 +5,7 @@
 //! compare it with the player's at the end.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use dgate_proto::pb;
@@ -40,6 +41,10 @@ pub trait Source: Send {
     fn payload(&self) -> &[u8];
     /// The screen as text rows, for sources that keep one.
     fn screen_rows(&self) -> Option<Vec<String>>;
+    /// Whether frames carry the server's ids (else loss is told by stamps).
+    fn frame_ids(&self) -> bool {
+        true
+    }
 }
 
 pub fn authed<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
@@ -288,8 +293,8 @@ impl Source for WsSource {
             if self.rows.is_none() {
                 // Only the numbers: skipping the rows is much cheaper than
                 // building them, and this side must not be what is measured.
-                let head: WsHead = serde_json::from_str(&text)
-                    .with_context(|| format!("bad message {text}"))?;
+                let head: WsHead =
+                    serde_json::from_str(&text).with_context(|| format!("bad message {text}"))?;
                 self.payload = bytes::Bytes::from(text);
                 return Ok(match head.kind.as_str() {
                     "snapshot" => Got::Snapshot {
@@ -346,5 +351,139 @@ impl Source for WsSource {
 
     fn screen_rows(&self) -> Option<Vec<String>> {
         self.rows.clone()
+    }
+}
+
+/// An anonymous `ssh` viewer: through the menus (`w`, `/` its player's name,
+/// `a`) to the game, passed through as the game's own bytes. The server
+/// starts the passthrough, and every resync, with a terminal reset (`ESC c`)
+/// and the screen; SSH has no frame ids, so loss is counted on stamps.
+pub struct SshSource {
+    _handle: russh::client::Handle<AcceptAnyHostKey>,
+    channel: russh::Channel<russh::client::Msg>,
+    payload: bytes::Bytes,
+    screen: ScreenModel,
+    check: bool,
+    snapshots: u64,
+}
+
+pub struct AcceptAnyHostKey;
+
+impl russh::client::Handler for AcceptAnyHostKey {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        _key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        // Loopback only, and the server was started here (or named by you).
+        Ok(true)
+    }
+}
+
+const TERMINAL_RESET: &[u8] = b"\x1bc";
+
+impl SshSource {
+    pub async fn connect(
+        ssh: SocketAddr,
+        player: &str,
+        size: TermSize,
+        check: bool,
+    ) -> anyhow::Result<Self> {
+        let config = Arc::new(russh::client::Config::default());
+        let mut handle = russh::client::connect(config, ssh, AcceptAnyHostKey).await?;
+        let auth = handle.authenticate_none("bench-viewer").await?;
+        if !auth.success() {
+            bail!("the SSH server refused an anonymous login");
+        }
+        let channel = handle.channel_open_session().await?;
+        channel
+            .request_pty(
+                true,
+                "xterm-256color",
+                size.cols.into(),
+                size.rows.into(),
+                0,
+                0,
+                &[],
+            )
+            .await?;
+        channel.request_shell(true).await?;
+        let mut source = Self {
+            _handle: handle,
+            channel,
+            payload: bytes::Bytes::new(),
+            screen: ScreenModel::new(size),
+            check,
+            snapshots: 0,
+        };
+        source.menu_until("w) Watch").await?;
+        source.channel.data(&b"w"[..]).await?;
+        source.menu_until("Watch which game?").await?;
+        source
+            .channel
+            .data(format!("/{player}\r").as_bytes())
+            .await?;
+        source.menu_until("(1-1 of 1)").await?;
+        source.channel.data(&b"a"[..]).await?;
+        Ok(source)
+    }
+
+    /// Reads the menus until the screen shows `text`.
+    async fn menu_until(&mut self, text: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.screen.screen().contents().contains(text) {
+            let message = tokio::time::timeout_at(deadline, self.channel.wait())
+                .await
+                .map_err(|_| anyhow!("the SSH menu never showed {text:?}"))?;
+            match message {
+                Some(russh::ChannelMsg::Data { data }) => self.screen.process(&data),
+                Some(_) => {}
+                None => bail!("the SSH server closed the channel before {text:?}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source for SshSource {
+    async fn next(&mut self) -> anyhow::Result<Got> {
+        loop {
+            let data = match self.channel.wait().await {
+                Some(russh::ChannelMsg::Data { data }) => data,
+                Some(russh::ChannelMsg::Eof | russh::ChannelMsg::Close) | None => {
+                    return Ok(Got::Ended("the SSH channel closed".into()));
+                }
+                Some(_) => continue,
+            };
+            let data = bytes::Bytes::copy_from_slice(&data);
+            if let Some(at) = memchr::memmem::rfind(&data, TERMINAL_RESET) {
+                let screen = data.slice(at + TERMINAL_RESET.len()..);
+                self.screen = ScreenModel::new(self.screen.size());
+                self.screen.process(&screen);
+                self.payload = screen;
+                self.snapshots += 1;
+                return Ok(Got::Snapshot {
+                    frame_id: None,
+                    skipped: 0,
+                    resync: self.snapshots > 1,
+                });
+            }
+            self.screen.process(&data);
+            self.payload = data;
+            return Ok(Got::Frame { frame_id: None });
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn screen_rows(&self) -> Option<Vec<String>> {
+        self.check.then(|| screen_rows(&self.screen))
+    }
+
+    fn frame_ids(&self) -> bool {
+        false
     }
 }

@@ -1,5 +1,5 @@
-//! The load tool's smoke run: dgate-bench starts its own server, 20 gRPC and
-//! then 20 WebSocket viewers watch a firehose game for a few seconds, and the
+//! The load tool's smoke run: dgate-bench starts its own server, 20 gRPC,
+//! WebSocket or SSH viewers watch a firehose game for a few seconds, and the
 //! run must be sound: nothing lost or out of order, every checked screen equal
 //! to the player's, and latency far below what a stalling hub would show.
 
@@ -55,6 +55,11 @@ fn twenty_grpc_viewers_lose_nothing_and_end_on_the_players_screen() {
 #[test]
 fn twenty_websocket_viewers_lose_nothing_and_end_on_the_players_screen() {
     assert_sound(&smoke("ws", &["--seconds", "3"]));
+}
+
+#[test]
+fn twenty_ssh_viewers_lose_nothing_and_end_on_the_players_screen() {
+    assert_sound(&smoke("ssh", &["--seconds", "3"]));
 }
 
 #[test]

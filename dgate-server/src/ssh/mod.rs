@@ -24,7 +24,7 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::accounts::{AccountError, AccountStore, User};
 use crate::auth::LoginLimiter;
@@ -163,8 +163,32 @@ impl russh::server::Server for Server {
     }
 
     fn handle_session_error(&mut self, error: anyhow::Error) {
-        warn!(error = %error, "SSH connection failed");
+        if is_hang_up(&error) {
+            debug!(error = %error, "SSH client went away");
+        } else {
+            warn!(error = %error, "SSH connection failed");
+        }
     }
+}
+
+/// A client that closed its connection without saying goodbye (killed,
+/// network gone): ordinary, not a fault of the server's.
+fn is_hang_up(error: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    error.chain().any(|cause| {
+        let io = match cause.downcast_ref::<russh::Error>() {
+            Some(russh::Error::Disconnect | russh::Error::HUP) => return true,
+            Some(russh::Error::IO(io)) => io,
+            _ => match cause.downcast_ref::<std::io::Error>() {
+                Some(io) => io,
+                None => return false,
+            },
+        };
+        matches!(
+            io.kind(),
+            UnexpectedEof | ConnectionReset | BrokenPipe | ConnectionAborted
+        )
+    })
 }
 
 /// One connection's russh callbacks: authentication, then the channel.
