@@ -12,6 +12,7 @@ mod proc_stats;
 mod report;
 mod run;
 mod server;
+mod soak;
 mod stamp;
 mod tracker;
 mod viewer;
@@ -41,8 +42,50 @@ struct Cli {
 enum Command {
     /// One measured run: games, viewers, a table (or --json) at the end.
     Run(RunArgs),
+    /// A long run: games starting and ending, viewers joining and leaving
+    /// all the time; the server's memory and files must stay flat and be
+    /// released at the end.
+    Soak(SoakArgs),
     /// The firehose game (what the server runs in a PTY).
     Firehose(firehose::FirehoseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SoakArgs {
+    /// Seconds the soak lasts (at most 3,600).
+    #[arg(long, default_value_t = 600.0)]
+    seconds: f64,
+    /// Games running at once.
+    #[arg(long, default_value_t = 8)]
+    sessions: usize,
+    /// Each game lives between these many seconds.
+    #[arg(long, num_args = 2, default_values_t = [5.0, 30.0])]
+    game_seconds: Vec<f64>,
+    /// Viewers joining per second.
+    #[arg(long, default_value_t = 200.0)]
+    joins_per_second: f64,
+    /// Each viewer stays between these many seconds.
+    #[arg(long, num_args = 2, default_values_t = [0.2, 3.0])]
+    stay_seconds: Vec<f64>,
+    /// Viewers connected at most at once.
+    #[arg(long, default_value_t = 1000)]
+    max_viewers: usize,
+    /// Transports the viewers take turns with.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Transport::Grpc, Transport::WebSocket])]
+    transports: Vec<Transport>,
+    /// Frames per second each game draws.
+    #[arg(long, default_value_t = 30.0)]
+    rate: f64,
+    /// Games are recorded (as on a public server) unless this is given.
+    #[arg(long)]
+    no_record: bool,
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 unless the soak was sound.
+    #[arg(long)]
+    require_sound: bool,
+    #[arg(long)]
+    server_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,6 +156,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Firehose(args) => firehose::run(&args).map(|()| true),
         Command::Run(args) => run_command(&args),
+        Command::Soak(args) => soak_command(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -175,6 +219,61 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(run::run(&target, &plan));
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    let log = target.log_path();
+    let stopped = target.stop();
+    let report = report?;
+    if let Err(e) = stopped {
+        bail!("{e:#} (server log: {log:?})");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(report.is_sound() || !args.require_sound)
+}
+
+fn soak_command(args: &SoakArgs) -> anyhow::Result<bool> {
+    if !(1.0..=3600.0).contains(&args.seconds) || args.sessions == 0 || args.sessions > 100 {
+        bail!("a soak is bounded: 1 to 3,600 seconds, 1 to 100 games");
+    }
+    if args.max_viewers > 20_000 || args.joins_per_second > 5_000.0 || args.transports.is_empty() {
+        bail!("a soak is bounded: at most 20,000 viewers and 5,000 joins a second");
+    }
+    raise_file_limit();
+    let size = dgate_term::TermSize::new(80, 24);
+    let target = server::start(&server::OwnSettings {
+        binary: server::server_binary(args.server_binary.as_deref())?,
+        firehose: firehose::FirehoseArgs {
+            rate: args.rate,
+            bytes: 200,
+            cols: size.cols,
+            rows: size.rows,
+            max_seconds: args.seconds as u64 + 300,
+        },
+        record: !args.no_record,
+        queue_frames: None,
+    })?;
+    let range = |v: &[f64]| {
+        (
+            v.first().copied().unwrap_or(1.0),
+            v.last().copied().unwrap_or(1.0),
+        )
+    };
+    let plan = soak::SoakPlan {
+        duration: Duration::from_secs_f64(args.seconds),
+        sessions: args.sessions,
+        game_seconds: range(&args.game_seconds),
+        joins_per_second: args.joins_per_second,
+        stay_seconds: range(&args.stay_seconds),
+        max_viewers: args.max_viewers,
+        transports: args.transports.clone(),
+        size,
+        progress: !args.json,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(soak::soak(&target, &plan));
     runtime.shutdown_timeout(Duration::from_secs(2));
     let log = target.log_path();
     let stopped = target.stop();

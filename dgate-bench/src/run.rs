@@ -74,8 +74,6 @@ struct Shared {
     joins: Mutex<Vec<Duration>>,
     joined: AtomicU64,
     frames: AtomicU64,
-    /// Frames viewers received while measuring.
-    window_frames: AtomicU64,
     lost: AtomicU64,
     resyncs: AtomicU64,
 }
@@ -201,11 +199,6 @@ fn flush(tracker: &mut Tracker, counted: &mut Counts, phase: Phase, role: Role, 
     tracker.latencies.clear();
     if role != Role::Player {
         let now = tracker.counts;
-        if matches!(phase, Phase::Steady | Phase::Paused) {
-            shared
-                .window_frames
-                .fetch_add(now.frames - counted.frames, Ordering::Relaxed);
-        }
         shared
             .frames
             .fetch_add(now.frames - counted.frames, Ordering::Relaxed);
@@ -220,25 +213,37 @@ fn flush(tracker: &mut Tracker, counted: &mut Counts, phase: Phase, role: Role, 
 }
 
 /// A player: an account, a started game and its stream.
-struct Player {
-    session_id: String,
-    username: String,
-    token: String,
-    stream: GrpcSource,
+pub(crate) struct Player {
+    pub session_id: String,
+    pub username: String,
+    pub token: String,
+    pub stream: GrpcSource,
 }
 
-async fn start_player(target: &Target, index: usize, plan: &Plan) -> anyhow::Result<Player> {
-    let channel = viewer::channel(target.grpc).await?;
+/// Player `index` (registered unless it exists) starts `game_id`.
+pub(crate) async fn start_player(
+    grpc: std::net::SocketAddr,
+    game_id: &str,
+    index: usize,
+    size: dgate_term::TermSize,
+) -> anyhow::Result<Player> {
+    let channel = viewer::channel(grpc).await?;
     let mut auth = AuthServiceClient::new(channel.clone());
     let username = format!("bench{}x{index}", std::process::id());
     let password = format!("dgate-bench password {index}").into_bytes();
-    auth.register(auth_pb::RegisterRequest {
-        username: username.clone(),
-        password: password.clone().into(),
-        email: String::new(),
-    })
-    .await
-    .map_err(|s| anyhow!("register {username}: {}", s.message()))?;
+    let registered = auth
+        .register(auth_pb::RegisterRequest {
+            username: username.clone(),
+            password: password.clone().into(),
+            email: String::new(),
+        })
+        .await;
+    // The same player may start one game after another.
+    if let Err(status) = registered
+        && status.code() != tonic::Code::AlreadyExists
+    {
+        bail!("register {username}: {}", status.message());
+    }
     let token = auth
         .login(auth_pb::LoginRequest {
             username: username.clone(),
@@ -250,17 +255,17 @@ async fn start_player(target: &Target, index: usize, plan: &Plan) -> anyhow::Res
         .token;
     let mut games = GameServiceClient::new(channel.clone());
     let request = pb::StartGameSessionRequest {
-        game_id: target.game_id.clone(),
+        game_id: game_id.to_owned(),
         terminal_size: Some(pb::TerminalSize {
-            width: u32::from(plan.cols),
-            height: u32::from(plan.rows),
+            width: u32::from(size.cols),
+            height: u32::from(size.rows),
         }),
         ..Default::default()
     };
     let session = games
         .start_game_session(viewer::authed(request, Some(&token)))
         .await
-        .map_err(|s| anyhow!("start {}: {}", target.game_id, s.message()))?
+        .map_err(|s| anyhow!("start {game_id}: {}", s.message()))?
         .into_inner()
         .session
         .context("StartGameSession returned no session")?;
@@ -273,7 +278,11 @@ async fn start_player(target: &Target, index: usize, plan: &Plan) -> anyhow::Res
     })
 }
 
-async fn stop_game(target: &Target, session_id: &str, token: &str) -> anyhow::Result<()> {
+pub(crate) async fn stop_game(
+    target: &Target,
+    session_id: &str,
+    token: &str,
+) -> anyhow::Result<()> {
     let mut games = GameServiceClient::new(viewer::channel(target.grpc).await?);
     let request = pb::StopGameSessionRequest {
         session_id: session_id.into(),
@@ -289,12 +298,12 @@ async fn stop_game(target: &Target, session_id: &str, token: &str) -> anyhow::Re
 
 /// How a viewer reaches the server.
 #[derive(Debug, Clone, Copy)]
-struct Dial {
-    grpc: std::net::SocketAddr,
-    http: std::net::SocketAddr,
-    ssh: std::net::SocketAddr,
-    transport: Transport,
-    size: dgate_term::TermSize,
+pub(crate) struct Dial {
+    pub grpc: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+    pub ssh: std::net::SocketAddr,
+    pub transport: Transport,
+    pub size: dgate_term::TermSize,
 }
 
 async fn connect_viewer(
@@ -350,7 +359,6 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         joins: Mutex::new(Vec::with_capacity(plan.viewers)),
         joined: AtomicU64::new(0),
         frames: AtomicU64::new(0),
-        window_frames: AtomicU64::new(0),
         lost: AtomicU64::new(0),
         resyncs: AtomicU64::new(0),
     });
@@ -359,7 +367,8 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     let mut sessions = Vec::new();
     let mut players = Vec::new();
     for index in 0..plan.sessions {
-        let player = start_player(target, index, plan).await?;
+        let size = dgate_term::TermSize::new(plan.cols, plan.rows);
+        let player = start_player(target.grpc, &target.game_id, index, size).await?;
         sessions.push((
             player.session_id.clone(),
             player.token.clone(),
@@ -480,8 +489,6 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     let me_after = crate::proc_stats::sample(std::process::id()).ok();
     let window = started.elapsed().as_secs_f64();
     let _ = phase_tx.send(Phase::Drain);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let frames_in_window = shared.window_frames.load(Ordering::Relaxed);
 
     // The last frame: every viewer (the paused ones too, now reading again)
     // must reach it, and then shows what its player shows.
@@ -566,6 +573,8 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         (Some(a), Some(b)) => Some(crate::proc_stats::cpu_rate(&a, &b)),
         _ => None,
     };
+    // Every stamp a reading viewer received while measuring is one sample.
+    let frames_in_window = lock(&shared.steady).len() + lock(&shared.during_pause).len();
     let viewer_frames_per_second = frames_in_window as f64 / window;
     Ok(Report {
         transport: plan.transport,

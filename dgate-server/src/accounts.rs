@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -195,21 +195,104 @@ fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-/// argon2id with the crate's recommended parameters and a random salt.
-fn hash_password(password: &[u8]) -> Result<String, AccountError> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>()?)
-        .map_err(|e| AccountError::Hashing(e.to_string()))?;
-    Argon2::default()
-        .hash_password(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AccountError::Hashing(e.to_string()))
+/// Memory for argon2id hashes (19 MiB each with the recommended parameters),
+/// lent out from a pool with one buffer per core. At most that many hashes
+/// run at once, and their memory is reused: allocated afresh for every login,
+/// it would stay with whichever thread's allocator arena freed it, and a
+/// burst of logins grew the server by hundreds of MiB for good.
+struct HashMemory {
+    free: Mutex<Vec<Vec<argon2::Block>>>,
+    returned: std::sync::Condvar,
 }
 
-/// Constant-time verification (argon2 compares the derived keys in constant time).
+static HASH_MEMORY: std::sync::LazyLock<HashMemory> = std::sync::LazyLock::new(|| {
+    let slots = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    HashMemory {
+        free: Mutex::new((0..slots).map(|_| Vec::new()).collect()),
+        returned: std::sync::Condvar::new(),
+    }
+});
+
+impl HashMemory {
+    /// Runs `hash` with memory enough for `params`, waiting for a free buffer.
+    fn with<T>(&self, params: &argon2::Params, hash: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let mut blocks = loop {
+            match free.pop() {
+                Some(blocks) => break blocks,
+                None => free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner()),
+            }
+        };
+        drop(free);
+        if blocks.len() < params.block_count() {
+            blocks.resize(params.block_count(), argon2::Block::default());
+        }
+        let result = hash(&mut blocks);
+        self.free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(blocks);
+        self.returned.notify_one();
+        result
+    }
+}
+
+/// The raw argon2 output of `password` with `salt` (bytes), through the pool.
+fn derive(argon: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
+    HASH_MEMORY.with(argon.params(), |memory| {
+        argon.hash_password_into_with_memory(password, salt, out, memory)
+    })
+}
+
+/// argon2id with the crate's recommended parameters and a random salt, as a
+/// PHC string.
+fn hash_password(password: &[u8]) -> Result<String, AccountError> {
+    let failed = |e: &dyn std::fmt::Display| AccountError::Hashing(e.to_string());
+    let salt_bytes = random_bytes::<16>()?;
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| failed(&e))?;
+    let argon = Argon2::default();
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    derive(&argon, password, &salt_bytes, &mut out).map_err(|e| failed(&e))?;
+    let hash = PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(argon2::Version::V0x13.into()),
+        params: argon.params().try_into().map_err(|e| failed(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the PHC string `stored`; the derived keys are
+/// compared in constant time (`Output`'s equality).
 fn verify_password(password: &[u8], stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .map(|hash| Argon2::default().verify_password(password, &hash).is_ok())
-        .unwrap_or(false)
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        argon2::Algorithm::try_from(hash.algorithm),
+        argon2::Params::try_from(&hash),
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(argon2::Version::try_from) {
+        None => argon2::Version::V0x13,
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    if derive(&argon, password, salt, &mut out).is_err() {
+        return false;
+    }
+    Output::new(&out).is_ok_and(|derived| derived == expected)
 }
 
 /// A hash of a fixed password, checked when the user does not exist, so that a
@@ -678,6 +761,39 @@ mod tests {
             s.login("carol", b"a:b"),
             Err(AccountError::BadCredentials)
         ));
+    }
+
+    #[test]
+    fn pooled_hashes_are_standard_argon2id_phc_strings() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash_password(b"correct horse").expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("a PHC string");
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok(),
+            "the argon2 crate accepts ours: {ours}"
+        );
+        let salt = SaltString::encode_b64(b"sixteen byte salt").expect("salt");
+        let theirs = Argon2::default()
+            .hash_password(b"battery staple", &salt)
+            .expect("hash")
+            .to_string();
+        assert!(verify_password(b"battery staple", &theirs));
+        assert!(!verify_password(b"battery stapler", &theirs));
+        assert!(!verify_password(b"correct horse", "$argon2id$v=19$garbage"));
+        // More hashes at once than the pool has buffers: each waits its turn.
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    let hash = hash_password(b"correct horse").unwrap_or_default();
+                    verify_password(b"correct horse", &hash)
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().ok(), Some(true));
+        }
     }
 
     #[test]
