@@ -106,3 +106,36 @@ fn a_server_that_is_not_on_loopback_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a loopback address"), "{err}");
 }
+
+#[test]
+fn a_short_soak_releases_every_spectator_connection_and_session() {
+    let out = Command::new(workspace_binary("dgate-bench"))
+        .args(["soak", "--seconds", "8", "--sessions", "2"])
+        .args(["--game-seconds", "1", "3", "--joins-per-second", "40"])
+        .args(["--stay-seconds", "0.1", "1", "--json"])
+        .arg("--server-binary")
+        .arg(workspace_binary("dgate-server"))
+        .output()
+        .expect("run dgate-bench soak");
+    assert!(
+        out.status.success(),
+        "dgate-bench soak failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let shown = serde_json::to_string_pretty(&report).unwrap_or_default();
+    assert!(report["joins"].as_u64().unwrap_or(0) >= 100, "{shown}");
+    assert!(report["games_ended"].as_u64().unwrap_or(0) >= 3, "{shown}");
+    assert_eq!(report["games_started"], report["games_ended"], "{shown}");
+    assert_eq!(report["viewers_total"]["lost"], 0, "{shown}");
+    assert_eq!(report["viewers_total"]["disorder"], 0, "{shown}");
+    assert_eq!(report["stuck"], 0, "{shown}");
+    assert_eq!(report["spectators_left"], 0, "{shown}");
+    assert_eq!(report["connections_left"], 0, "{shown}");
+    assert_eq!(report["sessions_left"], 0, "{shown}");
+    let fds = |at: &str| report[at]["fds"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        fds("idle_after") <= fds("idle_before"),
+        "files left open: {shown}"
+    );
+}
