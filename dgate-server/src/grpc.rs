@@ -440,6 +440,9 @@ fn message(response: Out) -> pb::GameIoResponse {
     }
 }
 
+/// A timeout that never comes (`Instant + Duration::MAX` would overflow).
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// How the inbound half of a stream ended.
 enum InputEnd {
     /// `disconnect`, or a spectator's `q`.
@@ -494,12 +497,20 @@ impl GameStream {
                 .inc();
             connections.inc();
         }
-        let shutdown = self.manager.shutting_down();
+        // Waited on across iterations, not re-registered for every frame.
+        let shutdown = self.manager.shutting_down().cancelled_owned();
+        let pushed_out = pushed_out.cancelled_owned();
+        tokio::pin!(shutdown, pushed_out);
         let mut told_of_shutdown = false;
+        // The spectator timeout is checked when this timer fires, and re-armed
+        // from the last output then: a frame costs an `Instant`, not a timer.
+        let mut last_output = tokio::time::Instant::now();
+        let idle = tokio::time::sleep_until(last_output + timeout.min(FAR_FUTURE));
+        tokio::pin!(idle);
         loop {
             tokio::select! {
                 // The game is hung up next; its exit still follows.
-                () = shutdown.cancelled(), if !told_of_shutdown => {
+                () = &mut shutdown, if !told_of_shutdown => {
                     told_of_shutdown = true;
                     let event = pb::PtyEvent {
                         session_id: id.clone(),
@@ -511,8 +522,25 @@ impl GameStream {
                         break;
                     }
                 }
-                delivery = tokio::time::timeout(timeout, subscription.next()) => match delivery {
-                    Ok(Some(d)) => {
+                () = &mut idle => {
+                    let deadline = last_output + timeout.min(FAR_FUTURE);
+                    if tokio::time::Instant::now() < deadline {
+                        idle.as_mut().reset(deadline);
+                        continue;
+                    }
+                    let event = pb::PtyEvent {
+                        session_id: id.clone(),
+                        r#type: pb::PtyEventType::SpectatorTimeout as i32,
+                        message: format!("no game output for {}", humantime::format_duration(timeout)),
+                        ..Default::default()
+                    };
+                    let _ = self.tx.send(Ok(message(Out::Event(event)))).await;
+                    self.disconnected(&id, "spectator timeout").await;
+                    break;
+                }
+                delivery = subscription.next() => match delivery {
+                    Some(d) => {
+                        last_output = tokio::time::Instant::now();
                         let last = matches!(&d, Delivery::Event(e) if matches!(**e, HubEvent::Ended { .. }));
                         let out = delivery_message(&id, &d);
                         if self.tx.send(Ok(out)).await.is_err() {
@@ -523,18 +551,7 @@ impl GameStream {
                             break;
                         }
                     }
-                    Ok(None) => break,
-                    Err(_) => {
-                        let event = pb::PtyEvent {
-                            session_id: id.clone(),
-                            r#type: pb::PtyEventType::SpectatorTimeout as i32,
-                            message: format!("no game output for {}", humantime::format_duration(timeout)),
-                            ..Default::default()
-                        };
-                        let _ = self.tx.send(Ok(message(Out::Event(event)))).await;
-                        self.disconnected(&id, "spectator timeout").await;
-                        break;
-                    }
+                    None => break,
                 },
                 end = &mut input => {
                     match end.unwrap_or(InputEnd::Closed) {
@@ -544,7 +561,7 @@ impl GameStream {
                     }
                     break;
                 }
-                () = pushed_out.cancelled() => {
+                () = &mut pushed_out => {
                     let reason = match self.role {
                         Role::Player(_) => "another connection of yours took over this game",
                         Role::Spectator(_) => "removed from the session's spectators",
