@@ -118,12 +118,16 @@ let ended = false;
 let backoff = 500;
 function connect() {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(scheme + location.host + "/ws/spectate?session=" + encodeURIComponent(sessionId));
+  // After a drop, say where the screen is: the server sends the frames since
+  // (or the whole screen when they are too old).
+  const resume = lastFrame > 0 ? "&from=" + lastFrame : "";
+  const socket = new WebSocket(scheme + location.host + "/ws/spectate?session=" +
+    encodeURIComponent(sessionId) + resume);
   socket.onopen = () => { backoff = 500; setState("live", true); };
   socket.onmessage = (event) => apply(JSON.parse(event.data));
   socket.onclose = () => {
     if (ended) return;
-    // Reconnect with backoff; the server sends a fresh snapshot on join.
+    // Reconnect with backoff, resuming from the last frame shown.
     setState("reconnecting (last frame " + lastFrame + ")", false);
     setTimeout(connect, backoff);
     backoff = Math.min(backoff * 2, 15000);

@@ -158,7 +158,11 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(server: &TestServer, session: &str) -> Socket {
-    let url = format!("ws://{}/ws/spectate?session={session}", server.http_addr);
+    open_query(server, &format!("session={session}")).await
+}
+
+async fn open_query(server: &TestServer, query: &str) -> Socket {
+    let url = format!("ws://{}/ws/spectate?{query}", server.http_addr);
     tokio_tungstenite::connect_async(url)
         .await
         .expect("WebSocket")
@@ -214,6 +218,76 @@ async fn a_paused_browser_is_resynced_and_converges() {
     );
     assert_eq!(page.rows, player.rows());
     server.shutdown().await;
+}
+
+/// The next text message on `socket`, as JSON.
+async fn next_json(socket: &mut Socket) -> serde_json::Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("a message");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_reconnects_resumes_from_its_last_frame() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("rhea", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let mut page = Page::default();
+    let mut socket = open(&server, &game.id).await;
+    let shown = server.hub(&game.id).last_frame_id();
+    read_until(&mut socket, &mut page, shown).await;
+    // The connection drops; the game goes on for a few frames.
+    drop(socket);
+    player.send(b"fff").await;
+    player
+        .wait_for_text("frame 000003")
+        .await
+        .expect("three frames");
+    let last = server.hub(&game.id).last_frame_id();
+    player
+        .wait_for_frame(last)
+        .await
+        .expect("the player is there");
+
+    let query = format!("session={}&from={}", game.id, page.frame);
+    let mut socket = open_query(&server, &query).await;
+    let first = next_json(&mut socket).await;
+    assert_eq!(
+        first["type"], "delta",
+        "the frames since, not the whole screen: {first}"
+    );
+    assert_eq!(first["frame_id"].as_u64(), Some(page.frame + 1));
+    page.apply(&first.to_string());
+    read_until(&mut socket, &mut page, last).await;
+    assert_eq!(page.snapshots, 1, "one snapshot in all: the first join");
+    assert_eq!(
+        page.rows,
+        player.rows(),
+        "the resumed page shows the player's screen"
+    );
+
+    // A frame the server never had (or no longer keeps): the whole screen.
+    let query = format!("session={}&from={}", game.id, last + 1_000);
+    let mut socket = open_query(&server, &query).await;
+    let first = next_json(&mut socket).await;
+    assert_eq!(first["type"], "snapshot", "{first}");
+    assert_eq!(first["frame_id"].as_u64(), Some(last));
+    // Not a number: a clear HTTP error, not a socket.
+    let url = format!(
+        "http://{}/ws/spectate?session={}&from=yesterday",
+        server.http_addr, game.id
+    );
+    let refused = tokio_tungstenite::connect_async(url.replace("http://", "ws://")).await;
+    assert!(refused.is_err(), "a bad frame id is refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

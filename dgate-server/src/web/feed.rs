@@ -9,9 +9,13 @@
 //!   nor repeats a frame;
 //! - **resync, never a gap**: a browser that falls a whole ring behind gets a
 //!   fresh snapshot (with the frames it skipped) and goes on from there;
-//! - the feed stops when its last browser leaves, and a new one starts with
-//!   the next.
+//! - **resume**: a browser that reconnects after a short drop says which frame
+//!   it last showed, and gets the messages since (kept for the last
+//!   `HISTORY` frames) instead of the whole screen; older, it gets a snapshot;
+//! - the feed stops a minute after its last browser left (on its next
+//!   frame), and a new one starts with the next browser.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
@@ -37,6 +41,11 @@ pub struct Item {
     pub skipped: u64,
 }
 
+/// Messages kept for browsers that resume after a short drop.
+const HISTORY: usize = 256;
+/// How long a feed runs on without browsers, for one to come back and resume.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Debug)]
 struct Screen {
     frame_id: u64,
@@ -48,6 +57,12 @@ struct Screen {
     ended: Option<Utf8Bytes>,
     /// The feed's task has stopped: a browser must start a new feed.
     closed: bool,
+    /// The last messages sent, oldest first...
+    history: VecDeque<Item>,
+    /// ... starting after this frame.
+    history_after: u64,
+    /// Since when no browser has followed the feed.
+    lonely_since: Option<std::time::Instant>,
 }
 
 #[derive(Debug)]
@@ -65,9 +80,14 @@ pub struct Follower {
 }
 
 impl Feed {
-    /// A place in the session's feed, starting the feed if none runs.
-    pub async fn follow(session: &Arc<Session>, ring: usize) -> Follower {
-        if let Some(follower) = Self::current(session).and_then(|feed| feed.join(0)) {
+    /// A place in the session's feed, starting the feed if none runs;
+    /// `resume_after` is the frame a reconnecting browser last showed.
+    pub async fn follow(
+        session: &Arc<Session>,
+        ring: usize,
+        resume_after: Option<u64>,
+    ) -> Follower {
+        if let Some(follower) = Self::current(session).and_then(|feed| feed.resume(resume_after)) {
             return follower;
         }
         let started = Self::start(session, ring).await;
@@ -102,6 +122,9 @@ impl Feed {
                 snapshot: None,
                 ended: None,
                 closed: false,
+                history: VecDeque::with_capacity(HISTORY),
+                history_after: 0,
+                lonely_since: None,
             }),
             tx,
         });
@@ -109,7 +132,9 @@ impl Feed {
         // The join snapshot is delivered at once: the feed starts at the
         // screen as it is, not blank.
         if let Some(first) = subscription.next().await {
-            let _ = update(&mut feed.lock(), &first, &username);
+            let mut screen = feed.lock();
+            let _ = update(&mut screen, &first, &username);
+            screen.history_after = screen.frame_id;
         }
         let running = Arc::clone(&feed);
         tokio::spawn(async move {
@@ -133,14 +158,59 @@ impl Feed {
     fn apply(&self, delivery: &Delivery, username: &str) -> bool {
         let mut screen = self.lock();
         let item = update(&mut screen, delivery, username);
+        if screen.history.len() == HISTORY
+            && let Some(oldest) = screen.history.pop_front()
+        {
+            screen.history_after = oldest.frame_id;
+        }
+        screen.history.push_back(item.clone());
         let end = item.end;
-        // No browser left: stop, under the lock, so that none joins a feed
+        let nobody = self.tx.send(item).is_err();
+        let lonely_since = match (nobody, screen.lonely_since) {
+            (false, _) => None,
+            (true, None) => Some(std::time::Instant::now()),
+            (true, since) => since,
+        };
+        screen.lonely_since = lonely_since;
+        // Nobody left for a while (long enough for a dropped page to come
+        // back and resume): stop, under the lock, so that none joins a feed
         // that no longer runs.
-        if self.tx.send(item).is_err() || end {
+        if end || lonely_since.is_some_and(|since| since.elapsed() > LINGER) {
             screen.closed = true;
             return false;
         }
         true
+    }
+
+    /// A place in the feed for a browser that last showed frame
+    /// `resume_after`: the messages since, when they are all still kept,
+    /// else the screen now. `None` when the feed has stopped.
+    fn resume(self: &Arc<Self>, resume_after: Option<u64>) -> Option<Follower> {
+        let Some(from) = resume_after else {
+            return self.join(0);
+        };
+        let screen = self.lock();
+        // Where the browser's screen is in the history: after the frame it
+        // showed last, or at its start.
+        let kept = match screen
+            .history
+            .iter()
+            .rposition(|item| item.frame && item.frame_id == from)
+        {
+            Some(at) => Some(at + 1),
+            None => (from == screen.history_after).then_some(0),
+        };
+        match kept {
+            Some(next) if !(screen.closed && screen.ended.is_none()) => Some(Follower {
+                rx: self.tx.subscribe(),
+                first: screen.history.iter().skip(next).cloned().collect(),
+                feed: Arc::clone(self),
+            }),
+            _ => {
+                drop(screen);
+                self.join(0)
+            }
+        }
     }
 
     /// A place in the feed from now on, with the screen now; `None` when the

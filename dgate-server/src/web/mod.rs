@@ -93,6 +93,9 @@ fn escape(text: &str) -> String {
 #[derive(Debug, Deserialize)]
 struct SpectateQuery {
     session: String,
+    /// The frame a reconnecting page last showed: it gets the frames since
+    /// rather than the whole screen, when the server still has them.
+    from: Option<u64>,
 }
 
 /// Registers the browser as a spectator before upgrading, so that an unknown
@@ -131,7 +134,7 @@ async fn spectate(
     ws.max_message_size(MAX_INBOUND_BYTES)
         .max_frame_size(MAX_INBOUND_BYTES)
         .read_buffer_size(4 * MAX_INBOUND_BYTES)
-        .on_upgrade(move |socket| watch(socket, manager, session, spectator))
+        .on_upgrade(move |socket| watch(socket, manager, session, spectator, query.from))
 }
 
 async fn watch(
@@ -139,6 +142,7 @@ async fn watch(
     manager: SessionManager,
     session: Arc<Session>,
     spectator: Arc<Spectator>,
+    resume_after: Option<u64>,
 ) {
     let metrics = Arc::clone(manager.metrics());
     let connections = metrics
@@ -155,7 +159,7 @@ async fn watch(
         .inc();
     connections.inc();
     let ring = manager.config().session_management.queue_frames;
-    let mut follower = Feed::follow(&session, ring).await;
+    let mut follower = Feed::follow(&session, ring, resume_after).await;
     let mut frame_id = 0;
     let mut watchers = usize::MAX;
     'watching: loop {
