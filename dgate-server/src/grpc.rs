@@ -394,7 +394,10 @@ impl GameService for GameServiceImpl {
         }))
     }
 
-    type StreamRecordingStream = ReceiverStream<Result<pb::RecordingEvent, Status>>;
+    type StreamRecordingStream = tokio_stream::adapters::Map<
+        ReceiverStream<Result<pb::recording_event::Event, Status>>,
+        fn(Result<pb::recording_event::Event, Status>) -> Result<pb::RecordingEvent, Status>,
+    >;
 
     #[instrument(skip_all, fields(recording_id))]
     async fn stream_recording(
@@ -428,9 +431,32 @@ impl GameService for GameServiceImpl {
         .map_err(|e| Status::internal(format!("opening the recording failed: {e}")))??;
         info!(frames = recording.frame_count(), "replaying a recording");
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let (steer, steering) = mpsc::channel(8);
+        tokio::spawn(async move {
+            // A broken or closed control stream ends the replay; the end of
+            // the replay (shutdown) lets go of the control stream.
+            loop {
+                let message = tokio::select! {
+                    message = controls.message() => message,
+                    () = steer.closed() => break,
+                };
+                let Ok(Some(message)) = message else { break };
+                if let Some(control) = message.control
+                    && steer.send(control).await.is_err()
+                {
+                    break;
+                }
+            }
+        });
         let shutdown = self.manager.shutting_down();
-        tokio::spawn(recordings::play(recording, info, controls, tx, shutdown));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        tokio::spawn(recordings::play(recording, info, steering, tx, shutdown));
+        let events: fn(_) -> _ = |played: Result<pb::recording_event::Event, Status>| {
+            played.map(|event| pb::RecordingEvent { event: Some(event) })
+        };
+        Ok(Response::new(tokio_stream::StreamExt::map(
+            ReceiverStream::new(rx),
+            events,
+        )))
     }
 }
 

@@ -10,12 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use dgate_proto::pb;
-use dgate_proto::pb::recording_control::Control;
 use dgate_proto::pb::recording_event::Event;
 use dgate_term::recording::{Playback, Recording, RecordingMeta};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use crate::convert::{terminal_size, timestamp};
 
@@ -163,13 +162,17 @@ impl Entry {
     }
 }
 
+/// What steers a replay: seek, speed, pause.
+pub type Control = pb::recording_control::Control;
+
 /// Plays `recording` to `out`, steered by `controls`, until the client goes
-/// or the server shuts down.
+/// (either channel closes) or the server shuts down. The same player serves
+/// `StreamRecording` and the browser's replay page.
 pub async fn play(
     recording: Recording,
     info: pb::RecordingInfo,
-    mut controls: Streaming<pb::RecordingControl>,
-    out: mpsc::Sender<Result<pb::RecordingEvent, Status>>,
+    mut controls: mpsc::Receiver<Control>,
+    out: mpsc::Sender<Result<Event, Status>>,
     shutdown: CancellationToken,
 ) {
     // False when the client has gone (or stopped reading while the server shuts down).
@@ -177,7 +180,7 @@ pub async fn play(
         let (out, shutdown) = (out.clone(), shutdown.clone());
         async move {
             tokio::select! {
-                sent = out.send(Ok(pb::RecordingEvent { event: Some(event) })) => sent.is_ok(),
+                sent = out.send(Ok(event)) => sent.is_ok(),
                 _ = shutdown.cancelled() => false,
             }
         }
@@ -221,22 +224,22 @@ pub async fn play(
             .until_next(&recording)
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
-            control = controls.message() => {
-                let Ok(Some(control)) = control else { return };
-                let event = match control.control {
-                    Some(Control::SeekSeconds(seconds)) => {
+            control = controls.recv() => {
+                let Some(control) = control else { return };
+                let event = match control {
+                    Control::SeekSeconds(seconds) => {
                         told_end = false;
                         screen(&mut playback, &recording, seconds_to_duration(seconds))
                     }
-                    Some(Control::Speed(speed)) => {
+                    Control::Speed(speed) => {
                         playback.set_speed(speed);
                         state(&playback, ended)
                     }
-                    Some(Control::Paused(paused)) => {
+                    Control::Paused(paused) => {
                         playback.set_paused(paused);
                         state(&playback, ended)
                     }
-                    Some(Control::Open(_)) | None => continue,
+                    Control::Open(_) => continue,
                 };
                 if !send(event).await {
                     return;

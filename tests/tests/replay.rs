@@ -9,11 +9,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::browser::{chromium_dom, http_get, terminal_rows};
 use common::tmux::Tmux;
 use common::*;
 use dgate_term::ScreenModel;
 use dgate_term::recording::{Recording, RecordingMeta};
 use dgate_term::ttyrec::Reader;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
 
 /// Plays a game (with a resize in the middle) and returns the compressed
 /// recording, its metadata, and the screens the player saw after each frame.
@@ -495,4 +498,176 @@ async fn bad_replay_requests_get_clear_refusals() {
         .expect("list");
     assert!(listed.into_inner().recordings.is_empty());
     server.shutdown().await;
+}
+
+/// The next JSON message on a replay socket.
+async fn next_json<S>(socket: &mut S) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("a message");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
+}
+
+/// Reads until a message of `kind` (skipping the rest).
+async fn next_of<S>(socket: &mut S, kind: &str) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message = next_json(socket).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_lists_downloads_and_replays_finished_games() {
+    let server = start_server(|_| {}).await;
+    let (gz, _meta, final_screen) = record_a_game(&server).await;
+    let http = server.http_addr;
+
+    // The lobby's list, newest first, with the recording's id.
+    let (status, _, body) = http_get(http, "/recordings").await;
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    let listed = &list["recordings"][0];
+    let id = listed["id"].as_str().expect("an id").to_owned();
+    assert!(id.starts_with("vera/test/"), "{list}");
+    assert_eq!(
+        (listed["cols"].as_u64(), listed["rows"].as_u64()),
+        (Some(80), Some(24))
+    );
+
+    // The file itself, byte for byte, as an attachment.
+    let (status, head, body) = http_get(http, &format!("/recordings/{id}")).await;
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-disposition: attachment"),
+        "{head}"
+    );
+    assert_eq!(body, std::fs::read(&gz).expect("the recording"));
+
+    // Unknown and hostile ids: a clear 404, never a file outside the directory.
+    for path in [
+        "/recordings/nobody/x/y",
+        "/recordings/..%2F..%2Fdgate.db",
+        "/replay/vera/test/nope",
+    ] {
+        let (status, _, body) = http_get(http, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("no recording"),
+            "{path}"
+        );
+    }
+
+    // The replay page, opened at a moment past the end: the last screen the
+    // player saw (after the game's resize), drawn as text.
+    let url = format!("http://{http}/replay/{id}?at=3600");
+    let dom = tokio::task::spawn_blocking(move || chromium_dom(&url))
+        .await
+        .expect("chromium runs");
+    let mut expected = ScreenModel::new(dgate_server::config::TermSize::new(100, 30));
+    expected.process(final_screen.as_bytes());
+    let want: Vec<String> = expected
+        .screen()
+        .rows(0, 100)
+        .map(|row| row.trim_end().to_owned())
+        .collect();
+    assert_eq!(
+        terminal_rows(&dom),
+        want,
+        "the page shows the game's last screen:\n{dom}"
+    );
+    assert!(
+        dom.contains("Replay: vera · test"),
+        "the status names the game"
+    );
+    assert!(
+        dom.contains("class=\"state-down\">ended<"),
+        "the replay says it ended"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_socket_is_steered_by_the_page_and_ignores_garbage() {
+    let server = start_server(|_| {}).await;
+    let (_, meta, _) = record_a_game(&server).await;
+    let (_, _, body) = http_get(server.http_addr, "/recordings").await;
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    let id = list["recordings"][0]["id"].as_str().expect("id").to_owned();
+
+    let url = format!("ws://{}/ws/replay?id={id}", server.http_addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("socket");
+    let header = next_json(&mut socket).await;
+    assert_eq!(header["type"], "replay");
+    assert_eq!(header["player"], "vera");
+    assert!(header["duration"].as_f64().unwrap_or(-1.0) >= 0.0);
+    let first = next_of(&mut socket, "snapshot").await;
+    assert_eq!(
+        (first["cols"].as_u64(), first["rows"].as_u64()),
+        (Some(80), Some(24))
+    );
+
+    // Garbage is ignored; pause, speed and seek are answered with the state.
+    socket.send(Message::text("rm -rf /")).await.expect("send");
+    socket
+        .send(Message::text(r#"{"speed": "fast"}"#))
+        .await
+        .expect("send");
+    socket
+        .send(Message::text(r#"{"paused": true}"#))
+        .await
+        .expect("send");
+    let mut state = next_of(&mut socket, "replay_state").await;
+    while state["paused"] != true {
+        state = next_of(&mut socket, "replay_state").await;
+    }
+    socket
+        .send(Message::text(r#"{"speed": 4}"#))
+        .await
+        .expect("send");
+    let mut state = next_of(&mut socket, "replay_state").await;
+    while state["speed"] != 4.0 {
+        state = next_of(&mut socket, "replay_state").await;
+    }
+    socket
+        .send(Message::text(r#"{"seek": 0}"#))
+        .await
+        .expect("send");
+    let again = next_of(&mut socket, "snapshot").await;
+    assert_eq!(
+        again["cols"].as_u64(),
+        Some(80),
+        "back at the start, before the resize"
+    );
+    // Play to the end: the resize arrives as a whole screen at 100x30.
+    socket
+        .send(Message::text(r#"{"paused": false}"#))
+        .await
+        .expect("send");
+    let mut resized = next_of(&mut socket, "snapshot").await;
+    while resized["cols"].as_u64() != Some(100) {
+        resized = next_of(&mut socket, "snapshot").await;
+    }
+    let mut state = next_of(&mut socket, "replay_state").await;
+    while state["ended"] != true {
+        state = next_of(&mut socket, "replay_state").await;
+    }
+    assert!(meta.frames > 0);
+
+    // An unknown id is refused before the upgrade.
+    let url = format!("ws://{}/ws/replay?id=nobody/x/y", server.http_addr);
+    assert!(tokio_tungstenite::connect_async(url).await.is_err());
 }

@@ -5,66 +5,10 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::browser::{chromium_dom, terminal_rows};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-
-/// The page at `url` after its scripts ran, as headless Chromium sees it.
-fn chromium_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().expect("profile dir");
-    let output = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=4000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .output()
-        .expect("run chromium (apt-get install chromium)");
-    assert!(
-        output.status.success(),
-        "chromium: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The text of each `<div class="row">` of the page's terminal.
-fn terminal_rows(dom: &str) -> Vec<String> {
-    dom.split("<div class=\"row\">")
-        .skip(1)
-        .map(|row| {
-            let row = row.split("</div>").next().unwrap_or("");
-            let mut text = String::new();
-            let mut in_tag = false;
-            for c in row.chars() {
-                match c {
-                    '<' => in_tag = true,
-                    '>' => in_tag = false,
-                    c if !in_tag => text.push(c),
-                    _ => {}
-                }
-            }
-            text.replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&nbsp;", " ")
-                .replace("&amp;", "&")
-                .trim_end()
-                .to_owned()
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_shows_the_players_screen_and_the_lobby_lists_the_game() {

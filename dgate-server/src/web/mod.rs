@@ -10,6 +10,7 @@
 //! `max_spectators_per_session`, and resynced with a snapshot when it falls behind.
 
 pub mod feed;
+mod replay;
 pub mod screen_json;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ const STYLE: &str = include_str!("../../web/style.css");
 
 pub fn routes() -> axum::Router<SessionManager> {
     axum::Router::new()
+        .merge(replay::routes())
         .route("/", axum::routing::get(lobby))
         .route("/watch/{session_id}", axum::routing::get(watch_page))
         .route("/ws/spectate", axum::routing::get(spectate))

@@ -53,6 +53,22 @@ pub enum Message {
     },
     /// The game is over, or the stream ended; why.
     End { message: String },
+    /// A replay begins: whose game, and how long it plays.
+    Replay {
+        player: String,
+        game: String,
+        /// RFC 3339, UTC.
+        start: String,
+        duration: f64,
+    },
+    /// Where a replay is: sent when it changes course (seek, speed, pause,
+    /// the end) and a few times a second while it plays.
+    ReplayState {
+        position: f64,
+        speed: f64,
+        paused: bool,
+        ended: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,0 +1,390 @@
+//! Finished games in the browser: the list (`GET /recordings`, JSON, newest
+//! first), a recording's file (`GET /recordings/{id}`, ttyrec, for `dgate
+//! replay` or `ttyplay`), its replay page (`GET /replay/{id}`) and that
+//! page's WebSocket (`GET /ws/replay?id=ID`).
+//!
+//! The replay is played by the same player as `StreamRecording`
+//! ([`recordings::play`]) and drawn by the watch page's renderer: the socket
+//! sends the same snapshot and row-delta messages as live watching, plus
+//! `replay` (what is playing) and `replay_state` (position, speed, pause).
+//! The page steers it with `{"seek": seconds}`, `{"speed": x}` and
+//! `{"paused": bool}`; anything else it sends is ignored. Ids are looked up
+//! in the recordings directory, never used as paths.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Json, Response};
+use dgate_proto::pb::recording_event::Event;
+use dgate_term::{ScreenModel, TermSize};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::screen_json::{self, Message as Out};
+use super::{MAX_INBOUND_BYTES, escape, send};
+use crate::recordings::{self, Control, Entry};
+use crate::sessions::SessionManager;
+
+const REPLAY: &str = include_str!("../../web/replay.html");
+/// How often a playing replay tells the page where it is.
+const POSITION_EVERY: Duration = Duration::from_millis(250);
+/// Recordings the lobby lists.
+const LISTED: i32 = 20;
+
+pub fn routes() -> axum::Router<SessionManager> {
+    axum::Router::new()
+        .route("/recordings", axum::routing::get(list))
+        .route("/recordings/{*id}", axum::routing::get(download))
+        .route("/replay/{*id}", axum::routing::get(page))
+        .route("/ws/replay", axum::routing::get(replay))
+}
+
+/// Anonymous browsers may see recordings only where they may watch games.
+fn refused(manager: &SessionManager) -> Option<Response> {
+    if manager
+        .config()
+        .session_management
+        .spectating
+        .allow_anonymous
+    {
+        return None;
+    }
+    let error = "this server shows games to logged-in players only (use dgate or ssh)";
+    Some((StatusCode::UNAUTHORIZED, Json(json!({ "error": error }))).into_response())
+}
+
+async fn entries(manager: &SessionManager, limit: i32) -> Vec<Entry> {
+    let directory = manager.recordings_directory();
+    tokio::task::spawn_blocking(move || recordings::list(&directory, "", "", limit))
+        .await
+        .unwrap_or_default()
+}
+
+async fn find(manager: &SessionManager, id: String) -> Option<Entry> {
+    let directory = manager.recordings_directory();
+    tokio::task::spawn_blocking(move || recordings::find(&directory, &id))
+        .await
+        .ok()
+        .flatten()
+}
+
+fn not_found(id: &str) -> Response {
+    let error = format!("no recording with id {id:?}");
+    (StatusCode::NOT_FOUND, Json(json!({ "error": error }))).into_response()
+}
+
+async fn list(State(manager): State<SessionManager>) -> Response {
+    if let Some(refusal) = refused(&manager) {
+        return refusal;
+    }
+    let recordings: Vec<_> = entries(&manager, LISTED)
+        .await
+        .iter()
+        .map(|e| {
+            let m = &e.meta;
+            json!({
+                "id": e.id,
+                "username": m.username,
+                "game_id": m.game_id,
+                "start": m.start,
+                "end": m.end,
+                "cols": m.terminal.cols,
+                "rows": m.terminal.rows,
+                "frames": m.frames,
+                "exit_code": m.exit_code,
+                "signal": m.signal,
+            })
+        })
+        .collect();
+    Json(json!({ "recordings": recordings })).into_response()
+}
+
+/// The recording file as the recorder wrote it (gzip or plain ttyrec).
+async fn download(State(manager): State<SessionManager>, Path(id): Path<String>) -> Response {
+    if let Some(refusal) = refused(&manager) {
+        return refusal;
+    }
+    let Some(entry) = find(&manager, id.clone()).await else {
+        return not_found(&id);
+    };
+    let file = match tokio::fs::File::open(&entry.path).await {
+        Ok(file) => file,
+        Err(e) => return not_found(&format!("{id} ({e})")),
+    };
+    let name = entry.meta.recording.replace(['"', '\\'], "_");
+    let kind = if name.ends_with(".gz") {
+        "application/gzip"
+    } else {
+        "application/octet-stream"
+    };
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    (
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}-{name}\"", entry.meta.username),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page(State(manager): State<SessionManager>, Path(id): Path<String>) -> Response {
+    if let Some(refusal) = refused(&manager) {
+        return refusal;
+    }
+    match find(&manager, id.clone()).await {
+        Some(entry) => {
+            let title = format!("{}'s {}", entry.meta.username, entry.meta.game_id);
+            Html(REPLAY.replace("{{TITLE}}", &escape(&title))).into_response()
+        }
+        None => not_found(&id),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplayQuery {
+    id: String,
+    /// Where to start, in seconds (a page reconnecting goes on from there).
+    at: Option<f64>,
+}
+
+/// What the page may send.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Steer {
+    Seek(f64),
+    Speed(f64),
+    Paused(bool),
+}
+
+async fn replay(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(manager): State<SessionManager>,
+    Query(query): Query<ReplayQuery>,
+) -> Response {
+    if let Some(refusal) = refused(&manager) {
+        return refusal;
+    }
+    let Some(entry) = find(&manager, query.id.clone()).await else {
+        return not_found(&query.id);
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    // Idle stretches are capped as `dgate replay` caps them by default.
+    let opened = tokio::task::spawn_blocking(move || {
+        let recording = entry.open(Some(Duration::from_secs(3)))?;
+        Ok::<_, tonic::Status>((recording, entry))
+    })
+    .await;
+    let (recording, entry) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(status)) => {
+            let error = status.message().to_owned();
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "error": error })),
+            )
+                .into_response();
+        }
+        Err(e) => {
+            let error = format!("opening the recording failed: {e}");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": error })),
+            )
+                .into_response();
+        }
+    };
+    info!(recording_id = %entry.id, frames = recording.frame_count(), "replaying in a browser");
+    let (events_tx, events) = mpsc::channel(64);
+    let (steer, steering) = mpsc::channel(8);
+    let meta = entry.meta.clone();
+    let header = Out::Replay {
+        player: meta.username.clone(),
+        game: meta.game_id.clone(),
+        start: meta.start.clone(),
+        duration: recording.duration().as_secs_f64(),
+    };
+    if let Some(at) = query.at.filter(|at| *at > 0.0) {
+        let _ = steer.try_send(Control::SeekSeconds(at));
+    }
+    tokio::spawn(recordings::play(
+        recording,
+        entry.info(),
+        steering,
+        events_tx,
+        manager.shutting_down(),
+    ));
+    ws.max_message_size(MAX_INBOUND_BYTES)
+        .max_frame_size(MAX_INBOUND_BYTES)
+        .read_buffer_size(4 * MAX_INBOUND_BYTES)
+        .on_upgrade(move |socket| relay(socket, header, events, steer))
+}
+
+/// Draws what the player plays as the page's messages, and passes the
+/// page's steering to the player.
+async fn relay(
+    mut socket: WebSocket,
+    header: Out,
+    mut events: mpsc::Receiver<Result<Event, tonic::Status>>,
+    steer: mpsc::Sender<Control>,
+) {
+    if send(&mut socket, &header).await.is_none() {
+        return;
+    }
+    let mut view = ReplayView::default();
+    loop {
+        let out = tokio::select! {
+            event = events.recv() => match event {
+                Some(Ok(event)) => view.draw(event),
+                Some(Err(status)) => vec![Out::End { message: status.message().to_owned() }],
+                None => break,
+            },
+            inbound = socket.recv() => match inbound {
+                Some(Ok(Message::Text(text))) => {
+                    match serde_json::from_str::<Steer>(&text) {
+                        Ok(Steer::Seek(seconds)) => { let _ = steer.send(Control::SeekSeconds(seconds)).await; }
+                        Ok(Steer::Speed(speed)) => { let _ = steer.send(Control::Speed(speed)).await; }
+                        Ok(Steer::Paused(paused)) => { let _ = steer.send(Control::Paused(paused)).await; }
+                        Err(e) => debug!(error = %e, "ignored a replay page's message"),
+                    }
+                    continue;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => {
+                    debug!(?other, "replay socket closed");
+                    break;
+                }
+            },
+        };
+        for message in out {
+            if send(&mut socket, &message).await.is_none() {
+                return;
+            }
+        }
+    }
+}
+
+/// The page's screen, kept to send row deltas, and where the replay is.
+struct ReplayView {
+    model: Option<ScreenModel>,
+    shown: Vec<screen_json::Row>,
+    /// Numbers the messages as frames, for the renderer's order check.
+    frame_id: u64,
+    position: f64,
+    speed: f64,
+    paused: bool,
+    ended: bool,
+    told_position: Instant,
+}
+
+impl Default for ReplayView {
+    fn default() -> Self {
+        Self {
+            model: None,
+            shown: Vec::new(),
+            frame_id: 0,
+            position: 0.0,
+            speed: 1.0,
+            paused: false,
+            ended: false,
+            told_position: Instant::now(),
+        }
+    }
+}
+
+impl ReplayView {
+    fn draw(&mut self, event: Event) -> Vec<Out> {
+        match event {
+            Event::Opened(_) => Vec::new(),
+            Event::Screen(screen) => {
+                let size = size_of(screen.size.as_ref());
+                let mut model = ScreenModel::new(size);
+                model.process(&screen.data);
+                self.position = screen.position_seconds;
+                self.ended = false;
+                self.frame_id += 1;
+                let out = vec![self.snapshot(&model), self.state()];
+                self.model = Some(model);
+                out
+            }
+            Event::Frame(frame) => {
+                let Some(mut model) = self.model.take() else {
+                    return Vec::new();
+                };
+                self.frame_id += 1;
+                self.position = frame.position_seconds;
+                let mut out = Vec::with_capacity(2);
+                if let Some(size) = frame.resize.as_ref() {
+                    model.resize(size_of(Some(size)));
+                    model.process(&frame.data);
+                    out.push(self.snapshot(&model));
+                } else {
+                    model.process(&frame.data);
+                    out.push(Out::Delta {
+                        frame_id: self.frame_id,
+                        lines: screen_json::changed_rows(&mut self.shown, model.screen()),
+                        cursor: screen_json::cursor(model.screen()),
+                    });
+                }
+                self.model = Some(model);
+                if self.told_position.elapsed() >= POSITION_EVERY {
+                    out.push(self.state());
+                }
+                out
+            }
+            Event::State(state) => {
+                self.position = state.position_seconds;
+                self.speed = state.speed;
+                self.paused = state.paused;
+                self.ended = state.ended;
+                vec![self.state()]
+            }
+        }
+    }
+
+    fn snapshot(&mut self, model: &ScreenModel) -> Out {
+        self.shown = screen_json::rows(model.screen());
+        let size = model.size();
+        Out::Snapshot {
+            frame_id: self.frame_id,
+            cols: size.cols,
+            rows: size.rows,
+            lines: self.shown.clone(),
+            cursor: screen_json::cursor(model.screen()),
+            skipped: 0,
+        }
+    }
+
+    fn state(&mut self) -> Out {
+        self.told_position = Instant::now();
+        Out::ReplayState {
+            position: self.position,
+            speed: self.speed,
+            paused: self.paused,
+            ended: self.ended,
+        }
+    }
+}
+
+/// A recording's terminal size; out-of-range values become the default.
+fn size_of(size: Option<&dgate_proto::pb::TerminalSize>) -> TermSize {
+    size.and_then(|s| {
+        Some(TermSize::new(
+            u16::try_from(s.width).ok()?,
+            u16::try_from(s.height).ok()?,
+        ))
+    })
+    .unwrap_or(TermSize::new(80, 24))
+}

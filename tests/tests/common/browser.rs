@@ -1,0 +1,84 @@
+//! A real browser and a plain HTTP client for the web tests: headless
+//! Chromium (Debian `chromium`, installed by `.ci/run`) and HTTP/1.0 by hand.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The page at `url` after its scripts ran, as headless Chromium sees it.
+pub fn chromium_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=4000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .expect("run chromium (apt-get install chromium)");
+    assert!(
+        output.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The text of each `<div class="row">` of the page's terminal.
+pub fn terminal_rows(dom: &str) -> Vec<String> {
+    dom.split("<div class=\"row\">")
+        .skip(1)
+        .map(|row| {
+            let row = row.split("</div>").next().unwrap_or("");
+            let mut text = String::new();
+            let mut in_tag = false;
+            for c in row.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            text.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&nbsp;", " ")
+                .replace("&amp;", "&")
+                .trim_end()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// `GET path` over HTTP/1.0: the status code, the headers and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("response");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status code");
+    (status, head, response[split + 4..].to_vec())
+}
