@@ -58,7 +58,8 @@ pub struct SoakReport {
     pub games_started: u64,
     pub games_ended: u64,
     pub viewers_total: Counts,
-    /// Viewers whose task did not finish within its stay and 10 s more.
+    /// Viewers whose visit did not end within the join limit, its stay and
+    /// 10 s more (a stream that would not let go).
     pub stuck: u64,
     pub readings: Vec<Reading>,
     /// Before any game, and after everything ended.
@@ -285,7 +286,7 @@ pub async fn soak(target: &Target, plan: &SoakPlan) -> anyhow::Result<SoakReport
         let dial = dial(transport);
         viewers.spawn(async move {
             let watching = visit(dial, game, stay, Arc::clone(&totals));
-            if tokio::time::timeout(stay + Duration::from_secs(10), watching)
+            if tokio::time::timeout(JOIN_LIMIT + stay + Duration::from_secs(10), watching)
                 .await
                 .is_err()
             {
@@ -426,6 +427,16 @@ async fn game_slot(
     }
 }
 
+/// How long joining may take (an SSH viewer walks the menus) before it
+/// counts as a failure.
+const JOIN_LIMIT: Duration = Duration::from_secs(20);
+
+async fn within_limit<T>(joining: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::time::timeout(JOIN_LIMIT, joining)
+        .await
+        .map_err(|_| anyhow!("joining took over {} s", JOIN_LIMIT.as_secs()))?
+}
+
 /// One viewer's visit: join, watch for `stay`, leave.
 async fn visit(
     dial: Dial,
@@ -435,21 +446,29 @@ async fn visit(
 ) {
     totals.joins.fetch_add(1, Ordering::Relaxed);
     let outcome = match dial.transport {
-        Transport::Grpc => match viewer::channel(dial.grpc).await {
-            Ok(channel) => match GrpcSource::spectator(channel, &session_id, false).await {
+        Transport::Grpc => {
+            let joining = async {
+                let channel = viewer::channel(dial.grpc).await?;
+                GrpcSource::spectator(channel, &session_id, false).await
+            };
+            match within_limit(joining).await {
                 Ok(source) => watch(source, stay, &totals).await,
                 Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
-        Transport::WebSocket => match WsSource::connect(dial.http, &session_id, false).await {
-            Ok(source) => watch(source, stay, &totals).await,
-            Err(e) => Err(e),
-        },
-        Transport::Ssh => match SshSource::connect(dial.ssh, &player, dial.size, false).await {
-            Ok(source) => watch(source, stay, &totals).await,
-            Err(e) => Err(e),
-        },
+            }
+        }
+        Transport::WebSocket => {
+            match within_limit(WsSource::connect(dial.http, &session_id, false)).await {
+                Ok(source) => watch(source, stay, &totals).await,
+                Err(e) => Err(e),
+            }
+        }
+        Transport::Ssh => {
+            let joining = SshSource::connect(dial.ssh, &player, dial.size, false);
+            match within_limit(joining).await {
+                Ok(source) => watch(source, stay, &totals).await,
+                Err(e) => Err(e),
+            }
+        }
     };
     if let Err(e) = outcome {
         // A game that ended just as the viewer arrived is not a failure.

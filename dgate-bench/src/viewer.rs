@@ -432,7 +432,16 @@ impl SshSource {
     /// Reads the menus until the screen shows `text`.
     async fn menu_until(&mut self, text: &str) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !self.screen.screen().contents().contains(text) {
+        loop {
+            let contents = self.screen.screen().contents();
+            if contents.contains(text) {
+                return Ok(());
+            }
+            // The game ended while this viewer walked the menus.
+            if contents.contains("No game matches") || contents.contains("No games are in progress")
+            {
+                bail!("the game has ended before the viewer got to it");
+            }
             let message = tokio::time::timeout_at(deadline, self.channel.wait())
                 .await
                 .map_err(|_| anyhow!("the SSH menu never showed {text:?}"))?;
@@ -442,7 +451,6 @@ impl SshSource {
                 None => bail!("the SSH server closed the channel before {text:?}"),
             }
         }
-        Ok(())
     }
 }
 

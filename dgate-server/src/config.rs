@@ -139,6 +139,8 @@ pub struct SessionManagement {
     pub ttyrec: TtyrecConfig,
     /// Frames a subscriber may fall behind before it is resynced with a snapshot.
     pub queue_frames: usize,
+    /// Bytes of unread frames a viewer may hold before it is resynced.
+    pub queue_bytes: usize,
     /// Games running at once, in all.
     pub max_sessions: usize,
     /// Games one player may run at once (one per game in any case).
@@ -227,6 +229,7 @@ impl Default for SessionManagement {
             spectating: SpectatingConfig::default(),
             ttyrec: TtyrecConfig::default(),
             queue_frames: 1024,
+            queue_bytes: 4 * 1024 * 1024,
             max_sessions: 500,
             max_sessions_per_user: 3,
             detach_grace: Duration::from_secs(5 * 60),
@@ -306,6 +309,9 @@ impl Config {
         }
         if self.session_management.queue_frames == 0 {
             return Err("session_management.queue_frames must be at least 1".into());
+        }
+        if self.session_management.queue_bytes < 65_536 {
+            return Err("session_management.queue_bytes must be at least 65536".into());
         }
         for (i, game) in self.games.iter().enumerate() {
             if !is_valid_id(&game.id) {

@@ -9,7 +9,8 @@
 //!    subscriber receives (an `Arc`, never a copy per subscriber). The screen
 //!    model sees the same frames in the same order.
 //! 2. **The reader never waits on a subscriber.** Each subscriber has a bounded
-//!    queue; when it is full, the subscriber is marked *lagged* and gets nothing
+//!    queue (in frames, and in the bytes of the frames it holds); when it is
+//!    full, the subscriber is marked *lagged* and gets nothing
 //!    more. When it reads again, its backlog is thrown away and it gets a
 //!    [`Snapshot`] at the current frame K, then frames K+1, K+2, ... It never
 //!    sees a hole in its byte stream, and it never slows anyone else.
@@ -25,7 +26,7 @@
 //! non-blocking `try_send` per subscriber), for a snapshot, and for a resize.
 //! Nothing under it awaits or does I/O.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -66,6 +67,16 @@ pub enum HubEvent {
         after_frame: u64,
         exit: GameExit,
     },
+}
+
+impl HubEvent {
+    /// What the event weighs in a subscriber's queue: a frame's bytes.
+    fn queued_size(&self) -> usize {
+        match self {
+            Self::Frame(frame) => frame.data.len(),
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +121,8 @@ struct Slot {
     tx: mpsc::Sender<Arc<HubEvent>>,
     /// Set by the pipeline when the queue overflowed; cleared by a resync.
     lagged: AtomicBool,
+    /// Bytes of frame data in the queue.
+    queued_bytes: AtomicUsize,
     /// Wakes a subscriber that emptied its queue just before it was marked lagged.
     wake: Notify,
 }
@@ -125,6 +138,7 @@ struct Pipeline {
 pub struct Hub {
     pipeline: Mutex<Pipeline>,
     queue_frames: usize,
+    queue_bytes: usize,
     next_slot_id: AtomicU64,
     /// The current size, readable without the lock (cols << 16 | rows).
     size: AtomicU32,
@@ -144,6 +158,12 @@ impl Hub {
     /// A hub for a terminal of `size`, whose subscribers may fall `queue_frames`
     /// events behind before they are resynced.
     pub fn new(size: TermSize, queue_frames: usize) -> Self {
+        Self::with_queue_bytes(size, queue_frames, usize::MAX)
+    }
+
+    /// The same, and a subscriber is also resynced when the frames it has not
+    /// read hold more than `queue_bytes` (one frame is always let through).
+    pub fn with_queue_bytes(size: TermSize, queue_frames: usize, queue_bytes: usize) -> Self {
         Self {
             pipeline: Mutex::new(Pipeline {
                 screen: ScreenModel::new(size),
@@ -152,6 +172,7 @@ impl Hub {
                 subscribers: Vec::new(),
             }),
             queue_frames: queue_frames.max(1),
+            queue_bytes,
             next_slot_id: AtomicU64::new(1),
             size: AtomicU32::new(pack(size)),
             stats: HubStats::default(),
@@ -192,7 +213,7 @@ impl Hub {
             timestamp: SystemTime::now(),
             data,
         }));
-        fan_out(&p.subscribers, &event);
+        fan_out(&p.subscribers, &event, self.queue_bytes);
         id
     }
 
@@ -208,7 +229,7 @@ impl Hub {
             after_frame: p.last_frame_id,
             size,
         });
-        fan_out(&p.subscribers, &event);
+        fan_out(&p.subscribers, &event, self.queue_bytes);
     }
 
     /// Ends the pipeline: every subscriber gets `Ended` as its last event.
@@ -221,7 +242,7 @@ impl Hub {
             after_frame: p.last_frame_id,
             exit,
         });
-        fan_out(&p.subscribers, &event);
+        fan_out(&p.subscribers, &event, self.queue_bytes);
         p.ended = Some(event);
     }
 
@@ -233,6 +254,7 @@ impl Hub {
             id: self.next_slot_id.fetch_add(1, Ordering::Relaxed),
             tx,
             lagged: AtomicBool::new(false),
+            queued_bytes: AtomicUsize::new(0),
             wake: Notify::new(),
         });
         let mut p = self.lock();
@@ -316,17 +338,26 @@ impl Hub {
 }
 
 /// Hands `event` to every subscriber that keeps up; marks the others lagged.
-fn fan_out(subscribers: &[Arc<Slot>], event: &Arc<HubEvent>) {
+fn fan_out(subscribers: &[Arc<Slot>], event: &Arc<HubEvent>, queue_bytes: usize) {
+    let size = event.queued_size();
+    let lag = |slot: &Slot| {
+        slot.lagged.store(true, Ordering::Release);
+        slot.wake.notify_one();
+    };
     for slot in subscribers {
         if slot.lagged.load(Ordering::Acquire) {
             continue;
         }
+        let queued = slot.queued_bytes.load(Ordering::Relaxed);
+        if queued > 0 && queued.saturating_add(size) > queue_bytes {
+            lag(slot);
+            continue;
+        }
         match slot.tx.try_send(Arc::clone(event)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                slot.lagged.store(true, Ordering::Release);
-                slot.wake.notify_one();
+            Ok(()) => {
+                slot.queued_bytes.fetch_add(size, Ordering::Relaxed);
             }
+            Err(mpsc::error::TrySendError::Full(_)) => lag(slot),
             // The subscription is being dropped; it unsubscribes itself.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
@@ -370,9 +401,16 @@ impl Subscription {
             event = self.rx.recv() => event,
             () = self.slot.wake.notified() => None,
         };
+        if let Some(event) = &event {
+            self.slot
+                .queued_bytes
+                .fetch_sub(event.queued_size(), Ordering::Relaxed);
+        }
         if self.slot.lagged.load(Ordering::Acquire) {
-            // The snapshot covers everything still queued.
+            // The snapshot covers everything still queued (and nothing is
+            // queued for a lagged slot until the resync clears it).
             while self.rx.try_recv().is_ok() {}
+            self.slot.queued_bytes.store(0, Ordering::Relaxed);
             let (snapshot, ended) = self.hub.resync(&self.slot, self.last_frame_id);
             self.pending = [ended.map(Delivery::Event), None];
             return Some(self.delivered(Delivery::Snapshot(snapshot)));
@@ -460,6 +498,40 @@ mod tests {
         hub.publish(Bytes::from_static(b"11"));
         assert_eq!(slow.next().await.as_ref().and_then(frame), Some(11));
         assert_eq!(hub.stats().resyncs.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_queue_holding_too_many_bytes_resyncs_too() {
+        // Room for 1,000 frames, but only 4 KiB of them.
+        let hub = Arc::new(Hub::with_queue_bytes(TermSize::new(20, 5), 1000, 4096));
+        let mut slow = hub.subscribe();
+        let mut fast = hub.subscribe();
+        assert!(matches!(slow.next().await, Some(Delivery::Snapshot(_))));
+        assert!(matches!(fast.next().await, Some(Delivery::Snapshot(_))));
+        let kilobyte = Bytes::from(vec![b'x'; 1024]);
+        for i in 1..=10u64 {
+            hub.publish(kilobyte.clone());
+            assert_eq!(
+                fast.next().await.as_ref().and_then(frame),
+                Some(i),
+                "never lags"
+            );
+        }
+        match slow.next().await {
+            Some(Delivery::Snapshot(s)) => {
+                assert_eq!(s.reason, SnapshotReason::Resync);
+                assert_eq!(s.frame_id, 10);
+            }
+            other => panic!("expected a resync snapshot, got {other:?}"),
+        }
+        // After the resync the count starts again: the next frames arrive.
+        for i in 11..=13u64 {
+            hub.publish(kilobyte.clone());
+            assert_eq!(slow.next().await.as_ref().and_then(frame), Some(i));
+        }
+        // A frame larger than the whole limit still reaches an empty queue.
+        hub.publish(Bytes::from(vec![b'y'; 10_000]));
+        assert_eq!(slow.next().await.as_ref().and_then(frame), Some(14));
     }
 
     #[tokio::test]

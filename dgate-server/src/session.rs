@@ -93,7 +93,7 @@ impl Session {
     pub fn start(
         info: SessionInfo,
         command: &GameCommand,
-        queue_frames: usize,
+        (queue_frames, queue_bytes): (usize, usize),
         max_spectators: usize,
         metrics: Arc<Metrics>,
         on_end: impl FnOnce(&Arc<Session>) + Send + 'static,
@@ -110,7 +110,11 @@ impl Session {
         })?;
         let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
         let session = Arc::new(Session {
-            hub: Arc::new(Hub::new(command.size, queue_frames)),
+            hub: Arc::new(Hub::with_queue_bytes(
+                command.size,
+                queue_frames,
+                queue_bytes,
+            )),
             spectators: SpectatorRegistry::new(max_spectators),
             pid,
             input: Mutex::new(Some(input_tx)),

@@ -215,7 +215,7 @@ impl SessionManager {
         let session = Session::start(
             info,
             &command,
-            management.queue_frames,
+            (management.queue_frames, management.queue_bytes),
             max_spectators,
             Arc::clone(&metrics),
             move |s| {
