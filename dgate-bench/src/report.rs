@@ -63,6 +63,10 @@ pub struct ServerFigures {
     pub rss_mib_baseline: f64,
     pub rss_mib_peak: f64,
     pub rss_kib_per_viewer: f64,
+    /// When the paused viewers stopped reading, and when the run ended: with
+    /// viewers that never read again, memory must not grow between them.
+    pub rss_mib_at_pause: Option<f64>,
+    pub rss_mib_at_end: f64,
     pub fds: u64,
     pub threads: u64,
     pub warnings: u64,
@@ -205,6 +209,13 @@ impl Report {
                 s.threads,
                 s.warnings
             );
+            if let Some(at_pause) = s.rss_mib_at_pause {
+                let _ = writeln!(
+                    out,
+                    "  RSS when the paused viewers stopped reading {:.1} MiB, at the end {:.1} MiB",
+                    at_pause, s.rss_mib_at_end
+                );
+            }
             for warning in &s.first_warnings {
                 let _ = writeln!(out, "  server warning: {warning}");
             }

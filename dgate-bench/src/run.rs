@@ -458,6 +458,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut peak_rss = loaded.map_or(0, |s| s.rss_kib);
     let mut max_fds = loaded.map_or(0, |s| s.fds);
+    let mut rss_at_pause = None;
     let pause_at = if paused_count > 0 {
         plan.duration / 2
     } else {
@@ -466,6 +467,10 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     while started.elapsed() < plan.duration {
         if started.elapsed() >= pause_at && *phase_tx.borrow() == Phase::Steady {
             let _ = phase_tx.send(Phase::Paused);
+            rss_at_pause = target
+                .pid
+                .and_then(|pid| crate::proc_stats::sample(pid).ok())
+                .map(|s| s.rss_kib as f64 / 1024.0);
         }
         if let Some(s) = target
             .pid
@@ -562,6 +567,8 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
             rss_mib_peak: peak_rss as f64 / 1024.0,
             rss_kib_per_viewer: (peak_rss.saturating_sub(baseline.rss_kib)) as f64
                 / plan.viewers as f64,
+            rss_mib_at_pause: rss_at_pause,
+            rss_mib_at_end: finished.rss_kib as f64 / 1024.0,
             fds: max_fds,
             threads: finished.threads,
             warnings,

@@ -57,8 +57,13 @@ pub fn authed<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
     request
 }
 
+/// A gRPC connection with HTTP/2's standard 64 KiB windows (hyper's client
+/// would take 2 MiB a stream): a viewer that stops reading soon stops the
+/// server's sending, as a real slow client does.
 pub async fn channel(grpc: SocketAddr) -> anyhow::Result<Channel> {
     Ok(Channel::from_shared(format!("http://{grpc}"))?
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
         .connect()
         .await?)
 }
