@@ -112,6 +112,8 @@ pub struct HubStats {
     pub bytes: AtomicU64,
     pub resyncs: AtomicU64,
     pub frames_skipped: AtomicU64,
+    /// Times the screen model panicked and was started afresh.
+    pub model_resets: AtomicU64,
 }
 
 /// The hub's side of one subscriber.
@@ -195,10 +197,16 @@ impl Hub {
         }
         // vt100 must never take the pipeline down: should it panic on some
         // input, start a fresh model (viewers resync to it) and go on.
-        let parsed =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.screen.process(&data)));
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(test)]
+            if data.as_ref() == tests::PANIC_FRAME {
+                panic!("a screen model panic, injected by a test");
+            }
+            p.screen.process(&data)
+        }));
         if parsed.is_err() {
             tracing::error!("the screen model panicked on game output; it was reset");
+            self.stats.model_resets.fetch_add(1, Ordering::Relaxed);
             let size = p.screen.size();
             p.screen = ScreenModel::new(size);
         }
@@ -532,6 +540,38 @@ mod tests {
         // A frame larger than the whole limit still reaches an empty queue.
         hub.publish(Bytes::from(vec![b'y'; 10_000]));
         assert_eq!(slow.next().await.as_ref().and_then(frame), Some(14));
+    }
+
+    /// Game output that makes the screen model panic (tests only: no real
+    /// input is known to).
+    pub(super) const PANIC_FRAME: &[u8] = b"\x1b[?9999;panic-the-model";
+
+    #[tokio::test]
+    async fn a_screen_model_panic_resets_that_session_only() {
+        let troubled = Arc::new(Hub::new(TermSize::new(20, 5), 16));
+        let calm = Arc::new(Hub::new(TermSize::new(20, 5), 16));
+        let mut viewer = troubled.subscribe();
+        let mut other = calm.subscribe();
+        assert!(matches!(viewer.next().await, Some(Delivery::Snapshot(_))));
+        assert!(matches!(other.next().await, Some(Delivery::Snapshot(_))));
+        troubled.publish(Bytes::from_static(b"before "));
+        calm.publish(Bytes::from_static(b"one "));
+        troubled.publish(Bytes::from_static(PANIC_FRAME));
+        calm.publish(Bytes::from_static(b"two "));
+        troubled.publish(Bytes::from_static(b"after"));
+        calm.publish(Bytes::from_static(b"three"));
+        // The troubled session goes on numbering and delivering, in order.
+        for id in 1..=3 {
+            assert_eq!(viewer.next().await.as_ref().and_then(frame), Some(id));
+        }
+        assert_eq!(troubled.stats().model_resets.load(Ordering::Relaxed), 1);
+        troubled.with_screen(|s| assert_eq!(s.screen().contents(), "after"));
+        // The other session never noticed.
+        for id in 1..=3 {
+            assert_eq!(other.next().await.as_ref().and_then(frame), Some(id));
+        }
+        assert_eq!(calm.stats().model_resets.load(Ordering::Relaxed), 0);
+        calm.with_screen(|s| assert_eq!(s.screen().contents(), "one two three"));
     }
 
     #[tokio::test]

@@ -55,6 +55,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    metrics::count_panics();
     serve(SessionManager::new(Arc::new(config)), listeners, shutdown).await
 }
 

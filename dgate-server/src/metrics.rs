@@ -2,6 +2,8 @@
 //! document's names. Every metric is updated by a real event where it happens;
 //! no label carries a user name.
 
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -50,6 +52,8 @@ pub struct Metrics {
     /// Terminal bytes sent to viewers and players, by transport.
     pub bytes_sent: Family<TransportLabel, Counter>,
     pub failed_logins: Counter,
+    /// Panics anywhere in the process (see `count_panics`).
+    pub panics: Counter,
     pub recording_write_errors: Counter,
     /// SSH connections accepted, and open now.
     pub ssh_connections: Counter,
@@ -78,6 +82,7 @@ impl Metrics {
             game_sessions_ended: Family::default(),
             bytes_sent: Family::default(),
             failed_logins: Counter::default(),
+            panics: Counter::default(),
             recording_write_errors: Counter::default(),
             ssh_connections: Counter::default(),
             ssh_connections_active: Gauge::default(),
@@ -145,6 +150,11 @@ impl Metrics {
             m.failed_logins.clone(),
         );
         r.register(
+            "panics",
+            "Panics caught: each ended one task, connection or thread, never the server (see the log)",
+            m.panics.clone(),
+        );
+        r.register(
             "ssh_connections",
             "SSH connections accepted",
             m.ssh_connections.clone(),
@@ -180,9 +190,63 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
+        let seen = PANICS.load(Ordering::Relaxed);
+        if let Some(new) = seen.checked_sub(self.panics.get()).filter(|n| *n > 0) {
+            self.panics.inc_by(new);
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Panics in this process, counted by the hook `count_panics` installs.
+static PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Installs (once per process) a panic hook that counts every panic and logs
+/// it through `tracing` with the thread it ended, before the default hook
+/// prints it. A panic ends only its task (a connection, a stream) or thread;
+/// this makes each one visible in the log and in `panics_total`.
+pub fn count_panics() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::Relaxed);
+            let thread = std::thread::current();
+            tracing::error!(
+                thread = thread.name().unwrap_or("unnamed"),
+                panic = %info,
+                "a panic ended one task or thread; the server goes on"
+            );
+            default(info);
+        }));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_thread_is_counted_and_the_process_goes_on() {
+        count_panics();
+        let metrics = Metrics::new();
+        let ended = std::thread::Builder::new()
+            .name("doomed".into())
+            .spawn(|| panic!("a deliberate panic"))
+            .map(|t| t.join());
+        assert!(
+            matches!(ended, Ok(Err(_))),
+            "the thread ended with its panic"
+        );
+        let text = metrics.render();
+        let counted = text
+            .lines()
+            .find_map(|l| l.strip_prefix("panics_total "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        assert!(counted >= 1, "{text}");
     }
 }
