@@ -430,6 +430,14 @@ impl Subscription {
         }
     }
 
+    /// Asks for the screen as it is now: the next delivery is a resync
+    /// snapshot (covering anything still queued), then frames after it. For a
+    /// viewer that must redraw (its terminal changed) without a model of its own.
+    pub fn request_snapshot(&self) {
+        self.slot.lagged.store(true, Ordering::Release);
+        self.slot.wake.notify_one();
+    }
+
     fn delivered(&mut self, d: Delivery) -> Delivery {
         match &d {
             Delivery::Snapshot(s) => self.last_frame_id = s.frame_id,
@@ -572,6 +580,25 @@ mod tests {
         }
         assert_eq!(calm.stats().model_resets.load(Ordering::Relaxed), 0);
         calm.with_screen(|s| assert_eq!(s.screen().contents(), "one two three"));
+    }
+
+    #[tokio::test]
+    async fn a_requested_snapshot_covers_the_queue_and_frames_follow_it() {
+        let hub = Arc::new(Hub::new(TermSize::new(20, 5), 16));
+        let mut sub = hub.subscribe();
+        assert!(matches!(sub.next().await, Some(Delivery::Snapshot(_))));
+        hub.publish(Bytes::from_static(b"one "));
+        hub.publish(Bytes::from_static(b"two "));
+        sub.request_snapshot();
+        match sub.next().await {
+            Some(Delivery::Snapshot(s)) => {
+                assert_eq!(s.frame_id, 2);
+                assert_eq!(s.frames_skipped, 2, "the queued frames it replaces");
+            }
+            other => panic!("expected a snapshot, got {other:?}"),
+        }
+        hub.publish(Bytes::from_static(b"three"));
+        assert_eq!(sub.next().await.as_ref().and_then(frame), Some(3));
     }
 
     #[tokio::test]

@@ -149,57 +149,80 @@ impl Connection {
         let row =
             SessionRow::from_session(&pb::GameSession::from(session.as_ref()), SystemTime::now());
         let mut view = GameView::new(row);
-        // Raw passthrough while the game fits this terminal; a drawn, cropped
-        // view otherwise. `None` until the first snapshot decides.
+        // Raw passthrough while the game fits this terminal: the hub's own
+        // snapshots and frames, and no screen model kept here (frames are not
+        // parsed per watcher). A cropped view otherwise, drawn from this
+        // connection's model. `None` until the next snapshot decides.
         let mut passthrough: Option<bool> = None;
+        // A snapshot this connection asked for (to redraw), not a resync.
+        let mut requested = false;
         let outcome = loop {
             tokio::select! {
                 delivery = subscription.next() => {
                     let Some(delivery) = delivery else { break None };
-                    if let Delivery::Snapshot(s) = &delivery
-                        && s.reason == SnapshotReason::Resync
-                    {
-                        metrics.spectator_resyncs.inc();
-                        metrics.spectator_frames_dropped.inc_by(s.frames_skipped);
-                    }
-                    let message = delivery_message(&session.info.id, &delivery);
-                    let update = message.response.map(|r| view.apply(r));
-                    if let Some(Update::Ended(why)) = update {
-                        break Some(why);
-                    }
-                    let fits = fits(view.size(), self.out.size);
+                    let mut redraw = false;
                     let frame = match &delivery {
                         Delivery::Event(event) => match event.as_ref() {
                             HubEvent::Frame(frame) => Some(frame),
                             _ => None,
                         },
-                        Delivery::Snapshot(_) => None,
-                    };
-                    match (passthrough, fits, frame) {
-                        (Some(true), true, Some(frame)) => {
-                            metrics.spectator_frames_sent.inc();
-                            bytes_sent.inc_by(frame.data.len() as u64);
-                            self.out.write(frame.data.clone()).await?;
+                        Delivery::Snapshot(s) => {
+                            redraw = std::mem::take(&mut requested);
+                            if s.reason == SnapshotReason::Resync && !redraw {
+                                metrics.spectator_resyncs.inc();
+                                metrics.spectator_frames_dropped.inc_by(s.frames_skipped);
+                            }
+                            None
                         }
-                        (_, true, _) => {
-                            // (Re)start the passthrough from the screen as it is:
-                            // first time, after a resync, after the game's resize
-                            // (the status line moves below it).
-                            let snapshot = view.snapshot();
-                            bytes_sent.inc_by(snapshot.len() as u64);
+                    };
+                    if let (Some(true), Some(frame)) = (passthrough, frame) {
+                        metrics.spectator_frames_sent.inc();
+                        bytes_sent.inc_by(frame.data.len() as u64);
+                        self.out.write(frame.data.clone()).await?;
+                        continue;
+                    }
+                    let mut response = delivery_message(&session.info.id, &delivery).response;
+                    if let (true, Some(pb::game_io_response::Response::Snapshot(s))) = (redraw, &mut response) {
+                        // Asked for, not fallen behind: the status line says nothing.
+                        s.reason = pb::SnapshotReason::Join as i32;
+                    }
+                    match response.map(|r| view.apply(r)) {
+                        Some(Update::Ended(why)) => break Some(why),
+                        _ if matches!(&delivery, Delivery::Event(e) if matches!(**e, HubEvent::Resize { .. })) => {
+                            // Redraw at the new size from a snapshot (the status
+                            // line moves, and a passed-through model is stale).
+                            subscription.request_snapshot();
+                            requested = true;
+                            passthrough = None;
+                        }
+                        _ => {}
+                    }
+                    match &delivery {
+                        Delivery::Snapshot(s) if fits(view.size(), self.out.size) => {
+                            // (Re)start the passthrough from the screen as it is.
+                            bytes_sent.inc_by(s.data.len() as u64);
                             self.out.forget_screen();
-                            self.out.write([RESET, &snapshot[..]].concat()).await?;
+                            self.out.write([RESET, &s.data[..]].concat()).await?;
                             self.write_status(&view).await?;
                             passthrough = Some(true);
                         }
-                        (_, false, _) => {
+                        Delivery::Snapshot(_) => {
                             self.out.draw(|f| draw_cropped(f, &mut view)).await?;
                             passthrough = Some(false);
                         }
+                        Delivery::Event(_) if passthrough == Some(false) => {
+                            self.out.draw(|f| draw_cropped(f, &mut view)).await?;
+                        }
+                        Delivery::Event(_) => {}
                     }
                 }
                 step = self.next_key(false) => match step? {
-                    Step::Redraw => passthrough = None,
+                    Step::Redraw => {
+                        // This terminal changed: redraw from the screen as it is.
+                        subscription.request_snapshot();
+                        requested = true;
+                        passthrough = None;
+                    }
                     Step::Key(key) => {
                         let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL)
                             && key.code == KeyCode::Char('c');
@@ -211,19 +234,6 @@ impl Connection {
                 },
                 () = spectator.removed.cancelled() => {
                     break Some("You were removed from this game's spectators.".to_owned());
-                }
-            }
-            if passthrough.is_none() {
-                // A resize: redraw at once in whichever mode now applies.
-                if fits(view.size(), self.out.size) {
-                    let snapshot = view.snapshot();
-                    self.out.forget_screen();
-                    self.out.write([RESET, &snapshot[..]].concat()).await?;
-                    self.write_status(&view).await?;
-                    passthrough = Some(true);
-                } else {
-                    self.out.draw(|f| draw_cropped(f, &mut view)).await?;
-                    passthrough = Some(false);
                 }
             }
         };
