@@ -92,8 +92,10 @@ impl Feed {
         }
         let started = Self::start(session, ring).await;
         let mut slot = lock(&session.web_feed);
-        // Another browser may have started one meanwhile: one feed a session.
+        // Another browser may have started one meanwhile: one feed a session
+        // (ours stops at its next frame).
         if let Some(follower) = slot.as_ref().and_then(|feed| feed.join(0)) {
+            started.lock().closed = true;
             return follower;
         }
         *slot = Some(Arc::clone(&started));
@@ -157,6 +159,9 @@ impl Feed {
     /// when the feed should stop (game over, or nobody left to watch).
     fn apply(&self, delivery: &Delivery, username: &str) -> bool {
         let mut screen = self.lock();
+        if screen.closed {
+            return false;
+        }
         let item = update(&mut screen, delivery, username);
         if screen.history.len() == HISTORY
             && let Some(oldest) = screen.history.pop_front()
