@@ -217,21 +217,14 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
         rows: args.size.rows,
         progress: !args.json,
     };
-    let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(run::run(&target, &plan));
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    let log = target.log_path();
-    let stopped = target.stop();
-    let report = report?;
-    if let Err(e) = stopped {
-        bail!("{e:#} (server log: {log:?})");
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.table());
-    }
-    Ok(report.is_sound() || !args.require_sound)
+    let report = measure(target, async |target| run::run(target, &plan).await)?;
+    show(
+        &report,
+        args.json,
+        report.is_sound(),
+        args.require_sound,
+        report.table(),
+    )
 }
 
 fn soak_command(args: &SoakArgs) -> anyhow::Result<bool> {
@@ -272,19 +265,46 @@ fn soak_command(args: &SoakArgs) -> anyhow::Result<bool> {
         size,
         progress: !args.json,
     };
+    let report = measure(target, async |target| soak::soak(target, &plan).await)?;
+    show(
+        &report,
+        args.json,
+        report.is_sound(),
+        args.require_sound,
+        report.table(),
+    )
+}
+
+/// Runs `work` against `target` on a runtime of its own, then stops the
+/// server (when it is ours) and says so if it did not stop cleanly.
+fn measure<R>(
+    target: server::Target,
+    work: impl AsyncFnOnce(&server::Target) -> anyhow::Result<R>,
+) -> anyhow::Result<R> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(soak::soak(&target, &plan));
+    let result = runtime.block_on(work(&target));
     runtime.shutdown_timeout(Duration::from_secs(2));
     let log = target.log_path();
     let stopped = target.stop();
-    let report = report?;
+    let result = result?;
     if let Err(e) = stopped {
         bail!("{e:#} (server log: {log:?})");
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(result)
+}
+
+/// Prints the figures (a table, or JSON) and says whether the run passes.
+fn show(
+    report: &impl serde::Serialize,
+    json: bool,
+    sound: bool,
+    require_sound: bool,
+    table: String,
+) -> anyhow::Result<bool> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print!("{}", report.table());
+        print!("{table}");
     }
-    Ok(report.is_sound() || !args.require_sound)
+    Ok(sound || !require_sound)
 }

@@ -9,13 +9,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::browser::{chromium_dom, http_get, terminal_rows};
+use common::browser::{chromium_dom, http_get, next_json, terminal_rows};
 use common::tmux::Tmux;
 use common::*;
 use dgate_term::ScreenModel;
 use dgate_term::recording::{Recording, RecordingMeta};
 use dgate_term::ttyrec::Reader;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Plays a game (with a resize in the middle) and returns the compressed
@@ -498,23 +498,6 @@ async fn bad_replay_requests_get_clear_refusals() {
         .expect("list");
     assert!(listed.into_inner().recordings.is_empty());
     server.shutdown().await;
-}
-
-/// The next JSON message on a replay socket.
-async fn next_json<S>(socket: &mut S) -> serde_json::Value
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let message = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("a message");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
 }
 
 /// Reads until a message of `kind` (skipping the rest).

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::browser::{chromium_dom, terminal_rows};
+use common::browser::{chromium_dom, next_json, terminal_rows};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -162,20 +162,6 @@ async fn a_paused_browser_is_resynced_and_converges() {
     );
     assert_eq!(page.rows, player.rows());
     server.shutdown().await;
-}
-
-/// The next text message on `socket`, as JSON.
-async fn next_json(socket: &mut Socket) -> serde_json::Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("a message");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

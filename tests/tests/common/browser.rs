@@ -4,7 +4,11 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::WAIT;
 
 /// The page at `url` after its scripts ran, as headless Chromium sees it.
 pub fn chromium_dom(url: &str) -> String {
@@ -81,4 +85,21 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
         .and_then(|code| code.parse().ok())
         .expect("a status code");
     (status, head, response[split + 4..].to_vec())
+}
+
+/// The next text message on a WebSocket, as JSON (other messages skipped).
+pub async fn next_json<S>(socket: &mut S) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("a message");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
 }
