@@ -61,8 +61,7 @@ struct Page {
 }
 
 impl Page {
-    fn apply(&mut self, text: &str) {
-        let message: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    fn apply(&mut self, message: &serde_json::Value) {
         let row_text = |runs: &serde_json::Value| -> String {
             runs.as_array()
                 .expect("runs")
@@ -116,14 +115,7 @@ async fn open_query(server: &TestServer, query: &str) -> Socket {
 /// Reads until the page is at `frame`.
 async fn read_until(socket: &mut Socket, page: &mut Page, frame: u64) {
     while page.frame < frame {
-        let message = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("a message");
-        if let Message::Text(text) = message {
-            page.apply(&text);
-        }
+        page.apply(&next_json(socket).await);
     }
 }
 
@@ -196,7 +188,7 @@ async fn a_page_that_reconnects_resumes_from_its_last_frame() {
         "the frames since, not the whole screen: {first}"
     );
     assert_eq!(first["frame_id"].as_u64(), Some(page.frame + 1));
-    page.apply(&first.to_string());
+    page.apply(&first);
     read_until(&mut socket, &mut page, last).await;
     assert_eq!(page.snapshots, 1, "one snapshot in all: the first join");
     assert_eq!(
