@@ -294,7 +294,9 @@ impl GameService for GameServiceImpl {
         }))
     }
 
-    type StreamGameIOStream = ReceiverStream<Result<pb::GameIoResponse, Status>>;
+    type StreamGameIOStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::GameIoResponse, Status>> + Send>,
+    >;
 
     #[instrument(skip_all, fields(session_id))]
     async fn stream_game_io(
@@ -345,7 +347,6 @@ impl GameService for GameServiceImpl {
         };
 
         let subscription = session.hub.subscribe();
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let connected = pb::ConnectPtyResponse {
             session_id: session.info.id.clone(),
             success: true,
@@ -362,19 +363,18 @@ impl GameService for GameServiceImpl {
             .session_management
             .spectating
             .spectator_timeout;
-        let manager = self.manager.clone();
-        let _ = tx.try_send(Ok(message(Out::Connected(connected))));
-        tokio::spawn(async move {
-            let stream = GameStream {
-                session,
-                role,
-                tx,
-                spectator_timeout,
-                manager,
-            };
-            stream.run(subscription, inbound).await;
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let stream = GameStream {
+            session,
+            role,
+            spectator_timeout,
+            manager: self.manager.clone(),
+        };
+        let first = message(Out::Connected(connected));
+        Ok(Response::new(Box::pin(stream.responses(
+            first,
+            subscription,
+            inbound,
+        ))))
     }
 
     async fn list_recordings(
@@ -483,150 +483,196 @@ enum InputEnd {
 struct GameStream {
     session: Arc<Session>,
     role: Role,
-    tx: mpsc::Sender<Result<pb::GameIoResponse, Status>>,
     spectator_timeout: Duration,
     manager: SessionManager,
 }
 
-impl GameStream {
-    async fn run(self, mut subscription: Subscription, inbound: Streaming<pb::GameIoRequest>) {
-        let id = self.session.info.id.clone();
-        let mut input = tokio::spawn(read_input(
-            Arc::clone(&self.session),
-            matches!(self.role, Role::Player(_)),
-            self.manager.clone(),
-            inbound,
-        ));
-        let pushed_out = match &self.role {
-            Role::Spectator(s) => s.removed.clone(),
-            Role::Player(lease) => lease.taken_over.clone(),
-        };
-        // Only spectators time out, and only for lack of game output.
-        let timeout = match self.role {
-            Role::Spectator(_) => self.spectator_timeout,
-            Role::Player(_) => Duration::MAX,
-        };
-        let metrics = Arc::clone(self.manager.metrics());
-        let is_spectator = matches!(self.role, Role::Spectator(_));
-        let bytes_sent = metrics
-            .bytes_sent
-            .get_or_create(&Metrics::transport(metrics::GRPC))
-            .clone();
-        let connections = metrics
-            .spectator_connections_active
-            .get_or_create(&Metrics::transport(metrics::GRPC))
-            .clone();
-        if is_spectator {
-            metrics
-                .spectator_sessions
-                .get_or_create(&Metrics::game(&self.session.info.game_id))
-                .inc();
-            connections.inc();
+/// What woke a stream up.
+enum Step {
+    Shutdown,
+    Idle,
+    Delivery(Option<Delivery>),
+    Input(InputEnd),
+    PushedOut,
+}
+
+/// Leaves the session when the stream ends, however it ends: finished, or
+/// dropped because the client went away (the response stream is simply not
+/// polled again).
+struct Leaving {
+    session: Arc<Session>,
+    role: Role,
+    manager: SessionManager,
+    input: tokio::task::AbortHandle,
+    connections: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.input.abort();
+        let id = &self.session.info.id;
+        match &self.role {
+            Role::Player(lease) => {
+                if self.session.detach_player(lease) {
+                    info!(session_id = %id, "player detached; the game runs on for the detach grace period");
+                    self.manager.arm_detach_timer(&self.session);
+                }
+            }
+            Role::Spectator(spectator) => {
+                self.connections.dec();
+                let started = std::time::Instant::now();
+                self.session.spectators.remove(&spectator.id);
+                Metrics::observe(
+                    &self
+                        .manager
+                        .metrics()
+                        .spectator_registry_update_duration_seconds,
+                    started.elapsed(),
+                );
+                info!(session_id = %id, spectator_username = %spectator.username,
+                      spectator_count = self.session.spectators.len(), "spectator left");
+            }
         }
-        // Waited on across iterations, not re-registered for every frame.
-        let shutdown = self.manager.shutting_down().cancelled_owned();
-        let pushed_out = pushed_out.cancelled_owned();
-        tokio::pin!(shutdown, pushed_out);
-        let mut told_of_shutdown = false;
-        // The spectator timeout is checked when this timer fires, and re-armed
-        // from the last output then: a frame costs an `Instant`, not a timer.
-        let mut last_output = tokio::time::Instant::now();
-        let idle = tokio::time::sleep_until(last_output + timeout.min(FAR_FUTURE));
-        tokio::pin!(idle);
-        loop {
-            tokio::select! {
-                // The game is hung up next; its exit still follows.
-                () = &mut shutdown, if !told_of_shutdown => {
-                    told_of_shutdown = true;
-                    let event = pb::PtyEvent {
-                        session_id: id.clone(),
-                        r#type: pb::PtyEventType::ServerShutdown as i32,
-                        message: "the server is shutting down; the game is being saved".into(),
-                        ..Default::default()
-                    };
-                    if self.tx.send(Ok(message(Out::Event(event)))).await.is_err() {
+    }
+}
+
+fn disconnected(session_id: &str, reason: &str) -> pb::GameIoResponse {
+    message(Out::Disconnected(pb::DisconnectPtyResponse {
+        session_id: session_id.to_owned(),
+        reason: reason.to_owned(),
+    }))
+}
+
+impl GameStream {
+    /// The stream's responses, produced as the client reads them: tonic polls
+    /// the hub subscription directly (no task or queue in between), so a
+    /// client that stops reading stops the subscription, which the hub then
+    /// resyncs.
+    fn responses(
+        self,
+        first: pb::GameIoResponse,
+        mut subscription: Subscription,
+        inbound: Streaming<pb::GameIoRequest>,
+    ) -> impl tokio_stream::Stream<Item = Result<pb::GameIoResponse, Status>> + Send + 'static {
+        async_stream::stream! {
+            yield Ok(first);
+            let GameStream { session, role, spectator_timeout, manager } = self;
+            let id = session.info.id.clone();
+            let is_spectator = matches!(role, Role::Spectator(_));
+            let mut input = tokio::spawn(read_input(
+                Arc::clone(&session),
+                !is_spectator,
+                manager.clone(),
+                inbound,
+            ));
+            let pushed_out = match &role {
+                Role::Spectator(s) => s.removed.clone(),
+                Role::Player(lease) => lease.taken_over.clone(),
+            };
+            // Only spectators time out, and only for lack of game output.
+            let timeout = if is_spectator { spectator_timeout } else { Duration::MAX };
+            let metrics = Arc::clone(manager.metrics());
+            let bytes_sent = metrics
+                .bytes_sent
+                .get_or_create(&Metrics::transport(metrics::GRPC))
+                .clone();
+            let connections = metrics
+                .spectator_connections_active
+                .get_or_create(&Metrics::transport(metrics::GRPC))
+                .clone();
+            if is_spectator {
+                metrics
+                    .spectator_sessions
+                    .get_or_create(&Metrics::game(&session.info.game_id))
+                    .inc();
+                connections.inc();
+            }
+            let shutdown = manager.shutting_down().cancelled_owned();
+            let _leaving = Leaving {
+                session: Arc::clone(&session),
+                role,
+                manager,
+                input: input.abort_handle(),
+                connections,
+            };
+            // Waited on across iterations, not re-registered for every frame.
+            let pushed_out = pushed_out.cancelled_owned();
+            tokio::pin!(shutdown, pushed_out);
+            let mut told_of_shutdown = false;
+            // The spectator timeout is checked when this timer fires, and
+            // re-armed from the last output then: a frame costs an `Instant`,
+            // not a timer.
+            let mut last_output = tokio::time::Instant::now();
+            let idle = tokio::time::sleep_until(last_output + timeout.min(FAR_FUTURE));
+            tokio::pin!(idle);
+            loop {
+                let step = tokio::select! {
+                    () = &mut shutdown, if !told_of_shutdown => Step::Shutdown,
+                    () = &mut idle => Step::Idle,
+                    delivery = subscription.next() => Step::Delivery(delivery),
+                    end = &mut input => Step::Input(end.unwrap_or(InputEnd::Closed)),
+                    () = &mut pushed_out => Step::PushedOut,
+                };
+                match step {
+                    // The game is hung up next; its exit still follows.
+                    Step::Shutdown => {
+                        told_of_shutdown = true;
+                        yield Ok(message(Out::Event(pb::PtyEvent {
+                            session_id: id.clone(),
+                            r#type: pb::PtyEventType::ServerShutdown as i32,
+                            message: "the server is shutting down; the game is being saved".into(),
+                            ..Default::default()
+                        })));
+                    }
+                    Step::Idle => {
+                        let deadline = last_output + timeout.min(FAR_FUTURE);
+                        if tokio::time::Instant::now() < deadline {
+                            idle.as_mut().reset(deadline);
+                            continue;
+                        }
+                        yield Ok(message(Out::Event(pb::PtyEvent {
+                            session_id: id.clone(),
+                            r#type: pb::PtyEventType::SpectatorTimeout as i32,
+                            message: format!("no game output for {}", humantime::format_duration(timeout)),
+                            ..Default::default()
+                        })));
+                        yield Ok(disconnected(&id, "spectator timeout"));
                         break;
                     }
-                }
-                () = &mut idle => {
-                    let deadline = last_output + timeout.min(FAR_FUTURE);
-                    if tokio::time::Instant::now() < deadline {
-                        idle.as_mut().reset(deadline);
-                        continue;
-                    }
-                    let event = pb::PtyEvent {
-                        session_id: id.clone(),
-                        r#type: pb::PtyEventType::SpectatorTimeout as i32,
-                        message: format!("no game output for {}", humantime::format_duration(timeout)),
-                        ..Default::default()
-                    };
-                    let _ = self.tx.send(Ok(message(Out::Event(event)))).await;
-                    self.disconnected(&id, "spectator timeout").await;
-                    break;
-                }
-                delivery = subscription.next() => match delivery {
-                    Some(d) => {
+                    Step::Delivery(Some(d)) => {
                         last_output = tokio::time::Instant::now();
                         let last = matches!(&d, Delivery::Event(e) if matches!(**e, HubEvent::Ended { .. }));
-                        let out = delivery_message(&id, &d);
-                        if self.tx.send(Ok(out)).await.is_err() {
-                            break;
-                        }
+                        yield Ok(delivery_message(&id, &d));
                         count_sent(&metrics, &bytes_sent, is_spectator, &d);
                         if last {
                             break;
                         }
                     }
-                    None => break,
-                },
-                end = &mut input => {
-                    match end.unwrap_or(InputEnd::Closed) {
-                        InputEnd::Disconnect(reason) => self.disconnected(&id, &reason).await,
-                        InputEnd::Refused(status) => { let _ = self.tx.send(Err(status)).await; }
-                        InputEnd::Closed => {}
+                    Step::Delivery(None) => break,
+                    Step::Input(end) => {
+                        match end {
+                            InputEnd::Disconnect(reason) => yield Ok(disconnected(&id, &reason)),
+                            InputEnd::Refused(status) => yield Err(status),
+                            InputEnd::Closed => {}
+                        }
+                        break;
                     }
-                    break;
-                }
-                () = &mut pushed_out => {
-                    let reason = match self.role {
-                        Role::Player(_) => "another connection of yours took over this game",
-                        Role::Spectator(_) => "removed from the session's spectators",
-                    };
-                    self.disconnected(&id, reason).await;
-                    break;
+                    Step::PushedOut => {
+                        let reason = if is_spectator {
+                            "removed from the session's spectators"
+                        } else {
+                            "another connection of yours took over this game"
+                        };
+                        yield Ok(disconnected(&id, reason));
+                        break;
+                    }
                 }
             }
         }
-        input.abort();
-        if let Role::Player(lease) = &self.role
-            && self.session.detach_player(lease)
-        {
-            info!(session_id = %id, "player detached; the game runs on for the detach grace period");
-            self.manager.arm_detach_timer(&self.session);
-        }
-        if let Role::Spectator(spectator) = &self.role {
-            connections.dec();
-            let started = std::time::Instant::now();
-            self.session.spectators.remove(&spectator.id);
-            Metrics::observe(
-                &metrics.spectator_registry_update_duration_seconds,
-                started.elapsed(),
-            );
-            info!(session_id = %id, spectator_username = %spectator.username,
-                  spectator_count = self.session.spectators.len(), "spectator left");
-        }
-    }
-
-    async fn disconnected(&self, session_id: &str, reason: &str) {
-        let response = pb::DisconnectPtyResponse {
-            session_id: session_id.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let _ = self.tx.send(Ok(message(Out::Disconnected(response)))).await;
     }
 }
 
-/// Counts one delivery that reached a stream's outbound queue.
+/// Counts one delivery handed to a stream.
 fn count_sent(metrics: &Metrics, bytes_sent: &Counter, is_spectator: bool, d: &Delivery) {
     match d {
         Delivery::Snapshot(s) => {
