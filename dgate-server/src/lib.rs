@@ -111,7 +111,11 @@ pub async fn serve(
             limits::incoming(listeners.grpc, addresses.clone()),
             stop.clone().cancelled_owned(),
         );
-    let http = axum::serve(listeners.http, http::router(manager.clone()))
+    // Frames are small and must go out at once: no Nagle delay on any socket.
+    let http_listener = axum::serve::ListenerExt::tap_io(listeners.http, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let http = axum::serve(http_listener, http::router(manager.clone()))
         .with_graceful_shutdown(stop.clone().cancelled_owned())
         .into_future();
     let grpc = tokio::spawn(grpc);

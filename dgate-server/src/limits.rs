@@ -81,6 +81,8 @@ pub fn incoming(
 ) -> impl Stream<Item = io::Result<LimitedStream>> {
     TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
         Ok(stream) => {
+            // Frames are small and must go out at once: no Nagle delay.
+            let _ = stream.set_nodelay(true);
             let ip = stream.peer_addr().ok()?.ip();
             match limiter.admit(ip) {
                 Some(slot) => Some(Ok(LimitedStream {
