@@ -134,6 +134,12 @@ pub fn write_deliveries(
     while let Some(delivery) = runtime.block_on(subscription.next()) {
         let written = match &delivery {
             Delivery::Snapshot(s) => {
+                // The join snapshot is the recording's first record: its size
+                // is the recording's, even if the game was resized since the
+                // recorder was set up.
+                if s.reason == SnapshotReason::Join {
+                    meta.terminal = s.size.into();
+                }
                 if s.reason == SnapshotReason::Resync {
                     meta.resyncs += 1;
                     warn!(session_id = %meta.session_id, skipped = s.frames_skipped, "recorder fell behind; wrote a snapshot");

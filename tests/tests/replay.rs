@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::browser::{chromium_dom, http_get, next_json, terminal_rows};
+use common::browser::{chromium_dom_until, http_get, next_json, terminal_rows};
 use common::tmux::Tmux;
 use common::*;
 use dgate_term::ScreenModel;
@@ -558,9 +558,11 @@ async fn a_browser_lists_downloads_and_replays_finished_games() {
     // The replay page, opened at a moment past the end: the last screen the
     // player saw (after the game's resize), drawn as text.
     let url = format!("http://{http}/replay/{id}?at=3600");
-    let dom = tokio::task::spawn_blocking(move || chromium_dom(&url))
-        .await
-        .expect("chromium runs");
+    let dom = tokio::task::spawn_blocking(move || {
+        chromium_dom_until(&url, |dom| dom.contains("\">ended<"))
+    })
+    .await
+    .expect("chromium runs");
     let mut expected = ScreenModel::new(dgate_server::config::TermSize::new(100, 30));
     expected.process(final_screen.as_bytes());
     let want: Vec<String> = expected
@@ -580,6 +582,25 @@ async fn a_browser_lists_downloads_and_replays_finished_games() {
     assert!(
         dom.contains("class=\"state-down\">ended<"),
         "the replay says it ended"
+    );
+
+    // The lobby lists it under the recent games, linking to the replay.
+    let lobby = format!("http://{http}/");
+    let dom = tokio::task::spawn_blocking(move || {
+        chromium_dom_until(&lobby, |dom| dom.contains("href=\"/replay/"))
+    })
+    .await
+    .expect("chromium runs");
+    let recent = dom.split("id=\"recent\"").nth(1).unwrap_or_default();
+    // (Each path segment URL-encoded: the start time's colons are %3A.)
+    let link = format!("href=\"/replay/{}\">vera</a>", id.replace(':', "%3A"));
+    assert!(
+        recent.contains(&link),
+        "the recent games link to the replay: {recent}"
+    );
+    assert!(
+        recent.contains("80x24") && recent.contains("ttyrec"),
+        "{recent}"
     );
 }
 

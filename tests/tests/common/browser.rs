@@ -38,6 +38,21 @@ pub fn chromium_dom(url: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The page at `url` once `ready` holds for its DOM. Headless Chromium dumps
+/// the DOM when its virtual time budget is spent, which may come before a
+/// WebSocket's first messages (they do not hold virtual time back): a page
+/// that was dumped too early is loaded again, up to five times.
+pub fn chromium_dom_until(url: &str, ready: impl Fn(&str) -> bool) -> String {
+    let mut dom = String::new();
+    for _ in 0..5 {
+        dom = chromium_dom(url);
+        if ready(&dom) {
+            break;
+        }
+    }
+    dom
+}
+
 /// The text of each `<div class="row">` of the page's terminal.
 pub fn terminal_rows(dom: &str) -> Vec<String> {
     dom.split("<div class=\"row\">")
