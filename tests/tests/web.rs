@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::browser::{chromium_dom, next_json, terminal_rows};
+use common::browser::{chromium_dom_until, next_json, terminal_rows};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -24,10 +24,15 @@ async fn chromium_shows_the_players_screen_and_the_lobby_lists_the_game() {
 
     let watch = format!("http://{}/watch/{}", server.http_addr, game.id);
     let lobby = format!("http://{}/", server.http_addr);
-    let (dom, lobby_dom) =
-        tokio::task::spawn_blocking(move || (chromium_dom(&watch), chromium_dom(&lobby)))
-            .await
-            .expect("chromium runs");
+    let at_last = format!("data-frame=\"{last}\"");
+    let (dom, lobby_dom) = tokio::task::spawn_blocking(move || {
+        (
+            chromium_dom_until(&watch, |dom| dom.contains(&at_last)),
+            chromium_dom_until(&lobby, |dom| dom.contains("href=\"/watch/")),
+        )
+    })
+    .await
+    .expect("chromium runs");
     assert_eq!(
         terminal_rows(&dom),
         player.rows(),
