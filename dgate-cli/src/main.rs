@@ -12,15 +12,16 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
 use connection::{Connection, status};
 use dgate_proto::auth::auth_service_client::AuthServiceClient;
-use dgate_proto::listing::{SessionList, idle_since};
 use dgate_proto::pb;
 use dgate_proto::pb::game_service_client::GameServiceClient;
+use dgate_term::listing::{RecordingSummary, SessionList, SessionSummary};
 use dgate_tui::format::{idle, start_time};
 use tonic::transport::Channel;
 
 mod account;
 mod config;
 mod connection;
+mod convert;
 mod export;
 mod play;
 mod replay;
@@ -379,28 +380,31 @@ async fn recordings(
     json: bool,
     out: &mut impl Write,
 ) -> Result<()> {
-    let recordings = client
+    let recordings: Vec<RecordingSummary> = client
         .list_recordings(connection::with_token(request, login))
         .await
         .map_err(status)?
         .into_inner()
-        .recordings;
-    let time = |t: Option<dgate_proto::Timestamp>| t.and_then(|t| SystemTime::try_from(t).ok());
+        .recordings
+        .iter()
+        .map(convert::recording_summary)
+        .collect();
+    let rfc3339 =
+        |t: Option<SystemTime>| t.map(|t| humantime::format_rfc3339_millis(t).to_string());
     if json {
         let rows: Vec<_> = recordings
             .iter()
             .map(|r| {
-                let size = r.terminal_size.unwrap_or_default();
                 serde_json::json!({
                     "id": r.id,
                     "username": r.username,
                     "game_id": r.game_id,
-                    "start": time(r.start).map(|t| humantime::format_rfc3339_millis(t).to_string()),
-                    "end": time(r.end).map(|t| humantime::format_rfc3339_millis(t).to_string()),
-                    "terminal": { "cols": size.width, "rows": size.height },
+                    "start": rfc3339(r.start),
+                    "end": rfc3339(r.end),
+                    "terminal": { "cols": r.size.cols, "rows": r.size.rows },
                     "frames": r.frames,
-                    "exit_code": r.exited.then_some(r.exit_code),
-                    "signal": (!r.signal.is_empty()).then_some(&r.signal),
+                    "exit_code": r.exit_code,
+                    "signal": r.signal,
                 })
             })
             .collect();
@@ -418,7 +422,7 @@ async fn recordings(
         "ID", "START (UTC)", "LENGTH", "FRAMES"
     )?;
     for r in &recordings {
-        let length = match (time(r.start), time(r.end)) {
+        let length = match (r.start, r.end) {
             (Some(s), Some(e)) => idle(e.duration_since(s).unwrap_or_default()),
             _ => String::new(),
         };
@@ -426,7 +430,7 @@ async fn recordings(
             out,
             "{:<48}  {:<19}  {:<8} {:>7}",
             r.id,
-            start_time(time(r.start)),
+            start_time(r.start),
             length,
             r.frames
         )?;
@@ -440,15 +444,18 @@ async fn list(
     json: bool,
     out: &mut impl Write,
 ) -> Result<()> {
-    let sessions = client
+    let sessions: Vec<SessionSummary> = client
         .list_game_sessions(pb::ListGameSessionsRequest::default())
         .await
         .map_err(status)?
         .into_inner()
-        .sessions;
+        .sessions
+        .iter()
+        .map(convert::session_summary)
+        .collect();
     let now = SystemTime::now();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &SessionList::from_sessions(&sessions, now))?;
+        serde_json::to_writer_pretty(&mut *out, &SessionList::new(&sessions, now))?;
         writeln!(out)?;
         return Ok(());
     }
@@ -462,21 +469,16 @@ async fn list(
         "SESSION", "USERNAME", "GAME", "SIZE", "START (UTC)", "IDLE", "WATCHERS"
     )?;
     for s in &sessions {
-        let size = s.terminal_size.unwrap_or_default();
         writeln!(
             out,
             "{:<32}  {:<16} {:<6} {:<7} {:<19}  {:<8} {:>8}",
             s.id,
             s.username,
-            if s.game_short_name.is_empty() {
-                &s.game_id
-            } else {
-                &s.game_short_name
-            },
-            format!("{}x{}", size.width, size.height),
-            start_time(s.start_time.and_then(|t| SystemTime::try_from(t).ok())),
-            idle(idle_since(s.last_activity, now)),
-            s.spectator_count,
+            s.game_label(),
+            s.size.to_string(),
+            start_time(Some(s.started_at)),
+            idle(s.idle(now)),
+            s.spectators.len(),
         )?;
     }
     writeln!(

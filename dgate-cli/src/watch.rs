@@ -10,7 +10,7 @@ use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyM
 use dgate_proto::pb;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
-use ratatui::style::{Color, Style, Stylize};
+use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph};
 use tokio::signal::unix::{SignalKind, signal};
@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
 use crate::connection::{Connection, describe, with_token};
+use crate::convert;
 use crate::replay;
 use crate::spectate::{self, SpectatorStream, StreamItem, Tagged};
 use crate::tokens::Saved;
@@ -128,7 +129,12 @@ async fn recent_games(
     )
     .await;
     let recordings = match listing {
-        Ok(Ok(response)) => response.into_inner().recordings,
+        Ok(Ok(response)) => response
+            .into_inner()
+            .recordings
+            .iter()
+            .map(convert::recording_summary)
+            .collect(),
         Ok(Err(e)) => return Ok(Some(format!("Cannot list recordings: {}", describe(&e)))),
         Err(_) => {
             return Ok(Some(
@@ -203,7 +209,7 @@ fn spawn_refresher(connection: Connection) -> mpsc::Receiver<Result<Vec<SessionR
                         .into_inner()
                         .sessions
                         .iter()
-                        .map(|s| SessionRow::from_session(s, now))
+                        .map(|s| SessionRow::from_summary(&convert::session_summary(s), now))
                         .collect())
                 }
                 Ok(Err(e)) => Err(describe(&e)),
@@ -368,7 +374,10 @@ impl App {
             return;
         };
         let update = match item {
-            StreamItem::Message(response) => view.game.apply(response),
+            StreamItem::Message(response) => match convert::game_event(&response) {
+                Some(event) => view.game.apply(event),
+                None => Update::Nothing,
+            },
             StreamItem::Failed(why) => view.game.end(format!("Watching stopped: {why}")),
             StreamItem::Closed => view.game.end("The server closed the stream.".to_owned()),
         };
@@ -426,22 +435,7 @@ fn status_by_default(area: Rect, game: dgate_term::TermSize) -> bool {
 /// it would crop a game that fits (and as `s` toggles it).
 fn render_single(frame: &mut Frame, area: Rect, game: &mut GameView, status: Option<bool>) {
     let show_status = status.unwrap_or_else(|| status_by_default(area, game.size()));
-    let (game_area, status_area) = if show_status && area.height > 1 {
-        let [game_area, status_area] =
-            Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
-        (game_area, Some(status_area))
-    } else {
-        (area, None)
-    };
-    let cursor = game.draw(game_area, frame.buffer_mut());
-    if let Some(status_area) = status_area {
-        let mut line = game.status_line(game_area);
-        line.push_span(" · q: back".dim());
-        frame.render_widget(
-            Paragraph::new(line).style(Style::default().bg(Color::DarkGray).fg(Color::White)),
-            status_area,
-        );
-    }
+    let cursor = game.render_with_status(frame, area, show_status);
     place_cursor(frame, cursor);
 }
 
@@ -550,11 +544,10 @@ mod tests {
             watchers: 1,
             detached: false,
         });
-        view.apply(pb::game_io_response::Response::Output(pb::PtyOutput {
+        view.apply(dgate_term::GameEvent::Output {
             frame_id: 1,
-            data: b"\x1b[1;1Htop\x1b[24;1Hbottom".to_vec().into(),
-            ..Default::default()
-        }));
+            data: b"\x1b[1;1Htop\x1b[24;1Hbottom",
+        });
         view
     }
 

@@ -1,6 +1,6 @@
 //! The `dungeongate.games.v2` and `dungeongate.auth.v1` protobuf APIs:
-//! generated message types, clients and servers, plus the JSON shape of a session listing that
-//! the HTTP API and `dgate list --json` share.
+//! generated message types, clients and servers. Nothing else: the domain
+//! types both sides convert these to live in `dgate-term`.
 
 /// Generated types of `package dungeongate.games.v2`.
 pub mod games {
@@ -14,7 +14,4 @@ pub mod auth {
     tonic::include_proto!("dungeongate.auth.v1");
 }
 
-pub mod listing;
-
 pub use games as pb;
-pub use prost_types::Timestamp;

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use dgate_server::broadcast::{HubOptions, Subscription, pipeline};
+use dgate_server::broadcast::{Spectator, SpectatorRegistry};
 use dgate_server::config::TermSize;
-use dgate_server::hub::{Hub, Subscription};
-use dgate_server::registry::{Spectator, SpectatorRegistry};
 
 mod frames;
 use frames::nethack_frames;
@@ -52,8 +52,8 @@ fn publish(c: &mut Criterion) {
     let mut group = c.benchmark_group("hub_publish");
     group.throughput(Throughput::Elements(1));
     for subscribers in [0usize, 1, 10, 100, 1000] {
-        let hub = Arc::new(Hub::new(TermSize::new(80, 24), 1024));
-        let mut subs: Vec<Subscription> = (0..subscribers).map(|_| hub.subscribe()).collect();
+        let (hub, _resizer) = pipeline(HubOptions::new(TermSize::new(80, 24), 1024));
+        let mut subs: Vec<Subscription> = (0..subscribers).map(|_| hub.hub().subscribe()).collect();
         rt.block_on(async {
             for s in &mut subs {
                 s.next().await; // the join snapshot
@@ -121,7 +121,7 @@ fn screen_model(c: &mut Criterion) {
 }
 
 fn snapshot(c: &mut Criterion) {
-    let hub = Hub::new(TermSize::new(80, 24), 16);
+    let (hub, _resizer) = pipeline(HubOptions::new(TermSize::new(80, 24), 16));
     for f in nethack_frames() {
         hub.publish(f);
     }
@@ -138,7 +138,9 @@ fn snapshot(c: &mut Criterion) {
         }
     }
     hub.publish(Bytes::from(map));
-    c.bench_function("snapshot_80x24", |b| b.iter(|| black_box(hub.snapshot())));
+    c.bench_function("snapshot_80x24", |b| {
+        b.iter(|| black_box(hub.hub().snapshot()))
+    });
 }
 
 fn registry(c: &mut Criterion) {
@@ -179,7 +181,8 @@ fn registry(c: &mut Criterion) {
 
 /// Bytes the hub holds per idle subscriber (its slot, queue and bookkeeping).
 fn memory_per_subscriber() {
-    let hub = Arc::new(Hub::new(TermSize::new(80, 24), 1024));
+    let (publisher, _resizer) = pipeline(HubOptions::new(TermSize::new(80, 24), 1024));
+    let hub = publisher.hub();
     let keep: Vec<Subscription> = (0..10).map(|_| hub.subscribe()).collect();
     let before = ALLOCATED.load(Ordering::Relaxed);
     let mut subs = Vec::with_capacity(10_000);

@@ -5,13 +5,12 @@
 //! docs/BENCHMARKS.md.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, Throughput, criterion_group};
+use dgate_server::broadcast::{GameExit, HubOptions, pipeline};
 use dgate_server::config::TermSize;
-use dgate_server::hub::{GameExit, Hub};
-use dgate_server::recorder::write_deliveries;
+use dgate_server::game::recorder::write_deliveries;
 use dgate_term::recording::{Options, Recording, RecordingMeta};
 use dgate_term::ttyrec::Record;
 
@@ -29,7 +28,7 @@ fn recorder_overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("recording");
     group.throughput(Throughput::Elements(1));
 
-    let hub = Arc::new(Hub::new(TermSize::new(80, 24), 1024));
+    let (hub, _resizer) = pipeline(HubOptions::new(TermSize::new(80, 24), 1024));
     let mut i = 0usize;
     group.bench_function("publish_without_recorder", |b| {
         b.iter(|| {
@@ -38,8 +37,8 @@ fn recorder_overhead(c: &mut Criterion) {
         })
     });
 
-    let hub = Arc::new(Hub::new(TermSize::new(80, 24), 1024));
-    let mut subscription = hub.subscribe();
+    let (hub, _resizer) = pipeline(HubOptions::new(TermSize::new(80, 24), 1024));
+    let mut subscription = hub.hub().subscribe();
     let dir = tempfile::tempdir().expect("temporary dir");
     let path = dir.path().join("bench.ttyrec");
     let handle = runtime.handle().clone();
@@ -71,10 +70,7 @@ fn recorder_overhead(c: &mut Criterion) {
         })
     });
     group.finish();
-    hub.end(GameExit {
-        code: Some(0),
-        signal: None,
-    });
+    hub.end(GameExit::Exited { code: 0 });
     let (meta, bytes) = recorder.join().expect("recorder thread");
     eprintln!(
         "recorder: {published} frames published, {} written as frames, {} resyncs, {} MiB on disk",

@@ -8,26 +8,25 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use dgate_proto::listing::SessionList;
-use dgate_proto::pb;
+use dgate_term::listing::{SessionList, SessionSummary};
 use serde_json::json;
 
-use crate::sessions::SessionManager;
+use crate::game::SessionManager;
 
 pub fn router(manager: SessionManager) -> Router {
     Router::new()
         .route("/sessions", get(sessions))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .merge(crate::web::routes())
+        .merge(crate::web::routes(manager.clone()))
         .fallback(not_found)
         .with_state(manager)
 }
 
 /// `GET /sessions`: the games in progress, as `dgate list --json` prints them.
 async fn sessions(State(manager): State<SessionManager>) -> Json<SessionList> {
-    let sessions: Vec<pb::GameSession> = manager.list().iter().map(|s| s.as_ref().into()).collect();
-    Json(SessionList::from_sessions(&sessions, SystemTime::now()))
+    let sessions: Vec<SessionSummary> = manager.list().iter().map(|s| s.summary()).collect();
+    Json(SessionList::new(&sessions, SystemTime::now()))
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text.

@@ -3,41 +3,44 @@
 //!
 //! `run` takes bound listeners and a shutdown future; the binary binds the
 //! configured addresses, tests bind `127.0.0.1:0`.
+//!
+//! The layers, from the game outwards (a module never imports one above it
+//! in this list that imports it back):
+//! - [`broadcast`]: the hub (one ordered pipeline per game) and the
+//!   spectator registry;
+//! - [`game`]: running games (PTY, session, manager, recorder, recordings);
+//! - [`viewing`]: every viewer's life (admission, subscription, counting,
+//!   cleanup; the player's lease and input);
+//! - the front ends, which only encode: [`grpc`], [`ssh`], [`web`] (with
+//!   [`http`]);
+//! - beside them: [`accounts`], [`config`], [`limits`], [`metrics`].
 
 pub mod accounts;
-pub mod auth;
+pub mod broadcast;
 pub mod config;
-pub mod convert;
-pub mod error;
-pub mod games;
+pub mod game;
 pub mod grpc;
 pub mod http;
-pub mod hub;
 pub mod limits;
 pub mod metrics;
-pub mod pty;
-pub mod recorder;
-pub mod recordings;
-pub mod registry;
-pub mod session;
-pub mod sessions;
 pub mod ssh;
+pub mod viewing;
 pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use accounts::AccountStore;
+use accounts::{AccountStore, LoginLimiter};
 use anyhow::Context;
-use auth::{AuthServiceImpl, Authenticator, LoginLimiter};
 use dgate_proto::auth::auth_service_server::AuthServiceServer;
 use dgate_proto::pb::game_service_server::GameServiceServer;
+use grpc::auth::{AuthServiceImpl, Authenticator};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use config::Config;
-pub use sessions::SessionManager;
+pub use game::SessionManager;
 
 /// The server's bound sockets.
 #[derive(Debug)]
@@ -108,7 +111,7 @@ pub async fn serve(
         .add_service(games)
         .add_service(accounts)
         .serve_with_incoming_shutdown(
-            limits::incoming(listeners.grpc, addresses.clone()),
+            grpc::incoming::incoming(listeners.grpc, addresses.clone()),
             stop.clone().cancelled_owned(),
         );
     // Frames are small and must go out at once: no Nagle delay on any socket.
@@ -157,7 +160,7 @@ async fn sweep_recordings(manager: SessionManager, stop: CancellationToken) {
         }
         let (directory, days) = (ttyrec.directory.clone(), ttyrec.retention_days);
         let swept = tokio::task::spawn_blocking(move || {
-            recorder::sweep(&directory, days, std::time::SystemTime::now())
+            game::recorder::sweep(&directory, days, std::time::SystemTime::now())
         })
         .await;
         match swept {

@@ -112,8 +112,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::CheckConfig) = cli.command {
         println!("config is valid; data_dir {}", config.data_dir.display());
         for game in &config.games {
-            let state =
-                dgate_server::games::unavailable_reason(game).unwrap_or_else(|| "available".into());
+            let state = dgate_server::game::catalog::unavailable_reason(game)
+                .unwrap_or_else(|| "available".into());
             println!("  {:<12} {:<24} {state}", game.id, game.name);
         }
         return Ok(());

@@ -24,8 +24,6 @@ pub struct TransportLabel {
 }
 
 /// The transports viewers use.
-pub const GRPC: &str = "grpc";
-pub const SSH: &str = "ssh";
 
 fn histogram_seconds() -> Histogram {
     // 1 µs to about 1 s.
@@ -55,6 +53,10 @@ pub struct Metrics {
     /// Panics anywhere in the process (see `count_panics`).
     pub panics: Counter,
     pub recording_write_errors: Counter,
+    /// Subscribers of any kind (players, spectators, recorders) resynced.
+    pub hub_resyncs: Counter,
+    /// Times a game's screen model panicked and was started afresh.
+    pub screen_model_resets: Counter,
     /// SSH connections accepted, and open now.
     pub ssh_connections: Counter,
     pub ssh_connections_active: Gauge,
@@ -84,6 +86,8 @@ impl Metrics {
             failed_logins: Counter::default(),
             panics: Counter::default(),
             recording_write_errors: Counter::default(),
+            hub_resyncs: Counter::default(),
+            screen_model_resets: Counter::default(),
             ssh_connections: Counter::default(),
             ssh_connections_active: Gauge::default(),
         };
@@ -168,6 +172,16 @@ impl Metrics {
             "recording_write_errors",
             "Recording writes that failed (the games went on)",
             m.recording_write_errors.clone(),
+        );
+        r.register(
+            "hub_resyncs",
+            "Resync snapshots taken for any subscriber (players, spectators, recorders) that fell behind",
+            m.hub_resyncs.clone(),
+        );
+        r.register(
+            "screen_model_resets",
+            "Times a game's screen model panicked on its output and was started afresh",
+            m.screen_model_resets.clone(),
         );
         m
     }

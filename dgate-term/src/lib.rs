@@ -1,10 +1,14 @@
 //! The terminal side of dgate that the server and the client share: the
 //! screen model (vt100 with DEC line drawing, alternate-screen memory and
-//! snapshots), the ttyrec format, and recordings opened for replay (a keyframe
-//! index for seeking, and a playback clock).
+//! snapshots), the ttyrec format, recordings opened for replay (a keyframe
+//! index for seeking, and a playback clock), and the domain types of
+//! listings and game streams that both sides' screens read.
 
+pub mod listing;
 pub mod recording;
 pub mod screen;
+pub mod stream;
 pub mod ttyrec;
 
 pub use screen::{ScreenModel, TermSize};
+pub use stream::{GameEvent, SnapshotReason, StreamEnd};

@@ -1,16 +1,16 @@
 //! A game's screen as the client shows it: [`ScreenView`] draws a screen
 //! model into whatever area it gets (cropped around the cursor when the game
 //! is larger, centred when smaller), and [`GameView`] is one watched game: the
-//! server's snapshot and then its frames, and its status line.
+//! server's snapshot and then its frames (as [`GameEvent`]s), and its status
+//! line.
 
-use dgate_proto::pb;
-use dgate_proto::pb::game_io_response::Response;
-use dgate_term::{ScreenModel, TermSize};
+use dgate_term::{GameEvent, ScreenModel, SnapshotReason, StreamEnd, TermSize};
+use ratatui::Frame;
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Position, Rect};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Widget;
+use ratatui::widgets::{Paragraph, Widget};
 use tui_term::widget::{Cursor, PseudoTerminal};
 
 use crate::watch_menu::SessionRow;
@@ -65,62 +65,59 @@ impl GameView {
     }
 
     /// Applies one message of the session's stream.
-    pub fn apply(&mut self, response: Response) -> Update {
-        match response {
-            Response::Snapshot(snapshot) => {
-                let size = snapshot
-                    .size
-                    .map(term_size)
-                    .unwrap_or_else(|| self.view.model.size());
+    pub fn apply(&mut self, event: GameEvent<'_>) -> Update {
+        match event {
+            GameEvent::Snapshot {
+                frame_id,
+                size,
+                data,
+                reason,
+                frames_skipped,
+            } => {
                 // A snapshot is drawn on a reset terminal of its size.
                 self.view.model = ScreenModel::new(size);
-                self.view.model.process(&snapshot.data);
-                if snapshot.reason() == pb::SnapshotReason::Resync {
+                self.view.model.process(data);
+                if reason == SnapshotReason::Resync {
                     self.resyncs += 1;
-                    self.frames_skipped += snapshot.frames_skipped;
+                    self.frames_skipped += frames_skipped;
                 }
-                self.frame_id = snapshot.frame_id;
+                self.frame_id = frame_id;
                 Update::Screen
             }
-            Response::Output(output) => {
-                if output.frame_id != self.frame_id + 1 {
+            GameEvent::Output { frame_id, data } => {
+                if frame_id != self.frame_id + 1 {
                     self.gaps += 1;
                     tracing::warn!(
                         session_id = %self.row.id,
                         expected = self.frame_id + 1,
-                        got = output.frame_id,
+                        got = frame_id,
                         "frame out of sequence"
                     );
                 }
-                self.frame_id = output.frame_id;
-                self.view.model.process(&output.data);
+                self.frame_id = frame_id;
+                self.view.model.process(data);
                 Update::Screen
             }
-            Response::Event(event) => match event.r#type() {
-                pb::PtyEventType::Resize => {
-                    if let Some(size) = event.size {
-                        self.view.model.resize(term_size(size));
-                    }
-                    Update::Screen
+            GameEvent::Resize { size } => {
+                self.view.model.resize(size);
+                Update::Screen
+            }
+            GameEvent::Ended(end) => self.end(match end {
+                StreamEnd::GameOver => {
+                    format!("{}'s {} game has ended.", self.row.username, self.row.game)
                 }
-                pb::PtyEventType::ProcessExit => self.end(format!(
-                    "{}'s {} game has ended.",
-                    self.row.username, self.row.game
-                )),
-                pb::PtyEventType::ServerShutdown => {
-                    self.end("The server is shutting down.".to_owned())
+                StreamEnd::ServerShutdown => "The server is shutting down.".to_owned(),
+                StreamEnd::SpectatorTimeout => {
+                    "Watching timed out (the server's spectator timeout).".to_owned()
                 }
-                pb::PtyEventType::SpectatorTimeout => {
-                    self.end("Watching timed out (the server's spectator timeout).".to_owned())
+                StreamEnd::Disconnected(reason) if reason.is_empty() => {
+                    "The server ended the stream.".to_owned()
                 }
-                pb::PtyEventType::Unspecified => Update::Nothing,
-            },
-            Response::Disconnected(d) => self.end(if d.reason.is_empty() {
-                "The server ended the stream.".to_owned()
-            } else {
-                format!("The server ended the stream: {}", d.reason)
+                StreamEnd::Disconnected(reason) => {
+                    format!("The server ended the stream: {reason}")
+                }
             }),
-            Response::Connected(_) => {
+            GameEvent::Connected => {
                 // The listing this view started from was taken before we
                 // joined; count ourselves until the next one.
                 self.row.watchers += 1;
@@ -157,6 +154,35 @@ impl GameView {
     /// Draws the game into `area`; returns where its cursor is, if visible there.
     pub fn draw(&mut self, area: Rect, buf: &mut Buffer) -> Option<Position> {
         self.view.draw(area, buf)
+    }
+
+    /// Draws the game into `area` and, when `show_status` and there is more
+    /// than one row, its status line on the bottom row (with a `q: back`
+    /// hint). Returns where the game's cursor is, if visible: the caller
+    /// places the terminal's cursor there.
+    pub fn render_with_status(
+        &mut self,
+        frame: &mut Frame,
+        area: Rect,
+        show_status: bool,
+    ) -> Option<Position> {
+        let (game_area, status_area) = if show_status && area.height > 1 {
+            let [game_area, status_area] =
+                Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+            (game_area, Some(status_area))
+        } else {
+            (area, None)
+        };
+        let cursor = self.draw(game_area, frame.buffer_mut());
+        if let Some(status_area) = status_area {
+            let mut line = self.status_line(game_area);
+            line.push_span(" · q: back".dim());
+            frame.render_widget(
+                Paragraph::new(line).style(Style::default().bg(Color::DarkGray).fg(Color::White)),
+                status_area,
+            );
+        }
+        cursor
     }
 
     /// True when `area` cannot show the whole game.
@@ -262,11 +288,6 @@ impl ScreenView {
         let size = self.size();
         size.cols > area.width || size.rows > area.height
     }
-}
-
-fn term_size(size: pb::TerminalSize) -> TermSize {
-    let side = |v: u32| u16::try_from(v).unwrap_or(u16::MAX).max(1);
-    TermSize::new(side(size.width), side(size.height))
 }
 
 /// The first game line (or column) to show so that `cursor` stays visible,
@@ -419,32 +440,24 @@ mod tests {
         .into_bytes()
     }
 
-    fn output(frame_id: u64, data: Vec<u8>) -> Response {
-        Response::Output(pb::PtyOutput {
-            frame_id,
-            data: data.into(),
-            ..Default::default()
-        })
+    fn output(frame_id: u64, data: &[u8]) -> GameEvent<'_> {
+        GameEvent::Output { frame_id, data }
     }
 
-    fn snapshot(
+    fn snapshot<'a>(
         model: &ScreenModel,
+        data: &'a [u8],
         frame_id: u64,
-        reason: pb::SnapshotReason,
+        reason: SnapshotReason,
         skipped: u64,
-    ) -> Response {
-        let size = model.size();
-        Response::Snapshot(pb::Snapshot {
+    ) -> GameEvent<'a> {
+        GameEvent::Snapshot {
             frame_id,
-            size: Some(pb::TerminalSize {
-                width: u32::from(size.cols),
-                height: u32::from(size.rows),
-            }),
-            data: model.snapshot().into(),
-            reason: reason as i32,
+            size: model.size(),
+            data,
+            reason,
             frames_skipped: skipped,
-            ..Default::default()
-        })
+        }
     }
 
     fn same_screen(view: &GameView, reference: &vt100::Parser) {
@@ -474,11 +487,17 @@ mod tests {
             reference.process(&frame(i));
         }
         // Join at frame 30, then frames 31..=60 in order.
-        view.apply(snapshot(&server, 30, pb::SnapshotReason::Join, 0));
+        view.apply(snapshot(
+            &server,
+            &server.snapshot(),
+            30,
+            SnapshotReason::Join,
+            0,
+        ));
         for i in 31..=60 {
             server.process(&frame(i));
             reference.process(&frame(i));
-            assert_eq!(view.apply(output(u64::from(i), frame(i))), Update::Screen);
+            assert_eq!(view.apply(output(u64::from(i), &frame(i))), Update::Screen);
         }
         same_screen(&view, &reference);
 
@@ -487,7 +506,13 @@ mod tests {
             server.process(&frame(i));
             reference.process(&frame(i));
         }
-        view.apply(snapshot(&server, 90, pb::SnapshotReason::Resync, 30));
+        view.apply(snapshot(
+            &server,
+            &server.snapshot(),
+            90,
+            SnapshotReason::Resync,
+            30,
+        ));
         same_screen(&view, &reference);
         assert_eq!(view.resyncs(), 1);
         assert!(
@@ -497,23 +522,16 @@ mod tests {
         );
 
         // The player's window grows; frames use the new size.
-        let resize = Response::Event(pb::PtyEvent {
-            r#type: pb::PtyEventType::Resize as i32,
-            size: Some(pb::TerminalSize {
-                width: 100,
-                height: 30,
-            }),
-            frame_id: 90,
-            ..Default::default()
+        view.apply(GameEvent::Resize {
+            size: TermSize::new(100, 30),
         });
-        view.apply(resize);
         server.resize(TermSize::new(100, 30));
         reference.set_size(nz(30), nz(100));
         for i in 91..=120 {
             let wide = [frame(i), format!("\x1b[30;95Hz{i}").into_bytes()].concat();
             server.process(&wide);
             reference.process(&wide);
-            view.apply(output(u64::from(i), wide));
+            view.apply(output(u64::from(i), &wide));
         }
         same_screen(&view, &reference);
         assert_eq!(view.gaps, 0);
@@ -540,7 +558,7 @@ mod tests {
         let mut view = GameView::new(row(80, 24));
         for i in 1..=40 {
             reference.process(&frame(i));
-            view.apply(output(u64::from(i), frame(i)));
+            view.apply(output(u64::from(i), &frame(i)));
         }
         let (buf, cursor) = draw(&mut view, 80, 24);
         for (y, line) in reference.screen().rows(0, 80).enumerate() {
@@ -563,7 +581,7 @@ mod tests {
     #[test]
     fn a_smaller_area_crops_around_the_cursor_and_says_so() {
         let mut view = GameView::new(row(80, 24));
-        view.apply(output(1, b"\x1b[20;70HX marks\x1b[20;70H".to_vec()));
+        view.apply(output(1, b"\x1b[20;70HX marks\x1b[20;70H"));
         let (buf, cursor) = draw(&mut view, 40, 10);
         let cursor = cursor.expect("the cursor is in view");
         assert_eq!(buf[(cursor.x, cursor.y)].symbol(), "X");
@@ -579,7 +597,7 @@ mod tests {
     #[test]
     fn a_larger_area_centres_the_game() {
         let mut view = GameView::new(row(20, 4));
-        view.apply(output(1, b"top-left\x1b[4;1Hbottom".to_vec()));
+        view.apply(output(1, b"top-left\x1b[4;1Hbottom"));
         let (buf, _) = draw(&mut view, 40, 10);
         assert_eq!(text_row(&buf, 3, 10, 8), "top-left");
         assert_eq!(text_row(&buf, 6, 10, 6), "bottom");
@@ -605,15 +623,93 @@ mod tests {
     #[test]
     fn the_end_of_the_game_is_told_once() {
         let mut view = GameView::new(row(80, 24));
-        let exit = Response::Event(pb::PtyEvent {
-            r#type: pb::PtyEventType::ProcessExit as i32,
-            ..Default::default()
-        });
         assert_eq!(
-            view.apply(exit),
+            view.apply(GameEvent::Ended(StreamEnd::GameOver)),
             Update::Ended("alice's NH36 game has ended.".into())
         );
         let later = view.end("The server closed the stream.".into());
         assert_eq!(later, Update::Ended("alice's NH36 game has ended.".into()));
+    }
+
+    #[test]
+    fn only_a_resync_counts_as_one() {
+        let model = ScreenModel::new(TermSize::new(80, 24));
+        let data = model.snapshot();
+        let mut view = GameView::new(row(80, 24));
+        for reason in [SnapshotReason::Join, SnapshotReason::Requested] {
+            view.apply(snapshot(&model, &data, 5, reason, 7));
+        }
+        assert_eq!(view.resyncs(), 0);
+        assert!(
+            !view
+                .status_line(Rect::new(0, 0, 80, 24))
+                .to_string()
+                .contains("resynced")
+        );
+        view.apply(snapshot(&model, &data, 9, SnapshotReason::Resync, 4));
+        assert_eq!(view.resyncs(), 1);
+        assert_eq!(view.frames_skipped, 4);
+        // Frames follow the snapshot's without a gap.
+        view.apply(output(10, b"x"));
+        assert_eq!(view.gaps, 0);
+        view.apply(output(12, b"y"));
+        assert_eq!(view.gaps, 1);
+    }
+
+    #[test]
+    fn each_end_of_the_stream_reads_as_its_reason() {
+        let cases = [
+            (StreamEnd::ServerShutdown, "The server is shutting down."),
+            (
+                StreamEnd::SpectatorTimeout,
+                "Watching timed out (the server's spectator timeout).",
+            ),
+            (
+                StreamEnd::Disconnected(String::new()),
+                "The server ended the stream.",
+            ),
+            (
+                StreamEnd::Disconnected("maintenance".into()),
+                "The server ended the stream: maintenance",
+            ),
+        ];
+        for (end, why) in cases {
+            let mut view = GameView::new(row(80, 24));
+            assert_eq!(view.apply(GameEvent::Ended(end)), Update::Ended(why.into()));
+            assert_eq!(view.ended.as_deref(), Some(why));
+        }
+    }
+
+    #[test]
+    fn connecting_counts_the_viewer_among_the_watchers() {
+        let mut view = GameView::new(row(80, 24));
+        assert_eq!(view.apply(GameEvent::Connected), Update::Screen);
+        assert_eq!(view.row.watchers, 3);
+    }
+
+    #[test]
+    fn the_status_line_takes_the_bottom_row_when_asked_for() {
+        let mut view = GameView::new(row(20, 4));
+        view.apply(output(1, b"top"));
+        let mut terminal = Terminal::new(TestBackend::new(30, 6)).expect("test terminal");
+        let mut cursor = None;
+        terminal
+            .draw(|f| cursor = view.render_with_status(f, f.area(), true))
+            .expect("draw");
+        let buf = terminal.backend().buffer().clone();
+        let status = text_row(&buf, 5, 0, 30);
+        assert!(status.starts_with(" alice · NH36 · 20x4"), "{status:?}");
+        assert_eq!(buf[(0, 5)].bg, Color::DarkGray);
+        // The game is centred in the five rows above it.
+        assert_eq!(text_row(&buf, 0, 5, 3), "top");
+        assert_eq!(cursor, Some(Position::new(8, 0)));
+
+        terminal
+            .draw(|f| cursor = view.render_with_status(f, f.area(), false))
+            .expect("draw");
+        let buf = terminal.backend().buffer().clone();
+        assert_eq!(text_row(&buf, 1, 5, 3), "top");
+        assert!(!text_row(&buf, 5, 0, 30).contains("alice"));
+        assert_eq!(cursor, Some(Position::new(8, 1)));
     }
 }

@@ -2,7 +2,8 @@
 //! server's SSH front end: the watch menu, the recent games page, and a game's
 //! view (snapshot and frames drawn into any area, cropped or centred, with its
 //! status line). Pure state and ratatui drawing; the caller owns the terminal
-//! and feeds keys, listings and stream messages.
+//! and feeds keys, listings and stream events, all in `dgate-term`'s domain
+//! types (no protobuf here).
 
 pub mod format;
 pub mod game_view;

@@ -2,10 +2,8 @@
 //! recorded, newest first, chosen with the same letters, arrows and paging as
 //! the games in progress, and replayed by the server.
 
-use std::time::SystemTime;
-
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use dgate_proto::pb;
+use dgate_term::listing::RecordingSummary;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
@@ -27,7 +25,7 @@ pub enum RecentAction {
 
 #[derive(Debug)]
 pub struct RecentMenu {
-    recordings: Vec<pb::RecordingInfo>,
+    recordings: Vec<RecordingSummary>,
     page: usize,
     page_size: usize,
     highlighted: Option<usize>,
@@ -35,7 +33,9 @@ pub struct RecentMenu {
 }
 
 impl RecentMenu {
-    pub fn new(recordings: Vec<pb::RecordingInfo>, rows: u16) -> Self {
+    /// The page for `recordings` (newest first, as the server lists them) on
+    /// a terminal of `rows`.
+    pub fn new(recordings: Vec<RecordingSummary>, rows: u16) -> Self {
         let mut menu = Self {
             recordings,
             page: 0,
@@ -149,27 +149,22 @@ impl RecentMenu {
         let range = self.page_range();
         for (letter, at) in LETTERS.iter().zip(range.clone()) {
             let r = &self.recordings[at];
-            let size = r.terminal_size.unwrap_or_default();
-            let start = r.start.and_then(|t| SystemTime::try_from(t).ok());
-            let end = r.end.and_then(|t| SystemTime::try_from(t).ok());
-            let length = match (start, end) {
+            let length = match (r.start, r.end) {
                 (Some(s), Some(e)) => idle(e.duration_since(s).unwrap_or_default()),
                 _ => String::new(),
             };
-            let ended = if !r.signal.is_empty() {
-                r.signal.clone()
-            } else if r.exited {
-                format!("exit {}", r.exit_code)
-            } else {
-                String::new()
+            let ended = match (&r.signal, r.exit_code) {
+                (Some(signal), _) => signal.clone(),
+                (None, Some(code)) => format!("exit {code}"),
+                (None, None) => String::new(),
             };
             let text = format!(
                 "{}) {:<16} {:<12} {:<8} {:<19}  {:<8} {}",
                 char::from(*letter),
                 r.username,
                 r.game_id,
-                format!("{}x{}", size.width, size.height),
-                start_time(start),
+                r.size.to_string(),
+                start_time(r.start),
                 length,
                 ended
             );
@@ -203,35 +198,25 @@ impl RecentMenu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dgate_term::TermSize;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
+    use std::time::{Duration, SystemTime};
 
-    fn recording(n: usize) -> pb::RecordingInfo {
-        let start = 1_751_770_604 + n as i64 * 3600;
-        pb::RecordingInfo {
+    fn recording(n: usize) -> RecordingSummary {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_751_770_604 + n as u64 * 3600);
+        RecordingSummary {
             id: format!("user{n}/nethack/{n}"),
             username: format!("user{n}"),
             game_id: "nethack".into(),
-            start: Some(dgate_proto::Timestamp {
-                seconds: start,
-                nanos: 0,
-            }),
-            end: Some(dgate_proto::Timestamp {
-                seconds: start + 323,
-                nanos: 0,
-            }),
-            terminal_size: Some(pb::TerminalSize {
-                width: 80,
-                height: 24,
-            }),
+            start: Some(start),
+            end: Some(start + Duration::from_secs(323)),
+            size: TermSize::new(80, 24),
             frames: 100,
-            exited: true,
-            exit_code: 0,
-            signal: if n == 1 {
-                "SIGHUP".into()
-            } else {
-                String::new()
-            },
+            // The third game neither exited nor was signalled (the server
+            // went away).
+            exit_code: (n != 2).then_some(0),
+            signal: (n == 1).then(|| "SIGHUP".to_owned()),
         }
     }
 
@@ -266,6 +251,12 @@ mod tests {
             lines
                 .iter()
                 .any(|l| l.starts_with("b) user1") && l.ends_with("SIGHUP"))
+        );
+        assert!(
+            lines.contains(
+                &"c) user2            nethack      80x24    2025-07-06 04:56:44  5m 23s".to_owned()
+            ),
+            "{lines:#?}"
         );
         assert!(lines.contains(&"(1-11 of 15)".to_owned()), "{lines:#?}");
         assert_eq!(

@@ -7,8 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use dgate_proto::listing::idle_since;
-use dgate_proto::pb;
+use dgate_term::listing::SessionSummary;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
@@ -37,22 +36,17 @@ pub struct SessionRow {
 }
 
 impl SessionRow {
-    pub fn from_session(s: &pb::GameSession, now: SystemTime) -> Self {
-        let size = s.terminal_size.unwrap_or_default();
-        let side = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    /// The row of `s`, with its idle time as seen at `now`.
+    pub fn from_summary(s: &SessionSummary, now: SystemTime) -> Self {
         Self {
             id: s.id.clone(),
             username: s.username.clone(),
-            game: if s.game_short_name.is_empty() {
-                s.game_id.clone()
-            } else {
-                s.game_short_name.clone()
-            },
-            cols: side(size.width),
-            rows: side(size.height),
-            start: s.start_time.and_then(|t| SystemTime::try_from(t).ok()),
-            idle: idle_since(s.last_activity, now),
-            watchers: s.spectator_count,
+            game: s.game_label().to_owned(),
+            cols: s.size.cols,
+            rows: s.size.rows,
+            start: Some(s.started_at),
+            idle: s.idle(now),
+            watchers: u32::try_from(s.spectators.len()).unwrap_or(u32::MAX),
             detached: s.detached,
         }
     }
@@ -674,6 +668,55 @@ mod tests {
         let mut menu = WatchMenu::new(cols, lines);
         menu.update(rows);
         menu
+    }
+
+    #[test]
+    fn a_summary_becomes_the_row_the_menu_shows() {
+        use dgate_term::TermSize;
+        use dgate_term::listing::SpectatorSummary;
+
+        let started = SystemTime::UNIX_EPOCH + Duration::from_secs(START);
+        let spectator = |n: u32| SpectatorSummary {
+            id: format!("spec-{n}"),
+            user_id: 0,
+            username: "Anonymous".into(),
+            joined_at: started,
+            connected: true,
+        };
+        let mut summary = SessionSummary {
+            id: "s1".into(),
+            user_id: 7,
+            username: "olga".into(),
+            game_id: "nethack".into(),
+            game_short_name: "NH36".into(),
+            size: TermSize::new(100, 30),
+            started_at: started,
+            ended_at: None,
+            last_activity: started + Duration::from_secs(60),
+            spectators: vec![spectator(1), spectator(2)],
+            detached: true,
+            frames: 12,
+        };
+        let now = started + Duration::from_secs(383);
+        assert_eq!(
+            SessionRow::from_summary(&summary, now),
+            SessionRow {
+                id: "s1".into(),
+                username: "olga".into(),
+                game: "NH36".into(),
+                cols: 100,
+                rows: 30,
+                start: Some(started),
+                idle: Duration::from_secs(323),
+                watchers: 2,
+                detached: true,
+            }
+        );
+        // Without a short name the game's id is shown; a clock behind the
+        // last input is no idle time.
+        summary.game_short_name.clear();
+        let row = SessionRow::from_summary(&summary, started);
+        assert_eq!((row.game.as_str(), row.idle), ("nethack", Duration::ZERO));
     }
 
     #[test]

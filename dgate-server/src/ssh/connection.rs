@@ -9,11 +9,8 @@
 //! floods input faster than it is used, the excess is dropped.
 //!
 //! This file has the connection's loop, its input and the main menu; the
-//! screens are in `accounts`, `playing` and `watching`.
-
-mod accounts;
-mod playing;
-mod watching;
+//! other screens (`accounts`, `play`, `watch`) are functions of their own
+//! that read keys and draw through the connection.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -22,34 +19,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use dgate_proto::pb;
-use dgate_tui::game_view::{GameView, Update};
 use dgate_tui::keys::KeyDecoder;
-use dgate_tui::recent_menu::{RecentAction, RecentMenu};
-use dgate_tui::replay_screen::LocalReplay;
-use dgate_tui::watch_menu::{LETTERS, MenuAction, SessionRow, WatchMenu};
-use ratatui::layout::{Constraint, Layout};
-use ratatui::style::{Color, Style};
-use ratatui::widgets::Paragraph;
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::{debug, info};
 
-use super::SshFront;
 use super::output::{Gone, Output};
-use crate::accounts::{AccountError, User, check_username};
-use crate::auth::LoginLimiter;
-use crate::config::TermSize;
-use crate::convert::delivery_message;
-use crate::error::SessionError;
-use crate::hub::{Delivery, HubEvent, SnapshotReason};
+use super::{SshFront, accounts, play, watch};
+use crate::accounts::User;
 use crate::limits::AddressSlot;
-use crate::metrics::{Metrics, SSH};
-use crate::recordings::{self, Entry};
-use crate::registry::Spectator;
-use crate::session::{PlayerLease, Session};
-use crate::sessions::{SessionManager, StartRequest};
 
 /// Events queued between the channel's reader and the connection.
 const EVENT_QUEUE: usize = 256;
@@ -59,18 +38,15 @@ const SHELL_WAIT: Duration = Duration::from_secs(10);
 const FLOOD_ACTIONS: usize = 30;
 const FLOOD_WINDOW: Duration = Duration::from_secs(10);
 /// The watch menu's refresh.
-const REFRESH: Duration = Duration::from_secs(1);
-/// Pauses longer than this are shortened in replays.
-const REPLAY_MAX_IDLE: Duration = Duration::from_secs(5);
-/// A replay's progress line is redrawn at least this often.
-const REPLAY_TICK: Duration = Duration::from_millis(200);
+pub(super) const REFRESH: Duration = Duration::from_secs(1);
 /// A reset terminal: a snapshot is drawn on one.
-const RESET: &[u8] = b"\x1bc";
-const CLEAR: &str = "\x1b[0m\x1b[?1049l\x1b[H\x1b[2J";
+pub(super) const RESET: &[u8] = b"\x1bc";
+/// Leaves whatever was drawn and clears the screen.
+pub(super) const CLEAR: &str = "\x1b[0m\x1b[?1049l\x1b[H\x1b[2J";
 
 /// What the channel's reader passes on.
 #[derive(Debug)]
-enum Event {
+pub(super) enum Event {
     Input(Bytes),
     Resize(u16, u16),
     Pty { term: String, cols: u16, rows: u16 },
@@ -80,7 +56,7 @@ enum Event {
 
 /// Why the connection ends.
 #[derive(Debug)]
-enum End {
+pub(super) enum End {
     /// The client went away.
     Gone,
     /// Idle in a menu for `ssh.idle_timeout`.
@@ -96,7 +72,7 @@ impl From<Gone> for End {
 }
 
 /// What a screen gets from [`Connection::next_key`].
-enum Step {
+pub(super) enum Step {
     Key(KeyEvent),
     /// The terminal changed size: draw again.
     Redraw,
@@ -186,17 +162,18 @@ async fn forward(mut read: ChannelReadHalf, events: mpsc::Sender<Event>) {
     let _ = events.send(Event::Closed).await;
 }
 
-struct Connection {
-    front: SshFront,
-    out: Output,
-    events: mpsc::Receiver<Event>,
+/// One SSH terminal and who is at it; every screen reads and draws through it.
+pub(super) struct Connection {
+    pub(super) front: SshFront,
+    pub(super) out: Output,
+    pub(super) events: mpsc::Receiver<Event>,
     decoder: KeyDecoder,
     /// Keys decoded and not used yet (typed ahead).
-    typed: VecDeque<KeyEvent>,
-    user: Option<User>,
-    peer: Option<SocketAddr>,
+    pub(super) typed: VecDeque<KeyEvent>,
+    pub(super) user: Option<User>,
+    pub(super) peer: Option<SocketAddr>,
     /// Shown with the next menu.
-    message: Option<String>,
+    pub(super) message: Option<String>,
     /// Recent menu actions, for the flood guard.
     actions: VecDeque<Instant>,
 }
@@ -234,7 +211,7 @@ impl Connection {
 
     /// The next key, or a redraw after a resize. `idle` applies the menus'
     /// idle timeout.
-    async fn next_key(&mut self, idle: bool) -> Result<Step, End> {
+    pub(super) async fn next_key(&mut self, idle: bool) -> Result<Step, End> {
         loop {
             if let Some(key) = self.typed.pop_front() {
                 return Ok(Step::Key(key));
@@ -280,13 +257,13 @@ impl Connection {
             let logged_in = self.user.is_some();
             match (logged_in, self.menu().await?) {
                 (_, 'q') => return Ok(()),
-                (false, 'l') => self.login().await?,
-                (false, 'r') => self.register().await?,
-                (_, 'w') => self.watch_menu().await?,
-                (false, 'g') => self.games(false).await?,
-                (true, 'p') => self.games(true).await?,
-                (true, 'c') => self.change_password().await?,
-                (true, 'k') => self.keys().await?,
+                (false, 'l') => accounts::login(self).await?,
+                (false, 'r') => accounts::register(self).await?,
+                (_, 'w') => watch::watch_menu(self).await?,
+                (false, 'g') => play::games(self, false).await?,
+                (true, 'p') => play::games(self, true).await?,
+                (true, 'c') => accounts::change_password(self).await?,
+                (true, 'k') => accounts::keys(self).await?,
                 _ => {}
             }
         }
@@ -352,7 +329,7 @@ impl Connection {
     }
 
     /// A line typed at `prompt`; `None` when Esc or Ctrl+C cancels it.
-    async fn read_line(
+    pub(super) async fn read_line(
         &mut self,
         prompt: &str,
         secret: bool,

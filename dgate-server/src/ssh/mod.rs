@@ -8,9 +8,12 @@
 //! limit as gRPC logins), and one session channel per connection, handed to
 //! [`connection`], which runs the menus, watching and playing.
 
+mod accounts;
 mod banners;
 mod connection;
 mod output;
+mod play;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,10 +29,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::accounts::{AccountError, AccountStore, User};
-use crate::auth::LoginLimiter;
+use crate::accounts::{AccountError, AccountStore, LoginLimiter, User};
+use crate::game::SessionManager;
 use crate::limits::{AddressLimiter, AddressSlot};
-use crate::sessions::SessionManager;
 
 pub use banners::Banners;
 

@@ -14,8 +14,11 @@
 //!   `HISTORY` frames) instead of the whole screen; older, it gets a snapshot;
 //! - the feed stops a minute after its last browser left (on its next
 //!   frame), and a new one starts with the next browser.
+//!
+//! The feeds of all games are kept in [`Feeds`], the web's own state (not on
+//! the session: a game does not know who encodes it).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
@@ -24,8 +27,14 @@ use tokio::sync::broadcast;
 use tracing::debug;
 
 use super::screen_json::{self, Message as Out, Row};
-use crate::hub::{Delivery, HubEvent};
-use crate::session::Session;
+use crate::broadcast::Delivery;
+use crate::game::Session;
+
+/// The running feed of each watched game, by session id.
+#[derive(Debug, Default)]
+pub struct Feeds {
+    by_session: Mutex<HashMap<String, Arc<Feed>>>,
+}
 
 /// A message for every browser of the session, encoded once.
 #[derive(Debug, Clone)]
@@ -83,33 +92,34 @@ impl Feed {
     /// A place in the session's feed, starting the feed if none runs;
     /// `resume_after` is the frame a reconnecting browser last showed.
     pub async fn follow(
+        feeds: &Feeds,
         session: &Arc<Session>,
         ring: usize,
         resume_after: Option<u64>,
     ) -> Follower {
-        if let Some(follower) = Self::current(session).and_then(|feed| feed.resume(resume_after)) {
+        let id = &session.info.id;
+        let current = lock(&feeds.by_session).get(id).cloned();
+        if let Some(follower) = current.and_then(|feed| feed.resume(resume_after)) {
             return follower;
         }
         let started = Self::start(session, ring).await;
-        let mut slot = lock(&session.web_feed);
+        let mut all = lock(&feeds.by_session);
         // Another browser may have started one meanwhile: one feed a session
         // (ours stops at its next frame).
-        if let Some(follower) = slot.as_ref().and_then(|feed| feed.join(0)) {
+        if let Some(follower) = all.get(id).and_then(|feed| feed.join(0)) {
             started.lock().closed = true;
             return follower;
         }
-        *slot = Some(Arc::clone(&started));
-        drop(slot);
+        // Feeds of games that ended or lost their browsers go as new ones come.
+        all.retain(|_, feed| !feed.lock().closed);
+        all.insert(id.clone(), Arc::clone(&started));
+        drop(all);
         // Just started, so still running (or ended, which joins too).
         started.join(0).unwrap_or_else(|| Follower {
             rx: started.tx.subscribe(),
             first: Vec::new(),
             feed: Arc::clone(&started),
         })
-    }
-
-    fn current(session: &Session) -> Option<Arc<Self>> {
-        lock(&session.web_feed).clone()
     }
 
     /// A feed at the session's current screen, its task running.
@@ -265,48 +275,47 @@ fn update(screen: &mut Screen, delivery: &Delivery, username: &str) -> Item {
             // the new screen, and skipped what the feed skipped.
             screen.model = ScreenModel::new(s.size);
             screen.model.process(&s.data);
-            screen.frame_id = s.frame_id;
+            screen.frame_id = s.frame_id.get();
             screen.shown = screen_json::rows(screen.model.screen());
             screen.snapshot = None;
             whole_screen(screen, s.frames_skipped, false)
         }
-        Delivery::Event(event) => match event.as_ref() {
-            HubEvent::Frame(frame) => {
-                screen.model.process(&frame.data);
-                screen.frame_id = frame.id;
-                screen.snapshot = None;
-                let delta = Out::Delta {
-                    frame_id: frame.id,
-                    lines: screen_json::changed_rows(&mut screen.shown, screen.model.screen()),
-                    cursor: screen_json::cursor(screen.model.screen()),
-                };
-                Item {
-                    frame_id: frame.id,
-                    json: encode(&delta),
-                    end: false,
-                    frame: true,
-                    skipped: 0,
-                }
+        Delivery::Frame(frame) => {
+            let id = frame.id.get();
+            screen.model.process(&frame.data);
+            screen.frame_id = id;
+            screen.snapshot = None;
+            let delta = Out::Delta {
+                frame_id: id,
+                lines: screen_json::changed_rows(&mut screen.shown, screen.model.screen()),
+                cursor: screen_json::cursor(screen.model.screen()),
+            };
+            Item {
+                frame_id: id,
+                json: encode(&delta),
+                end: false,
+                frame: true,
+                skipped: 0,
             }
-            HubEvent::Resize { size, .. } => {
-                screen.model.resize(*size);
-                screen.shown = screen_json::rows(screen.model.screen());
-                screen.snapshot = None;
-                whole_screen(screen, 0, false)
+        }
+        Delivery::Resize { size, .. } => {
+            screen.model.resize(*size);
+            screen.shown = screen_json::rows(screen.model.screen());
+            screen.snapshot = None;
+            whole_screen(screen, 0, false)
+        }
+        Delivery::Ended { .. } => {
+            let message = format!("{username}'s game has ended.");
+            let end = encode(&Out::End { message });
+            screen.ended = Some(end.clone());
+            Item {
+                frame_id: screen.frame_id,
+                json: end,
+                end: true,
+                frame: false,
+                skipped: 0,
             }
-            HubEvent::Ended { .. } => {
-                let message = format!("{username}'s game has ended.");
-                let end = encode(&Out::End { message });
-                screen.ended = Some(end.clone());
-                Item {
-                    frame_id: screen.frame_id,
-                    json: end,
-                    end: true,
-                    frame: false,
-                    skipped: 0,
-                }
-            }
-        },
+        }
     }
 }
 

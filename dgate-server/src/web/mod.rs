@@ -23,44 +23,51 @@ use axum::response::{Html, IntoResponse, Json, Response};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tracing::{debug, info};
+use tracing::debug;
 
-use crate::error::SessionError;
-use crate::metrics::Metrics;
-use crate::registry::Spectator;
-use crate::session::Session;
-use crate::sessions::SessionManager;
-use feed::Feed;
+use crate::broadcast::SnapshotReason;
+
+use crate::game::{SessionError, SessionManager};
+use crate::viewing::{Spectating, Transport};
+use feed::{Feed, Feeds};
 use screen_json::Message as Out;
 
 /// The largest message a page may send (it has nothing to say; this is a guard).
 const MAX_INBOUND_BYTES: usize = 1024;
-pub const WEBSOCKET: &str = "websocket";
 
 const LOBBY: &str = include_str!("../../web/lobby.html");
 const WATCH: &str = include_str!("../../web/watch.html");
 const SCRIPT: &str = include_str!("../../web/term.js");
 const STYLE: &str = include_str!("../../web/style.css");
 
-pub fn routes() -> axum::Router<SessionManager> {
+/// What the browser side shares: the games, and one feed per watched game.
+#[derive(Debug, Clone)]
+struct Web {
+    manager: SessionManager,
+    feeds: Arc<Feeds>,
+}
+
+pub fn routes<S: Clone + Send + Sync + 'static>(manager: SessionManager) -> axum::Router<S> {
+    let web = Web {
+        manager: manager.clone(),
+        feeds: Arc::new(Feeds::default()),
+    };
     axum::Router::new()
-        .merge(replay::routes())
         .route("/", axum::routing::get(lobby))
         .route("/watch/{session_id}", axum::routing::get(watch_page))
         .route("/ws/spectate", axum::routing::get(spectate))
         .route("/assets/term.js", axum::routing::get(script))
         .route("/assets/style.css", axum::routing::get(style))
+        .with_state(web)
+        .merge(replay::routes(manager))
 }
 
 async fn lobby() -> Html<&'static str> {
     Html(LOBBY)
 }
 
-async fn watch_page(
-    State(manager): State<SessionManager>,
-    Path(session_id): Path<String>,
-) -> Response {
-    match manager.get(&session_id) {
+async fn watch_page(State(web): State<Web>, Path(session_id): Path<String>) -> Response {
+    match web.manager.get(&session_id) {
         Ok(_) => Html(WATCH).into_response(),
         Err(e) => (
             StatusCode::NOT_FOUND,
@@ -104,10 +111,10 @@ struct SpectateQuery {
 /// or full session is a plain HTTP error.
 async fn spectate(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    State(manager): State<SessionManager>,
+    State(web): State<Web>,
     Query(query): Query<SpectateQuery>,
 ) -> Response {
-    if let Err(e) = manager.get(&query.session) {
+    if let Err(e) = web.manager.get(&query.session) {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": e.to_string() })),
@@ -118,55 +125,40 @@ async fn spectate(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let (session, spectator) = match manager.add_spectator(&query.session, 0, "") {
-        Ok(registered) => registered,
-        Err(e) => {
-            let status = match &e {
-                SessionError::NotFound(_) => StatusCode::NOT_FOUND,
-                SessionError::SpectatorsFull(_) => StatusCode::TOO_MANY_REQUESTS,
-                SessionError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            return (status, Json(json!({ "error": e.to_string() }))).into_response();
-        }
-    };
-    spectator.bind();
+    // Browsers watch anonymously.
+    let spectating =
+        match Spectating::open(&web.manager, &query.session, None, Transport::WebSocket) {
+            Ok(spectating) => spectating,
+            Err(e) => {
+                let status = match &e {
+                    SessionError::NotFound(_) => StatusCode::NOT_FOUND,
+                    SessionError::SpectatorsFull(_) => StatusCode::TOO_MANY_REQUESTS,
+                    SessionError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                return (status, Json(json!({ "error": e.to_string() }))).into_response();
+            }
+        };
     // The page never sends more than a ping: a small read buffer, which the
     // socket would otherwise zero (128 KiB) on every read it attempts.
     ws.max_message_size(MAX_INBOUND_BYTES)
         .max_frame_size(MAX_INBOUND_BYTES)
         .read_buffer_size(4 * MAX_INBOUND_BYTES)
-        .on_upgrade(move |socket| watch(socket, manager, session, spectator, query.from))
+        .on_upgrade(move |socket| watch(socket, web, spectating, query.from))
 }
 
-async fn watch(
-    mut socket: WebSocket,
-    manager: SessionManager,
-    session: Arc<Session>,
-    spectator: Arc<Spectator>,
-    resume_after: Option<u64>,
-) {
-    let metrics = Arc::clone(manager.metrics());
-    let connections = metrics
-        .spectator_connections_active
-        .get_or_create(&Metrics::transport(WEBSOCKET))
-        .clone();
-    let bytes_sent = metrics
-        .bytes_sent
-        .get_or_create(&Metrics::transport(WEBSOCKET))
-        .clone();
-    metrics
-        .spectator_sessions
-        .get_or_create(&Metrics::game(&session.info.game_id))
-        .inc();
-    connections.inc();
-    let ring = manager.config().session_management.queue_frames;
-    let mut follower = Feed::follow(&session, ring, resume_after).await;
+/// Relays the game's feed to one browser until either goes; dropping
+/// `spectating` (however this ends) removes the browser from the spectators.
+async fn watch(mut socket: WebSocket, web: Web, spectating: Spectating, resume_after: Option<u64>) {
+    let session = Arc::clone(spectating.session());
+    let ring = web.manager.config().session_management.queue_frames;
+    let mut follower = Feed::follow(&web.feeds, &session, ring, resume_after).await;
     let mut frame_id = 0;
     let mut watchers = usize::MAX;
+    let removed = spectating.removed().clone();
     'watching: loop {
         for item in std::mem::take(&mut follower.first) {
-            if !forward(&mut socket, &item, &mut frame_id, &metrics, &bytes_sent).await {
+            if !forward(&mut socket, &item, &mut frame_id, &spectating).await {
                 break 'watching;
             }
         }
@@ -200,16 +192,12 @@ async fn watch(
                     break;
                 }
             },
-            () = spectator.removed.cancelled() => break,
+            () = removed.cancelled() => break,
         };
-        if !forward(&mut socket, &item, &mut frame_id, &metrics, &bytes_sent).await {
+        if !forward(&mut socket, &item, &mut frame_id, &spectating).await {
             break;
         }
     }
-    session.spectators.remove(&spectator.id);
-    connections.dec();
-    info!(session_id = %session.info.id, spectator_count = session.spectators.len(),
-          "web spectator left");
 }
 
 /// Sends one of the feed's messages; false when the socket is gone or the
@@ -218,20 +206,21 @@ async fn forward(
     socket: &mut WebSocket,
     item: &feed::Item,
     frame_id: &mut u64,
-    metrics: &Metrics,
-    bytes_sent: &prometheus_client::metrics::counter::Counter,
+    spectating: &Spectating,
 ) -> bool {
     if socket.send(Message::Text(item.json.clone())).await.is_err() {
         return false;
     }
-    bytes_sent.inc_by(item.json.len() as u64);
     *frame_id = item.frame_id;
     if item.frame {
-        metrics.spectator_frames_sent.inc();
-    }
-    if item.skipped > 0 {
-        metrics.spectator_resyncs.inc();
-        metrics.spectator_frames_dropped.inc_by(item.skipped);
+        spectating.sent_frame(item.json.len());
+    } else {
+        let reason = if item.skipped > 0 {
+            SnapshotReason::Resync
+        } else {
+            SnapshotReason::Join
+        };
+        spectating.sent_snapshot(item.json.len(), reason, item.skipped);
     }
     !item.end
 }

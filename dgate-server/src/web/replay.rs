@@ -19,8 +19,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
-use dgate_proto::pb::recording_event::Event;
-use dgate_term::{ScreenModel, TermSize};
+use dgate_term::ScreenModel;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -28,8 +27,9 @@ use tracing::{debug, info};
 
 use super::screen_json::{self, Message as Out};
 use super::{MAX_INBOUND_BYTES, escape, send};
-use crate::recordings::{self, Control, Entry};
-use crate::sessions::SessionManager;
+use crate::game::SessionManager;
+use crate::game::recordings::{self, Entry, RecordingError, ReplayControl, ReplayEvent};
+use crate::viewing;
 
 const REPLAY: &str = include_str!("../../web/replay.html");
 /// How often a playing replay tells the page where it is.
@@ -37,24 +37,18 @@ const POSITION_EVERY: Duration = Duration::from_millis(250);
 /// Recordings the lobby lists.
 const LISTED: i32 = 20;
 
-pub fn routes() -> axum::Router<SessionManager> {
+pub fn routes<S: Clone + Send + Sync + 'static>(manager: SessionManager) -> axum::Router<S> {
     axum::Router::new()
         .route("/recordings", axum::routing::get(list))
         .route("/recordings/{*id}", axum::routing::get(download))
         .route("/replay/{*id}", axum::routing::get(page))
         .route("/ws/replay", axum::routing::get(replay))
+        .with_state(manager)
 }
 
 /// Anonymous browsers may see recordings only where they may watch games.
 fn refused(manager: &SessionManager) -> Option<Response> {
-    if manager
-        .config()
-        .session_management
-        .spectating
-        .allow_anonymous
-    {
-        return None;
-    }
+    viewing::may_watch(manager.config(), false).err()?;
     let error = "this server shows games to logged-in players only (use dgate or ssh)";
     Some((StatusCode::UNAUTHORIZED, Json(json!({ "error": error }))).into_response())
 }
@@ -184,13 +178,13 @@ async fn replay(
     // Idle stretches are capped as `dgate replay` caps them by default.
     let opened = tokio::task::spawn_blocking(move || {
         let recording = entry.open(Some(Duration::from_secs(3)))?;
-        Ok::<_, tonic::Status>((recording, entry))
+        Ok::<_, RecordingError>((recording, entry))
     })
     .await;
     let (recording, entry) = match opened {
         Ok(Ok(opened)) => opened,
-        Ok(Err(status)) => {
-            let error = status.message().to_owned();
+        Ok(Err(e)) => {
+            let error = e.to_string();
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(json!({ "error": error })),
@@ -217,11 +211,11 @@ async fn replay(
         duration: recording.duration().as_secs_f64(),
     };
     if let Some(at) = query.at.filter(|at| *at > 0.0) {
-        let _ = steer.try_send(Control::SeekSeconds(at));
+        let _ = steer.try_send(ReplayControl::Seek(at));
     }
     tokio::spawn(recordings::play(
         recording,
-        entry.info(),
+        entry.summary(),
         steering,
         events_tx,
         manager.shutting_down(),
@@ -237,8 +231,8 @@ async fn replay(
 async fn relay(
     mut socket: WebSocket,
     header: Out,
-    mut events: mpsc::Receiver<Result<Event, tonic::Status>>,
-    steer: mpsc::Sender<Control>,
+    mut events: mpsc::Receiver<Result<ReplayEvent, RecordingError>>,
+    steer: mpsc::Sender<ReplayControl>,
 ) {
     if send(&mut socket, &header).await.is_none() {
         return;
@@ -248,15 +242,15 @@ async fn relay(
         let out = tokio::select! {
             event = events.recv() => match event {
                 Some(Ok(event)) => view.draw(event),
-                Some(Err(status)) => vec![Out::End { message: status.message().to_owned() }],
+                Some(Err(e)) => vec![Out::End { message: e.to_string() }],
                 None => break,
             },
             inbound = socket.recv() => match inbound {
                 Some(Ok(Message::Text(text))) => {
                     match serde_json::from_str::<Steer>(&text) {
-                        Ok(Steer::Seek(seconds)) => { let _ = steer.send(Control::SeekSeconds(seconds)).await; }
-                        Ok(Steer::Speed(speed)) => { let _ = steer.send(Control::Speed(speed)).await; }
-                        Ok(Steer::Paused(paused)) => { let _ = steer.send(Control::Paused(paused)).await; }
+                        Ok(Steer::Seek(seconds)) => { let _ = steer.send(ReplayControl::Seek(seconds)).await; }
+                        Ok(Steer::Speed(speed)) => { let _ = steer.send(ReplayControl::Speed(speed)).await; }
+                        Ok(Steer::Paused(paused)) => { let _ = steer.send(ReplayControl::Paused(paused)).await; }
                         Err(e) => debug!(error = %e, "ignored a replay page's message"),
                     }
                     continue;
@@ -305,33 +299,40 @@ impl Default for ReplayView {
 }
 
 impl ReplayView {
-    fn draw(&mut self, event: Event) -> Vec<Out> {
+    fn draw(&mut self, event: ReplayEvent) -> Vec<Out> {
         match event {
-            Event::Opened(_) => Vec::new(),
-            Event::Screen(screen) => {
-                let size = size_of(screen.size.as_ref());
+            ReplayEvent::Opened { .. } => Vec::new(),
+            ReplayEvent::Screen {
+                position,
+                size,
+                data,
+            } => {
                 let mut model = ScreenModel::new(size);
-                model.process(&screen.data);
-                self.position = screen.position_seconds;
+                model.process(&data);
+                self.position = position.as_secs_f64();
                 self.ended = false;
                 self.frame_id += 1;
                 let out = vec![self.snapshot(&model), self.state()];
                 self.model = Some(model);
                 out
             }
-            Event::Frame(frame) => {
+            ReplayEvent::Frame {
+                position,
+                resize,
+                data,
+            } => {
                 let Some(mut model) = self.model.take() else {
                     return Vec::new();
                 };
                 self.frame_id += 1;
-                self.position = frame.position_seconds;
+                self.position = position.as_secs_f64();
                 let mut out = Vec::with_capacity(2);
-                if let Some(size) = frame.resize.as_ref() {
-                    model.resize(size_of(Some(size)));
-                    model.process(&frame.data);
+                if let Some(size) = resize {
+                    model.resize(size);
+                    model.process(&data);
                     out.push(self.snapshot(&model));
                 } else {
-                    model.process(&frame.data);
+                    model.process(&data);
                     out.push(Out::Delta {
                         frame_id: self.frame_id,
                         lines: screen_json::changed_rows(&mut self.shown, model.screen()),
@@ -344,11 +345,16 @@ impl ReplayView {
                 }
                 out
             }
-            Event::State(state) => {
-                self.position = state.position_seconds;
-                self.speed = state.speed;
-                self.paused = state.paused;
-                self.ended = state.ended;
+            ReplayEvent::State {
+                position,
+                speed,
+                paused,
+                ended,
+            } => {
+                self.position = position.as_secs_f64();
+                self.speed = speed;
+                self.paused = paused;
+                self.ended = ended;
                 vec![self.state()]
             }
         }
@@ -376,15 +382,4 @@ impl ReplayView {
             ended: self.ended,
         }
     }
-}
-
-/// A recording's terminal size; out-of-range values become the default.
-fn size_of(size: Option<&dgate_proto::pb::TerminalSize>) -> TermSize {
-    size.and_then(|s| {
-        Some(TermSize::new(
-            u16::try_from(s.width).ok()?,
-            u16::try_from(s.height).ok()?,
-        ))
-    })
-    .unwrap_or(TermSize::new(80, 24))
 }

@@ -1,0 +1,577 @@
+//! Player accounts: an embedded SQLite database (`<data_dir>/dgate.db`) of
+//! users with argon2id password hashes, and the bearer tokens a login returns.
+//!
+//! Every write is one transaction, so an acknowledged change survives a crash.
+//! Tokens are 256 random bits, shown to the client once and stored only as
+//! their SHA-256. Everything here blocks (SQLite, and argon2 on purpose):
+//! async callers use `spawn_blocking`.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::passwords::{dummy_hash, hash_password, verify_password};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+/// Password length limits, in bytes.
+pub const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 8..=1024;
+
+/// The schema, one migration per version; `PRAGMA user_version` says how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: users and tokens.
+    "CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        email         TEXT,
+        created_at    INTEGER NOT NULL,
+        last_login    INTEGER,
+        is_admin      INTEGER NOT NULL DEFAULT 0,
+        is_banned     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX tokens_by_user ON tokens(user_id);",
+    // 2: SSH public keys; a key belongs to one account.
+    "CREATE TABLE public_keys (
+        fingerprint TEXT PRIMARY KEY,
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        key         TEXT NOT NULL,
+        comment     TEXT NOT NULL,
+        added_at    INTEGER NOT NULL
+    );
+    CREATE INDEX public_keys_by_user ON public_keys(user_id);",
+];
+
+/// Keys one account may register.
+pub const MAX_PUBLIC_KEYS: usize = 20;
+
+/// An SSH public key registered to an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyInfo {
+    /// `SHA256:...`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    /// `ssh-ed25519 AAAA...`, without the comment.
+    pub key: String,
+    pub comment: String,
+    pub added_at: SystemTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("invalid {what}: {why}")]
+    Invalid { what: &'static str, why: String },
+    #[error("the username {0:?} is taken")]
+    UsernameTaken(String),
+    #[error("no user {0:?}")]
+    NoSuchUser(String),
+    /// Wrong name or password: deliberately the same error for both.
+    #[error("wrong username or password")]
+    BadCredentials,
+    #[error("the account {0:?} is banned")]
+    Banned(String),
+    #[error("the token is unknown or has expired")]
+    BadToken,
+    #[error("account database: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("password hashing: {0}")]
+    Hashing(String),
+    #[error("account database file: {0}")]
+    Io(String),
+    #[error("no randomness available: {0}")]
+    Random(String),
+    #[error("that public key is already registered")]
+    KeyTaken,
+    #[error("an account has at most {MAX_PUBLIC_KEYS} public keys")]
+    TooManyKeys,
+}
+
+/// A user as the rest of the server sees it (no hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub created_at: SystemTime,
+    pub last_login: Option<SystemTime>,
+    pub is_admin: bool,
+    pub is_banned: bool,
+}
+
+/// A fresh login: the token to hand to the client, once.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub token: String,
+    pub user: User,
+    pub expires_at: SystemTime,
+}
+
+pub struct AccountStore {
+    db: Mutex<Connection>,
+    token_lifetime: Duration,
+}
+
+impl std::fmt::Debug for AccountStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountStore").finish_non_exhaustive()
+    }
+}
+
+/// Usernames: 2-20 characters of `[A-Za-z0-9_-]`, not starting with `-`;
+/// safe in paths, arguments and file names (games get them as `%u`).
+pub fn check_username(name: &str) -> Result<(), String> {
+    if !(2..=20).contains(&name.len()) {
+        return Err(format!("{name:?} must be 2 to 20 characters long"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "{name:?} may contain only letters, digits, '_' and '-'"
+        ));
+    }
+    if name.starts_with('-') {
+        return Err(format!("{name:?} must not start with '-'"));
+    }
+    Ok(())
+}
+
+fn check_password(password: &[u8]) -> Result<(), AccountError> {
+    if PASSWORD_BYTES.contains(&password.len()) {
+        Ok(())
+    } else {
+        Err(AccountError::Invalid {
+            what: "password",
+            why: format!(
+                "must be {} to {} bytes long",
+                PASSWORD_BYTES.start(),
+                PASSWORD_BYTES.end()
+            ),
+        })
+    }
+}
+
+fn invalid_username(why: String) -> AccountError {
+    AccountError::Invalid {
+        what: "username",
+        why,
+    }
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn from_unix(secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+}
+
+pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N], AccountError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| AccountError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+const USER_COLUMNS: &str = "id, username, email, created_at, last_login, is_admin, is_banned";
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        created_at: from_unix(row.get(3)?),
+        last_login: row.get::<_, Option<i64>>(4)?.map(from_unix),
+        is_admin: row.get(5)?,
+        is_banned: row.get(6)?,
+    })
+}
+
+impl AccountStore {
+    /// Opens (creating if needed) the database at `path` and applies any
+    /// migrations it has not seen.
+    /// The file holds password hashes: it is made readable by its owner only
+    /// (SQLite gives its journal files the same mode).
+    pub fn open(path: &Path, token_lifetime: Duration) -> Result<Self, AccountError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|_| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)))
+            .map_err(|e| AccountError::Io(format!("{}: {e}", path.display())))?;
+        let connection = Connection::open(path)?;
+        Self::init(connection, token_lifetime)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory(token_lifetime: Duration) -> Result<Self, AccountError> {
+        Self::init(Connection::open_in_memory()?, token_lifetime)
+    }
+
+    fn init(mut db: Connection, token_lifetime: Duration) -> Result<Self, AccountError> {
+        db.busy_timeout(Duration::from_secs(5))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.pragma_update(None, "foreign_keys", true)?;
+        let applied: usize = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = db.transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(Self {
+            db: Mutex::new(db),
+            token_lifetime,
+        })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates an account. The username is unique ignoring case.
+    pub fn register(
+        &self,
+        username: &str,
+        password: &[u8],
+        email: Option<&str>,
+    ) -> Result<User, AccountError> {
+        check_username(username).map_err(invalid_username)?;
+        check_password(password)?;
+        if email
+            .is_some_and(|e| e.len() > 254 || e.chars().any(char::is_control) || !e.contains('@'))
+        {
+            return Err(AccountError::Invalid {
+                what: "email",
+                why: "not an email address".into(),
+            });
+        }
+        let hash = hash_password(password)?;
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let inserted = tx.execute(
+            "INSERT INTO users (username, password_hash, email, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![username, hash, email, unix(SystemTime::now())],
+        );
+        match inserted {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(AccountError::UsernameTaken(username.to_owned()));
+            }
+            other => other?,
+        };
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        drop(db);
+        self.user_by_id(id)
+    }
+
+    pub fn user(&self, username: &str) -> Result<User, AccountError> {
+        self.db()
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
+                [username],
+                user_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))
+    }
+
+    fn user_by_id(&self, id: i64) -> Result<User, AccountError> {
+        self.db()
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                [id],
+                user_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| AccountError::NoSuchUser(format!("#{id}")))
+    }
+
+    pub fn list(&self) -> Result<Vec<User>, AccountError> {
+        let db = self.db();
+        let mut statement = db.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
+        let users = statement
+            .query_map([], user_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(users)
+    }
+
+    /// Checks a password (in constant time, and as slowly for unknown names).
+    pub fn check_credentials(&self, username: &str, password: &[u8]) -> Result<User, AccountError> {
+        let stored: Option<(i64, String)> = self
+            .db()
+            .query_row(
+                "SELECT id, password_hash FROM users WHERE username = ?1",
+                [username],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((id, hash)) = stored else {
+            verify_password(password, dummy_hash());
+            return Err(AccountError::BadCredentials);
+        };
+        if !verify_password(password, &hash) {
+            return Err(AccountError::BadCredentials);
+        }
+        let user = self.user_by_id(id)?;
+        if user.is_banned {
+            return Err(AccountError::Banned(user.username));
+        }
+        Ok(user)
+    }
+
+    /// Registers an OpenSSH public key line (`ssh-ed25519 AAAA... comment`)
+    /// for `username`.
+    pub fn add_public_key(
+        &self,
+        username: &str,
+        line: &str,
+    ) -> Result<PublicKeyInfo, AccountError> {
+        let key = russh::keys::PublicKey::from_openssh(line.trim()).map_err(|e| {
+            AccountError::Invalid {
+                what: "public key",
+                why: format!("not an OpenSSH public key line ({e})"),
+            }
+        })?;
+        let comment: String = AsRef::<str>::as_ref(key.comment())
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect();
+        let mut bare = key.clone();
+        bare.set_comment("");
+        let text = bare.to_openssh().map_err(|e| AccountError::Invalid {
+            what: "public key",
+            why: e.to_string(),
+        })?;
+        let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
+        let user = self.user(username)?;
+        let db = self.db();
+        let count: usize = db.query_row(
+            "SELECT COUNT(*) FROM public_keys WHERE user_id = ?1",
+            [user.id],
+            |r| r.get(0),
+        )?;
+        if count >= MAX_PUBLIC_KEYS {
+            return Err(AccountError::TooManyKeys);
+        }
+        let added_at = SystemTime::now();
+        let inserted = db.execute(
+            "INSERT OR IGNORE INTO public_keys (fingerprint, user_id, key, comment, added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![fingerprint, user.id, text.trim(), comment, unix(added_at)],
+        )?;
+        if inserted == 0 {
+            return Err(AccountError::KeyTaken);
+        }
+        Ok(PublicKeyInfo {
+            fingerprint,
+            key: text.trim().to_owned(),
+            comment,
+            added_at,
+        })
+    }
+
+    pub fn public_keys(&self, username: &str) -> Result<Vec<PublicKeyInfo>, AccountError> {
+        let user = self.user(username)?;
+        let db = self.db();
+        let mut statement = db.prepare(
+            "SELECT fingerprint, key, comment, added_at FROM public_keys
+             WHERE user_id = ?1 ORDER BY added_at, fingerprint",
+        )?;
+        let keys = statement
+            .query_map([user.id], |r| {
+                Ok(PublicKeyInfo {
+                    fingerprint: r.get(0)?,
+                    key: r.get(1)?,
+                    comment: r.get(2)?,
+                    added_at: from_unix(r.get(3)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(keys)
+    }
+
+    /// Removes one of `username`'s keys; false when it has no such key.
+    pub fn remove_public_key(
+        &self,
+        username: &str,
+        fingerprint: &str,
+    ) -> Result<bool, AccountError> {
+        let user = self.user(username)?;
+        let removed = self.db().execute(
+            "DELETE FROM public_keys WHERE user_id = ?1 AND fingerprint = ?2",
+            rusqlite::params![user.id, fingerprint],
+        )?;
+        Ok(removed > 0)
+    }
+
+    /// The account `username`, when `key` is registered to it (and it is not banned).
+    pub fn user_with_key(
+        &self,
+        username: &str,
+        key: &russh::keys::PublicKey,
+    ) -> Result<User, AccountError> {
+        let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
+        let user_id: Option<i64> = self
+            .db()
+            .query_row(
+                "SELECT users.id FROM public_keys JOIN users ON users.id = public_keys.user_id
+                 WHERE public_keys.fingerprint = ?1 AND users.username = ?2",
+                rusqlite::params![fingerprint, username],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let user = self.user_by_id(user_id.ok_or(AccountError::BadCredentials)?)?;
+        if user.is_banned {
+            return Err(AccountError::Banned(user.username));
+        }
+        Ok(user)
+    }
+
+    /// Checks the password and issues a token.
+    pub fn login(&self, username: &str, password: &[u8]) -> Result<Login, AccountError> {
+        let user = self.check_credentials(username, password)?;
+        let token = hex(&random_bytes::<32>()?);
+        let now = SystemTime::now();
+        let expires_at = now + self.token_lifetime;
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        tx.execute("DELETE FROM tokens WHERE expires_at <= ?1", [unix(now)])?;
+        tx.execute(
+            "INSERT INTO tokens (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash(&token), user.id, unix(now), unix(expires_at)],
+        )?;
+        tx.execute(
+            "UPDATE users SET last_login = ?1 WHERE id = ?2",
+            params![unix(now), user.id],
+        )?;
+        tx.commit()?;
+        drop(db);
+        let user = self.user_by_id(user.id)?;
+        Ok(Login {
+            token,
+            user,
+            expires_at,
+        })
+    }
+
+    /// The user a token belongs to, if it is valid and the user not banned.
+    pub fn authenticate(&self, token: &str) -> Result<User, AccountError> {
+        let user_id: Option<i64> = self
+            .db()
+            .query_row(
+                "SELECT user_id FROM tokens WHERE token_hash = ?1 AND expires_at > ?2",
+                params![token_hash(token), unix(SystemTime::now())],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let user = self.user_by_id(user_id.ok_or(AccountError::BadToken)?)?;
+        if user.is_banned {
+            return Err(AccountError::Banned(user.username));
+        }
+        Ok(user)
+    }
+
+    /// Revokes one token.
+    pub fn logout(&self, token: &str) -> Result<(), AccountError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let removed = tx.execute(
+            "DELETE FROM tokens WHERE token_hash = ?1",
+            [token_hash(token)],
+        )?;
+        tx.commit()?;
+        if removed == 0 {
+            Err(AccountError::BadToken)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sets a new password and revokes every token of the user.
+    pub fn set_password(&self, username: &str, password: &[u8]) -> Result<(), AccountError> {
+        check_password(password)?;
+        let hash = hash_password(password)?;
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let id: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM users WHERE username = ?1",
+                [username],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let id = id.ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
+        tx.execute(
+            "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+            params![hash, id],
+        )?;
+        tx.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Bans or unbans; a ban also revokes every token of the user.
+    pub fn set_banned(&self, username: &str, banned: bool) -> Result<(), AccountError> {
+        self.set_flag(username, "is_banned", banned)
+    }
+
+    pub fn set_admin(&self, username: &str, admin: bool) -> Result<(), AccountError> {
+        self.set_flag(username, "is_admin", admin)
+    }
+
+    fn set_flag(
+        &self,
+        username: &str,
+        column: &'static str,
+        value: bool,
+    ) -> Result<(), AccountError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let changed = tx.execute(
+            &format!("UPDATE users SET {column} = ?1 WHERE username = ?2"),
+            params![value, username],
+        )?;
+        if changed == 0 {
+            return Err(AccountError::NoSuchUser(username.to_owned()));
+        }
+        if column == "is_banned" && value {
+            tx.execute(
+                "DELETE FROM tokens WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+                [username],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

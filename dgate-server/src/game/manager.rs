@@ -1,0 +1,378 @@
+//! The session manager: the list of active sessions, starting and stopping
+//! games, and the rules around them (one active session per player and game,
+//! size limits, how many games run), hang-ups and shutdown.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::Signal;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::error::SessionError;
+use super::session::{Session, SessionInfo};
+use super::{catalog, recorder};
+use crate::broadcast::{HubCounters, HubOptions};
+use crate::config::{Config, GameConfig, TermSize};
+use crate::metrics::Metrics;
+
+/// What a start request asks for.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub user_id: i32,
+    pub username: String,
+    pub game_id: String,
+    /// `None`: the configured default size.
+    pub size: Option<TermSize>,
+}
+
+/// A game as offered, with why it cannot run when it cannot.
+#[derive(Debug, Clone)]
+pub struct GameListing {
+    pub config: GameConfig,
+    pub unavailable: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    data_dir: PathBuf,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Stop timers (SIGHUP, then SIGKILL after the grace period).
+    tasks: TaskTracker,
+    /// Recorder threads, joined at shutdown so every recording is finished.
+    recorders: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    metrics: Arc<Metrics>,
+    /// Cancelled when shutdown begins: streams tell their viewers.
+    shutting_down: CancellationToken,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("active", &self.inner.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SessionManager {
+    /// `config.data_dir` should be absolute (the binary makes it so).
+    pub fn new(config: Arc<Config>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                data_dir: config.data_dir.clone(),
+                config,
+                sessions: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                recorders: Mutex::new(Vec::new()),
+                metrics: Arc::new(Metrics::new()),
+                shutting_down: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Where recordings are written (and listed for replay).
+    pub fn recordings_directory(&self) -> std::path::PathBuf {
+        self.inner
+            .config
+            .session_management
+            .ttyrec
+            .directory
+            .clone()
+    }
+
+    /// Cancelled when the server starts shutting down.
+    pub fn shutting_down(&self) -> CancellationToken {
+        self.inner.shutting_down.clone()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn games(&self) -> Vec<GameListing> {
+        self.inner
+            .config
+            .games
+            .iter()
+            .map(|g| GameListing {
+                config: g.clone(),
+                unavailable: catalog::unavailable_reason(g),
+            })
+            .collect()
+    }
+
+    /// Checks a requested size against the configured maximum.
+    pub fn check_size(&self, size: TermSize) -> Result<TermSize, SessionError> {
+        let max = self.inner.config.session_management.terminal.max_size;
+        if size.fits_within(max) {
+            Ok(size)
+        } else {
+            Err(SessionError::invalid(
+                "terminal size",
+                format!("{size} must be between 1x1 and {max}"),
+            ))
+        }
+    }
+
+    /// Spawns a game for a player.
+    pub fn start(&self, request: StartRequest) -> Result<Arc<Session>, SessionError> {
+        let inner = &self.inner;
+        if inner.shutting_down.is_cancelled() {
+            return Err(SessionError::ShuttingDown);
+        }
+        crate::accounts::check_username(&request.username)
+            .map_err(|why| SessionError::invalid("username", why))?;
+        let game = inner
+            .config
+            .game(&request.game_id)
+            .ok_or_else(|| SessionError::UnknownGame(request.game_id.clone()))?;
+        if let Some(reason) = catalog::unavailable_reason(game) {
+            return Err(SessionError::GameUnavailable {
+                game: game.id.clone(),
+                reason,
+            });
+        }
+        let management = &inner.config.session_management;
+        let size = self.check_size(request.size.unwrap_or(management.terminal.default_size))?;
+
+        // Held across the spawn so that two starts of one player's game cannot race.
+        let mut sessions = inner.lock();
+        if let Some(existing) = sessions.values().find(|s| {
+            s.info.game_id == game.id && s.info.username.eq_ignore_ascii_case(&request.username)
+        }) {
+            return Err(SessionError::AlreadyActive {
+                username: request.username,
+                game: game.id.clone(),
+                session_id: existing.info.id.clone(),
+            });
+        }
+        let running = sessions.values().filter(|s| !s.is_ended());
+        let (all, theirs) = running.fold((0, 0), |(all, theirs), s| {
+            let mine = s.info.username.eq_ignore_ascii_case(&request.username);
+            (all + 1, theirs + usize::from(mine))
+        });
+        if all >= management.max_sessions {
+            return Err(SessionError::Limit(format!(
+                "the server runs at most {} games at once; try again later",
+                management.max_sessions
+            )));
+        }
+        if theirs >= management.max_sessions_per_user {
+            return Err(SessionError::Limit(format!(
+                "{} already has {theirs} games running (at most {})",
+                request.username, management.max_sessions_per_user
+            )));
+        }
+        let command = catalog::command_for(
+            game,
+            &request.username,
+            &inner.data_dir,
+            size,
+            "xterm-256color",
+        )
+        .map_err(|e| SessionError::Spawn {
+            game: game.id.clone(),
+            reason: format!("cannot create the game's directories: {e}"),
+        })?;
+        let info = SessionInfo {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            user_id: request.user_id,
+            username: request.username,
+            game_id: game.id.clone(),
+            game_short_name: game.short_name.clone(),
+            started_at: SystemTime::now(),
+        };
+        let max_spectators = if management.spectating.enabled {
+            management.spectating.max_spectators_per_session
+        } else {
+            0
+        };
+        let weak: Weak<Inner> = Arc::downgrade(inner);
+        let metrics = Arc::clone(&inner.metrics);
+        let label = Metrics::game(&game.id);
+        let hub = HubOptions {
+            size,
+            queue_frames: management.queue_frames,
+            queue_bytes: management.queue_bytes,
+            counters: HubCounters {
+                resyncs: inner.metrics.hub_resyncs.clone(),
+                model_resets: inner.metrics.screen_model_resets.clone(),
+            },
+        };
+        let session = Session::start(
+            info,
+            &command,
+            hub,
+            max_spectators,
+            Arc::clone(&metrics),
+            move |s| {
+                metrics.game_sessions_active.get_or_create(&label).dec();
+                metrics.game_sessions_ended.get_or_create(&label).inc();
+                if let Some(inner) = weak.upgrade() {
+                    inner.lock().remove(&s.info.id);
+                }
+            },
+        )?;
+        // Nobody is attached yet: the game must not run unattended forever.
+        self.arm_detach_timer(&session);
+        let label = Metrics::game(&game.id);
+        inner
+            .metrics
+            .game_sessions_started
+            .get_or_create(&label)
+            .inc();
+        inner
+            .metrics
+            .game_sessions_active
+            .get_or_create(&label)
+            .inc();
+        sessions.insert(session.info.id.clone(), Arc::clone(&session));
+        drop(sessions);
+        let ttyrec = &management.ttyrec;
+        if ttyrec.enabled {
+            match recorder::start(&session, ttyrec, Arc::clone(&inner.metrics)) {
+                Ok(thread) => {
+                    let mut recorders = inner.recorders.lock().unwrap_or_else(|p| p.into_inner());
+                    recorders.retain(|t| !t.is_finished());
+                    recorders.push(thread);
+                }
+                Err(e) => {
+                    warn!(session_id = %session.info.id, error = %e, "cannot start the recorder")
+                }
+            }
+        }
+        Ok(session)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<Session>, SessionError> {
+        self.inner
+            .lock()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SessionError::NotFound(id.to_owned()))
+    }
+
+    /// Active sessions, oldest first.
+    pub fn list(&self) -> Vec<Arc<Session>> {
+        let mut sessions: Vec<_> = self.inner.lock().values().cloned().collect();
+        sessions.sort_by(|a, b| {
+            a.info
+                .started_at
+                .cmp(&b.info.started_at)
+                .then(a.info.id.cmp(&b.info.id))
+        });
+        sessions
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.inner.lock().len()
+    }
+
+    /// After `detach_grace` with no player attached (and no attach or detach in
+    /// between), hangs the game up as StopGameSession does.
+    pub fn arm_detach_timer(&self, session: &Arc<Session>) {
+        let grace = self.inner.config.session_management.detach_grace;
+        let generation = session.player_generation();
+        let (manager, session) = (self.clone(), Arc::clone(session));
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(grace) => {}
+                () = session.done() => return,
+            }
+            if session.is_detached() && session.player_generation() == generation {
+                info!(session_id = %session.info.id, grace = %humantime::format_duration(grace),
+                      "no player for the detach grace period; hanging the game up");
+                manager.hang_up(session, false);
+            }
+        });
+    }
+
+    /// SIGHUP now (or SIGKILL when `force`), SIGKILL after the stop grace period.
+    pub fn stop(&self, session_id: &str, reason: &str, force: bool) -> Result<(), SessionError> {
+        let session = self.get(session_id)?;
+        info!(session_id, reason, force, "stopping game");
+        self.hang_up(session, force);
+        Ok(())
+    }
+
+    fn hang_up(&self, session: Arc<Session>, force: bool) {
+        if force {
+            session.signal(Signal::SIGKILL);
+            return;
+        }
+        session.signal(Signal::SIGHUP);
+        let grace = self.inner.config.session_management.stop_grace;
+        self.inner.tasks.spawn(async move {
+            if !session.wait_for(grace).await {
+                warn!(session_id = %session.info.id, "game ignored SIGHUP; killing it");
+                session.signal(Signal::SIGKILL);
+            }
+        });
+    }
+
+    /// Refuses new games, hangs up every game (NetHack saves on SIGHUP), waits up
+    /// to `shutdown_grace`, then kills what is left and waits for it to be reaped.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.shutting_down.cancel();
+        let sessions = self.list();
+        if sessions.is_empty() {
+            self.finish_recordings().await;
+            return;
+        }
+        info!(sessions = sessions.len(), "hanging up every game");
+        for s in &sessions {
+            s.signal(Signal::SIGHUP);
+        }
+        let grace = inner.config.session_management.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        for s in &sessions {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !s.wait_for(left).await {
+                warn!(session_id = %s.info.id, "game did not exit after SIGHUP; killing it");
+                s.signal(Signal::SIGKILL);
+            }
+        }
+        for s in &sessions {
+            s.wait_for(Duration::from_secs(5)).await;
+        }
+        inner.tasks.close();
+        inner.tasks.wait().await;
+        self.finish_recordings().await;
+    }
+
+    /// Waits for every recorder to finish (compress, write metadata).
+    pub async fn finish_recordings(&self) {
+        let threads = std::mem::take(
+            &mut *self
+                .inner
+                .recorders
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = joined.await;
+    }
+}

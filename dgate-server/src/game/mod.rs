@@ -1,0 +1,16 @@
+//! Running games: the catalog of games on offer, the PTY a game runs in, the
+//! session that owns one running game (its reader publishes into the hub),
+//! the manager of all sessions, the recorder that writes each to disk, and
+//! the finished recordings offered for replay.
+
+pub mod catalog;
+pub mod error;
+pub mod manager;
+pub mod pty;
+pub mod recorder;
+pub mod recordings;
+pub mod session;
+
+pub use error::SessionError;
+pub use manager::{GameListing, SessionManager, StartRequest};
+pub use session::{PlayerLease, Session, SessionInfo};

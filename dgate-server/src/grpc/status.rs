@@ -1,0 +1,74 @@
+//! Domain errors as gRPC status codes: the only place they are chosen.
+
+use tonic::Status;
+use tracing::warn;
+
+use crate::accounts::AccountError;
+use crate::game::SessionError;
+use crate::game::recordings::RecordingError;
+
+impl From<SessionError> for Status {
+    fn from(e: SessionError) -> Self {
+        let message = e.to_string();
+        match e {
+            SessionError::NotFound(_) | SessionError::UnknownGame(_) => Status::not_found(message),
+            SessionError::GameUnavailable { .. }
+            | SessionError::Ended
+            | SessionError::SpectatingDisabled
+            | SessionError::Spawn { .. } => Status::failed_precondition(message),
+            SessionError::AlreadyActive { .. } | SessionError::AlreadyBound => {
+                Status::already_exists(message)
+            }
+            SessionError::Invalid { .. } => Status::invalid_argument(message),
+            SessionError::LoginRequired(_) => Status::unauthenticated(message),
+            SessionError::NotRegistered | SessionError::NotYours { .. } => {
+                Status::permission_denied(message)
+            }
+            SessionError::SpectatorsFull(_) | SessionError::Limit(_) => {
+                Status::resource_exhausted(message)
+            }
+            SessionError::ShuttingDown => Status::unavailable(message),
+        }
+    }
+}
+
+impl From<AccountError> for Status {
+    fn from(e: AccountError) -> Self {
+        let message = e.to_string();
+        match e {
+            AccountError::Invalid { .. } => Status::invalid_argument(message),
+            AccountError::UsernameTaken(_) | AccountError::KeyTaken => {
+                Status::already_exists(message)
+            }
+            AccountError::TooManyKeys => Status::resource_exhausted(message),
+            AccountError::NoSuchUser(_) => Status::not_found(message),
+            AccountError::BadCredentials | AccountError::BadToken => {
+                Status::unauthenticated(message)
+            }
+            AccountError::Banned(_) => Status::permission_denied(message),
+            AccountError::Database(_)
+            | AccountError::Io(_)
+            | AccountError::Hashing(_)
+            | AccountError::Random(_) => {
+                warn!(error = %message, "account store failure");
+                Status::internal("the account store failed; try again")
+            }
+        }
+    }
+}
+
+impl From<RecordingError> for Status {
+    fn from(e: RecordingError) -> Self {
+        let message = e.to_string();
+        match e {
+            RecordingError::NotFound(_) | RecordingError::Unopenable(_) => {
+                Status::not_found(message)
+            }
+            RecordingError::Unreadable(_) | RecordingError::Damaged(_) => {
+                Status::data_loss(message)
+            }
+            RecordingError::TooLarge => Status::resource_exhausted(message),
+            RecordingError::ShuttingDown => Status::unavailable(message),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Watching over SSH: the watch menu (the dgate client's), one game (its own
+//! bytes passed through when it fits, a cropped view drawn when it does not),
+//! and the recent games with their replays. The watcher's life is
+//! [`crate::viewing::Watch`]'s; this only draws.
+
+use std::time::SystemTime;
+
+use crossterm::event::{KeyCode, KeyModifiers};
+use dgate_term::{GameEvent, StreamEnd};
+use dgate_tui::game_view::{GameView, Update};
+use dgate_tui::recent_menu::{RecentAction, RecentMenu};
+use dgate_tui::replay_screen::LocalReplay;
+use dgate_tui::watch_menu::{MenuAction, SessionRow, WatchMenu};
+
+use super::connection::{Connection, End, REFRESH, RESET, Step};
+use crate::broadcast::Delivery;
+use crate::config::TermSize;
+use crate::game::recordings::{self, Entry};
+use crate::viewing::{Transport, Watch};
+
+/// Pauses longer than this are shortened in replays.
+const REPLAY_MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+/// A replay's progress line is redrawn at least this often.
+const REPLAY_TICK: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The watch menu (the same as the dgate client's), until `q`.
+pub(super) async fn watch_menu(conn: &mut Connection) -> Result<(), End> {
+    let (cols, rows) = conn.out.size;
+    let mut menu = WatchMenu::new(cols, rows);
+    menu.update(session_rows(conn));
+    menu.message = conn.message.take();
+    let mut refresh = tokio::time::interval(REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        conn.out.draw(|f| menu.render(f, f.area())).await?;
+        tokio::select! {
+            step = conn.next_key(true) => match step? {
+                Step::Redraw => {
+                    let (cols, rows) = conn.out.size;
+                    menu.resize(cols, rows);
+                }
+                Step::Key(key) => match menu.handle_key(key) {
+                    MenuAction::None => {}
+                    MenuAction::Quit => return Ok(()),
+                    MenuAction::Watch(id) => {
+                        menu.message = watch(conn, &id).await?;
+                        conn.out.forget_screen();
+                        let (cols, rows) = conn.out.size;
+                        menu.resize(cols, rows);
+                        menu.update(session_rows(conn));
+                    }
+                    MenuAction::MultiView(_) => {
+                        menu.message = Some(
+                            "Several games at once: that is the dgate client's multi-view.".into(),
+                        );
+                    }
+                    MenuAction::Recent => {
+                        menu.message = recent(conn).await?;
+                        conn.out.forget_screen();
+                        let (cols, rows) = conn.out.size;
+                        menu.resize(cols, rows);
+                    }
+                },
+            },
+            _ = refresh.tick() => menu.update(session_rows(conn)),
+        }
+    }
+}
+
+/// The recent games page, and replays from it, until `q`.
+pub(super) async fn recent(conn: &mut Connection) -> Result<Option<String>, End> {
+    let directory = conn.front.manager.recordings_directory();
+    let entries = tokio::task::spawn_blocking(move || recordings::list(&directory, "", "", 0))
+        .await
+        .unwrap_or_default();
+    let mut menu = RecentMenu::new(
+        entries.iter().map(Entry::summary).collect(),
+        conn.out.size.1,
+    );
+    conn.out.forget_screen();
+    loop {
+        conn.out.draw(|f| menu.render(f, f.area())).await?;
+        match conn.next_key(true).await? {
+            Step::Redraw => menu.resize(conn.out.size.1),
+            Step::Key(key) => match menu.handle_key(key) {
+                RecentAction::None => {}
+                RecentAction::Back => return Ok(None),
+                RecentAction::Replay(id) => {
+                    if let Some(entry) = entries.iter().find(|e| e.id == id) {
+                        menu.message = replay(conn, entry.clone()).await?;
+                        conn.out.forget_screen();
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Plays one recording here: the same screen and keys as `dgate replay`.
+pub(super) async fn replay(conn: &mut Connection, entry: Entry) -> Result<Option<String>, End> {
+    let title = format!("{} · {}", entry.meta.username, entry.meta.game_id);
+    let opened = tokio::task::spawn_blocking(move || entry.open(Some(REPLAY_MAX_IDLE))).await;
+    let recording = match opened {
+        Ok(Ok(recording)) => recording,
+        Ok(Err(e)) => return Ok(Some(format!("Cannot replay: {e}"))),
+        Err(e) => return Ok(Some(format!("Cannot replay: {e}"))),
+    };
+    let mut replay = LocalReplay::new(recording, title);
+    conn.out.forget_screen();
+    loop {
+        let progress = replay.tick();
+        conn.out
+            .draw(|f| replay.screen.render(f, &progress))
+            .await?;
+        tokio::select! {
+            step = conn.next_key(false) => {
+                if let Step::Key(key) = step?
+                    && replay.key(key)
+                {
+                    return Ok(None);
+                }
+            }
+            () = tokio::time::sleep(replay.wait(REPLAY_TICK)) => {}
+        }
+    }
+}
+
+fn session_rows(conn: &Connection) -> Vec<SessionRow> {
+    let now = SystemTime::now();
+    conn.front
+        .manager
+        .list()
+        .iter()
+        .map(|s| SessionRow::from_summary(&s.summary(), now))
+        .collect()
+}
+
+/// How the watched game is drawn on this terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drawing {
+    /// Until the next snapshot decides.
+    Undecided,
+    /// The game fits: its own bytes pass through (the hub's snapshots and
+    /// frames, and no screen model parsed here per watcher).
+    Passthrough,
+    /// The game is larger than this terminal: a cropped view drawn from the
+    /// view's model, which follows the cursor, with a status line.
+    Cropped,
+}
+
+/// Watches one game until `q`, Ctrl+C or its end; returns a line for the menu.
+pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Option<String>, End> {
+    let manager = conn.front.manager.clone();
+    let mut watch = match Watch::open(&manager, session_id, conn.user.as_ref(), Transport::Ssh) {
+        Ok(watch) => watch,
+        Err(e) => return Ok(Some(format!("Cannot watch: {e}."))),
+    };
+    let summary = watch.session().summary();
+    let mut view = GameView::new(SessionRow::from_summary(&summary, SystemTime::now()));
+    let mut drawing = Drawing::Undecided;
+    let removed = watch.removed().clone();
+    let outcome = loop {
+        tokio::select! {
+            delivery = watch.next() => {
+                let Some(delivery) = delivery else { break None };
+                if let (Drawing::Passthrough, Delivery::Frame(frame)) = (drawing, &delivery) {
+                    conn.out.write(frame.data.clone()).await?;
+                    continue;
+                }
+                if let Update::Ended(why) = view.apply(game_event(&delivery)) {
+                    break Some(why);
+                }
+                match &delivery {
+                    Delivery::Resize { .. } => {
+                        // Redraw at the new size from a snapshot (the status
+                        // line moves, and a passed-through model is stale).
+                        watch.request_snapshot();
+                        drawing = Drawing::Undecided;
+                    }
+                    Delivery::Snapshot(s) if fits(view.size(), conn.out.size) => {
+                        // (Re)start the passthrough from the screen as it is.
+                        conn.out.forget_screen();
+                        conn.out.write([RESET, &s.data[..]].concat()).await?;
+                        write_status(conn, &view).await?;
+                        drawing = Drawing::Passthrough;
+                    }
+                    Delivery::Snapshot(_) => drawing = Drawing::Cropped,
+                    _ => {}
+                }
+                if drawing == Drawing::Cropped {
+                    conn.out.draw(|f| draw_cropped(f, &mut view)).await?;
+                }
+            }
+            step = conn.next_key(false) => match step? {
+                Step::Redraw => {
+                    // This terminal changed: redraw from the screen as it is.
+                    watch.request_snapshot();
+                    drawing = Drawing::Undecided;
+                }
+                Step::Key(key) => {
+                    let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL)
+                        && key.code == KeyCode::Char('c');
+                    if ctrl_c || matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) {
+                        break None;
+                    }
+                    // Anything else is the watcher's own: it never reaches the game.
+                }
+            },
+            () = removed.cancelled() => {
+                break Some("You were removed from this game's spectators.".to_owned());
+            }
+        }
+    };
+    Ok(outcome)
+}
+
+/// A hub delivery as the game view reads it.
+fn game_event(delivery: &Delivery) -> GameEvent<'_> {
+    match delivery {
+        Delivery::Snapshot(s) => GameEvent::Snapshot {
+            frame_id: s.frame_id.get(),
+            size: s.size,
+            data: &s.data,
+            reason: s.reason,
+            frames_skipped: s.frames_skipped,
+        },
+        Delivery::Frame(f) => GameEvent::Output {
+            frame_id: f.id.get(),
+            data: &f.data,
+        },
+        Delivery::Resize { size, .. } => GameEvent::Resize { size: *size },
+        Delivery::Ended { .. } => GameEvent::Ended(StreamEnd::GameOver),
+    }
+}
+
+/// Below a passed-through game, when the terminal has a spare row.
+async fn write_status(conn: &Connection, view: &GameView) -> Result<(), End> {
+    let (cols, rows) = conn.out.size;
+    let game = view.size();
+    if rows <= game.rows {
+        return Ok(());
+    }
+    let area = ratatui::layout::Rect::new(0, 0, cols, rows);
+    let mut status = view.status_line(area).to_string();
+    status.push_str(" · q: back");
+    let status: String = status.chars().take(usize::from(cols)).collect();
+    conn.out
+        .write(format!(
+            "\x1b7\x1b[{};1H\x1b[0;7m{status}\x1b[K\x1b[0m\x1b8",
+            game.rows + 1
+        ))
+        .await?;
+    Ok(())
+}
+
+/// The game fits the terminal (with or without a row to spare).
+fn fits(game: TermSize, (cols, rows): (u16, u16)) -> bool {
+    game.cols <= cols && game.rows <= rows
+}
+
+/// A game larger than the terminal: cropped around its cursor, with a status line.
+fn draw_cropped(frame: &mut ratatui::Frame, view: &mut GameView) {
+    let area = frame.area();
+    if let Some(cursor) = view.render_with_status(frame, area, true) {
+        frame.set_cursor_position(cursor);
+    }
+}

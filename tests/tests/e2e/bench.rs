@@ -1,0 +1,141 @@
+//! The load tool's smoke run: dgate-bench starts its own server, 20 gRPC,
+//! WebSocket or SSH viewers watch a firehose game for a few seconds, and the
+//! run must be sound: nothing lost or out of order, every checked screen equal
+//! to the player's, and latency far below what a stalling hub would show.
+
+use crate::common;
+
+use std::process::Command;
+
+use common::workspace_binary;
+
+fn smoke(transport: &str, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(workspace_binary("dgate-bench"))
+        .args(["run", "--transport", transport, "--viewers", "20"])
+        .args(["--check", "20", "--json"])
+        .args(extra)
+        .arg("--server-binary")
+        .arg(workspace_binary("dgate-server"))
+        .output()
+        .expect("run dgate-bench");
+    assert!(
+        out.status.success(),
+        "dgate-bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("--json prints JSON")
+}
+
+fn assert_sound(report: &serde_json::Value) {
+    let shown = serde_json::to_string_pretty(report).unwrap_or_default();
+    let total = &report["viewers_total"];
+    assert_eq!(total["lost"], 0, "{shown}");
+    assert_eq!(total["disorder"], 0, "{shown}");
+    assert_eq!(report["joined"], 20, "{shown}");
+    assert_eq!(report["unfinished"], 0, "{shown}");
+    assert_eq!(report["screens_checked"], 20, "{shown}");
+    assert_eq!(report["screens_differing"], 0, "{shown}");
+    // 20 viewers × 30 frames/s × 3 s, with room for a busy machine.
+    let samples = report["latency"]["samples"].as_u64().unwrap_or(0);
+    assert!(
+        samples >= 600,
+        "too few frames reached the viewers: {shown}"
+    );
+    // A debug build on a loaded 2-core machine stays well inside this; a hub
+    // that held frames back, or lost its wakeups, would not.
+    let p99 = report["latency"]["p99_ms"].as_f64().unwrap_or(f64::MAX);
+    assert!(p99 < 250.0, "p99 {p99} ms: {shown}");
+}
+
+#[test]
+fn twenty_grpc_viewers_lose_nothing_and_end_on_the_players_screen() {
+    assert_sound(&smoke("grpc", &["--seconds", "3"]));
+}
+
+#[test]
+fn twenty_websocket_viewers_lose_nothing_and_end_on_the_players_screen() {
+    assert_sound(&smoke("ws", &["--seconds", "3"]));
+}
+
+#[test]
+fn twenty_ssh_viewers_lose_nothing_and_end_on_the_players_screen() {
+    assert_sound(&smoke("ssh", &["--seconds", "3"]));
+}
+
+#[test]
+fn paused_viewers_are_resynced_and_end_on_the_players_screen() {
+    // 800 KB a second and a small queue: the paused quarter falls far behind
+    // what the socket and HTTP/2 windows hold, within the run.
+    let report = smoke(
+        "grpc",
+        &[
+            "--seconds",
+            "4",
+            "--paused",
+            "0.25",
+            "--rate",
+            "400",
+            "--bytes",
+            "2000",
+        ]
+        .into_iter()
+        .chain(["--queue-frames", "64"])
+        .collect::<Vec<_>>(),
+    );
+    assert_sound(&report);
+    assert_eq!(report["paused_viewers"], 5);
+    assert!(
+        report["viewers_total"]["resyncs"].as_u64().unwrap_or(0) >= 1,
+        "the paused viewers were never resynced: {report}"
+    );
+}
+
+#[test]
+fn a_server_that_is_not_on_loopback_is_refused() {
+    let out = Command::new(workspace_binary("dgate-bench"))
+        .args([
+            "run",
+            "--grpc",
+            "192.0.2.1:50051",
+            "--http",
+            "192.0.2.1:8080",
+        ])
+        .output()
+        .expect("run dgate-bench");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a loopback address"), "{err}");
+}
+
+#[test]
+fn a_short_soak_releases_every_spectator_connection_and_session() {
+    let out = Command::new(workspace_binary("dgate-bench"))
+        .args(["soak", "--seconds", "8", "--sessions", "2"])
+        .args(["--game-seconds", "1", "3", "--joins-per-second", "40"])
+        .args(["--stay-seconds", "0.1", "1", "--json"])
+        .arg("--server-binary")
+        .arg(workspace_binary("dgate-server"))
+        .output()
+        .expect("run dgate-bench soak");
+    assert!(
+        out.status.success(),
+        "dgate-bench soak failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let shown = serde_json::to_string_pretty(&report).unwrap_or_default();
+    assert!(report["joins"].as_u64().unwrap_or(0) >= 100, "{shown}");
+    assert!(report["games_ended"].as_u64().unwrap_or(0) >= 3, "{shown}");
+    assert_eq!(report["games_started"], report["games_ended"], "{shown}");
+    assert_eq!(report["viewers_total"]["lost"], 0, "{shown}");
+    assert_eq!(report["viewers_total"]["disorder"], 0, "{shown}");
+    assert_eq!(report["stuck"], 0, "{shown}");
+    assert_eq!(report["spectators_left"], 0, "{shown}");
+    assert_eq!(report["connections_left"], 0, "{shown}");
+    assert_eq!(report["sessions_left"], 0, "{shown}");
+    let fds = |at: &str| report[at]["fds"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        fds("idle_after") <= fds("idle_before"),
+        "files left open: {shown}"
+    );
+}

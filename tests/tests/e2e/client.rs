@@ -1,0 +1,219 @@
+//! The `dgate` terminal client end to end, in real terminals (tmux) against a
+//! real server running the test game: a spectator's screen equals the
+//! player's, through joining mid-game, resizing and suspending the watcher;
+//! spectator keys never reach the game; the client's errors are one line.
+
+use crate::common;
+
+use common::tmux::Tmux;
+use common::*;
+
+/// The environment of a tmux window running `dgate` as the user of `home`.
+fn env_for<'a>(home: &'a str, url: &'a str) -> Vec<(&'static str, String)> {
+    vec![
+        ("DGATE_SERVER", url.to_owned()),
+        ("XDG_CONFIG_HOME", format!("{home}/config")),
+        ("XDG_STATE_HOME", format!("{home}/state")),
+    ]
+}
+
+fn start(tmux: &Tmux, name: &str, size: (u16, u16), env: &[(&'static str, String)], command: &str) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    tmux.start(name, size, &env, command);
+}
+
+/// The `cols`x`rows` game inside a watcher's screen, found by the game's
+/// title (its first line), as rows with trailing blanks removed.
+fn game_in(screen: &[String], cols: usize, rows: usize) -> Option<Vec<String>> {
+    let top = screen.iter().position(|l| l.contains("dgate test game"))?;
+    let left = screen[top].find("dgate test game")?;
+    let left = screen[top][..left].chars().count();
+    Some(
+        (top..top + rows)
+            .map(|y| {
+                let line = screen.get(y).map(String::as_str).unwrap_or("");
+                line.chars()
+                    .skip(left)
+                    .take(cols)
+                    .collect::<String>()
+                    .trim_end()
+                    .to_owned()
+            })
+            .collect(),
+    )
+}
+
+/// Waits until the watcher shows exactly the player's screen of `size`.
+fn wait_until_same(tmux: &Tmux, size: (usize, usize)) {
+    let mut player = Vec::new();
+    tmux.wait_for("watch", "the player's screen", |watcher| {
+        player = tmux.capture("play");
+        player.truncate(size.1);
+        game_in(watcher, size.0, size.1).is_some_and(|game| game == player)
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_in_a_real_terminal_sees_the_players_screen() {
+    let keylog_dir = tempfile::tempdir().expect("keylog dir");
+    let keylog = keylog_dir.path().join("keys");
+    let keylog_arg = keylog.to_string_lossy().into_owned();
+    let server = start_server(|config| {
+        config
+            .games
+            .push(testgame("logged", &["--keylog", &keylog_arg]));
+    })
+    .await;
+    let url = server.url();
+    let homes = tempfile::tempdir().expect("homes");
+    let (player_home, watcher_home) = (homes.path().join("alice"), homes.path().join("bob"));
+
+    tokio::task::spawn_blocking(move || {
+        let registered = dgate_as(
+            &player_home,
+            &url,
+            &["register", "--username", "alice", "--password-stdin"],
+            "correct horse\n",
+        );
+        assert!(registered.status.success(), "{registered:?}");
+        let dgate_bin = workspace_binary("dgate");
+        let dgate_bin = dgate_bin.to_string_lossy();
+        let tmux = Tmux::new();
+
+        // The player, in an 80x24 terminal.
+        let player_env = env_for(player_home.to_str().expect("utf-8 path"), &url);
+        start(
+            &tmux,
+            "play",
+            (80, 24),
+            &player_env,
+            &format!("{dgate_bin} play logged"),
+        );
+        tmux.wait_for_text("play", "dgate test game");
+        tmux.send("play", &["f", "f"]);
+        tmux.wait_for_text("play", "frame 000002");
+
+        // A watcher joins mid-game, anonymous, in a larger terminal run by a
+        // shell (so that Ctrl+Z suspends it like any job).
+        let watcher_env = env_for(watcher_home.to_str().expect("utf-8 path"), &url);
+        start(
+            &tmux,
+            "watch",
+            (100, 30),
+            &watcher_env,
+            "bash --norc --noprofile -i",
+        );
+        tmux.send("watch", &[&format!("{dgate_bin} watch"), "Enter"]);
+        let menu = tmux.wait_for_text("watch", "alice");
+        assert!(menu.iter().any(|l| l.contains("Watch Games")));
+        assert!(
+            menu.iter()
+                .any(|l| l.starts_with("a)") && l.contains("alice") && l.contains("80x24"))
+        );
+        tmux.send("watch", &["a"]);
+        wait_until_same(&tmux, (80, 24));
+        // The status line names the player and counts this watcher.
+        tmux.wait_for_text("watch", "alice · TEST · 80x24 · 1 watching");
+
+        // Live: the player's next frames reach the watcher.
+        tmux.send("play", &["f", "f", "f"]);
+        tmux.wait_for_text("play", "frame 000005");
+        wait_until_same(&tmux, (80, 24));
+
+        // The watcher types: nothing reaches the game.
+        tmux.send("watch", &["z", "y", "k", "Enter", "1"]);
+        // The player resizes their terminal: the game follows, so does the watcher.
+        tmux.resize("play", (90, 26));
+        tmux.send("play", &["s"]);
+        tmux.wait_for_text("play", "SIZE 90x26");
+        wait_until_same(&tmux, (90, 26));
+
+        // Ctrl+Z suspends the watcher; the game goes on; `fg` catches up.
+        tmux.send("watch", &["C-z"]);
+        tmux.wait_for_text("watch", "Stopped");
+        tmux.send("play", &["f", "f", "b"]);
+        tmux.wait_for_text("play", "BURST-DONE");
+        tmux.send("watch", &["fg", "Enter"]);
+        wait_until_same(&tmux, (90, 26));
+
+        // `q` goes back to the menu, `q` again quits.
+        tmux.send("watch", &["q"]);
+        tmux.wait_for_text("watch", "Watch which game?");
+        tmux.send("watch", &["q"]);
+        tmux.wait_for("watch", "the shell's prompt after dgate exits", |screen| {
+            !screen.iter().any(|l| l.contains("Watch Games"))
+        });
+
+        let keys = std::fs::read(&keylog).expect("the game's key log");
+        assert_eq!(
+            String::from_utf8_lossy(&keys),
+            "fffffsffb",
+            "only the player's keys reach the game"
+        );
+
+        // The game ends: the player is told, and the terminal is theirs again.
+        tmux.send("play", &["q"]);
+        let end = tmux.wait_for_text("play", "ended");
+        assert!(
+            end.iter().any(|l| l.contains("Test game logged ended.")),
+            "{}",
+            end.join("\n")
+        );
+    })
+    .await
+    .expect("the terminal test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_errors_are_one_clear_line() {
+    let server = start_server(|_| {}).await;
+    let url = server.url();
+    tokio::task::spawn_blocking(move || {
+        let home = tempfile::tempdir().expect("home");
+        let home = home.path();
+
+        let play = dgate_as(home, &url, &["play", "test"], "");
+        assert_eq!(play.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&play.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("not logged in") && stderr.contains("dgate login"),
+            "{stderr}"
+        );
+
+        let watch = dgate_as(home, &url, &["watch", "no-such-session"], "");
+        assert_eq!(watch.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&watch.stderr);
+        assert!(
+            stderr.contains("no game in progress with session id \"no-such-session\""),
+            "{stderr}"
+        );
+
+        let registered = dgate_as(
+            home,
+            &url,
+            &["register", "--username", "carol", "--password-stdin"],
+            "hunter2hunter2\n",
+        );
+        assert!(registered.status.success());
+        let unknown = dgate_as(home, &url, &["play", "tetris"], "");
+        let stderr = String::from_utf8_lossy(&unknown.stderr);
+        assert_eq!(unknown.status.code(), Some(1));
+        assert!(
+            stderr.contains("no game \"tetris\"") && stderr.contains("test"),
+            "{stderr}"
+        );
+
+        let unreachable = dgate_as(home, "http://127.0.0.1:9", &["watch"], "");
+        assert_eq!(unreachable.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach the dgate server")
+        );
+
+        let completions = dgate_as(home, &url, &["completions", "bash"], "");
+        assert!(completions.status.success());
+        assert!(String::from_utf8_lossy(&completions.stdout).contains("complete -F"));
+    })
+    .await
+    .expect("the error test");
+}

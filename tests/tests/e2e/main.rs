@@ -1,0 +1,24 @@
+//! dgate end to end: real servers on loopback, the real test game and real
+//! NetHack in real PTYs, and the clients nobody here wrote (OpenSSH, tmux,
+//! ttyplay, Chromium) where a user would use them.
+//!
+//! One test binary with a module per area, so that the shared harness
+//! (`common`) is compiled and linked once. Run one area with
+//! `cargo test -p dgate-tests --test e2e streaming::`.
+
+mod common;
+
+mod accounts;
+mod bench;
+mod binaries;
+mod client;
+mod errors;
+mod lifecycle;
+mod metrics;
+mod nethack;
+mod reattach;
+mod recording;
+mod replay;
+mod ssh;
+mod streaming;
+mod web;
