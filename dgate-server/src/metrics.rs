@@ -23,8 +23,6 @@ pub struct TransportLabel {
     pub transport: String,
 }
 
-/// The transports viewers use.
-
 fn histogram_seconds() -> Histogram {
     // 1 µs to about 1 s.
     Histogram::new(exponential_buckets(1e-6, 4.0, 11))
