@@ -133,10 +133,6 @@ impl Spectating {
         &self.session
     }
 
-    pub fn spectator(&self) -> &Spectator {
-        &self.spectator
-    }
-
     /// Cancelled when the registration is removed (`RemoveSpectator`, an
     /// operator): the connection should end.
     pub fn removed(&self) -> &CancellationToken {
@@ -238,10 +234,6 @@ impl Watch {
 
     pub fn session(&self) -> &Arc<Session> {
         &self.spectating.session
-    }
-
-    pub fn spectator(&self) -> &Spectator {
-        &self.spectating.spectator
     }
 
     pub fn removed(&self) -> &CancellationToken {
