@@ -316,7 +316,21 @@ pub async fn soak(target: &Target, plan: &SoakPlan) -> anyhow::Result<SoakReport
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let connections_left = active_connections(target).await.unwrap_or(-1);
-    let idle_after = sample(0, 0);
+    // Sockets the last viewers closed may take a moment more to be released
+    // on a busy machine: wait up to 5 s for the server to be back to its
+    // idle file count before calling a file leaked.
+    let mut idle_after = sample(0, 0);
+    for _ in 0..50 {
+        let settled = match (&idle_before, &idle_after) {
+            (Some(before), Some(after)) => after.fds <= before.fds,
+            _ => true,
+        };
+        if settled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        idle_after = sample(0, 0);
+    }
     let rss_growth_percent = {
         let settled: Vec<&Reading> = readings
             .iter()
