@@ -37,7 +37,6 @@ pub fn session_summary(s: &pb::GameSession) -> SessionSummary {
 /// A spectator of a listed game; a missing join time reads as the Unix epoch.
 pub fn spectator_summary(s: &pb::SpectatorInfo) -> SpectatorSummary {
     SpectatorSummary {
-        id: s.spectator_id.clone(),
         user_id: s.user_id,
         username: s.username.clone(),
         joined_at: time(s.joined_at).unwrap_or(SystemTime::UNIX_EPOCH),
@@ -166,7 +165,6 @@ mod tests {
                 ended_at: None,
                 last_activity: started + Duration::from_secs(60),
                 spectators: vec![SpectatorSummary {
-                    id: "sp1".into(),
                     user_id: 0,
                     username: "Anonymous".into(),
                     joined_at: started + Duration::from_secs(5),

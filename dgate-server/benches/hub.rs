@@ -146,7 +146,7 @@ fn snapshot(c: &mut Criterion) {
 fn registry(c: &mut Criterion) {
     let mut group = c.benchmark_group("registry");
     for present in [10usize, 100, 1000] {
-        let registry = SpectatorRegistry::new(present + 10);
+        let registry = SpectatorRegistry::new(present + 10, present + 10);
         for i in 0..present {
             let _ = registry.add(Arc::new(Spectator::new(i as i32, "viewer")));
         }

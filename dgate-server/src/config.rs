@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -51,8 +51,20 @@ pub struct Config {
 pub struct ServerConfig {
     pub grpc_listen: SocketAddr,
     pub http_listen: SocketAddr,
-    /// gRPC and SSH connections one address may hold open at once.
+    /// gRPC, SSH and HTTP connections one address may hold open at once.
     pub max_connections_per_address: usize,
+    /// Addresses exempt from the per-address connection and spectator caps
+    /// (a local reverse proxy, a load test); login and registration limits
+    /// apply to them too.
+    pub trusted_addresses: Vec<IpAddr>,
+    /// How long an HTTP client may take to send a request's headers.
+    #[serde(deserialize_with = "duration")]
+    pub http_header_timeout: Duration,
+    /// gRPC calls one connection may have open at once.
+    pub grpc_max_streams_per_connection: u32,
+    /// Pages of other origins (`https://host[:port]`) whose scripts may open
+    /// the browser WebSockets; the server's own pages always may.
+    pub allowed_origins: Vec<String>,
     /// Connections the kernel queues for each listener before they are
     /// accepted (capped by net.core.somaxconn): a crowd joining at once must
     /// not overflow it, or the overflow waits a second for SYN retries.
@@ -71,6 +83,66 @@ pub struct SshConfig {
     /// A connection idle this long in a menu is closed (not while playing or watching).
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// How long a client has from connecting to logging in (OpenSSH's
+    /// `LoginGraceTime`).
+    #[serde(deserialize_with = "duration")]
+    pub login_grace_time: Duration,
+    /// Connections not logged in yet, as OpenSSH's `MaxStartups`
+    /// "start:rate:full": past `start`, new ones are dropped with
+    /// probability `rate`%, rising to 100% at `full`.
+    pub max_startups: MaxStartups,
+    /// Connections not logged in yet from one address.
+    pub max_startups_per_address: usize,
+}
+
+/// `ssh.max_startups`: "start:rate:full" (or one number: start = full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxStartups {
+    pub start: usize,
+    pub rate: u8,
+    pub full: usize,
+}
+
+impl std::str::FromStr for MaxStartups {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not \"start:rate:full\" (like \"10:30:100\") or a number");
+        let parts: Vec<&str> = text.split(':').collect();
+        let number = |s: &str| s.trim().parse::<usize>().map_err(|_| bad());
+        let startups = match parts[..] {
+            [n] => {
+                let n = number(n)?;
+                MaxStartups { start: n, rate: 100, full: n }
+            }
+            [start, rate, full] => MaxStartups {
+                start: number(start)?,
+                rate: u8::try_from(number(rate)?).map_err(|_| bad())?,
+                full: number(full)?,
+            },
+            _ => return Err(bad()),
+        };
+        if startups.start == 0 || startups.start > startups.full || startups.rate > 100 {
+            return Err(format!("{text:?}: need 1 <= start <= full and rate <= 100"));
+        }
+        Ok(startups)
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxStartups {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            Number(usize),
+            Text(String),
+        }
+        match Text::deserialize(d)? {
+            Text::Number(n) => n.to_string().parse(),
+            Text::Text(text) => text.parse(),
+        }
+        .map_err(serde::de::Error::custom)
+    }
 }
 
 /// The SSH menus' banner files; the compiled-in banners when not given.
@@ -95,8 +167,12 @@ pub struct AccountsConfig {
     /// How long a login token stays valid.
     #[serde(deserialize_with = "duration")]
     pub token_lifetime: Duration,
-    /// Failed logins allowed per minute, per username and per address.
+    /// Failed logins allowed per minute for one name from one address.
     pub failed_logins_per_minute: u32,
+    /// Failed logins allowed per minute from one address, whatever the names.
+    pub failed_logins_per_address_per_minute: u32,
+    /// Accounts one address may register per hour.
+    pub registrations_per_address_per_hour: u32,
 }
 
 impl Default for AccountsConfig {
@@ -104,6 +180,8 @@ impl Default for AccountsConfig {
         Self {
             token_lifetime: Duration::from_secs(30 * 24 * 3600),
             failed_logins_per_minute: 5,
+            failed_logins_per_address_per_minute: 30,
+            registrations_per_address_per_hour: 10,
         }
     }
 }
@@ -167,6 +245,10 @@ pub struct SpectatingConfig {
     pub enabled: bool,
     pub allow_anonymous: bool,
     pub max_spectators_per_session: usize,
+    /// Spectators of one game from one address (trusted addresses excepted).
+    pub max_spectators_per_address: usize,
+    /// Spectators from one address over every game at once.
+    pub max_spectators_per_address_total: usize,
     /// A spectator stream ends after this long without game output.
     #[serde(deserialize_with = "duration")]
     pub spectator_timeout: Duration,
@@ -205,6 +287,10 @@ impl Default for ServerConfig {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_connections_per_address: 64,
+            trusted_addresses: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)],
+            http_header_timeout: Duration::from_secs(15),
+            grpc_max_streams_per_connection: 64,
+            allowed_origins: Vec::new(),
             listen_backlog: 4096,
         }
     }
@@ -218,6 +304,13 @@ impl Default for SshConfig {
             server_id: "dgate".to_owned(),
             max_sessions: 200,
             idle_timeout: Duration::from_secs(30 * 60),
+            login_grace_time: Duration::from_secs(60),
+            max_startups: MaxStartups {
+                start: 10,
+                rate: 30,
+                full: 100,
+            },
+            max_startups_per_address: 10,
         }
     }
 }
@@ -254,6 +347,8 @@ impl Default for SpectatingConfig {
             enabled: true,
             allow_anonymous: true,
             max_spectators_per_session: 50,
+            max_spectators_per_address: 5,
+            max_spectators_per_address_total: 20,
             spectator_timeout: Duration::from_secs(30 * 60),
         }
     }

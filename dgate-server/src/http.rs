@@ -1,18 +1,31 @@
 //! The HTTP side on `server.http_listen`: the session list, a health check,
-//! the metrics, and the browser pages ([`crate::web`]).
+//! the metrics, and the browser pages ([`crate::web`]); and the server
+//! that runs it ([`serve`]), which limits connections before axum sees
+//! them.
 
-use std::time::SystemTime;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Json};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use dgate_term::listing::{SessionList, SessionSummary};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tracing::{debug, info};
 
 use crate::game::SessionManager;
+use crate::limits::{AddressLimiter, LogOnce, accept_failed};
+use crate::metrics::Refusal;
 
+/// Every route, with the security headers on every response.
 pub fn router(manager: SessionManager) -> Router {
     Router::new()
         .route("/sessions", get(sessions))
@@ -20,7 +33,130 @@ pub fn router(manager: SessionManager) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::web::routes(manager.clone()))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(manager)
+}
+
+/// What every page and answer carries: nothing but the server's own
+/// scripts, styles and sockets; no framing by other sites; no MIME sniffing;
+/// no referrer beyond the origin.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'self'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    response
+}
+
+/// Serves `router` on `listener` until `stop`: each connection takes its
+/// address's place in `addresses` first (over the limit: a 503 and closed),
+/// must send its request headers within `server.http_header_timeout`, and
+/// carries its peer address for the handlers (`ConnectInfo`). An accept
+/// error is waited out, never fatal. In-flight requests and open WebSockets
+/// are given a few seconds at `stop`.
+pub async fn serve(
+    manager: SessionManager,
+    listener: TcpListener,
+    router: Router,
+    addresses: AddressLimiter,
+    stop: CancellationToken,
+) {
+    let header_timeout = manager.config().server.http_header_timeout;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(64 * 1024)
+        .max_concurrent_streams(64)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let refusals_logged = LogOnce::default();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => break,
+        };
+        let (socket, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                accept_failed("HTTP", &e).await;
+                continue;
+            }
+        };
+        let Some(slot) = addresses.admit(peer.ip()) else {
+            manager.metrics().refused(Refusal::ConnectionsPerAddress);
+            if refusals_logged.should_log(peer.ip()) {
+                info!(%peer, max = addresses.max(), "HTTP connection refused: too many from this address");
+            }
+            let _ = socket.try_write(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 45\r\nConnection: close\r\n\r\nToo many connections from your address (503)\n",
+            );
+            continue;
+        };
+        // Frames are small and must go out at once: no Nagle delay.
+        let _ = socket.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(socket), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        let manager = manager.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                if is_header_timeout(e.as_ref()) {
+                    manager.metrics().refused(Refusal::HttpHeaderTimeout);
+                }
+                debug!(%peer, error = %e, "HTTP connection ended");
+            }
+            drop(slot);
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// Whether an HTTP connection ended because its headers took too long.
+fn is_header_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
+            && hyper.is_timeout()
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// The peer of a request served by [`serve`] (absent only when the router is
+/// driven some other way, as in benchmarks).
+pub fn peer(
+    connection: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+) -> Option<std::net::IpAddr> {
+    connection.map(|axum::Extension(ConnectInfo(addr))| addr.ip())
 }
 
 /// `GET /sessions`: the games in progress, as `dgate list --json` prints them.

@@ -30,7 +30,7 @@ pub mod web;
 use std::future::Future;
 use std::sync::Arc;
 
-use accounts::{AccountStore, LoginLimiter};
+use accounts::{AccountStore, LoginLimiter, Logins};
 use anyhow::Context;
 use dgate_proto::auth::auth_service_server::AuthServiceServer;
 use dgate_proto::pb::game_service_server::GameServiceServer;
@@ -75,17 +75,22 @@ pub async fn serve(
         .with_context(|| format!("opening the account database {}", database.display()))?;
     let store = Arc::new(store);
     let auth = Authenticator::new(Arc::clone(&store));
-    // Connections per address count gRPC and SSH together.
-    let addresses = limits::AddressLimiter::new(config.server.max_connections_per_address);
-    // Failed logins count against one limit, over gRPC and SSH alike.
-    let limiter = Arc::new(LoginLimiter::new(config.accounts.failed_logins_per_minute));
+    // Connections per address count gRPC, SSH and HTTP together.
+    let trusted = limits::Trusted::new(&config.server.trusted_addresses);
+    let addresses =
+        limits::AddressLimiter::new(config.server.max_connections_per_address, trusted);
+    // Password work counts against one set of limits, over gRPC and SSH alike.
+    let logins = Arc::new(Logins::new(
+        Arc::clone(&store),
+        LoginLimiter::new(&config.accounts),
+        Arc::clone(manager.metrics()),
+    ));
     // The SSH front end is ready (host key and banners read) before anything listens.
     let ssh = match listeners.ssh {
         Some(listener) => {
             let front = ssh::SshFront::new(
                 manager.clone(),
-                Arc::clone(&store),
-                Arc::clone(&limiter),
+                Arc::clone(&logins),
                 addresses.clone(),
             )?;
             Some((front, listener))
@@ -101,26 +106,29 @@ pub async fn serve(
 
     let games = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone(), auth.clone()))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
-    let accounts = AuthServiceServer::new(AuthServiceImpl::new(
-        auth,
-        Arc::clone(&limiter),
-        Arc::clone(manager.metrics()),
-    ))
+    let accounts = AuthServiceServer::new(AuthServiceImpl::new(auth, Arc::clone(&logins)))
     .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let grpc = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(config.server.grpc_max_streams_per_connection))
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .add_service(games)
         .add_service(accounts)
         .serve_with_incoming_shutdown(
-            grpc::incoming::incoming(listeners.grpc, addresses.clone()),
+            grpc::incoming::incoming(
+                listeners.grpc,
+                addresses.clone(),
+                Arc::clone(manager.metrics()),
+            ),
             stop.clone().cancelled_owned(),
         );
-    // Frames are small and must go out at once: no Nagle delay on any socket.
-    let http_listener = axum::serve::ListenerExt::tap_io(listeners.http, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let http = axum::serve(http_listener, http::router(manager.clone()))
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .into_future();
+    let http = http::serve(
+        manager.clone(),
+        listeners.http,
+        http::router(manager.clone()),
+        addresses.clone(),
+        stop.clone(),
+    );
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
     let retention = tokio::spawn(sweep_recordings(manager.clone(), stop.clone()));
@@ -134,9 +142,7 @@ pub async fn serve(
     grpc.await
         .context("gRPC server task")?
         .context("gRPC server")?;
-    http.await
-        .context("HTTP server task")?
-        .context("HTTP server")?;
+    http.await.context("HTTP server task")?;
     if let Some(ssh) = ssh {
         ssh.await
             .context("SSH server task")?

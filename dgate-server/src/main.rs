@@ -245,6 +245,10 @@ fn read_password(from_stdin: bool, confirm: bool) -> anyhow::Result<String> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    match dgate_server::limits::raise_open_files_limit() {
+        Ok(limit) => tracing::info!(limit, "open files"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let backlog = config.server.listen_backlog;
     let grpc = listen(config.server.grpc_listen, backlog)
         .with_context(|| format!("binding the gRPC listener on {}", config.server.grpc_listen))?;

@@ -23,6 +23,55 @@ pub struct TransportLabel {
     pub transport: String,
 }
 
+/// Why a connection or request was refused to protect the server: a
+/// [`Refusal`]'s name.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// Every kind of refusal the server counts in `refusals_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over `server.max_connections_per_address` (gRPC, SSH, HTTP).
+    ConnectionsPerAddress,
+    /// An SSH connection dropped by `ssh.max_startups` (in all or per address).
+    SshStartups,
+    /// An SSH client that did not log in within `ssh.login_grace_time`.
+    SshLoginGrace,
+    /// An HTTP client too slow to send its headers.
+    HttpHeaderTimeout,
+    /// A login over a failed-login limit.
+    Logins,
+    /// A registration over `accounts.registrations_per_address_per_hour`.
+    Registrations,
+    /// A password check refused because the hashing queue was full.
+    PasswordQueue,
+    /// A spectator over a per-address spectator cap.
+    SpectatorsPerAddress,
+    /// A browser WebSocket from a foreign origin.
+    WebSocketOrigin,
+    /// A replay over the concurrent replay caps.
+    Replays,
+}
+
+impl Refusal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::ConnectionsPerAddress => "connections_per_address",
+            Refusal::SshStartups => "ssh_startups",
+            Refusal::SshLoginGrace => "ssh_login_grace",
+            Refusal::HttpHeaderTimeout => "http_header_timeout",
+            Refusal::Logins => "logins",
+            Refusal::Registrations => "registrations",
+            Refusal::PasswordQueue => "password_queue",
+            Refusal::SpectatorsPerAddress => "spectators_per_address",
+            Refusal::WebSocketOrigin => "websocket_origin",
+            Refusal::Replays => "replays",
+        }
+    }
+}
+
 fn histogram_seconds() -> Histogram {
     // 1 µs to about 1 s.
     Histogram::new(exponential_buckets(1e-6, 4.0, 11))
@@ -48,6 +97,8 @@ pub struct Metrics {
     /// Terminal bytes sent to viewers and players, by transport.
     pub bytes_sent: Family<TransportLabel, Counter>,
     pub failed_logins: Counter,
+    /// Connections and requests refused to protect the server, by reason.
+    pub refusals: Family<ReasonLabel, Counter>,
     /// Panics anywhere in the process (see `count_panics`).
     pub panics: Counter,
     pub recording_write_errors: Counter,
@@ -58,6 +109,15 @@ pub struct Metrics {
     /// SSH connections accepted, and open now.
     pub ssh_connections: Counter,
     pub ssh_connections_active: Gauge,
+}
+
+impl Metrics {
+    /// Counts one refusal.
+    pub fn refused(&self, why: Refusal) {
+        self.refusals
+            .get_or_create(&ReasonLabel { reason: why.name() })
+            .inc();
+    }
 }
 
 impl Default for Metrics {
@@ -82,6 +142,7 @@ impl Metrics {
             game_sessions_ended: Family::default(),
             bytes_sent: Family::default(),
             failed_logins: Counter::default(),
+            refusals: Family::default(),
             panics: Counter::default(),
             recording_write_errors: Counter::default(),
             hub_resyncs: Counter::default(),
@@ -125,6 +186,11 @@ impl Metrics {
             "spectator_registry_update_duration_seconds",
             "Time to publish a new spectator registry version",
             m.spectator_registry_update_duration_seconds.clone(),
+        );
+        r.register(
+            "refusals",
+            "Connections and requests refused to protect the server, by reason",
+            m.refusals.clone(),
         );
         r.register(
             "game_sessions_active",

@@ -33,10 +33,10 @@ pub struct SessionSummary {
     pub frames: u64,
 }
 
-/// One registered spectator of a game.
+/// One registered spectator of a game, as anyone may see it: the
+/// registration's id is its credential and is never listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpectatorSummary {
-    pub id: String,
     /// 0 for an anonymous viewer.
     pub user_id: i32,
     /// `Anonymous` for a viewer without an account.
@@ -113,7 +113,6 @@ pub struct SessionListing {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpectatorListing {
-    pub spectator_id: String,
     /// `Anonymous` for a viewer without an account.
     pub username: String,
 }
@@ -148,7 +147,6 @@ impl SessionListing {
                 .spectators
                 .iter()
                 .map(|s| SpectatorListing {
-                    spectator_id: s.id.clone(),
                     username: s.username.clone(),
                 })
                 .collect(),

@@ -676,8 +676,7 @@ mod tests {
         use dgate_term::listing::SpectatorSummary;
 
         let started = SystemTime::UNIX_EPOCH + Duration::from_secs(START);
-        let spectator = |n: u32| SpectatorSummary {
-            id: format!("spec-{n}"),
+        let spectator = || SpectatorSummary {
             user_id: 0,
             username: "Anonymous".into(),
             joined_at: started,
@@ -693,7 +692,7 @@ mod tests {
             started_at: started,
             ended_at: None,
             last_activity: started + Duration::from_secs(60),
-            spectators: vec![spectator(1), spectator(2)],
+            spectators: vec![spectator(), spectator()],
             detached: true,
             frames: 12,
         };

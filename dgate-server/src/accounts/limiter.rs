@@ -1,103 +1,317 @@
-//! The failed-login limit, shared by gRPC and SSH logins: failures counted in
-//! a sliding one-minute window per name and per address.
+//! The limits on password guessing and on registrations, shared by gRPC and
+//! SSH, counted in sliding windows.
+//!
+//! A login attempt takes its place **before** the password is hashed
+//! ([`LoginLimiter::begin`]), so a burst of concurrent guesses cannot get
+//! more checks than the limit; a correct password gives the place back.
+//! What is limited, per minute:
+//! - failures per (name, address): `accounts.failed_logins_per_minute`;
+//! - failures per address, whatever the names: `failed_logins_per_address_per_minute`;
+//! - failures per name from every address are never refused (that would let
+//!   a stranger lock the owner out) but slow each further attempt at that
+//!   name down by [`THROTTLE_DELAY`].
+//!
+//! Registrations are limited per address per hour
+//! (`accounts.registrations_per_address_per_hour`), again counted before
+//! the password is hashed. Addresses are counted by [`address_key`] (IPv6
+//! by /64); these limits apply to trusted addresses too.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Counts failed logins in a sliding one-minute window per key (a username or
-/// an address). Lookups and updates are O(failures in the window).
+use crate::config::AccountsConfig;
+use crate::limits::address_key;
+
+/// How much an attempt at a name under attack waits before it is checked.
+pub const THROTTLE_DELAY: Duration = Duration::from_secs(2);
+/// Failures of one name (from anywhere) in a minute past which its attempts
+/// are slowed down, as a multiple of the per-(name, address) limit.
+const THROTTLE_AFTER_MULTIPLE: usize = 2;
+
+/// Events counted per key in a sliding window.
+#[derive(Debug)]
+struct Windows {
+    window: Duration,
+    events: HashMap<Key, VecDeque<Instant>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    NameAddress(String, IpAddr),
+    Address(IpAddr),
+    Name(String),
+    Registration(IpAddr),
+}
+
+impl Windows {
+    fn new(window: Duration) -> Self {
+        Self {
+            window,
+            events: HashMap::new(),
+        }
+    }
+
+    /// Events of `key` in the window ending `now`, after forgetting older ones.
+    fn count(&mut self, key: &Key, now: Instant) -> usize {
+        let window = self.window;
+        let Some(times) = self.events.get_mut(key) else {
+            return 0;
+        };
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            times.pop_front();
+        }
+        times.len()
+    }
+
+    /// How long until `key` has fewer than `limit` events, if it has `limit` now.
+    fn over(&mut self, key: &Key, limit: usize, now: Instant) -> Option<Duration> {
+        if limit == 0 {
+            return Some(self.window);
+        }
+        if self.count(key, now) < limit {
+            return None;
+        }
+        let times = self.events.get(key)?;
+        // The oldest event that must expire for the count to drop below `limit`.
+        let oldest = times.get(times.len() - limit)?;
+        Some(self.window.saturating_sub(now.duration_since(*oldest)))
+    }
+
+    fn add(&mut self, key: Key, now: Instant) {
+        if self.events.len() > 10_000 {
+            // Forget keys whose window has passed, so the map cannot grow without bound.
+            let window = self.window;
+            self.events.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < window)
+            });
+        }
+        self.events.entry(key).or_default().push_back(now);
+    }
+
+    /// Takes back the event `add(key, at)` recorded.
+    fn remove(&mut self, key: &Key, at: Instant) {
+        if let Some(times) = self.events.get_mut(key)
+            && let Some(i) = times.iter().rposition(|t| *t == at)
+        {
+            times.remove(i);
+        }
+    }
+}
+
+/// Why an attempt is refused before any password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// When the caller may try again.
+    pub retry_after: Duration,
+}
+
 #[derive(Debug)]
 pub struct LoginLimiter {
-    per_minute: usize,
-    window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    per_name_address: usize,
+    per_address: usize,
+    registrations_per_hour: usize,
+    logins: Mutex<Windows>,
+    registrations: Mutex<Windows>,
+}
+
+/// A login attempt's reserved place: counted as a failure unless
+/// [`LoginAttempt::succeeded`] gives it back.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    limiter: Arc<LoginLimiter>,
+    keys: Vec<Key>,
+    at: Instant,
+    /// How long to wait before checking the password (a name under attack).
+    pub delay: Duration,
 }
 
 impl LoginLimiter {
-    pub fn new(per_minute: u32) -> Self {
+    pub fn new(config: &AccountsConfig) -> Self {
         Self {
-            per_minute: per_minute as usize,
-            window: Duration::from_secs(60),
-            failures: Mutex::new(HashMap::new()),
+            per_name_address: config.failed_logins_per_minute.max(1) as usize,
+            per_address: config.failed_logins_per_address_per_minute.max(1) as usize,
+            registrations_per_hour: config.registrations_per_address_per_hour as usize,
+            logins: Mutex::new(Windows::new(Duration::from_secs(60))),
+            registrations: Mutex::new(Windows::new(Duration::from_secs(3600))),
         }
     }
 
-    /// The keys a login attempt counts against: its name and its address.
-    pub fn keys(username: &str, address: Option<IpAddr>) -> Vec<String> {
-        let mut keys = vec![format!("user:{}", username.to_ascii_lowercase())];
-        if let Some(ip) = address {
-            keys.push(format!("addr:{ip}"));
+    /// Takes a place for one password check of `username` from `address`,
+    /// or says how long to wait. The place counts as a failure until the
+    /// attempt [`succeeded`](LoginAttempt::succeeded).
+    pub fn begin(
+        self: &Arc<Self>,
+        username: &str,
+        address: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<LoginAttempt, Refused> {
+        let name = username.to_ascii_lowercase();
+        let mut keys = vec![Key::Name(name.clone())];
+        let mut limits = Vec::new();
+        if let Some(ip) = address.map(address_key) {
+            limits.push((Key::NameAddress(name.clone(), ip), self.per_name_address));
+            limits.push((Key::Address(ip), self.per_address));
+        } else {
+            // No address (not over TCP): the name alone.
+            limits.push((Key::NameAddress(name.clone(), IpAddr::from([0u8; 4])), self.per_name_address));
         }
-        keys
+        let mut windows = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+        let wait = limits
+            .iter()
+            .filter_map(|(key, limit)| windows.over(key, *limit, now))
+            .max();
+        if let Some(retry_after) = wait {
+            return Err(Refused { retry_after });
+        }
+        let under_attack =
+            windows.count(&Key::Name(name), now) >= self.per_name_address * THROTTLE_AFTER_MULTIPLE;
+        keys.extend(limits.into_iter().map(|(key, _)| key));
+        for key in &keys {
+            windows.add(key.clone(), now);
+        }
+        Ok(LoginAttempt {
+            limiter: Arc::clone(self),
+            keys,
+            at: now,
+            delay: if under_attack {
+                THROTTLE_DELAY
+            } else {
+                Duration::ZERO
+            },
+        })
     }
 
-    /// When any key is over its limit: how long until it may try again.
-    pub fn blocked(&self, keys: &[String], now: Instant) -> Option<Duration> {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        keys.iter()
-            .filter_map(|key| {
-                let times = failures.get_mut(key)?;
-                while times
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    times.pop_front();
-                }
-                (times.len() >= self.per_minute)
-                    .then(|| {
-                        times
-                            .front()
-                            .map(|t| self.window.saturating_sub(now.duration_since(*t)))
-                    })
-                    .flatten()
-            })
-            .max()
+    /// Takes a place for one registration from `address`, or says how long
+    /// to wait. A registration that fails (a taken name) keeps its place.
+    pub fn begin_registration(&self, address: Option<IpAddr>, now: Instant) -> Result<(), Refused> {
+        let Some(ip) = address.map(address_key) else {
+            return Ok(());
+        };
+        let key = Key::Registration(ip);
+        let mut windows = self.registrations.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(retry_after) = windows.over(&key, self.registrations_per_hour, now) {
+            return Err(Refused { retry_after });
+        }
+        windows.add(key, now);
+        Ok(())
     }
+}
 
-    pub fn record_failure(&self, keys: &[String], now: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget keys whose window has passed, so the map cannot grow without bound.
-        failures.retain(|_, times| {
-            times
-                .back()
-                .is_some_and(|t| now.duration_since(*t) < self.window)
-        });
-        for key in keys {
-            failures.entry(key.clone()).or_default().push_back(now);
+impl LoginAttempt {
+    /// The password was right: the reserved place is given back.
+    pub fn succeeded(self) {
+        let mut windows = self
+            .limiter
+            .logins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for key in &self.keys {
+            windows.remove(key, self.at);
         }
     }
+
+    /// The password was wrong: the place stays counted.
+    pub fn failed(self) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn limiter(per_minute: u32, per_address: u32) -> Arc<LoginLimiter> {
+        Arc::new(LoginLimiter::new(&AccountsConfig {
+            failed_logins_per_minute: per_minute,
+            failed_logins_per_address_per_minute: per_address,
+            registrations_per_address_per_hour: 2,
+            ..AccountsConfig::default()
+        }))
+    }
+
     #[test]
-    fn the_limiter_trips_after_the_limit_and_recovers_after_a_minute() {
-        let limiter = LoginLimiter::new(3);
-        let keys = vec!["user:a".to_owned(), "addr:127.0.0.1".to_owned()];
-        let start = Instant::now();
-        for i in 0..3 {
-            assert!(limiter.blocked(&keys, start).is_none(), "attempt {i}");
-            limiter.record_failure(&keys, start);
+    fn concurrent_attempts_cannot_exceed_the_limit() {
+        let limiter = limiter(3, 100);
+        let ip = Some(IpAddr::from([10, 0, 0, 2]));
+        let now = Instant::now();
+        // Places are taken before any answer is known.
+        let attempts: Vec<_> = (0..10).map(|_| limiter.begin("alice", ip, now)).collect();
+        assert_eq!(attempts.iter().filter(|a| a.is_ok()).count(), 3);
+        let refused = attempts.iter().find_map(|a| a.as_ref().err()).expect("refused");
+        assert_eq!(refused.retry_after, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_right_password_gives_its_place_back() {
+        let limiter = limiter(2, 100);
+        let ip = Some(IpAddr::from([10, 0, 0, 2]));
+        let now = Instant::now();
+        for _ in 0..5 {
+            limiter.begin("alice", ip, now).expect("place").succeeded();
         }
-        let wait = limiter
-            .blocked(&keys, start + Duration::from_secs(10))
-            .expect("blocked");
-        assert_eq!(wait, Duration::from_secs(50));
-        // Another name from the same address is blocked too.
-        let other = vec!["user:b".to_owned(), "addr:127.0.0.1".to_owned()];
+        limiter.begin("alice", ip, now).expect("place").failed();
+        limiter.begin("alice", ip, now).expect("place").failed();
+        assert!(limiter.begin("alice", ip, now).is_err());
         assert!(
             limiter
-                .blocked(&other, start + Duration::from_secs(10))
-                .is_some()
+                .begin("alice", ip, now + Duration::from_secs(61))
+                .is_ok(),
+            "the window slides"
         );
+    }
+
+    #[test]
+    fn guessing_from_one_address_never_locks_the_owner_out_of_another() {
+        let limiter = limiter(5, 100);
+        let stranger = Some(IpAddr::from([10, 0, 0, 2]));
+        let owner = Some(IpAddr::from([10, 0, 0, 3]));
+        let now = Instant::now();
+        for _ in 0..5 {
+            limiter.begin("alice", stranger, now).expect("place").failed();
+        }
+        assert!(limiter.begin("alice", stranger, now).is_err());
+        let attempt = limiter.begin("alice", owner, now).expect("the owner may try");
+        assert_eq!(attempt.delay, Duration::ZERO);
+        // Many strangers: the name is slowed down, never refused.
+        for n in 4..=10u8 {
+            for _ in 0..5 {
+                let _ = limiter.begin("alice", Some(IpAddr::from([10, 0, 0, n])), now);
+            }
+        }
+        let attempt = limiter.begin("alice", owner, now).expect("still not refused");
+        assert_eq!(attempt.delay, THROTTLE_DELAY);
+    }
+
+    #[test]
+    fn one_address_guessing_many_names_is_limited() {
+        let limiter = limiter(5, 8);
+        let ip = Some(IpAddr::from([10, 0, 0, 2]));
+        let now = Instant::now();
+        let allowed = (0..20)
+            .filter_map(|i| limiter.begin(&format!("user{i}"), ip, now).ok())
+            .count();
+        assert_eq!(allowed, 8);
+    }
+
+    #[test]
+    fn registrations_are_limited_per_address_per_hour() {
+        let limiter = limiter(5, 8);
+        let ip = Some(IpAddr::from([10, 0, 0, 2]));
+        let now = Instant::now();
+        assert!(limiter.begin_registration(ip, now).is_ok());
+        assert!(limiter.begin_registration(ip, now).is_ok());
+        let refused = limiter.begin_registration(ip, now).expect_err("third");
+        assert_eq!(refused.retry_after, Duration::from_secs(3600));
+        assert!(limiter.begin_registration(Some(IpAddr::from([10, 0, 0, 3])), now).is_ok());
         assert!(
             limiter
-                .blocked(&keys, start + Duration::from_secs(61))
-                .is_none()
+                .begin_registration(ip, now + Duration::from_secs(3601))
+                .is_ok()
         );
     }
 }

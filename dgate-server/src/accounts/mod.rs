@@ -1,10 +1,13 @@
 //! Player accounts: the SQLite store (users, tokens, SSH keys), password
-//! hashing, and the failed-login limit. Everything here is independent of how
+//! hashing, the limits on guessing and registering, and [`Logins`], the one
+//! way in for password work. Everything here is independent of how
 //! a login arrives (gRPC, SSH).
 
 pub mod limiter;
+pub mod logins;
 pub mod passwords;
 pub mod store;
 
 pub use limiter::LoginLimiter;
+pub use logins::{LoginError, Logins};
 pub use store::{AccountError, AccountStore, Login, PublicKeyInfo, User, check_username};

@@ -122,27 +122,36 @@ impl std::fmt::Debug for AccountStore {
     }
 }
 
-/// Usernames: 2-20 characters of `[A-Za-z0-9_-]`, not starting with `-`;
+/// Usernames: 2-20 characters of `[A-Za-z0-9_]`, not a generic name;
 /// safe in paths, arguments and file names (games get them as `%u`).
 pub fn check_username(name: &str) -> Result<(), String> {
     if !(2..=20).contains(&name.len()) {
         return Err(format!("{name:?} must be 2 to 20 characters long"));
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(format!(
-            "{name:?} may contain only letters, digits, '_' and '-'"
+            "{name:?} may contain only letters, digits and '_' (a game reads '-' and what follows as a role)"
         ));
     }
-    if name.starts_with('-') {
-        return Err(format!("{name:?} must not start with '-'"));
+    if GENERIC_NAMES
+        .iter()
+        .any(|generic| name.eq_ignore_ascii_case(generic))
+    {
+        return Err(format!(
+            "{name:?} is a name games treat as \"nobody in particular\"; pick another"
+        ));
     }
     Ok(())
 }
 
-fn check_password(password: &[u8]) -> Result<(), AccountError> {
+/// Names a game reads as no name at all (NetHack's `GENERICUSERS` asks
+/// "Who are you?" for them) or as the system's own accounts.
+const GENERIC_NAMES: &[&str] = &[
+    "play", "player", "game", "games", "nethack", "nethacker", "crawl", "root", "admin",
+    "administrator", "daemon", "nobody", "guest", "dgate", "dgl", "sysop", "operator", "wizard",
+];
+
+pub(super) fn check_password(password: &[u8]) -> Result<(), AccountError> {
     if PASSWORD_BYTES.contains(&password.len()) {
         Ok(())
     } else {
@@ -157,7 +166,7 @@ fn check_password(password: &[u8]) -> Result<(), AccountError> {
     }
 }
 
-fn invalid_username(why: String) -> AccountError {
+pub(super) fn invalid_username(why: String) -> AccountError {
     AccountError::Invalid {
         what: "username",
         why,

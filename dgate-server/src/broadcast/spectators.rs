@@ -5,16 +5,23 @@
 //! publish it with compare-and-swap, retrying on a concurrent change. A
 //! version is a persistent hash map (`imbl`), so a new version shares all but
 //! one path with the old one: an update costs O(log n), not a copy. Every
-//! published version has a higher `version` number. The limit
-//! (`max_spectators_per_session`) is checked inside the swap, so concurrent
-//! joins can never exceed it.
+//! published version has a higher `version` number. The limits
+//! (`max_spectators_per_session`, and `max_spectators_per_address` for
+//! spectators with a counted address) are checked inside the swap, so
+//! concurrent joins can never exceed them.
+//!
+//! A spectator's id is its registration's credential: it is given only to
+//! whoever registered, and never listed.
 
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
+
+use crate::limits::AddressSlot;
 
 /// The name shown for a viewer without an account.
 pub const ANONYMOUS: &str = "Anonymous";
@@ -31,10 +38,27 @@ pub struct Spectator {
     pub connected: AtomicBool,
     /// Cancelled when the registration is removed: its stream ends.
     pub removed: CancellationToken,
+    /// Where it watches from, as counted by the per-address limits; `None`
+    /// for a trusted or unknown address (not counted).
+    pub address: Option<IpAddr>,
+    /// Its place in the server-wide per-address limit, given back when the
+    /// registration is removed.
+    slot: Mutex<Option<AddressSlot>>,
 }
 
 impl Spectator {
     pub fn new(user_id: i32, username: &str) -> Self {
+        Self::from_address(user_id, username, None, None)
+    }
+
+    /// A spectator watching from `address` (already an address key), holding
+    /// `slot` while registered.
+    pub fn from_address(
+        user_id: i32,
+        username: &str,
+        address: Option<IpAddr>,
+        slot: Option<AddressSlot>,
+    ) -> Self {
         let username = if username.is_empty() {
             ANONYMOUS
         } else {
@@ -47,7 +71,15 @@ impl Spectator {
             joined_at: SystemTime::now(),
             connected: AtomicBool::new(false),
             removed: CancellationToken::new(),
+            address,
+            slot: Mutex::new(slot),
         }
+    }
+
+    /// Registration over: its stream ends and its address slot is free.
+    fn end(&self) {
+        self.removed.cancel();
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     /// Claims the registration for a stream; false when one is bound already.
@@ -74,22 +106,26 @@ impl RegistryVersion {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("this session already has its maximum of {max} spectators")]
-pub struct RegistryFull {
-    pub max: usize,
+pub enum RegistryFull {
+    #[error("this session already has its maximum of {max} spectators")]
+    Session { max: usize },
+    #[error("at most {max} spectators of one game may watch from one address")]
+    Address { max: usize },
 }
 
 #[derive(Debug)]
 pub struct SpectatorRegistry {
     current: ArcSwap<RegistryVersion>,
     max: usize,
+    max_per_address: usize,
 }
 
 impl SpectatorRegistry {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, max_per_address: usize) -> Self {
         Self {
             current: ArcSwap::from_pointee(RegistryVersion::default()),
             max,
+            max_per_address,
         }
     }
 
@@ -110,11 +146,23 @@ impl SpectatorRegistry {
         self.current.load().spectators.get(id).cloned()
     }
 
-    /// Adds a spectator unless the session is full; returns the new version.
+    /// Adds a spectator unless the session, or its share for the
+    /// spectator's address, is full; returns the new version.
     pub fn add(&self, spectator: Arc<Spectator>) -> Result<u64, RegistryFull> {
         self.update(|spectators| {
             if spectators.len() >= self.max {
-                return Err(RegistryFull { max: self.max });
+                return Err(RegistryFull::Session { max: self.max });
+            }
+            if let Some(address) = spectator.address {
+                let from_there = spectators
+                    .values()
+                    .filter(|s| s.address == Some(address))
+                    .count();
+                if from_there >= self.max_per_address {
+                    return Err(RegistryFull::Address {
+                        max: self.max_per_address,
+                    });
+                }
             }
             spectators.insert(spectator.id.clone(), Arc::clone(&spectator));
             Ok(())
@@ -130,7 +178,7 @@ impl SpectatorRegistry {
         });
         match (result, removed) {
             (Ok(_), Some(spectator)) => {
-                spectator.removed.cancel();
+                spectator.end();
                 true
             }
             _ => false,
@@ -157,7 +205,7 @@ impl SpectatorRegistry {
             return 0;
         }
         for spectator in &removed {
-            spectator.removed.cancel();
+            spectator.end();
         }
         removed.len()
     }
@@ -192,7 +240,7 @@ mod tests {
 
     #[test]
     fn add_remove_and_versions() {
-        let registry = SpectatorRegistry::new(2);
+        let registry = SpectatorRegistry::new(2, 2);
         let a = Arc::new(Spectator::new(1, "alice"));
         let b = Arc::new(Spectator::new(0, ""));
         assert_eq!(registry.add(Arc::clone(&a)), Ok(1));
@@ -200,7 +248,7 @@ mod tests {
         assert_eq!(b.username, ANONYMOUS);
         assert_eq!(
             registry.add(Arc::new(Spectator::new(3, "carol"))),
-            Err(RegistryFull { max: 2 })
+            Err(RegistryFull::Session { max: 2 })
         );
         assert!(registry.remove(&a.id));
         assert!(!registry.remove(&a.id));
@@ -211,7 +259,7 @@ mod tests {
 
     #[test]
     fn concurrent_adds_never_exceed_the_limit() {
-        let registry = Arc::new(SpectatorRegistry::new(50));
+        let registry = Arc::new(SpectatorRegistry::new(50, 50));
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let registry = Arc::clone(&registry);
@@ -230,6 +278,22 @@ mod tests {
         assert_eq!(added, 50);
         assert_eq!(registry.len(), 50);
         assert_eq!(registry.load().version, 50);
+    }
+
+    #[test]
+    fn one_address_gets_its_share_of_a_game() {
+        let registry = SpectatorRegistry::new(10, 2);
+        let here = Some(IpAddr::from([10, 0, 0, 2]));
+        let there = Some(IpAddr::from([10, 0, 0, 3]));
+        let from = |address| Arc::new(Spectator::from_address(0, "", address, None));
+        assert!(registry.add(from(here)).is_ok());
+        assert!(registry.add(from(here)).is_ok());
+        assert_eq!(
+            registry.add(from(here)),
+            Err(RegistryFull::Address { max: 2 })
+        );
+        assert!(registry.add(from(there)).is_ok(), "another address");
+        assert!(registry.add(from(None)).is_ok(), "not counted");
     }
 
     #[test]

@@ -15,8 +15,9 @@ use tracing::{info, warn};
 use super::error::SessionError;
 use super::session::{Session, SessionInfo};
 use super::{catalog, recorder};
-use crate::broadcast::{HubCounters, HubOptions};
+use crate::broadcast::{HubCounters, HubOptions, SpectatorRegistry};
 use crate::config::{Config, GameConfig, TermSize};
+use crate::limits::{AddressLimiter, Trusted};
 use crate::metrics::Metrics;
 
 /// What a start request asks for.
@@ -52,6 +53,9 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Cancelled when shutdown begins: streams tell their viewers.
     shutting_down: CancellationToken,
+    /// Spectators per address over every game
+    /// (`max_spectators_per_address_total`).
+    spectator_addresses: AddressLimiter,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -71,8 +75,16 @@ impl Inner {
 impl SessionManager {
     /// `config.data_dir` should be absolute (the binary makes it so).
     pub fn new(config: Arc<Config>) -> Self {
+        let spectator_addresses = AddressLimiter::new(
+            config
+                .session_management
+                .spectating
+                .max_spectators_per_address_total,
+            Trusted::new(&config.server.trusted_addresses),
+        );
         Self {
             inner: Arc::new(Inner {
+                spectator_addresses,
                 data_dir: config.data_dir.clone(),
                 config,
                 sessions: Mutex::new(HashMap::new()),
@@ -96,6 +108,11 @@ impl SessionManager {
             .ttyrec
             .directory
             .clone()
+    }
+
+    /// Spectators' places in the server-wide per-address limit.
+    pub fn spectator_addresses(&self) -> &AddressLimiter {
+        &self.inner.spectator_addresses
     }
 
     /// Cancelled when the server starts shutting down.
@@ -200,10 +217,14 @@ impl SessionManager {
             game_short_name: game.short_name.clone(),
             started_at: SystemTime::now(),
         };
-        let max_spectators = if management.spectating.enabled {
-            management.spectating.max_spectators_per_session
+        let spectating = &management.spectating;
+        let spectators = if spectating.enabled {
+            SpectatorRegistry::new(
+                spectating.max_spectators_per_session,
+                spectating.max_spectators_per_address,
+            )
         } else {
-            0
+            SpectatorRegistry::new(0, 0)
         };
         let weak: Weak<Inner> = Arc::downgrade(inner);
         let metrics = Arc::clone(&inner.metrics);
@@ -221,7 +242,7 @@ impl SessionManager {
             info,
             &command,
             hub,
-            max_spectators,
+            spectators,
             Arc::clone(&metrics),
             move |s| {
                 metrics.game_sessions_active.get_or_create(&label).dec();

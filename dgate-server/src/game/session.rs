@@ -103,7 +103,7 @@ impl Session {
         info: SessionInfo,
         command: &GameCommand,
         hub: HubOptions,
-        max_spectators: usize,
+        spectators: SpectatorRegistry,
         metrics: Arc<Metrics>,
         on_end: impl FnOnce(&Arc<Session>) + Send + 'static,
     ) -> Result<Arc<Self>, SessionError> {
@@ -124,7 +124,7 @@ impl Session {
         });
         let session = Arc::new(Session {
             hub: Arc::clone(publisher.hub()),
-            spectators: SpectatorRegistry::new(max_spectators),
+            spectators,
             pid,
             input: Mutex::new(Some(input_tx)),
             pty: Mutex::new(Some(Pty { master, resizer })),
@@ -293,7 +293,6 @@ impl Session {
                 .in_join_order()
                 .iter()
                 .map(|s| SpectatorSummary {
-                    id: s.id.clone(),
                     user_id: s.user_id,
                     username: s.username.clone(),
                     joined_at: s.joined_at,

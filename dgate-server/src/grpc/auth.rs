@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use dgate_proto::auth as pb;
 use dgate_proto::auth::auth_service_server::AuthService;
@@ -12,8 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use super::convert::timestamp;
-use crate::accounts::{AccountError, AccountStore, LoginLimiter, User};
-use crate::metrics::Metrics;
+use crate::accounts::{AccountError, AccountStore, Logins, User};
 
 impl From<&User> for pb::User {
     fn from(u: &User) -> Self {
@@ -89,18 +87,14 @@ async fn blocking<T: Send + 'static>(
 #[derive(Debug)]
 pub struct AuthServiceImpl {
     auth: Authenticator,
-    limiter: Arc<LoginLimiter>,
-    metrics: Arc<Metrics>,
+    logins: Arc<Logins>,
 }
 
 impl AuthServiceImpl {
-    /// `limiter` is shared with the SSH front end: failed logins count wherever they happen.
-    pub fn new(auth: Authenticator, limiter: Arc<LoginLimiter>, metrics: Arc<Metrics>) -> Self {
-        Self {
-            auth,
-            limiter,
-            metrics,
-        }
+    /// `logins` is shared with the SSH front end: password work counts
+    /// against one set of limits wherever it happens.
+    pub fn new(auth: Authenticator, logins: Arc<Logins>) -> Self {
+        Self { auth, logins }
     }
 }
 
@@ -114,12 +108,13 @@ impl AuthService for AuthServiceImpl {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let address = peer(&request);
         let r = request.into_inner();
-        let store = Arc::clone(self.auth.store());
         let email = (!r.email.is_empty()).then_some(r.email);
-        let user =
-            blocking(move || store.register(&r.username, &r.password, email.as_deref())).await?;
-        info!(username = %user.username, "account registered");
+        let user = self
+            .logins
+            .register(&r.username, r.password.to_vec(), email, address, "grpc")
+            .await?;
         Ok(Response::new(pb::RegisterResponse {
             user: Some((&user).into()),
         }))
@@ -131,33 +126,13 @@ impl AuthService for AuthServiceImpl {
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let address = peer(&request);
         let r = request.into_inner();
-        let keys = LoginLimiter::keys(&r.username, address);
-        if let Some(wait) = self.limiter.blocked(&keys, Instant::now()) {
-            return Err(Status::resource_exhausted(format!(
-                "too many failed logins; try again in {} s",
-                wait.as_secs().max(1)
-            )));
-        }
-        let store = Arc::clone(self.auth.store());
-        let username = r.username.clone();
-        match blocking(move || store.login(&username, &r.password)).await {
-            Ok(login) => {
-                info!(username = %login.user.username, "logged in");
-                Ok(Response::new(pb::LoginResponse {
-                    token: login.token,
-                    user: Some((&login.user).into()),
-                    expires_at: Some(timestamp(login.expires_at)),
-                }))
-            }
-            Err(status) => {
-                if status.code() == tonic::Code::Unauthenticated {
-                    self.limiter.record_failure(&keys, Instant::now());
-                    self.metrics.failed_logins.inc();
-                    info!(username = %r.username, peer = ?address, "failed login");
-                }
-                Err(status)
-            }
-        }
+        let login = self.logins.login(&r.username, r.password.to_vec(), address).await?;
+        info!(username = %login.user.username, "logged in");
+        Ok(Response::new(pb::LoginResponse {
+            token: login.token,
+            user: Some((&login.user).into()),
+            expires_at: Some(timestamp(login.expires_at)),
+        }))
     }
 
     async fn logout(
@@ -176,13 +151,11 @@ impl AuthService for AuthServiceImpl {
         request: Request<pb::ChangePasswordRequest>,
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let user = self.auth.require(request.metadata()).await?;
+        let address = peer(&request);
         let r = request.into_inner();
-        let store = Arc::clone(self.auth.store());
-        blocking(move || {
-            store.check_credentials(&user.username, &r.old_password)?;
-            store.set_password(&user.username, &r.new_password)
-        })
-        .await?;
+        self.logins
+            .change_password(&user, r.old_password.to_vec(), r.new_password.to_vec(), address, "grpc")
+            .await?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
 

@@ -39,9 +39,10 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// A listed spectator: without its id, which only its registrant holds.
 pub fn spectator_info(s: &SpectatorSummary) -> pb::SpectatorInfo {
     pb::SpectatorInfo {
-        spectator_id: s.id.clone(),
+        spectator_id: String::new(),
         user_id: s.user_id,
         username: s.username.clone(),
         joined_at: Some(timestamp(s.joined_at)),
@@ -256,7 +257,6 @@ mod tests {
             ended_at: None,
             last_activity: start + Duration::from_secs(5),
             spectators: vec![SpectatorSummary {
-                id: "v1".into(),
                 user_id: 0,
                 username: "Anonymous".into(),
                 joined_at: start,
@@ -268,7 +268,7 @@ mod tests {
         let message = game_session(&summary);
         assert_eq!(message.status(), pb::SessionStatus::Active);
         assert_eq!(message.spectator_count, 1);
-        assert_eq!(message.spectators[0].spectator_id, "v1");
+        assert_eq!(message.spectators[0].spectator_id, "", "ids are never listed");
         assert!(message.spectators[0].connected);
         assert_eq!(message.terminal_size, Some(terminal_size(summary.size)));
         assert_eq!(

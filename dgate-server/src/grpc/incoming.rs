@@ -6,13 +6,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use std::sync::Arc;
+
 use tokio::net::{TcpListener, TcpStream};
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tracing::warn;
 
-use crate::limits::{AddressLimiter, AddressSlot};
+use crate::limits::{AddressLimiter, AddressSlot, LogOnce, accept_failed};
+use crate::metrics::{Metrics, Refusal};
 
 /// A TCP connection holding its address's slot until it closes.
 #[derive(Debug)]
@@ -21,29 +23,37 @@ pub struct LimitedStream {
     _slot: AddressSlot,
 }
 
-/// The listener's connections, those over their address's limit closed at once.
+/// The listener's connections, those over their address's limit closed at
+/// once. Accept errors (out of file descriptors) are waited out, never
+/// passed on.
 pub fn incoming(
     listener: TcpListener,
     limiter: AddressLimiter,
+    metrics: Arc<Metrics>,
 ) -> impl Stream<Item = io::Result<LimitedStream>> {
-    TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
-        Ok(stream) => {
+    let refusals_logged = LogOnce::default();
+    async_stream::stream! {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed("gRPC", &e).await;
+                    continue;
+                }
+            };
             // Frames are small and must go out at once: no Nagle delay.
             let _ = stream.set_nodelay(true);
-            let ip = stream.peer_addr().ok()?.ip();
-            match limiter.admit(ip) {
-                Some(slot) => Some(Ok(LimitedStream {
-                    inner: stream,
-                    _slot: slot,
-                })),
+            match limiter.admit(peer.ip()) {
+                Some(slot) => yield Ok(LimitedStream { inner: stream, _slot: slot }),
                 None => {
-                    warn!(%ip, max = limiter.max(), "gRPC connection refused: too many from this address");
-                    None
+                    metrics.refused(Refusal::ConnectionsPerAddress);
+                    if refusals_logged.should_log(peer.ip()) {
+                        warn!(%peer, max = limiter.max(), "gRPC connection refused: too many from this address");
+                    }
                 }
             }
         }
-        Err(e) => Some(Err(e)),
-    })
+    }
 }
 
 impl Connected for LimitedStream {

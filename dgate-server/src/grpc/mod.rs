@@ -188,8 +188,10 @@ impl GameService for GameServiceImpl {
         // A spectator is who its token says, or Anonymous: a name in the
         // request is never trusted.
         let caller = self.auth.caller(request.metadata()).await?;
+        let peer = request.remote_addr().map(|a| a.ip());
         let r = request.into_inner();
-        let (_, spectator) = viewing::register(&self.manager, &r.session_id, caller.as_ref())?;
+        let (_, spectator) =
+            viewing::register(&self.manager, &r.session_id, caller.as_ref(), peer)?;
         Ok(Response::new(pb::AddSpectatorResponse {
             success: true,
             error: String::new(),

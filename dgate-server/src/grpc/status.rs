@@ -3,7 +3,7 @@
 use tonic::Status;
 use tracing::warn;
 
-use crate::accounts::AccountError;
+use crate::accounts::{AccountError, LoginError};
 use crate::game::SessionError;
 use crate::game::recordings::RecordingError;
 
@@ -53,6 +53,17 @@ impl From<AccountError> for Status {
                 warn!(error = %message, "account store failure");
                 Status::internal("the account store failed; try again")
             }
+        }
+    }
+}
+
+impl From<LoginError> for Status {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::TooManyFailures { .. }
+            | LoginError::TooManyRegistrations { .. }
+            | LoginError::Busy => Status::resource_exhausted(e.to_string()),
+            LoginError::Account(e) => e.into(),
         }
     }
 }

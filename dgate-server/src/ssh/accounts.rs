@@ -2,14 +2,13 @@
 //! password, and the SSH keys of the account.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crossterm::event::KeyCode;
 use dgate_tui::watch_menu::LETTERS;
 use tracing::info;
 
 use super::connection::{CLEAR, Connection, End, Step};
-use crate::accounts::{AccountError, LoginLimiter, check_username};
+use crate::accounts::{AccountError, check_username};
 
 pub(super) async fn login(conn: &mut Connection) -> Result<(), End> {
     conn.out
@@ -21,29 +20,18 @@ pub(super) async fn login(conn: &mut Connection) -> Result<(), End> {
     let Some(password) = conn.read_line("Password: ", true, 1024).await? else {
         return Ok(());
     };
-    let keys = LoginLimiter::keys(&name, conn.peer.map(|p| p.ip()));
-    if let Some(wait) = conn.front.limiter.blocked(&keys, Instant::now()) {
-        conn.message = Some(format!(
-            "Too many failed logins; try again in {} s.",
-            wait.as_secs().max(1)
-        ));
-        return Ok(());
-    }
-    let store = Arc::clone(&conn.front.accounts);
-    let checked = blocking(move || store.check_credentials(&name, password.as_bytes())).await;
-    match checked {
+    let peer = conn.peer.map(|p| p.ip());
+    let logins = Arc::clone(&conn.front.logins);
+    match logins
+        .check_password(&name, password.into_bytes(), peer, "ssh menu")
+        .await
+    {
         Ok(user) => {
             info!(username = %user.username, "logged in over SSH (menu)");
             conn.message = Some(format!("Welcome back, {}.", user.username));
             conn.user = Some(user);
         }
-        Err(e) => {
-            if matches!(e, AccountError::BadCredentials | AccountError::Banned(_)) {
-                conn.front.limiter.record_failure(&keys, Instant::now());
-                conn.front.manager.metrics().failed_logins.inc();
-            }
-            conn.message = Some(format!("Cannot log in: {e}."));
-        }
+        Err(e) => conn.message = Some(format!("Cannot log in: {e}.")),
     }
     Ok(())
 }
@@ -51,7 +39,7 @@ pub(super) async fn login(conn: &mut Connection) -> Result<(), End> {
 pub(super) async fn register(conn: &mut Connection) -> Result<(), End> {
     conn.out
         .write(format!(
-            "{CLEAR}Register (Esc cancels)\r\n\r\nA name of 2 to 20 letters, digits, '_' or '-'.\r\n\r\n"
+            "{CLEAR}Register (Esc cancels)\r\n\r\nA name of 2 to 20 letters, digits or '_'.\r\n\r\n"
         ))
         .await?;
     let Some(name) = conn.read_line("Username: ", false, 20).await? else {
@@ -71,10 +59,13 @@ pub(super) async fn register(conn: &mut Connection) -> Result<(), End> {
         conn.message = Some("Not registered: the passwords differ.".into());
         return Ok(());
     }
-    let store = Arc::clone(&conn.front.accounts);
-    match blocking(move || store.register(&name, password.as_bytes(), None)).await {
+    let peer = conn.peer.map(|p| p.ip());
+    let logins = Arc::clone(&conn.front.logins);
+    match logins
+        .register(&name, password.into_bytes(), None, peer, "ssh")
+        .await
+    {
         Ok(user) => {
-            info!(username = %user.username, "account registered over SSH");
             conn.message = Some(format!(
                 "Welcome, {}! Next time: ssh {}@this-host",
                 user.username, user.username
@@ -106,13 +97,11 @@ pub(super) async fn change_password(conn: &mut Connection) -> Result<(), End> {
         conn.message = Some("Unchanged: the new passwords differ.".into());
         return Ok(());
     }
-    let store = Arc::clone(&conn.front.accounts);
-    let name = user.username.clone();
-    let changed = blocking(move || {
-        store.check_credentials(&name, old.as_bytes())?;
-        store.set_password(&name, new.as_bytes())
-    })
-    .await;
+    let peer = conn.peer.map(|p| p.ip());
+    let logins = Arc::clone(&conn.front.logins);
+    let changed = logins
+        .change_password(&user, old.into_bytes(), new.into_bytes(), peer, "ssh")
+        .await;
     conn.message = Some(match changed {
         Ok(()) => "Password changed.".into(),
         Err(e) => format!("Unchanged: {e}."),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use dgate_term::TermSize;
 use dgate_tui::keys::KeyDecoder;
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf};
@@ -34,6 +35,11 @@ use crate::limits::AddressSlot;
 const EVENT_QUEUE: usize = 256;
 /// How long a client may take to ask for a shell after opening the channel.
 const SHELL_WAIT: Duration = Duration::from_secs(10);
+/// Bytes typed before the shell starts that are kept (as keys typed ahead);
+/// the rest is dropped, so a client cannot make the server hold its input.
+const EARLY_INPUT: usize = 4096;
+/// Keys typed ahead that are kept for the next screens.
+const TYPED_AHEAD: usize = 256;
 /// Menu actions allowed per [`FLOOD_WINDOW`].
 const FLOOD_ACTIONS: usize = 30;
 const FLOOD_WINDOW: Duration = Duration::from_secs(10);
@@ -89,7 +95,8 @@ pub async fn run(
     metrics.ssh_connections_active.inc();
     let (read, write) = channel.split();
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-    tokio::spawn(forward(read, events_tx));
+    let max_size = front.manager.config().session_management.terminal.max_size;
+    tokio::spawn(forward(read, events_tx, max_size));
     let mut connection = Connection {
         out: Output::new(write, (80, 24)),
         events,
@@ -120,8 +127,11 @@ pub async fn run(
 
 /// Reads the channel and queues what the connection needs, never blocking
 /// russh's session loop on a full queue: input beyond it is dropped.
-async fn forward(mut read: ChannelReadHalf, events: mpsc::Sender<Event>) {
-    let side = |v: u32| u16::try_from(v).unwrap_or(u16::MAX).max(1);
+/// Terminal sizes are clamped to `max_size` here, before anything is drawn
+/// at them.
+async fn forward(mut read: ChannelReadHalf, events: mpsc::Sender<Event>, max_size: TermSize) {
+    let clamp = |v: u32, max: u16| u16::try_from(v).unwrap_or(u16::MAX).clamp(1, max.max(1));
+    let side = |cols: u32, rows: u32| (clamp(cols, max_size.cols), clamp(rows, max_size.rows));
     while let Some(message) = read.wait().await {
         let event = match message {
             ChannelMsg::Data { data } => Event::Input(data),
@@ -129,17 +139,19 @@ async fn forward(mut read: ChannelReadHalf, events: mpsc::Sender<Event>) {
                 col_width,
                 row_height,
                 ..
-            } => Event::Resize(side(col_width), side(row_height)),
+            } => {
+                let (cols, rows) = side(col_width, row_height);
+                Event::Resize(cols, rows)
+            }
             ChannelMsg::RequestPty {
                 term,
                 col_width,
                 row_height,
                 ..
-            } => Event::Pty {
-                term,
-                cols: side(col_width),
-                rows: side(row_height),
-            },
+            } => {
+                let (cols, rows) = side(col_width, row_height);
+                Event::Pty { term, cols, rows }
+            }
             ChannelMsg::RequestShell { .. } => Event::Shell,
             ChannelMsg::Eof | ChannelMsg::Close => break,
             _ => continue,
@@ -182,6 +194,7 @@ impl Connection {
     /// Waits for the pty and the shell; refuses politely when the server is full.
     async fn start(&mut self, refusal: Option<String>) -> Result<(), End> {
         let deadline = tokio::time::Instant::now() + SHELL_WAIT;
+        let mut early_input = 0;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
@@ -193,7 +206,12 @@ impl Connection {
                 }
                 Some(Event::Resize(cols, rows)) => self.out.resize(cols, rows),
                 Some(Event::Shell) => break,
-                Some(Event::Input(bytes)) => self.queue_keys(&bytes),
+                Some(Event::Input(bytes)) => {
+                    let room = EARLY_INPUT.saturating_sub(early_input);
+                    let kept = &bytes[..bytes.len().min(room)];
+                    early_input += kept.len();
+                    self.queue_keys(kept);
+                }
                 Some(Event::Closed) | None => return Err(End::Gone),
             }
         }
@@ -205,8 +223,10 @@ impl Connection {
         Ok(())
     }
 
+    /// Decodes `bytes` into keys typed ahead, keeping at most [`TYPED_AHEAD`].
     fn queue_keys(&mut self, bytes: &[u8]) {
-        self.typed.extend(self.decoder.feed(bytes));
+        let room = TYPED_AHEAD.saturating_sub(self.typed.len());
+        self.typed.extend(self.decoder.feed(bytes).into_iter().take(room));
     }
 
     /// The next key, or a redraw after a resize. `idle` applies the menus'

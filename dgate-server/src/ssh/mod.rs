@@ -13,25 +13,28 @@ mod banners;
 mod connection;
 mod output;
 mod play;
+mod startups;
 mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use russh::keys::PrivateKey;
 use russh::server::{Auth, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::accounts::{AccountError, AccountStore, LoginLimiter, User};
+use crate::accounts::{AccountStore, Logins, User};
 use crate::game::SessionManager;
-use crate::limits::{AddressLimiter, AddressSlot};
+use crate::limits::{AddressLimiter, AddressSlot, LogOnce};
+use crate::metrics::Refusal;
+use startups::{Startup, Startups};
 
 pub use banners::Banners;
 
@@ -40,19 +43,19 @@ pub use banners::Banners;
 pub struct SshFront {
     pub manager: SessionManager,
     pub accounts: Arc<AccountStore>,
-    pub limiter: Arc<LoginLimiter>,
+    pub logins: Arc<Logins>,
     pub banners: Arc<Banners>,
     /// One per connection being served; `ssh.max_sessions` of them.
     permits: Arc<Semaphore>,
     addresses: AddressLimiter,
     host_key: PrivateKey,
+    refusals_logged: Arc<LogOnce>,
 }
 
 impl SshFront {
     pub fn new(
         manager: SessionManager,
-        accounts: Arc<AccountStore>,
-        limiter: Arc<LoginLimiter>,
+        logins: Arc<Logins>,
         addresses: AddressLimiter,
     ) -> anyhow::Result<Self> {
         let config = manager.config();
@@ -62,12 +65,13 @@ impl SshFront {
         info!(fingerprint = %host_key.public_key().fingerprint(russh::keys::HashAlg::Sha256), "SSH host key");
         Ok(Self {
             manager,
-            accounts,
-            limiter,
+            accounts: Arc::clone(logins.store()),
+            logins,
             banners: Arc::new(banners),
             permits,
             addresses,
             host_key,
+            refusals_logged: Arc::default(),
         })
     }
 }
@@ -111,12 +115,18 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Serves SSH on `listener` until `stop`.
+///
+/// The accept loop is dgate's own, not russh's, so that each connection is
+/// limited before any SSH work is done for it: [`startups::Startups`] (as
+/// OpenSSH's `MaxStartups`) and `ssh.login_grace_time` from the first byte
+/// to logged in. An accept error (out of file descriptors) is waited out,
+/// never fatal.
 pub async fn serve(
     front: SshFront,
     listener: TcpListener,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let russh_config = russh::server::Config {
+    let russh_config = Arc::new(russh::server::Config {
         keys: vec![front.host_key.clone()],
         methods: MethodSet::from(
             &[
@@ -133,42 +143,134 @@ pub async fn serve(
         keepalive_interval: Some(Duration::from_secs(30)),
         nodelay: true,
         ..Default::default()
-    };
-    let mut server = Server { front };
-    let running =
-        russh::server::Server::run_on_socket(&mut server, Arc::new(russh_config), &listener);
-    let handle = running.handle();
-    tokio::select! {
-        result = running => result.context("SSH server")?,
-        () = stop.cancelled() => handle.shutdown("the server is shutting down".into()),
+    });
+    let ssh = &front.manager.config().ssh;
+    let startups = Startups::new(
+        ssh.max_startups,
+        ssh.max_startups_per_address,
+        front.addresses.trusted().clone(),
+    );
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => break,
+        };
+        let (socket, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                crate::limits::accept_failed("SSH", &e).await;
+                continue;
+            }
+        };
+        let Some(startup) = startups.admit(peer.ip(), startups::chance()) else {
+            front.manager.metrics().refused(Refusal::SshStartups);
+            if front.refusals_logged.should_log(peer.ip()) {
+                info!(%peer, "SSH connection dropped: too many connections are logging in");
+            }
+            // Lines before the version are allowed (RFC 4253, 4.2): say why.
+            let _ = socket.try_write(b"Too many connections are logging in; try again soon.\r\n");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        connections.spawn(connection(
+            front.clone(),
+            Arc::clone(&russh_config),
+            socket,
+            peer,
+            startup,
+            stop.clone(),
+        ));
     }
+    connections.close();
+    // Connections end themselves on `stop`; a stuck one is not waited for long.
+    let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
     Ok(())
 }
 
-struct Server {
+/// One SSH connection: the handshake and login within the grace time, then
+/// the session until it ends or the server stops.
+async fn connection(
     front: SshFront,
+    config: Arc<russh::server::Config>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    startup: Startup,
+    stop: CancellationToken,
+) {
+    let metrics = Arc::clone(front.manager.metrics());
+    metrics.ssh_connections.inc();
+    let grace = front.manager.config().ssh.login_grace_time;
+    let deadline = tokio::time::Instant::now() + grace;
+    let (logged_in, mut login) = tokio::sync::oneshot::channel();
+    let handler = Handler {
+        slot: Some(front.addresses.admit(peer.ip())),
+        front: front.clone(),
+        peer: Some(peer),
+        user: None,
+        opened: false,
+        startup: Some((startup, logged_in)),
+    };
+    let running = tokio::select! {
+        started = tokio::time::timeout_at(deadline, russh::server::run_stream(config, socket, handler)) => started,
+        () = stop.cancelled() => return,
+    };
+    let session = match running {
+        Ok(Ok(session)) => session,
+        Ok(Err(e)) => return report(&e),
+        Err(_) => {
+            // No version line or key exchange within the grace time.
+            return front.grace_expired(peer);
+        }
+    };
+    let handle = session.handle();
+    tokio::pin!(session);
+    let end = tokio::select! {
+        ended = &mut session => Some(ended),
+        _ = &mut login => None,
+        () = tokio::time::sleep_until(deadline) => {
+            front.grace_expired(peer);
+            disconnect(&handle, "login grace time exceeded").await;
+            return;
+        }
+        () = stop.cancelled() => {
+            disconnect(&handle, "the server is shutting down").await;
+            return;
+        }
+    };
+    let ended = match end {
+        Some(ended) => ended,
+        None => tokio::select! {
+            ended = &mut session => ended,
+            () = stop.cancelled() => {
+                disconnect(&handle, "the server is shutting down").await;
+                return;
+            }
+        },
+    };
+    if let Err(e) = ended {
+        report(&e);
+    }
 }
 
-impl russh::server::Server for Server {
-    type Handler = Handler;
+async fn disconnect(handle: &russh::server::Handle, why: &str) {
+    let sent = handle.disconnect(russh::Disconnect::ByApplication, why.into(), String::new());
+    let _ = tokio::time::timeout(Duration::from_secs(5), sent).await;
+}
 
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> Handler {
-        self.front.manager.metrics().ssh_connections.inc();
-        let slot = peer.and_then(|p| self.front.addresses.admit(p.ip()));
-        Handler {
-            front: self.front.clone(),
-            peer,
-            user: None,
-            opened: false,
-            slot: Some(slot),
-        }
+fn report(error: &anyhow::Error) {
+    if is_hang_up(error) {
+        debug!(error = %error, "SSH client went away");
+    } else {
+        warn!(error = %error, "SSH connection failed");
     }
+}
 
-    fn handle_session_error(&mut self, error: anyhow::Error) {
-        if is_hang_up(&error) {
-            debug!(error = %error, "SSH client went away");
-        } else {
-            warn!(error = %error, "SSH connection failed");
+impl SshFront {
+    fn grace_expired(&self, peer: SocketAddr) {
+        self.manager.metrics().refused(Refusal::SshLoginGrace);
+        if self.refusals_logged.should_log(peer.ip()) {
+            info!(%peer, "SSH connection closed: not logged in within the login grace time");
         }
     }
 }
@@ -204,6 +306,8 @@ pub struct Handler {
     /// This connection's place in its address's limit (`Some(None)`: over
     /// it); handed to the connection with the channel.
     slot: Option<Option<AddressSlot>>,
+    /// Held until the client logs in, then dropped and the sender told.
+    startup: Option<(Startup, tokio::sync::oneshot::Sender<()>)>,
 }
 
 fn ask_for_credentials() -> Auth {
@@ -220,6 +324,15 @@ fn ask_for_credentials() -> Auth {
 }
 
 impl Handler {
+    /// Logged in (or in the anonymous menu): the grace time and the startup
+    /// limit no longer apply.
+    fn logged_in(&mut self) {
+        if let Some((startup, logged_in)) = self.startup.take() {
+            drop(startup);
+            let _ = logged_in.send(());
+        }
+    }
+
     /// The account named `username`, if there is one.
     async fn account_exists(&self, username: &str) -> bool {
         let (store, name) = (Arc::clone(&self.front.accounts), username.to_owned());
@@ -229,36 +342,21 @@ impl Handler {
     }
 
     async fn check_password(&mut self, username: &str, password: String) -> Auth {
-        let keys = LoginLimiter::keys(username, self.peer.map(|p| p.ip()));
-        if self.front.limiter.blocked(&keys, Instant::now()).is_some() {
-            info!(username, peer = ?self.peer, "SSH login refused: too many failures");
-            return ask_for_credentials();
-        }
-        let (store, name) = (Arc::clone(&self.front.accounts), username.to_owned());
-        let checked = tokio::task::spawn_blocking(move || {
-            store.check_credentials(&name, password.as_bytes())
-        })
-        .await;
-        match checked {
-            Ok(Ok(user)) => {
+        let peer = self.peer.map(|p| p.ip());
+        match self
+            .front
+            .logins
+            .check_password(username, password.into_bytes(), peer, "ssh")
+            .await
+        {
+            Ok(user) => {
                 info!(username = %user.username, "logged in over SSH");
                 self.user = Some(user);
+                self.logged_in();
                 Auth::Accept
             }
-            Ok(Err(AccountError::BadCredentials)) | Ok(Err(AccountError::Banned(_))) => {
-                self.front.limiter.record_failure(&keys, Instant::now());
-                self.front.manager.metrics().failed_logins.inc();
-                info!(username, peer = ?self.peer, "failed SSH login");
-                ask_for_credentials()
-            }
-            Ok(Err(e)) => {
-                warn!(error = %e, "SSH login failed in the account store");
-                ask_for_credentials()
-            }
-            Err(e) => {
-                warn!(error = %e, "SSH login task failed");
-                ask_for_credentials()
-            }
+            // Refusals and failures are counted and logged by `Logins`.
+            Err(_) => ask_for_credentials(),
         }
     }
 
@@ -284,6 +382,7 @@ impl russh::server::Handler for Handler {
         if self.account_exists(user).await {
             Ok(ask_for_credentials())
         } else {
+            self.logged_in();
             Ok(Auth::Accept)
         }
     }
@@ -332,6 +431,7 @@ impl russh::server::Handler for Handler {
             Some(account) => {
                 info!(username = %account.username, "logged in over SSH with a public key");
                 self.user = Some(account);
+                self.logged_in();
                 Ok(Auth::Accept)
             }
             None => Ok(ask_for_credentials()),

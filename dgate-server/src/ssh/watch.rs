@@ -151,7 +151,13 @@ enum Drawing {
 /// Watches one game until `q`, Ctrl+C or its end; returns a line for the menu.
 pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Option<String>, End> {
     let manager = conn.front.manager.clone();
-    let mut watch = match Watch::open(&manager, session_id, conn.user.as_ref(), Transport::Ssh) {
+    let mut watch = match Watch::open(
+        &manager,
+        session_id,
+        conn.user.as_ref(),
+        conn.peer.map(|p| p.ip()),
+        Transport::Ssh,
+    ) {
         Ok(watch) => watch,
         Err(e) => return Ok(Some(format!("Cannot watch: {e}."))),
     };

@@ -1,9 +1,11 @@
 //! A spectator's life, the same on every transport: admission (spectating
-//! enabled, the anonymous policy, the game's spectator limit), the registry
+//! enabled, the anonymous policy, the game's spectator limit, the caps per
+//! address on one game and on all of them), the registry
 //! entry, the hub subscription, the counting of what it was sent, and the
 //! cleanup when it goes, however it goes (client gone, task cancelled,
 //! server shutdown): it is all in [`Drop`].
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -15,21 +17,24 @@ use tracing::info;
 
 use super::{Transport, may_watch};
 use crate::accounts::User;
-use crate::broadcast::{Delivery, SnapshotReason, Spectator, Subscription};
+use crate::broadcast::{Delivery, RegistryFull, SnapshotReason, Spectator, Subscription};
 use crate::game::{Session, SessionError, SessionManager};
-use crate::metrics::Metrics;
+use crate::limits::address_key;
+use crate::metrics::{Metrics, Refusal};
 
 /// How long a registration made without a stream (gRPC's `AddSpectator`)
 /// waits for its stream before it is let go.
 pub const UNCLAIMED_SPECTATOR_GRACE: Duration = Duration::from_secs(60);
 
-/// Admits `who` (anonymous when `None`) as a spectator of `session_id` and
-/// registers them, without a stream yet: [`Watch::claim`] binds one. A
-/// registration no stream claims within [`UNCLAIMED_SPECTATOR_GRACE`] expires.
+/// Admits `who` (anonymous when `None`), watching from `peer`, as a
+/// spectator of `session_id` and registers them, without a stream yet:
+/// [`Watch::claim`] binds one. A registration no stream claims within
+/// [`UNCLAIMED_SPECTATOR_GRACE`] expires.
 pub fn register(
     manager: &SessionManager,
     session_id: &str,
     who: Option<&User>,
+    peer: Option<IpAddr>,
 ) -> Result<(Arc<Session>, Arc<Spectator>), SessionError> {
     if !manager.config().session_management.spectating.enabled {
         return Err(SessionError::SpectatingDisabled);
@@ -41,9 +46,27 @@ pub fn register(
         Some(user) => (i32::try_from(user.id).unwrap_or(0), user.username.as_str()),
         None => (0, ""),
     };
-    let spectator = Arc::new(Spectator::new(user_id, username));
+    let addresses = manager.spectator_addresses();
+    let (address, slot) = match peer {
+        Some(ip) if !addresses.trusted().contains(ip) => {
+            let Some(slot) = addresses.admit(ip) else {
+                manager.metrics().refused(Refusal::SpectatorsPerAddress);
+                return Err(SessionError::Limit(format!(
+                    "at most {} spectators may watch from one address",
+                    addresses.max()
+                )));
+            };
+            (Some(address_key(ip)), Some(slot))
+        }
+        _ => (None, None),
+    };
+    let spectator = Arc::new(Spectator::from_address(user_id, username, address, slot));
     let started = Instant::now();
-    let version = session.spectators.add(Arc::clone(&spectator))?;
+    let version = session.spectators.add(Arc::clone(&spectator)).inspect_err(|full| {
+        if matches!(full, RegistryFull::Address { .. }) {
+            manager.metrics().refused(Refusal::SpectatorsPerAddress);
+        }
+    })?;
     Metrics::observe(
         &manager.metrics().spectator_registry_update_duration_seconds,
         started.elapsed(),
@@ -123,9 +146,10 @@ impl Spectating {
         manager: &SessionManager,
         session_id: &str,
         who: Option<&User>,
+        peer: Option<IpAddr>,
         transport: Transport,
     ) -> Result<Self, SessionError> {
-        let (session, spectator) = register(manager, session_id, who)?;
+        let (session, spectator) = register(manager, session_id, who, peer)?;
         Self::bind(manager, session, &spectator.id, transport)
     }
 
@@ -199,9 +223,10 @@ impl Watch {
         manager: &SessionManager,
         session_id: &str,
         who: Option<&User>,
+        peer: Option<IpAddr>,
         transport: Transport,
     ) -> Result<Self, SessionError> {
-        Spectating::open(manager, session_id, who, transport).map(Self::subscribe)
+        Spectating::open(manager, session_id, who, peer, transport).map(Self::subscribe)
     }
 
     fn subscribe(spectating: Spectating) -> Self {

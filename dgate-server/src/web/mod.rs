@@ -17,8 +17,11 @@ use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -28,6 +31,8 @@ use tracing::debug;
 use crate::broadcast::SnapshotReason;
 
 use crate::game::{SessionError, SessionManager};
+use crate::limits::loggable;
+use crate::metrics::Refusal;
 use crate::viewing::{Spectating, Transport};
 use feed::{Feed, Feeds};
 use screen_json::Message as Out;
@@ -38,6 +43,7 @@ const MAX_INBOUND_BYTES: usize = 1024;
 const LOBBY: &str = include_str!("../../web/lobby.html");
 const WATCH: &str = include_str!("../../web/watch.html");
 const SCRIPT: &str = include_str!("../../web/term.js");
+const LOBBY_SCRIPT: &str = include_str!("../../web/lobby.js");
 const STYLE: &str = include_str!("../../web/style.css");
 
 /// What the browser side shares: the games, and one feed per watched game.
@@ -57,6 +63,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(manager: SessionManager) -> axum
         .route("/watch/{session_id}", axum::routing::get(watch_page))
         .route("/ws/spectate", axum::routing::get(spectate))
         .route("/assets/term.js", axum::routing::get(script))
+        .route("/assets/lobby.js", axum::routing::get(lobby_script))
         .route("/assets/style.css", axum::routing::get(style))
         .with_state(web)
         .merge(replay::routes(manager))
@@ -88,6 +95,13 @@ async fn script() -> impl IntoResponse {
     )
 }
 
+async fn lobby_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        LOBBY_SCRIPT,
+    )
+}
+
 async fn style() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
 }
@@ -107,13 +121,45 @@ struct SpectateQuery {
     from: Option<u64>,
 }
 
+/// A browser WebSocket opened by a page of another site: refused (403),
+/// unless that site is in `server.allowed_origins`. A client that sends no
+/// `Origin` is not a browser page and is let in.
+pub(crate) fn foreign_origin(manager: &SessionManager, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+    let allowed = &manager.config().server.allowed_origins;
+    if (!host.is_empty() && authority.eq_ignore_ascii_case(host))
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+    {
+        return None;
+    }
+    manager.metrics().refused(Refusal::WebSocketOrigin);
+    debug!(origin = %loggable(origin), "WebSocket from a foreign origin refused");
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "this socket is for the server's own pages (a foreign Origin)" })),
+        )
+            .into_response(),
+    )
+}
+
 /// Registers the browser as a spectator before upgrading, so that an unknown
 /// or full session is a plain HTTP error.
 async fn spectate(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(web): State<Web>,
     Query(query): Query<SpectateQuery>,
+    headers: HeaderMap,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Response {
+    if let Some(refusal) = foreign_origin(&web.manager, &headers) {
+        return refusal;
+    }
     if let Err(e) = web.manager.get(&query.session) {
         return (
             StatusCode::NOT_FOUND,
@@ -127,12 +173,20 @@ async fn spectate(
     };
     // Browsers watch anonymously.
     let spectating =
-        match Spectating::open(&web.manager, &query.session, None, Transport::WebSocket) {
+        match Spectating::open(
+            &web.manager,
+            &query.session,
+            None,
+            crate::http::peer(connection),
+            Transport::WebSocket,
+        ) {
             Ok(spectating) => spectating,
             Err(e) => {
                 let status = match &e {
                     SessionError::NotFound(_) => StatusCode::NOT_FOUND,
-                    SessionError::SpectatorsFull(_) => StatusCode::TOO_MANY_REQUESTS,
+                    SessionError::SpectatorsFull(_) | SessionError::Limit(_) => {
+                        StatusCode::TOO_MANY_REQUESTS
+                    }
                     SessionError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
                     _ => StatusCode::SERVICE_UNAVAILABLE,
                 };

@@ -164,7 +164,11 @@ async fn replay(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(manager): State<SessionManager>,
     Query(query): Query<ReplayQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
+    if let Some(refusal) = super::foreign_origin(&manager, &headers) {
+        return refusal;
+    }
     if let Some(refusal) = refused(&manager) {
         return refusal;
     }

@@ -460,10 +460,10 @@ async fn an_unclaimed_spectator_registration_expires() {
         })
         .expect("start");
     let (_, claimed) =
-        dgate_server::viewing::register(&manager, &session.info.id, None).expect("add");
+        dgate_server::viewing::register(&manager, &session.info.id, None, None).expect("add");
     assert!(claimed.bind(), "a stream claims this one");
     let (_, unclaimed) =
-        dgate_server::viewing::register(&manager, &session.info.id, None).expect("add");
+        dgate_server::viewing::register(&manager, &session.info.id, None, None).expect("add");
     assert_eq!(session.spectators.len(), 2);
 
     tokio::time::sleep(

@@ -32,6 +32,37 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 pub type Client = GameServiceClient<Channel>;
 
+/// The source address of stranger `n` (1 and up): 127.0.0.(1+n). Loopback
+/// answers every 127/8 address, so a test can tell per-address limits from
+/// global ones; 127.0.0.1 is a trusted address in the default config.
+pub fn stranger(n: u8) -> std::net::IpAddr {
+    std::net::Ipv4Addr::new(127, 0, 0, 1 + n).into()
+}
+
+/// A TCP connection to `to` from `source`.
+pub async fn tcp_from(
+    source: std::net::IpAddr,
+    to: SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(to).await
+}
+
+/// A gRPC channel to `server` whose connections come from `source`.
+pub async fn channel_from(source: std::net::IpAddr, server: SocketAddr) -> Channel {
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| async move {
+        tcp_from(source, server)
+            .await
+            .map(hyper_util::rt::TokioIo::new)
+    });
+    tonic::transport::Endpoint::from_shared(format!("http://{server}"))
+        .expect("endpoint")
+        .connect_with_connector(connector)
+        .await
+        .expect("connect from a stranger's address")
+}
+
 pub fn testgame_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dgate-testgame"))
 }

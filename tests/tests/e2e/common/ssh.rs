@@ -52,7 +52,27 @@ impl SshTerminal {
         login: Login<'_>,
         size: (u16, u16),
     ) -> Result<Self, String> {
-        Self::connect_with(client::Config::default(), addr, user, login, size).await
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let pty = (size.0.into(), size.1.into());
+        Self::connect_with(client::Config::default(), stream, user, login, pty, size).await
+    }
+
+    /// A stranger's connection from `source` (127.0.0.2 and up) that asks
+    /// for a `pty` of any size; the test's own screen is `screen`.
+    pub async fn connect_from(
+        source: std::net::IpAddr,
+        addr: SocketAddr,
+        user: &str,
+        login: Login<'_>,
+        pty: (u32, u32),
+        screen: (u16, u16),
+    ) -> Result<Self, String> {
+        let stream = super::tcp_from(source, addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        Self::connect_with(client::Config::default(), stream, user, login, pty, screen).await
     }
 
     /// A client that buffers little: when the test stops reading, the server
@@ -67,18 +87,23 @@ impl SshTerminal {
             channel_buffer_size: 4,
             ..Default::default()
         };
-        Self::connect_with(config, addr, user, Login::None, size).await
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let pty = (size.0.into(), size.1.into());
+        Self::connect_with(config, stream, user, Login::None, pty, size).await
     }
 
     async fn connect_with(
         config: client::Config,
-        addr: SocketAddr,
+        stream: tokio::net::TcpStream,
         user: &str,
         login: Login<'_>,
+        (pty_cols, pty_rows): (u32, u32),
         (cols, rows): (u16, u16),
     ) -> Result<Self, String> {
         let config = Arc::new(config);
-        let mut handle = client::connect(config, addr, AcceptAnyHostKey)
+        let mut handle = client::connect_stream(config, stream, AcceptAnyHostKey)
             .await
             .map_err(|e| format!("connect: {e}"))?;
         let result = match login {
@@ -98,7 +123,7 @@ impl SshTerminal {
             .await
             .map_err(|e| format!("open a session: {e}"))?;
         channel
-            .request_pty(true, "xterm-256color", cols.into(), rows.into(), 0, 0, &[])
+            .request_pty(true, "xterm-256color", pty_cols, pty_rows, 0, 0, &[])
             .await
             .map_err(|e| format!("pty: {e}"))?;
         channel
