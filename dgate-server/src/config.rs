@@ -107,13 +107,18 @@ impl std::str::FromStr for MaxStartups {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("{text:?} is not \"start:rate:full\" (like \"10:30:100\") or a number");
+        let bad =
+            || format!("{text:?} is not \"start:rate:full\" (like \"10:30:100\") or a number");
         let parts: Vec<&str> = text.split(':').collect();
         let number = |s: &str| s.trim().parse::<usize>().map_err(|_| bad());
         let startups = match parts[..] {
             [n] => {
                 let n = number(n)?;
-                MaxStartups { start: n, rate: 100, full: n }
+                MaxStartups {
+                    start: n,
+                    rate: 100,
+                    full: n,
+                }
             }
             [start, rate, full] => MaxStartups {
                 start: number(start)?,
@@ -287,7 +292,10 @@ impl Default for ServerConfig {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_connections_per_address: 64,
-            trusted_addresses: vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)],
+            trusted_addresses: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
             http_header_timeout: Duration::from_secs(15),
             grpc_max_streams_per_connection: 64,
             allowed_origins: Vec::new(),

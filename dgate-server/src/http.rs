@@ -115,10 +115,12 @@ pub async fn serve(
         // Frames are small and must go out at once: no Nagle delay.
         let _ = socket.set_nodelay(true);
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
-        });
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(request)
+            },
+        );
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(socket), service)
             .into_owned();

@@ -77,8 +77,7 @@ pub async fn serve(
     let auth = Authenticator::new(Arc::clone(&store));
     // Connections per address count gRPC, SSH and HTTP together.
     let trusted = limits::Trusted::new(&config.server.trusted_addresses);
-    let addresses =
-        limits::AddressLimiter::new(config.server.max_connections_per_address, trusted);
+    let addresses = limits::AddressLimiter::new(config.server.max_connections_per_address, trusted);
     // Password work counts against one set of limits, over gRPC and SSH alike.
     let logins = Arc::new(Logins::new(
         Arc::clone(&store),
@@ -88,11 +87,8 @@ pub async fn serve(
     // The SSH front end is ready (host key and banners read) before anything listens.
     let ssh = match listeners.ssh {
         Some(listener) => {
-            let front = ssh::SshFront::new(
-                manager.clone(),
-                Arc::clone(&logins),
-                addresses.clone(),
-            )?;
+            let front =
+                ssh::SshFront::new(manager.clone(), Arc::clone(&logins), addresses.clone())?;
             Some((front, listener))
         }
         None => None,
@@ -107,7 +103,7 @@ pub async fn serve(
     let games = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone(), auth.clone()))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let accounts = AuthServiceServer::new(AuthServiceImpl::new(auth, Arc::clone(&logins)))
-    .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let grpc = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(config.server.grpc_max_streams_per_connection))
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))

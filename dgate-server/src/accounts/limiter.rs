@@ -160,7 +160,10 @@ impl LoginLimiter {
             limits.push((Key::Address(ip), self.per_address));
         } else {
             // No address (not over TCP): the name alone.
-            limits.push((Key::NameAddress(name.clone(), IpAddr::from([0u8; 4])), self.per_name_address));
+            limits.push((
+                Key::NameAddress(name.clone(), IpAddr::from([0u8; 4])),
+                self.per_name_address,
+            ));
         }
         let mut windows = self.logins.lock().unwrap_or_else(|p| p.into_inner());
         let wait = limits
@@ -242,7 +245,10 @@ mod tests {
         // Places are taken before any answer is known.
         let attempts: Vec<_> = (0..10).map(|_| limiter.begin("alice", ip, now)).collect();
         assert_eq!(attempts.iter().filter(|a| a.is_ok()).count(), 3);
-        let refused = attempts.iter().find_map(|a| a.as_ref().err()).expect("refused");
+        let refused = attempts
+            .iter()
+            .find_map(|a| a.as_ref().err())
+            .expect("refused");
         assert_eq!(refused.retry_after, Duration::from_secs(60));
     }
 
@@ -272,10 +278,15 @@ mod tests {
         let owner = Some(IpAddr::from([10, 0, 0, 3]));
         let now = Instant::now();
         for _ in 0..5 {
-            limiter.begin("alice", stranger, now).expect("place").failed();
+            limiter
+                .begin("alice", stranger, now)
+                .expect("place")
+                .failed();
         }
         assert!(limiter.begin("alice", stranger, now).is_err());
-        let attempt = limiter.begin("alice", owner, now).expect("the owner may try");
+        let attempt = limiter
+            .begin("alice", owner, now)
+            .expect("the owner may try");
         assert_eq!(attempt.delay, Duration::ZERO);
         // Many strangers: the name is slowed down, never refused.
         for n in 4..=10u8 {
@@ -283,7 +294,9 @@ mod tests {
                 let _ = limiter.begin("alice", Some(IpAddr::from([10, 0, 0, n])), now);
             }
         }
-        let attempt = limiter.begin("alice", owner, now).expect("still not refused");
+        let attempt = limiter
+            .begin("alice", owner, now)
+            .expect("still not refused");
         assert_eq!(attempt.delay, THROTTLE_DELAY);
     }
 
@@ -307,7 +320,11 @@ mod tests {
         assert!(limiter.begin_registration(ip, now).is_ok());
         let refused = limiter.begin_registration(ip, now).expect_err("third");
         assert_eq!(refused.retry_after, Duration::from_secs(3600));
-        assert!(limiter.begin_registration(Some(IpAddr::from([10, 0, 0, 3])), now).is_ok());
+        assert!(
+            limiter
+                .begin_registration(Some(IpAddr::from([10, 0, 0, 3])), now)
+                .is_ok()
+        );
         assert!(
             limiter
                 .begin_registration(ip, now + Duration::from_secs(3601))

@@ -87,7 +87,9 @@ impl Logins {
         let store = Arc::clone(&self.store);
         let name = username.to_owned();
         let login = self
-            .attempt(username, peer, "grpc", move || store.login(&name, &password))
+            .attempt(username, peer, "grpc", move || {
+                store.login(&name, &password)
+            })
             .await?;
         Ok(login)
     }
@@ -125,8 +127,7 @@ impl Logins {
         // Bad names and passwords are refused before they cost a place.
         super::check_username(username).map_err(super::store::invalid_username)?;
         super::store::check_password(&password)?;
-        if let Err(Refused { retry_after }) =
-            self.limiter.begin_registration(peer, Instant::now())
+        if let Err(Refused { retry_after }) = self.limiter.begin_registration(peer, Instant::now())
         {
             self.refused(Refusal::Registrations, peer, username, via);
             return Err(LoginError::TooManyRegistrations { retry_after });
@@ -164,7 +165,9 @@ impl Logins {
                 attempt.succeeded();
                 Ok(value)
             }
-            Err(LoginError::Account(e @ (AccountError::BadCredentials | AccountError::Banned(_)))) => {
+            Err(LoginError::Account(
+                e @ (AccountError::BadCredentials | AccountError::Banned(_)),
+            )) => {
                 attempt.failed();
                 self.metrics.failed_logins.inc();
                 info!(username = %loggable(username), via, peer = ?peer, "failed login");
@@ -245,7 +248,12 @@ mod tests {
                 let logins = Arc::clone(&logins);
                 tokio::spawn(async move {
                     logins
-                        .check_password("alice", format!("guess {i}").into_bytes(), stranger, "test")
+                        .check_password(
+                            "alice",
+                            format!("guess {i}").into_bytes(),
+                            stranger,
+                            "test",
+                        )
                         .await
                 })
             })
@@ -276,7 +284,13 @@ mod tests {
         let ip = Some(IpAddr::from([10, 0, 0, 2]));
         for i in 0..3 {
             logins
-                .register(&format!("user{i}"), b"a password".to_vec(), None, ip, "test")
+                .register(
+                    &format!("user{i}"),
+                    b"a password".to_vec(),
+                    None,
+                    ip,
+                    "test",
+                )
                 .await
                 .expect("within the limit");
         }
@@ -288,10 +302,19 @@ mod tests {
             matches!(refused, LoginError::TooManyRegistrations { .. }),
             "{refused:?}"
         );
-        assert!(refused.to_string().contains("try again in 60 min"), "{refused}");
+        assert!(
+            refused.to_string().contains("try again in 60 min"),
+            "{refused}"
+        );
         // A bad name costs no place and says what is wrong.
         let bad = logins
-            .register("alice-val", b"a password".to_vec(), None, Some(IpAddr::from([10, 0, 0, 3])), "test")
+            .register(
+                "alice-val",
+                b"a password".to_vec(),
+                None,
+                Some(IpAddr::from([10, 0, 0, 3])),
+                "test",
+            )
             .await
             .expect_err("bad name");
         assert!(bad.to_string().contains("role"), "{bad}");

@@ -147,8 +147,24 @@ pub fn check_username(name: &str) -> Result<(), String> {
 /// Names a game reads as no name at all (NetHack's `GENERICUSERS` asks
 /// "Who are you?" for them) or as the system's own accounts.
 const GENERIC_NAMES: &[&str] = &[
-    "play", "player", "game", "games", "nethack", "nethacker", "crawl", "root", "admin",
-    "administrator", "daemon", "nobody", "guest", "dgate", "dgl", "sysop", "operator", "wizard",
+    "play",
+    "player",
+    "game",
+    "games",
+    "nethack",
+    "nethacker",
+    "crawl",
+    "root",
+    "admin",
+    "administrator",
+    "daemon",
+    "nobody",
+    "guest",
+    "dgate",
+    "dgl",
+    "sysop",
+    "operator",
+    "wizard",
 ];
 
 pub(super) fn check_password(password: &[u8]) -> Result<(), AccountError> {

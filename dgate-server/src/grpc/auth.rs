@@ -126,7 +126,10 @@ impl AuthService for AuthServiceImpl {
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let address = peer(&request);
         let r = request.into_inner();
-        let login = self.logins.login(&r.username, r.password.to_vec(), address).await?;
+        let login = self
+            .logins
+            .login(&r.username, r.password.to_vec(), address)
+            .await?;
         info!(username = %login.user.username, "logged in");
         Ok(Response::new(pb::LoginResponse {
             token: login.token,
@@ -154,7 +157,13 @@ impl AuthService for AuthServiceImpl {
         let address = peer(&request);
         let r = request.into_inner();
         self.logins
-            .change_password(&user, r.old_password.to_vec(), r.new_password.to_vec(), address, "grpc")
+            .change_password(
+                &user,
+                r.old_password.to_vec(),
+                r.new_password.to_vec(),
+                address,
+                "grpc",
+            )
             .await?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }

@@ -268,7 +268,10 @@ mod tests {
         let message = game_session(&summary);
         assert_eq!(message.status(), pb::SessionStatus::Active);
         assert_eq!(message.spectator_count, 1);
-        assert_eq!(message.spectators[0].spectator_id, "", "ids are never listed");
+        assert_eq!(
+            message.spectators[0].spectator_id, "",
+            "ids are never listed"
+        );
         assert!(message.spectators[0].connected);
         assert_eq!(message.terminal_size, Some(terminal_size(summary.size)));
         assert_eq!(

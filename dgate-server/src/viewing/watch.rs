@@ -62,11 +62,14 @@ pub fn register(
     };
     let spectator = Arc::new(Spectator::from_address(user_id, username, address, slot));
     let started = Instant::now();
-    let version = session.spectators.add(Arc::clone(&spectator)).inspect_err(|full| {
-        if matches!(full, RegistryFull::Address { .. }) {
-            manager.metrics().refused(Refusal::SpectatorsPerAddress);
-        }
-    })?;
+    let version = session
+        .spectators
+        .add(Arc::clone(&spectator))
+        .inspect_err(|full| {
+            if matches!(full, RegistryFull::Address { .. }) {
+                manager.metrics().refused(Refusal::SpectatorsPerAddress);
+            }
+        })?;
     Metrics::observe(
         &manager.metrics().spectator_registry_update_duration_seconds,
         started.elapsed(),

@@ -142,7 +142,9 @@ pub(crate) fn foreign_origin(manager: &SessionManager, headers: &HeaderMap) -> O
     Some(
         (
             StatusCode::FORBIDDEN,
-            Json(json!({ "error": "this socket is for the server's own pages (a foreign Origin)" })),
+            Json(
+                json!({ "error": "this socket is for the server's own pages (a foreign Origin)" }),
+            ),
         )
             .into_response(),
     )
@@ -172,27 +174,26 @@ async fn spectate(
         Err(rejection) => return rejection.into_response(),
     };
     // Browsers watch anonymously.
-    let spectating =
-        match Spectating::open(
-            &web.manager,
-            &query.session,
-            None,
-            crate::http::peer(connection),
-            Transport::WebSocket,
-        ) {
-            Ok(spectating) => spectating,
-            Err(e) => {
-                let status = match &e {
-                    SessionError::NotFound(_) => StatusCode::NOT_FOUND,
-                    SessionError::SpectatorsFull(_) | SessionError::Limit(_) => {
-                        StatusCode::TOO_MANY_REQUESTS
-                    }
-                    SessionError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
-                    _ => StatusCode::SERVICE_UNAVAILABLE,
-                };
-                return (status, Json(json!({ "error": e.to_string() }))).into_response();
-            }
-        };
+    let spectating = match Spectating::open(
+        &web.manager,
+        &query.session,
+        None,
+        crate::http::peer(connection),
+        Transport::WebSocket,
+    ) {
+        Ok(spectating) => spectating,
+        Err(e) => {
+            let status = match &e {
+                SessionError::NotFound(_) => StatusCode::NOT_FOUND,
+                SessionError::SpectatorsFull(_) | SessionError::Limit(_) => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
+                SessionError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return (status, Json(json!({ "error": e.to_string() }))).into_response();
+        }
+    };
     // The page never sends more than a ping: a small read buffer, which the
     // socket would otherwise zero (128 KiB) on every read it attempts.
     ws.max_message_size(MAX_INBOUND_BYTES)

@@ -20,5 +20,6 @@ mod reattach;
 mod recording;
 mod replay;
 mod ssh;
+mod strangers;
 mod streaming;
 mod web;

@@ -627,28 +627,44 @@ async fn a_paused_ssh_watcher_slows_nobody_and_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_address_are_limited_across_grpc_and_ssh() {
     let server = start_server(|c| c.server.max_connections_per_address = 3).await;
+    // A stranger's address (127.0.0.1 is trusted, so not limited).
+    let from = stranger(8);
+    let connect =
+        || SshTerminal::connect_from(from, server.ssh_addr, "guest", Login::None, (100, 30), SIZE);
     // One gRPC connection and two SSH connections fill the address's three slots.
-    let mut client = server.client().await;
+    let mut client = dgate_proto::pb::game_service_client::GameServiceClient::new(
+        channel_from(from, server.grpc_addr).await,
+    );
     client
         .list_games(dgate_proto::pb::ListGamesRequest {})
         .await
         .expect("gRPC works");
-    let first = anonymous(&server).await;
-    let _second = anonymous(&server).await;
-    let mut third = SshTerminal::connect(server.ssh_addr, "guest", Login::None, SIZE)
-        .await
-        .expect("connects");
+    let mut first = connect().await.expect("connects");
+    first.wait_for("=>").await;
+    let mut second = connect().await.expect("connects");
+    second.wait_for("=>").await;
+    let mut third = connect().await.expect("connects");
     third
         .wait_for("Too many connections from your address (at most 3).")
         .await;
     third.wait_closed().await;
+    // Another address is not affected.
+    let mut elsewhere = SshTerminal::connect_from(
+        stranger(9),
+        server.ssh_addr,
+        "guest",
+        Login::None,
+        (100, 30),
+        SIZE,
+    )
+    .await
+    .expect("connects");
+    elsewhere.wait_for("=>").await;
     // A closed connection gives its slot back.
     drop(first);
     let mut again = None;
     for _ in 0..50 {
-        let mut t = SshTerminal::connect(server.ssh_addr, "guest", Login::None, SIZE)
-            .await
-            .expect("connects");
+        let mut t = connect().await.expect("connects");
         t.wait_until("a menu or a refusal", |t| {
             t.contents().contains("=>") || t.contents().contains("Too many")
         })

@@ -13,7 +13,7 @@ use russh::{ChannelMsg, client::Msg};
 
 use super::WAIT;
 
-struct AcceptAnyHostKey;
+pub struct AcceptAnyHostKey;
 
 impl client::Handler for AcceptAnyHostKey {
     type Error = russh::Error;

@@ -1,0 +1,607 @@
+//! Strangers on the internet: each attack a stranger can make with nothing
+//! but loopback and standard clients, refused or bounded, while the player's
+//! game, its spectators and a legitimate user on another address carry on.
+//!
+//! Strangers connect from 127.0.0.2 and up ([`stranger`]); 127.0.0.1 is a
+//! trusted address in the default config, so per-address limits are told
+//! from global ones.
+
+use std::time::Duration;
+
+use crate::common;
+
+use common::ssh::{Login, SshTerminal};
+use common::*;
+use dgate_proto::auth as auth_pb;
+use dgate_proto::auth::auth_service_client::AuthServiceClient;
+use dgate_proto::pb;
+use dgate_proto::pb::game_service_client::GameServiceClient;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+
+type Auth = AuthServiceClient<tonic::transport::Channel>;
+
+async fn auth_from(server: &TestServer, n: u8) -> Auth {
+    AuthServiceClient::new(channel_from(stranger(n), server.grpc_addr).await)
+}
+
+async fn register(auth: &mut Auth, name: &str) -> Result<(), tonic::Status> {
+    auth.register(auth_pb::RegisterRequest {
+        username: name.into(),
+        password: password_of(name).into(),
+        email: String::new(),
+    })
+    .await
+    .map(|_| ())
+}
+
+async fn log_in(auth: &mut Auth, name: &str, password: &[u8]) -> Result<String, tonic::Status> {
+    auth.login(auth_pb::LoginRequest {
+        username: name.into(),
+        password: password.to_vec().into(),
+    })
+    .await
+    .map(|r| r.into_inner().token)
+}
+
+/// The resident memory of this process (the server runs in it).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_ssh_terminal_is_clamped_and_the_server_lives_on() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("opal", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+
+    // A 65535x65535 terminal: the server draws at most max_size (300x100).
+    let mut huge = SshTerminal::connect_from(
+        stranger(1),
+        server.ssh_addr,
+        "anyone",
+        Login::None,
+        (65535, 65535),
+        (300, 100),
+    )
+    .await
+    .expect("connect");
+    huge.wait_for("=>").await;
+    huge.send(b"w").await;
+    huge.wait_for("opal").await;
+    // Watch the game, then claim an even larger window while watching.
+    huge.send(b"a").await;
+    player.send(b"hello").await;
+    huge.wait_for("keys: hello").await;
+    huge.resize(300, 100).await;
+    huge.send(b"q").await;
+
+    // The server is alive: the player still plays, a newcomer still connects.
+    player.send(b"!").await;
+    player
+        .wait_for_text("keys: !")
+        .await
+        .expect("the game goes on");
+    let mut newcomer = SshTerminal::connect_from(
+        stranger(2),
+        server.ssh_addr,
+        "guest",
+        Login::None,
+        (80, 24),
+        (80, 24),
+    )
+    .await
+    .expect("a newcomer connects");
+    newcomer.wait_for("=>").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_sent_before_the_shell_is_bounded() {
+    let server = start_server(|_| {}).await;
+    let before = rss_bytes();
+    let stream = tcp_from(stranger(3), server.ssh_addr).await.expect("tcp");
+    let config = std::sync::Arc::new(russh::client::Config::default());
+    let mut handle = russh::client::connect_stream(config, stream, common::ssh::AcceptAnyHostKey)
+        .await
+        .expect("handshake");
+    assert!(
+        handle
+            .authenticate_none("flooder")
+            .await
+            .expect("auth")
+            .success()
+    );
+    let channel = handle.channel_open_session().await.expect("channel");
+    // 32 MiB of keys before asking for a shell.
+    let chunk = vec![b'x'; 32 * 1024];
+    for _ in 0..1024 {
+        channel.data(&chunk[..]).await.expect("send");
+    }
+    channel
+        .request_pty(true, "xterm", 80, 24, 0, 0, &[])
+        .await
+        .expect("pty");
+    channel.request_shell(true).await.expect("shell");
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(
+        grown < 96 * 1024 * 1024,
+        "the server held the flood: RSS grew {} MiB",
+        grown / (1024 * 1024)
+    );
+    // The flooder still gets its menu, and the keys it typed ahead are not
+    // replayed for minutes: the menu answers a real key at once.
+    let mut seen = Vec::new();
+    let mut channel = channel;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !String::from_utf8_lossy(&seen).contains("=>") {
+        let message = tokio::time::timeout_at(deadline, channel.wait())
+            .await
+            .expect("the menu in time")
+            .expect("open");
+        if let russh::ChannelMsg::Data { data } = message {
+            seen.extend_from_slice(&data);
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_http_headers_are_cut_off_and_one_address_cannot_take_every_socket() {
+    let server = start_server(|c| {
+        c.server.http_header_timeout = Duration::from_millis(800);
+        c.server.max_connections_per_address = 8;
+    })
+    .await;
+    // Slowloris: half a request, then a header line now and then.
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut socket = tcp_from(stranger(1), server.http_addr).await.expect("tcp");
+        socket
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("half a request");
+        slow.push(socket);
+    }
+    // The ninth from that address is refused at once with a 503...
+    let mut ninth = tcp_from(stranger(1), server.http_addr).await.expect("tcp");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, ninth.read_to_end(&mut answer))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("Too many connections"), "{answer}");
+    // ...while another address is served.
+    let other = tcp_from(stranger(2), server.http_addr).await.expect("tcp");
+    drop(other);
+    let (status, _, _) = common::browser::http_get(server.http_addr, "/healthz").await;
+    assert_eq!(status, 200);
+
+    // Every slow connection is closed within the header timeout, however
+    // it trickles.
+    let started = tokio::time::Instant::now();
+    for socket in &mut slow {
+        let mut buffer = [0u8; 256];
+        loop {
+            let _ = socket.write_all(b"X-Trickle: 1\r\n").await;
+            match tokio::time::timeout(Duration::from_millis(200), socket.read(&mut buffer)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(_)) => break,
+                Err(_) => assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "a slow client was never cut off"
+                ),
+            }
+        }
+    }
+    // Their places are free again.
+    let mut again = None;
+    for _ in 0..50 {
+        let mut socket = tcp_from(stranger(1), server.http_addr).await.expect("tcp");
+        socket
+            .write_all(b"GET /healthz HTTP/1.0\r\n\r\n")
+            .await
+            .expect("request");
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer).await;
+        if answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200") {
+            again = Some(());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the address's places came back");
+    let metrics = server.manager.metrics().render();
+    assert!(
+        metric(
+            &metrics,
+            "refusals_total{reason=\"connections_per_address\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "refusals_total{reason=\"http_header_timeout\"}") >= 1.0,
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_cannot_find_or_kick_other_peoples_spectators() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("lee", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let watcher = server.account("watcher").await;
+    let mut viewer = Viewer::spectator_with(&mut client, &game.id, Some(&watcher))
+        .await
+        .expect("spectator");
+    viewer.ready().await;
+
+    // The lists name the watcher but give nobody its registration's id.
+    let (status, _, body) = common::browser::http_get(server.http_addr, "/sessions").await;
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("watcher"), "{body}");
+    assert!(!body.contains("spectator_id"), "{body}");
+    let mut strangers = GameServiceClient::new(channel_from(stranger(1), server.grpc_addr).await);
+    let listed = strangers
+        .list_game_sessions(pb::ListGameSessionsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    let spectators = &listed.sessions[0].spectators;
+    assert_eq!(spectators.len(), 1);
+    assert!(spectators[0].spectator_id.is_empty(), "{spectators:?}");
+
+    // Removing without a credential: refused, in a loop if it likes.
+    for _ in 0..20 {
+        let remove = pb::RemoveSpectatorRequest {
+            session_id: game.id.clone(),
+            spectator_user_id: spectators[0].user_id,
+            spectator_id: String::new(),
+        };
+        let refused = strangers.remove_spectator(remove).await;
+        assert_eq!(status_code(refused), Code::Unauthenticated);
+    }
+    let guessed = strangers
+        .remove_spectator(pb::RemoveSpectatorRequest {
+            session_id: game.id.clone(),
+            spectator_user_id: 0,
+            spectator_id: "0123456789abcdef0123456789abcdef".into(),
+        })
+        .await;
+    assert_eq!(status_code(guessed), Code::NotFound);
+    // The watcher still watches.
+    player.send(b"still").await;
+    viewer
+        .wait_for_text("keys: still")
+        .await
+        .expect("the spectator was not kicked");
+    server.shutdown().await;
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A browser spectator socket from `source`; `Err` is the HTTP status.
+async fn browser_from(server: &TestServer, source: u8, session: &str) -> Result<Socket, u16> {
+    let source = if source == 0 {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        stranger(source)
+    };
+    let tcp = tcp_from(source, server.http_addr).await.expect("tcp");
+    let url = format!("ws://{}/ws/spectate?session={session}", server.http_addr);
+    match tokio_tungstenite::client_async(url, tcp).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(e) => panic!("WebSocket: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_crowd_out_a_games_spectators() {
+    let server = start_server(|c| {
+        c.session_management.spectating.max_spectators_per_session = 12;
+        c.session_management.spectating.max_spectators_per_address = 5;
+        c.session_management
+            .spectating
+            .max_spectators_per_address_total = 7;
+    })
+    .await;
+    let first = server.start_game("ann", "test").await;
+    let second = server.start_game("bob", "test").await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(
+            browser_from(&server, 1, &first.id)
+                .await
+                .expect("within the cap"),
+        );
+    }
+    assert_eq!(browser_from(&server, 1, &first.id).await.err(), Some(429));
+    // Another address still watches that game.
+    held.push(
+        browser_from(&server, 2, &first.id)
+            .await
+            .expect("another address"),
+    );
+    // Over every game: 7 from one address.
+    held.push(
+        browser_from(&server, 1, &second.id)
+            .await
+            .expect("6th overall"),
+    );
+    held.push(
+        browser_from(&server, 1, &second.id)
+            .await
+            .expect("7th overall"),
+    );
+    assert_eq!(browser_from(&server, 1, &second.id).await.err(), Some(429));
+    // A trusted address (a local proxy) is not capped per address.
+    for _ in 0..4 {
+        held.push(browser_from(&server, 0, &first.id).await.expect("trusted"));
+    }
+    // A closed socket gives its place back.
+    let mut socket = held.remove(0);
+    let _ = socket.close(None).await;
+    drop(socket);
+    let mut back = None;
+    for _ in 0..50 {
+        if let Ok(socket) = browser_from(&server, 1, &first.id).await {
+            back = Some(socket);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back.is_some(), "the place came back");
+    // The sockets that were admitted are watching.
+    let message = common::browser::next_json(&mut held[0]).await;
+    assert!(message.get("type").is_some(), "{message}");
+    let metrics = server.manager.metrics().render();
+    assert!(
+        metric(
+            &metrics,
+            "refusals_total{reason=\"spectators_per_address\"}"
+        ) >= 2.0,
+        "{metrics}"
+    );
+    drop(held);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_a_password_gets_the_limit_and_never_locks_the_owner_out() {
+    let server = start_server(|_| {}).await;
+    let mut owner = auth_from(&server, 2).await;
+    register(&mut owner, "alice").await.expect("register");
+
+    // 300 wrong passwords at once from one address.
+    let attacker = auth_from(&server, 1).await;
+    let guesses: Vec<_> = (0..300)
+        .map(|i| {
+            let mut attacker = attacker.clone();
+            tokio::spawn(async move {
+                log_in(&mut attacker, "alice", format!("guess {i}").as_bytes()).await
+            })
+        })
+        .collect();
+    let (mut checked, mut refused) = (0, 0);
+    for guess in guesses {
+        match guess.await.expect("task") {
+            Err(status) if status.code() == Code::Unauthenticated => checked += 1,
+            Err(status) if status.code() == Code::ResourceExhausted => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(checked, 5, "exactly the limit was evaluated");
+    assert_eq!(refused, 295);
+
+    // The owner, from their own address, logs in at once over gRPC and SSH.
+    let token = log_in(&mut owner, "alice", &password_of("alice"))
+        .await
+        .expect("the owner is not locked out");
+    assert!(!token.is_empty());
+    let password = String::from_utf8(password_of("alice")).expect("text");
+    let mut ssh = SshTerminal::connect_from(
+        stranger(2),
+        server.ssh_addr,
+        "alice",
+        Login::Password(&password),
+        (80, 24),
+        (80, 24),
+    )
+    .await
+    .expect("the owner logs in over SSH");
+    ssh.wait_for("Logged in as alice").await;
+    // The attacker is still refused, with when to try again.
+    let mut attacker = attacker;
+    let again = log_in(&mut attacker, "alice", b"guess again")
+        .await
+        .expect_err("still limited");
+    assert_eq!(again.code(), Code::ResourceExhausted);
+    assert!(again.message().contains("try again in"), "{again:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_from_one_address_are_limited() {
+    let server = start_server(|_| {}).await;
+    let mut flood = auth_from(&server, 3).await;
+    for i in 0..10 {
+        register(&mut flood, &format!("bot{i}"))
+            .await
+            .expect("within the hourly limit");
+    }
+    let refused = register(&mut flood, "bot10").await.expect_err("11th");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("too many registrations"),
+        "{refused:?}"
+    );
+    // Over SSH from that address too.
+    let mut ssh = SshTerminal::connect_from(
+        stranger(3),
+        server.ssh_addr,
+        "guest",
+        Login::None,
+        (100, 30),
+        (100, 30),
+    )
+    .await
+    .expect("connect");
+    ssh.wait_for("=>").await;
+    ssh.send(b"r").await;
+    ssh.wait_for("Username:").await;
+    ssh.send(b"sshbot\r").await;
+    ssh.wait_for("Password:").await;
+    ssh.send(b"a password\r").await;
+    ssh.wait_for("Again:").await;
+    ssh.send(b"a password\r").await;
+    ssh.wait_for("Not registered: too many registrations").await;
+    // Someone else registers.
+    let mut someone = auth_from(&server, 4).await;
+    register(&mut someone, "newcomer")
+        .await
+        .expect("another address");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_a_game_reads_differently_are_refused() {
+    let server = start_server(|_| {}).await;
+    let mut auth = auth_from(&server, 5).await;
+    register(&mut auth, "alice").await.expect("alice");
+    for name in ["alice-val", "player", "Games", "root", "nethack"] {
+        let refused = register(&mut auth, name).await.expect_err(name);
+        assert_eq!(refused.code(), Code::InvalidArgument, "{name}: {refused:?}");
+    }
+    let role = register(&mut auth, "alice-val").await.expect_err("role");
+    assert!(role.message().contains("role"), "{role:?}");
+    // A game is never started under such a name either (an account made
+    // before the rule, or by an operator).
+    let started = server.manager.start(dgate_server::game::StartRequest {
+        user_id: 1,
+        username: "alice-val".into(),
+        game_id: "test".into(),
+        size: None,
+    });
+    assert!(started.is_err(), "a game started as alice-val");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_handshakes_that_never_log_in_are_limited_and_timed_out() {
+    let server = start_server(|c| {
+        c.ssh.login_grace_time = Duration::from_secs(1);
+        c.ssh.max_startups_per_address = 4;
+    })
+    .await;
+    // Connections that send nothing at all.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tcp_from(stranger(6), server.ssh_addr).await.expect("tcp"));
+    }
+    // One more from that address is dropped with a line saying why.
+    let mut fifth = tcp_from(stranger(6), server.ssh_addr).await.expect("tcp");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, fifth.read_to_end(&mut answer))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("Too many connections"), "{answer}");
+    // Someone else logs in meanwhile.
+    let mut other = SshTerminal::connect_from(
+        stranger(7),
+        server.ssh_addr,
+        "guest",
+        Login::None,
+        (80, 24),
+        (80, 24),
+    )
+    .await
+    .expect("another address logs in");
+    other.wait_for("=>").await;
+    // The silent ones are closed after the grace time.
+    for socket in &mut silent {
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut rest))
+            .await
+            .expect("closed by the server");
+        let text = String::from_utf8_lossy(&rest);
+        assert!(text.starts_with("SSH-2.0-"), "{text}");
+    }
+    // Logged-in connections are not bound by the grace time.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    other.send(b"w").await;
+    other.wait_for("No games are in progress.").await;
+    let metrics = server.manager.metrics().render();
+    assert!(
+        metric(&metrics, "refusals_total{reason=\"ssh_login_grace\"}") >= 4.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "refusals_total{reason=\"ssh_startups\"}") >= 1.0,
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_security_headers_and_foreign_pages_cannot_open_sockets() {
+    let server = start_server(|_| {}).await;
+    let game = server.start_game("una", "test").await;
+    let (status, head, _) = common::browser::http_get(server.http_addr, "/").await;
+    assert_eq!(status, 200);
+    let head = head.to_ascii_lowercase();
+    for header in [
+        "content-security-policy: default-src 'self'",
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "referrer-policy: ",
+    ] {
+        assert!(head.contains(header), "{header} in {head}");
+    }
+    assert!(head.contains("frame-ancestors 'none'"), "{head}");
+    // A WebSocket from another site's page is refused; from our own, served.
+    let request = |origin: &str| {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("ws://{}/ws/spectate?session={}", server.http_addr, game.id),
+            )
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("header"));
+        request
+    };
+    match tokio_tungstenite::connect_async(request("https://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403);
+        }
+        other => panic!("a foreign origin was let in: {:?}", other.map(|_| ())),
+    }
+    let own = format!("http://{}", server.http_addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request(&own))
+        .await
+        .expect("our own page's origin");
+    let first = socket.next().await.expect("a message").expect("ok");
+    assert!(first.is_text());
+    server.shutdown().await;
+}
