@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use dgate_term::ScreenModel;
 use dgate_term::TermSize;
-use dgate_term::recording::{Options, Playback, Recording, RecordingMeta};
+use dgate_term::recording::{Options, Recording, RecordingMeta};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::StreamExt;
 
@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::connection::{Connection, describe, status, with_token};
 use crate::tokens::Saved;
 use crate::tui::Tui;
-use dgate_tui::replay_screen::{Intent, LocalReplay, Progress, ReplayScreen, clock};
+use dgate_tui::replay_screen::{LocalReplay, Progress, ReplayScreen, Steer};
 
 /// The progress line is redrawn at least this often while playing.
 const TICK: Duration = Duration::from_millis(200);
@@ -199,45 +199,27 @@ pub async fn play_remote(
     let mut told = Instant::now();
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     loop {
-        let mut shown = progress;
-        if !progress.paused && !progress.ended {
-            shown.position =
-                (progress.position + told.elapsed().mul_f64(progress.speed)).min(progress.duration);
-        }
+        let shown = progress.shown(told.elapsed());
         tui.draw(|f| screen.render(f, &shown))?;
         tokio::select! {
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if is_suspend(&key) => tui.suspend()?,
                 Some(Ok(Event::Key(key))) => {
                     let Some(intent) = screen.handle_key(key) else { continue };
-                    let control = match intent {
-                        Intent::Quit => return Ok(None),
-                        Intent::TogglePause if progress.ended => {
-                            stream.send(Control::SeekSeconds(0.0)).await?;
-                            Control::Paused(false)
-                        }
-                        Intent::TogglePause => Control::Paused(!progress.paused),
-                        Intent::Faster | Intent::Slower => {
-                            let mut speed = Playback::default();
-                            speed.set_speed(progress.speed);
-                            speed.step_speed(intent == Intent::Faster);
-                            Control::Speed(speed.speed())
-                        }
-                        Intent::SeekBy(seconds) => {
-                            Control::SeekSeconds((shown.position.as_secs_f64() + seconds as f64).max(0.0))
-                        }
-                        Intent::SeekTo(t) => {
-                            if t > progress.duration && t != Duration::MAX {
-                                screen.message = Some(format!(
-                                    "{} is past the end ({}).",
-                                    clock(t),
-                                    clock(progress.duration)
-                                ));
-                            }
-                            Control::SeekSeconds(t.min(progress.duration).as_secs_f64())
-                        }
+                    let Some((steps, note)) = progress.steer(intent, &shown) else {
+                        return Ok(None);
                     };
-                    stream.send(control).await?;
+                    if note.is_some() {
+                        screen.message = note;
+                    }
+                    for step in steps {
+                        let control = match step {
+                            Steer::SeekTo(t) => Control::SeekSeconds(t.as_secs_f64()),
+                            Steer::Speed(speed) => Control::Speed(speed),
+                            Steer::Paused(paused) => Control::Paused(paused),
+                        };
+                        stream.send(control).await?;
+                    }
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e).context("reading the terminal"),

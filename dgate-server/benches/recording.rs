@@ -56,6 +56,7 @@ fn recorder_overhead(c: &mut Criterion) {
             &handle,
             Some(&mut file),
             &mut meta,
+            u64::MAX,
             |_| {},
         );
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

@@ -266,6 +266,12 @@ pub struct TtyrecConfig {
     pub compression: Compression,
     pub directory: PathBuf,
     pub retention_days: u32,
+    /// A game's recording stops (the game goes on) past this many bytes of
+    /// output.
+    pub max_bytes: u64,
+    /// Replays playing at once, in all and from one address.
+    pub max_replays: usize,
+    pub max_replays_per_address: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -369,6 +375,9 @@ impl Default for TtyrecConfig {
             compression: Compression::Gzip,
             directory: PathBuf::from("./ttyrec"),
             retention_days: 7,
+            max_bytes: 256 * 1024 * 1024,
+            max_replays: 32,
+            max_replays_per_address: 4,
         }
     }
 }

@@ -1,13 +1,15 @@
 //! The terminal side of dgate that the server and the client share: the
 //! screen model (vt100 with DEC line drawing, alternate-screen memory and
 //! snapshots), the ttyrec format, recordings opened for replay (a keyframe
-//! index for seeking, and a playback clock), and the domain types of
+//! index for seeking, and a playback clock; in memory, or streamed from the
+//! file), and the domain types of
 //! listings and game streams that both sides' screens read.
 
 pub mod listing;
 pub mod recording;
 pub mod screen;
 pub mod stream;
+pub mod streamed;
 pub mod ttyrec;
 
 pub use screen::{ScreenModel, TermSize};

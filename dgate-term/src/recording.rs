@@ -42,6 +42,9 @@ pub struct RecordingMeta {
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub signal: Option<String>,
+    /// The recording stopped before the game did (`ttyrec.max_bytes`).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -93,6 +96,7 @@ impl RecordingMeta {
             write_errors: 0,
             exit_code: None,
             signal: None,
+            truncated: false,
         }
     }
 
@@ -108,6 +112,45 @@ impl RecordingMeta {
                 .collect(),
             max_idle,
         }
+    }
+}
+
+/// Where records fall in playback time: the time of each record relative to
+/// the first (idle pauses capped), and the resize due before it. Reading a
+/// recording whole or streaming it steps the same timeline.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Timeline {
+    /// Records stepped so far.
+    pub(crate) records: usize,
+    /// The playback time of the last record.
+    pub(crate) at: Duration,
+    /// When the last record was written.
+    pub(crate) previous: Option<SystemTime>,
+}
+
+impl Timeline {
+    /// The next record, written at `time`: its playback time and the size
+    /// the terminal takes just before it, if it changes.
+    pub(crate) fn step(
+        &mut self,
+        time: SystemTime,
+        options: &Options,
+    ) -> (Duration, Option<TermSize>) {
+        if let Some(previous) = self.previous {
+            // A clock that went backwards counts as no pause.
+            let pause = time.duration_since(previous).unwrap_or_default();
+            self.at += options.max_idle.map_or(pause, |max| pause.min(max));
+        }
+        self.previous = Some(time);
+        let index = self.records as u64;
+        self.records += 1;
+        let resize = options
+            .resizes
+            .iter()
+            .rev()
+            .find(|(after, _)| *after == index)
+            .map(|(_, size)| *size);
+        (self.at, resize)
     }
 }
 
@@ -169,21 +212,9 @@ impl Recording {
     pub fn new(records: Vec<Record>, options: &Options) -> Self {
         let mut data = Vec::with_capacity(records.iter().map(|r| r.data.len()).sum());
         let mut frames = Vec::with_capacity(records.len());
-        let mut at = Duration::ZERO;
-        let mut previous: Option<SystemTime> = None;
-        for (index, record) in records.iter().enumerate() {
-            if let Some(previous) = previous {
-                // A clock that went backwards counts as no pause.
-                let pause = record.time.duration_since(previous).unwrap_or_default();
-                at += options.max_idle.map_or(pause, |max| pause.min(max));
-            }
-            previous = Some(record.time);
-            let resize = options
-                .resizes
-                .iter()
-                .rev()
-                .find(|(after, _)| *after == index as u64)
-                .map(|(_, size)| *size);
+        let mut timeline = Timeline::default();
+        for record in &records {
+            let (at, resize) = timeline.step(record.time, options);
             let start = data.len();
             data.extend_from_slice(&record.data);
             frames.push(Frame {
@@ -288,29 +319,26 @@ impl Recording {
     }
 }
 
-/// Where a replay is and how fast it goes. Clock-agnostic: the caller says
-/// how much wall time passed.
+/// A replay's clock: where it is, how fast it goes, paused or not.
+/// Clock-agnostic: the caller says how much wall time passed.
 #[derive(Debug, Clone)]
-pub struct Playback {
+pub struct Clock {
     position: Duration,
-    /// Frames already applied.
-    next: usize,
     speed: f64,
     paused: bool,
 }
 
-impl Default for Playback {
+impl Default for Clock {
     fn default() -> Self {
         Self {
             position: Duration::ZERO,
-            next: 0,
             speed: 1.0,
             paused: false,
         }
     }
 }
 
-impl Playback {
+impl Clock {
     pub fn position(&self) -> Duration {
         self.position
     }
@@ -349,11 +377,68 @@ impl Playback {
         }
     }
 
+    /// Jumps to `t`.
+    pub fn set_position(&mut self, t: Duration) {
+        self.position = t;
+    }
+
+    /// Moves on by `wall` time at the current speed, never past `end`.
+    pub fn advance(&mut self, wall: Duration, end: Duration) {
+        if !self.paused {
+            self.position = (self.position + wall.mul_f64(self.speed)).min(end);
+        }
+    }
+
+    /// Wall time until playback time `at`, or `None` when paused.
+    pub fn until(&self, at: Duration) -> Option<Duration> {
+        if self.paused {
+            return None;
+        }
+        Some(at.saturating_sub(self.position).div_f64(self.speed))
+    }
+}
+
+/// Where a replay of a [`Recording`] is: its [`Clock`] and the frames
+/// already applied.
+#[derive(Debug, Clone, Default)]
+pub struct Playback {
+    clock: Clock,
+    /// Frames already applied.
+    next: usize,
+}
+
+impl Playback {
+    pub fn position(&self) -> Duration {
+        self.clock.position()
+    }
+
+    pub fn speed(&self) -> f64 {
+        self.clock.speed()
+    }
+
+    pub fn paused(&self) -> bool {
+        self.clock.paused()
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        self.clock.set_paused(paused);
+    }
+
+    /// Any speed within [`SPEEDS`]' range.
+    pub fn set_speed(&mut self, speed: f64) {
+        self.clock.set_speed(speed);
+    }
+
+    /// The next (`faster`) or previous speed in [`SPEEDS`].
+    pub fn step_speed(&mut self, faster: bool) {
+        self.clock.step_speed(faster);
+    }
+
     /// Jumps to `t` (clamped to the recording) and returns the screen there.
     pub fn seek(&mut self, recording: &Recording, t: Duration) -> ScreenModel {
         let t = t.min(recording.duration());
         let (model, next) = recording.screen_at(t);
-        self.position = t;
+        self.clock.set_position(t);
         self.next = next;
         model
     }
@@ -361,10 +446,8 @@ impl Playback {
     /// Moves the clock on by `wall` time at the current speed; returns the
     /// frames now due, to apply in order.
     pub fn advance(&mut self, recording: &Recording, wall: Duration) -> Range<usize> {
-        if !self.paused {
-            self.position = (self.position + wall.mul_f64(self.speed)).min(recording.duration());
-        }
-        let due = recording.frames_until(self.position).max(self.next);
+        self.clock.advance(wall, recording.duration());
+        let due = recording.frames_until(self.clock.position()).max(self.next);
         let range = self.next..due;
         self.next = due;
         range
@@ -372,11 +455,8 @@ impl Playback {
 
     /// Wall time until the next frame is due, or `None` when paused or at the end.
     pub fn until_next(&self, recording: &Recording) -> Option<Duration> {
-        if self.paused {
-            return None;
-        }
         let (at, _, _) = recording.frame(self.next)?;
-        Some(at.saturating_sub(self.position).div_f64(self.speed))
+        self.clock.until(at)
     }
 
     /// Every frame has been played.

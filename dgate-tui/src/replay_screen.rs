@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use dgate_term::ScreenModel;
-use dgate_term::recording::{Playback, Recording};
+use dgate_term::recording::{Clock, Playback, Recording};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Style, Stylize};
@@ -169,6 +169,62 @@ pub struct Progress {
     pub speed: f64,
     pub paused: bool,
     pub ended: bool,
+}
+
+/// What a key asks of a replay a server plays (`dgate replay` of a
+/// server's recording, SSH): the same keys as a local replay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Steer {
+    SeekTo(Duration),
+    Speed(f64),
+    Paused(bool),
+}
+
+impl Progress {
+    /// Where the progress line shows the replay now: the position last told
+    /// `since` ago, run on at the speed unless paused or ended.
+    pub fn shown(&self, since: Duration) -> Progress {
+        let mut shown = *self;
+        if !self.paused && !self.ended {
+            shown.position = (self.position + since.mul_f64(self.speed)).min(self.duration);
+        }
+        shown
+    }
+
+    /// The steering `intent` asks for, from `shown` (see [`Progress::shown`]),
+    /// and a note for the screen; `None` for quit.
+    pub fn steer(&self, intent: Intent, shown: &Progress) -> Option<(Vec<Steer>, Option<String>)> {
+        let steps = match intent {
+            Intent::Quit => return None,
+            // At the end, play again from the start.
+            Intent::TogglePause if self.ended => {
+                vec![Steer::SeekTo(Duration::ZERO), Steer::Paused(false)]
+            }
+            Intent::TogglePause => vec![Steer::Paused(!self.paused)],
+            Intent::Faster | Intent::Slower => {
+                let mut clock = Clock::default();
+                clock.set_speed(self.speed);
+                clock.step_speed(intent == Intent::Faster);
+                vec![Steer::Speed(clock.speed())]
+            }
+            Intent::SeekBy(seconds) => {
+                let target = if seconds >= 0 {
+                    shown.position + Duration::from_secs(seconds.unsigned_abs())
+                } else {
+                    shown
+                        .position
+                        .saturating_sub(Duration::from_secs(seconds.unsigned_abs()))
+                };
+                vec![Steer::SeekTo(target.min(self.duration))]
+            }
+            Intent::SeekTo(t) => {
+                let note = (t > self.duration && t != Duration::MAX)
+                    .then(|| format!("{} is past the end ({}).", clock(t), clock(self.duration)));
+                return Some((vec![Steer::SeekTo(t.min(self.duration))], note));
+            }
+        };
+        Some((steps, None))
+    }
 }
 
 /// `1:30`, `90`, `2m`, `1h2m`, `1:02:03`.

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::error::SessionError;
 use super::session::{Session, SessionInfo};
-use super::{catalog, recorder};
+use super::{catalog, recorder, recordings};
 use crate::broadcast::{HubCounters, HubOptions, SpectatorRegistry};
 use crate::config::{Config, GameConfig, TermSize};
 use crate::limits::{AddressLimiter, Trusted};
@@ -56,6 +56,8 @@ struct Inner {
     /// Spectators per address over every game
     /// (`max_spectators_per_address_total`).
     spectator_addresses: AddressLimiter,
+    /// Finished recordings, for replay.
+    library: recordings::Library,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -82,9 +84,17 @@ impl SessionManager {
                 .max_spectators_per_address_total,
             Trusted::new(&config.server.trusted_addresses),
         );
+        let ttyrec = &config.session_management.ttyrec;
+        let library = recordings::Library::new(
+            ttyrec.directory.clone(),
+            ttyrec.max_replays,
+            ttyrec.max_replays_per_address,
+            Trusted::new(&config.server.trusted_addresses),
+        );
         Self {
             inner: Arc::new(Inner {
                 spectator_addresses,
+                library,
                 data_dir: config.data_dir.clone(),
                 config,
                 sessions: Mutex::new(HashMap::new()),
@@ -108,6 +118,11 @@ impl SessionManager {
             .ttyrec
             .directory
             .clone()
+    }
+
+    /// Finished recordings: listing and replays.
+    pub fn library(&self) -> &recordings::Library {
+        &self.inner.library
     }
 
     /// Spectators' places in the server-wide per-address limit.
@@ -269,7 +284,13 @@ impl SessionManager {
         drop(sessions);
         let ttyrec = &management.ttyrec;
         if ttyrec.enabled {
-            match recorder::start(&session, ttyrec, Arc::clone(&inner.metrics)) {
+            let weak = Arc::downgrade(inner);
+            let finished = move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.library.forget_listing();
+                }
+            };
+            match recorder::start(&session, ttyrec, Arc::clone(&inner.metrics), finished) {
                 Ok(thread) => {
                     let mut recorders = inner.recorders.lock().unwrap_or_else(|p| p.into_inner());
                     recorders.retain(|t| !t.is_finished());

@@ -7,7 +7,9 @@
 //! at most the frame being written. When the game ends the file is gzipped
 //! (if configured) through a temporary file, fsync and rename, and a JSON
 //! metadata file is written beside it. A failing disk costs the recording,
-//! never the game: errors are logged and counted.
+//! never the game: errors are logged and counted. Past `ttyrec.max_bytes`
+//! of output the recording stops (its metadata says it was cut short); the
+//! game goes on.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -34,15 +36,18 @@ pub fn recording_path(directory: &Path, session: &Session) -> PathBuf {
 }
 
 /// Subscribes to the session now and records it on a new thread until the
-/// game ends. Must be called inside the tokio runtime.
+/// game ends; `finished` runs once the recording is on disk. Must be called
+/// inside the tokio runtime.
 pub fn start(
     session: &Arc<Session>,
     config: &TtyrecConfig,
     metrics: Arc<Metrics>,
+    finished: impl FnOnce() + Send + 'static,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     let subscription = session.hub.subscribe();
     let path = recording_path(&config.directory, session);
     let compression = config.compression;
+    let max_bytes = config.max_bytes;
     let session = Arc::clone(session);
     let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
@@ -53,9 +58,11 @@ pub fn start(
                 subscription,
                 &path,
                 compression,
+                max_bytes,
                 &runtime,
                 &metrics,
-            )
+            );
+            finished();
         })
 }
 
@@ -64,6 +71,7 @@ fn record(
     mut subscription: Subscription,
     path: &Path,
     compression: Compression,
+    max_bytes: u64,
     runtime: &tokio::runtime::Handle,
     metrics: &Metrics,
 ) {
@@ -83,12 +91,19 @@ fn record(
         humantime::format_rfc3339_millis(session.info.started_at).to_string(),
     );
     let mut logged = false;
-    let exit = write_deliveries(&mut subscription, runtime, file.as_mut(), &mut meta, |e| {
-        if !std::mem::replace(&mut logged, true) {
-            error!(session_id = %id, path = %path.display(), error = %e, "recording write failed; the game goes on");
-        }
-        metrics.recording_write_errors.inc();
-    });
+    let exit = write_deliveries(
+        &mut subscription,
+        runtime,
+        file.as_mut(),
+        &mut meta,
+        max_bytes,
+        |e| {
+            if !std::mem::replace(&mut logged, true) {
+                error!(session_id = %id, path = %path.display(), error = %e, "recording write failed; the game goes on");
+            }
+            metrics.recording_write_errors.inc();
+        },
+    );
     let Some(file) = file else { return };
     drop(file);
     meta.end = humantime::format_rfc3339_millis(session.ended_at().unwrap_or_else(SystemTime::now))
@@ -120,18 +135,39 @@ fn record(
 
 /// Writes every delivery of `subscription` to `file` (when there is one) as
 /// ttyrec records until the game ends, keeping `meta`'s counts and resizes;
-/// `on_error` hears each failed write. Returns how the game ended.
+/// `on_error` hears each failed write. Past `max_bytes` of records nothing
+/// more is written (`meta.truncated`), but the game is followed to its end.
+/// Returns how the game ended.
 pub fn write_deliveries(
     subscription: &mut Subscription,
     runtime: &tokio::runtime::Handle,
     mut file: Option<&mut impl Write>,
     meta: &mut RecordingMeta,
+    max_bytes: u64,
     mut on_error: impl FnMut(&io::Error),
 ) -> Option<GameExit> {
     let mut exit: Option<GameExit> = None;
     // Records written: resizes are placed by it, for the replay.
     let mut records: u64 = 0;
+    let mut bytes: u64 = 0;
     while let Some(delivery) = runtime.block_on(subscription.next()) {
+        if meta.truncated {
+            if let Delivery::Ended { exit: e, .. } = &delivery {
+                exit = Some(e.clone());
+            }
+            continue;
+        }
+        let size = match &delivery {
+            Delivery::Snapshot(s) => s.data.len(),
+            Delivery::Frame(frame) => frame.data.len(),
+            _ => 0,
+        } as u64;
+        if size > 0 && bytes + size + 12 > max_bytes {
+            meta.truncated = true;
+            warn!(session_id = %meta.session_id, max_bytes, "the recording reached ttyrec.max_bytes and stops here; the game goes on");
+            continue;
+        }
+        bytes += if size > 0 { size + 12 } else { 0 };
         let written = match &delivery {
             Delivery::Snapshot(s) => {
                 // The join snapshot is the recording's first record: its size

@@ -1,26 +1,46 @@
 //! Finished recordings, for replay: the list (from the `.json` metadata the
 //! recorder writes beside each one), and one recording played to one client
-//! (`StreamRecording`), steered by its seek, speed and pause messages.
+//! (`StreamRecording`, the browser, SSH), steered by its seek, speed and
+//! pause messages.
 //!
 //! A recording is named by its id, `user/game/start`, and only ids found by
 //! listing the directory are opened: a request never becomes a path.
 //!
+//! Replays are bounded ([`Library`]): a recording is streamed from its file
+//! (a shared keyframe index, built once per file, and a cursor per replay
+//! that reads a few frames ahead), never loaded whole; replays at once are
+//! capped in all and per address; the listing is cached for a moment.
+//!
 //! Domain types only: the gRPC service and the browser's replay socket each
 //! encode [`ReplayEvent`]s their own way.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use dgate_term::TermSize;
 use dgate_term::listing::RecordingSummary;
-use dgate_term::recording::{Playback, Recording, RecordingMeta};
-use tokio::sync::mpsc;
+use dgate_term::recording::{Clock, RecordingMeta};
+use dgate_term::streamed::{Cursor, StreamFrame, StreamIndex};
+use dgate_term::{ScreenModel, ttyrec::TtyrecError};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-/// The largest recording (uncompressed) a replay loads.
+use crate::limits::{AddressLimiter, AddressSlot, Trusted};
+
+/// The largest recording (uncompressed) a replay reads.
 pub const MAX_RECORDING_BYTES: u64 = 512 * 1024 * 1024;
+/// Frames a replay reads ahead of what it has sent, at most (by bytes; one
+/// frame more when a single frame is larger).
+const READ_AHEAD_BYTES: usize = 64 * 1024;
+/// Indexes of recently replayed files kept for the next replay.
+const INDEXES_KEPT: usize = 8;
+/// How long a listing of the directory is reused.
+const LISTING_FOR: Duration = Duration::from_secs(2);
 /// Listed when the request gives no limit...
 const DEFAULT_LIMIT: usize = 50;
 /// ...and at most.
@@ -41,6 +61,8 @@ pub enum RecordingError {
     Damaged(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("{0}")]
+    TooManyReplays(String),
 }
 
 /// One finished recording on disk.
@@ -152,25 +174,261 @@ impl Entry {
         }
     }
 
-    /// Reads and indexes the recording (blocking: call off the async threads).
-    pub fn open(&self, max_idle: Option<Duration>) -> Result<Recording, RecordingError> {
+    /// A fresh reader of the recording's plain ttyrec bytes, which fails
+    /// past [`MAX_RECORDING_BYTES`].
+    fn reader(&self) -> Result<Box<dyn Read + Send>, RecordingError> {
         let file = std::fs::File::open(&self.path)
             .map_err(|e| RecordingError::Unopenable(e.to_string()))?;
-        let limited = |reader: Box<dyn Read>| reader.take(MAX_RECORDING_BYTES + 1);
-        let reader: Box<dyn Read> = if self.meta.recording.ends_with(".gz") {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
+        let plain: Box<dyn Read + Send> = if self.meta.recording.ends_with(".gz") {
+            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+                file,
+            )))
         } else {
-            Box::new(file)
+            Box::new(std::io::BufReader::new(file))
         };
-        let mut bytes = Vec::new();
-        limited(reader)
-            .read_to_end(&mut bytes)
-            .map_err(|e| RecordingError::Unreadable(e.to_string()))?;
-        if bytes.len() as u64 > MAX_RECORDING_BYTES {
-            return Err(RecordingError::TooLarge);
+        Ok(Box::new(Capped {
+            inner: plain,
+            left: MAX_RECORDING_BYTES,
+        }))
+    }
+}
+
+/// A reader that fails (`FileTooLarge`) rather than read past its cap.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::FileTooLarge, "recording too large")
+        })?;
+        Ok(n)
+    }
+}
+
+fn reading_error(e: TtyrecError) -> RecordingError {
+    match e {
+        TtyrecError::Io(io) if io.kind() == std::io::ErrorKind::FileTooLarge => {
+            RecordingError::TooLarge
         }
-        Recording::read(&bytes[..], &self.meta.options(max_idle))
-            .map_err(|e| RecordingError::Damaged(e.to_string()))
+        TtyrecError::Io(io) => RecordingError::Unreadable(io.to_string()),
+        damaged => RecordingError::Damaged(damaged.to_string()),
+    }
+}
+
+/// The recordings as the server serves them: the listing (cached for
+/// [`LISTING_FOR`], or until a recording finishes), keyframe indexes shared by every replay of a file, and
+/// the caps on replays at once (`ttyrec.max_replays`, and
+/// `ttyrec.max_replays_per_address` except for trusted addresses).
+#[derive(Debug)]
+pub struct Library {
+    directory: PathBuf,
+    listing: Mutex<Option<(Instant, Arc<Vec<Entry>>)>>,
+    indexes: Mutex<HashMap<IndexKey, (Instant, Arc<IndexCell>)>>,
+    replays: Arc<Semaphore>,
+    max_replays: usize,
+    per_address: AddressLimiter,
+}
+
+type IndexCell = OnceCell<Result<Arc<StreamIndex>, RecordingError>>;
+
+/// One file read with one idle cap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct IndexKey {
+    path: PathBuf,
+    length: u64,
+    modified: Option<SystemTime>,
+    max_idle: Option<Duration>,
+}
+
+/// A replay's place in the caps, held while it plays.
+#[derive(Debug)]
+pub struct ReplayPermit {
+    _total: OwnedSemaphorePermit,
+    _address: Option<AddressSlot>,
+}
+
+/// A recording opened for one replay: its shared index, and where to read it.
+#[derive(Debug)]
+pub struct Replay {
+    entry: Entry,
+    index: Arc<StreamIndex>,
+    _permit: ReplayPermit,
+}
+
+impl Library {
+    pub fn new(
+        directory: PathBuf,
+        max_replays: usize,
+        per_address: usize,
+        trusted: Trusted,
+    ) -> Self {
+        Self {
+            directory,
+            listing: Mutex::new(None),
+            indexes: Mutex::new(HashMap::new()),
+            replays: Arc::new(Semaphore::new(max_replays)),
+            max_replays,
+            per_address: AddressLimiter::new(per_address, trusted),
+        }
+    }
+
+    /// The finished recordings, newest first, filtered by user and game
+    /// when given; read from the directory at most every [`LISTING_FOR`].
+    pub async fn list(&self, username: &str, game_id: &str, limit: i32) -> Vec<Entry> {
+        let cached = {
+            let listing = self.listing.lock().unwrap_or_else(|p| p.into_inner());
+            listing
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < LISTING_FOR)
+                .map(|(_, entries)| Arc::clone(entries))
+        };
+        let all = match cached {
+            Some(all) => all,
+            None => {
+                let directory = self.directory.clone();
+                let read = tokio::task::spawn_blocking(move || list(&directory, "", "", i32::MAX))
+                    .await
+                    .unwrap_or_default();
+                let read = Arc::new(read);
+                *self.listing.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), Arc::clone(&read)));
+                read
+            }
+        };
+        let limit = match usize::try_from(limit) {
+            Ok(0) | Err(_) => DEFAULT_LIMIT,
+            Ok(n) => n.min(MAX_LIMIT),
+        };
+        all.iter()
+            .filter(|e| {
+                (username.is_empty() || e.meta.username.eq_ignore_ascii_case(username))
+                    && (game_id.is_empty() || e.meta.game_id == game_id)
+            })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// A recording was added: the next listing reads the directory.
+    pub fn forget_listing(&self) {
+        *self.listing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The recording `id` names, if it exists.
+    pub async fn find(&self, id: &str) -> Option<Entry> {
+        let (directory, id) = (self.directory.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || find(&directory, &id))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// A place for one more replay, watched from `peer`.
+    pub fn admit(&self, peer: Option<IpAddr>) -> Result<ReplayPermit, RecordingError> {
+        let address = match peer {
+            Some(ip) => Some(self.per_address.admit(ip).ok_or_else(|| {
+                RecordingError::TooManyReplays(format!(
+                    "at most {} replays at once from one address",
+                    self.per_address.max()
+                ))
+            })?),
+            None => None,
+        };
+        let total = Arc::clone(&self.replays).try_acquire_owned().map_err(|_| {
+            RecordingError::TooManyReplays(format!(
+                "the server is playing its maximum of {} replays; try again soon",
+                self.max_replays
+            ))
+        })?;
+        Ok(ReplayPermit {
+            _total: total,
+            _address: address,
+        })
+    }
+
+    /// Opens `entry` for a replay holding `permit`: its index is built (once
+    /// per file, however many replays ask at once) or reused.
+    pub async fn open(
+        &self,
+        entry: Entry,
+        max_idle: Option<Duration>,
+        permit: ReplayPermit,
+    ) -> Result<Replay, RecordingError> {
+        let file = std::fs::metadata(&entry.path)
+            .map_err(|e| RecordingError::Unopenable(e.to_string()))?;
+        let key = IndexKey {
+            path: entry.path.clone(),
+            length: file.len(),
+            modified: file.modified().ok(),
+            max_idle,
+        };
+        let cell = {
+            let mut indexes = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
+            if !indexes.contains_key(&key) && indexes.len() >= INDEXES_KEPT {
+                // The least recently used goes (replays holding it keep it alive).
+                if let Some(oldest) = indexes
+                    .iter()
+                    .min_by_key(|(_, (used, _))| *used)
+                    .map(|(k, _)| k.clone())
+                {
+                    indexes.remove(&oldest);
+                }
+            }
+            let (used, cell) = indexes
+                .entry(key)
+                .or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new())));
+            *used = Instant::now();
+            Arc::clone(cell)
+        };
+        let index = cell
+            .get_or_init(|| {
+                let entry = entry.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let options = entry.meta.options(max_idle);
+                        StreamIndex::build(entry.reader()?, options)
+                            .map(Arc::new)
+                            .map_err(reading_error)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(RecordingError::Unreadable(e.to_string())))
+                }
+            })
+            .await
+            .clone()?;
+        Ok(Replay {
+            entry,
+            index,
+            _permit: permit,
+        })
+    }
+}
+
+impl Replay {
+    pub fn frame_count(&self) -> usize {
+        self.index.frame_count()
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.index.duration()
+    }
+
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// The screen at `t` and a cursor after it (blocking: reads the file).
+    fn seek(
+        &self,
+        t: Duration,
+    ) -> Result<(ScreenModel, Cursor<Box<dyn Read + Send>>), RecordingError> {
+        self.index
+            .seek(self.entry.reader()?, t)
+            .map_err(reading_error)
     }
 }
 
@@ -214,12 +472,12 @@ pub enum ReplayEvent {
     },
 }
 
-/// Plays `recording` to `out`, steered by `controls`, until the client goes
+/// Plays `replay` to `out`, steered by `controls`, until the client goes
 /// (either channel closes) or the server shuts down. The same player serves
-/// `StreamRecording` and the browser's replay page.
+/// `StreamRecording`, the browser's replay page and SSH. The file is read a
+/// few frames ahead on the blocking threads, never whole.
 pub async fn play(
-    recording: Recording,
-    summary: RecordingSummary,
+    replay: Replay,
     mut controls: mpsc::Receiver<ReplayControl>,
     out: mpsc::Sender<Result<ReplayEvent, RecordingError>>,
     shutdown: CancellationToken,
@@ -234,43 +492,71 @@ pub async fn play(
             }
         }
     };
-    let mut playback = Playback::default();
-    let opened = ReplayEvent::Opened {
-        summary,
-        duration: recording.duration(),
+    let fail = |e: RecordingError| {
+        let out = out.clone();
+        async move {
+            let _ = out.send(Err(e)).await;
+        }
     };
-    if !send(opened).await || !send(screen(&mut playback, &recording, Duration::ZERO)).await {
+    let replay = Arc::new(replay);
+    let duration = replay.duration();
+    let opened = ReplayEvent::Opened {
+        summary: replay.entry.summary(),
+        duration,
+    };
+    if !send(opened).await {
         return;
     }
+    let mut clock = Clock::default();
+    let mut reading = match Reading::seek(&replay, Duration::ZERO).await {
+        Ok((reading, screen)) => {
+            if !send(screen).await {
+                return;
+            }
+            reading
+        }
+        Err(e) => return fail(e).await,
+    };
     let mut last = Instant::now();
     let mut told_end = false;
     loop {
+        if let Err(e) = reading.fill().await {
+            return fail(e).await;
+        }
         // Frames now due, in order.
         let now = Instant::now();
-        let due = playback.advance(&recording, now - last);
+        clock.advance(now - last, duration);
         last = now;
-        for i in due {
-            let Some((at, resize, data)) = recording.frame(i) else {
+        while let Some(frame) = reading.ahead.front() {
+            if frame.at > clock.position() {
+                break;
+            }
+            let Some(frame) = reading.ahead.pop_front() else {
                 break;
             };
             let frame = ReplayEvent::Frame {
-                position: at,
-                resize,
-                data: Bytes::copy_from_slice(data),
+                position: frame.at,
+                resize: frame.resize,
+                data: Bytes::from(frame.data),
             };
             if !send(frame).await {
                 return;
             }
         }
-        let ended = playback.finished(&recording);
+        if reading.ahead.is_empty() && !reading.at_end {
+            continue;
+        }
+        let ended = reading.ahead.is_empty() && reading.at_end;
         if ended && !told_end {
             told_end = true;
-            if !send(state(&playback, true)).await {
+            if !send(state(&clock, true)).await {
                 return;
             }
         }
-        let wait = playback
-            .until_next(&recording)
+        let wait = reading
+            .ahead
+            .front()
+            .and_then(|f| clock.until(f.at))
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             control = controls.recv() => {
@@ -278,15 +564,23 @@ pub async fn play(
                 let event = match control {
                     ReplayControl::Seek(seconds) => {
                         told_end = false;
-                        screen(&mut playback, &recording, seconds_to_duration(seconds))
+                        let t = seconds_to_duration(seconds).min(duration);
+                        clock.set_position(t);
+                        match Reading::seek(&replay, t).await {
+                            Ok((sought, screen)) => {
+                                reading = sought;
+                                screen
+                            }
+                            Err(e) => return fail(e).await,
+                        }
                     }
                     ReplayControl::Speed(speed) => {
-                        playback.set_speed(speed);
-                        state(&playback, ended)
+                        clock.set_speed(speed);
+                        state(&clock, ended)
                     }
                     ReplayControl::Paused(paused) => {
-                        playback.set_paused(paused);
-                        state(&playback, ended)
+                        clock.set_paused(paused);
+                        state(&clock, ended)
                     }
                 };
                 if !send(event).await {
@@ -303,20 +597,81 @@ pub async fn play(
     }
 }
 
-fn screen(playback: &mut Playback, recording: &Recording, t: Duration) -> ReplayEvent {
-    let model = playback.seek(recording, t);
-    ReplayEvent::Screen {
-        position: playback.position(),
-        size: model.size(),
-        data: model.snapshot().into(),
+/// One replay's reading of its file: a cursor and the frames read ahead.
+struct Reading {
+    replay: Arc<Replay>,
+    /// `None` only while it reads on a blocking thread.
+    cursor: Option<Cursor<Box<dyn Read + Send>>>,
+    ahead: VecDeque<StreamFrame>,
+    at_end: bool,
+}
+
+impl Reading {
+    /// Starts reading at `t`; the screen there is the first event.
+    async fn seek(
+        replay: &Arc<Replay>,
+        t: Duration,
+    ) -> Result<(Self, ReplayEvent), RecordingError> {
+        let sought = Arc::clone(replay);
+        let (model, cursor) = tokio::task::spawn_blocking(move || sought.seek(t))
+            .await
+            .map_err(|e| RecordingError::Unreadable(e.to_string()))??;
+        let screen = ReplayEvent::Screen {
+            position: t,
+            size: model.size(),
+            data: model.snapshot().into(),
+        };
+        let reading = Self {
+            replay: Arc::clone(replay),
+            cursor: Some(cursor),
+            ahead: VecDeque::new(),
+            at_end: false,
+        };
+        Ok((reading, screen))
+    }
+
+    /// Reads ahead up to [`READ_AHEAD_BYTES`] when nothing is in hand.
+    async fn fill(&mut self) -> Result<(), RecordingError> {
+        if !self.ahead.is_empty() || self.at_end {
+            return Ok(());
+        }
+        let Some(mut cursor) = self.cursor.take() else {
+            return Ok(());
+        };
+        let _keep = Arc::clone(&self.replay);
+        let (cursor, read) = tokio::task::spawn_blocking(move || {
+            let mut frames = VecDeque::new();
+            let mut bytes = 0;
+            let read = loop {
+                if bytes >= READ_AHEAD_BYTES {
+                    break Ok(false);
+                }
+                match cursor.next_frame() {
+                    Ok(Some(frame)) => {
+                        bytes += frame.data.len();
+                        frames.push_back(frame);
+                    }
+                    Ok(None) => break Ok(true),
+                    Err(e) => break Err(reading_error(e)),
+                }
+            };
+            (cursor, read.map(|at_end| (frames, at_end)))
+        })
+        .await
+        .map_err(|e| RecordingError::Unreadable(e.to_string()))?;
+        self.cursor = Some(cursor);
+        let (frames, at_end) = read?;
+        self.ahead = frames;
+        self.at_end = at_end;
+        Ok(())
     }
 }
 
-fn state(playback: &Playback, ended: bool) -> ReplayEvent {
+fn state(clock: &Clock, ended: bool) -> ReplayEvent {
     ReplayEvent::State {
-        position: playback.position(),
-        speed: playback.speed(),
-        paused: playback.paused(),
+        position: clock.position(),
+        speed: clock.speed(),
+        paused: clock.paused(),
         ended,
     }
 }

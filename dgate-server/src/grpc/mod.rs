@@ -282,6 +282,7 @@ impl GameService for GameServiceImpl {
         request: Request<Streaming<pb::RecordingControl>>,
     ) -> Result<Response<Self::StreamRecordingStream>, Status> {
         self.may_watch(request.metadata()).await?;
-        recordings::stream(&self.manager, request.into_inner()).await
+        let peer = request.remote_addr().map(|a| a.ip());
+        recordings::stream(&self.manager, request.into_inner(), peer).await
     }
 }

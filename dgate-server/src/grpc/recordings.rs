@@ -26,12 +26,10 @@ pub async fn list(
     manager: &SessionManager,
     r: pb::ListRecordingsRequest,
 ) -> Result<Response<pb::ListRecordingsResponse>, Status> {
-    let directory = manager.recordings_directory();
-    let entries = tokio::task::spawn_blocking(move || {
-        recordings::list(&directory, &r.username, &r.game_id, r.limit)
-    })
-    .await
-    .map_err(|e| Status::internal(format!("listing recordings failed: {e}")))?;
+    let entries = manager
+        .library()
+        .list(&r.username, &r.game_id, r.limit)
+        .await;
     Ok(Response::new(pb::ListRecordingsResponse {
         recordings: entries
             .iter()
@@ -45,6 +43,7 @@ pub async fn list(
 pub async fn stream(
     manager: &SessionManager,
     mut controls: Streaming<pb::RecordingControl>,
+    peer: Option<std::net::IpAddr>,
 ) -> Result<Response<ReplayStream>, Status> {
     let first = tokio::time::timeout(CONNECT_TIMEOUT, controls.message())
         .await
@@ -58,17 +57,16 @@ pub async fn stream(
         ));
     };
     tracing::Span::current().record("recording_id", open.recording_id.as_str());
-    let directory = manager.recordings_directory();
     let max_idle = (open.max_idle_seconds > 0.0)
         .then(|| recordings::seconds_to_duration(open.max_idle_seconds));
-    let (recording, summary) = tokio::task::spawn_blocking(move || {
-        let entry = recordings::find(&directory, &open.recording_id)
-            .ok_or_else(|| RecordingError::NotFound(open.recording_id.clone()))?;
-        Ok::<_, RecordingError>((entry.open(max_idle)?, entry.summary()))
-    })
-    .await
-    .map_err(|e| Status::internal(format!("opening the recording failed: {e}")))??;
-    info!(frames = recording.frame_count(), "replaying a recording");
+    let library = manager.library();
+    let entry = library
+        .find(&open.recording_id)
+        .await
+        .ok_or_else(|| RecordingError::NotFound(open.recording_id.clone()))?;
+    let permit = library.admit(peer)?;
+    let replay = library.open(entry, max_idle, permit).await?;
+    info!(frames = replay.frame_count(), "replaying a recording");
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
     let (steer, steering) = mpsc::channel(8);
     tokio::spawn(async move {
@@ -88,8 +86,7 @@ pub async fn stream(
         }
     });
     tokio::spawn(recordings::play(
-        recording,
-        summary,
+        replay,
         steering,
         tx,
         manager.shutting_down(),

@@ -78,7 +78,9 @@ impl From<RecordingError> for Status {
             RecordingError::Unreadable(_) | RecordingError::Damaged(_) => {
                 Status::data_loss(message)
             }
-            RecordingError::TooLarge => Status::resource_exhausted(message),
+            RecordingError::TooLarge | RecordingError::TooManyReplays(_) => {
+                Status::resource_exhausted(message)
+            }
             RecordingError::ShuttingDown => Status::unavailable(message),
         }
     }

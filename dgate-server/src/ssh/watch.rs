@@ -3,19 +3,22 @@
 //! and the recent games with their replays. The watcher's life is
 //! [`crate::viewing::Watch`]'s; this only draws.
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
+
+use dgate_term::ScreenModel;
+use tokio::sync::mpsc;
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use dgate_term::{GameEvent, StreamEnd};
 use dgate_tui::game_view::{GameView, Update};
 use dgate_tui::recent_menu::{RecentAction, RecentMenu};
-use dgate_tui::replay_screen::LocalReplay;
+use dgate_tui::replay_screen::{Progress, ReplayScreen, Steer};
 use dgate_tui::watch_menu::{MenuAction, SessionRow, WatchMenu};
 
 use super::connection::{Connection, End, REFRESH, RESET, Step};
 use crate::broadcast::Delivery;
 use crate::config::TermSize;
-use crate::game::recordings::{self, Entry};
+use crate::game::recordings::{self, Entry, ReplayControl, ReplayEvent};
 use crate::viewing::{Transport, Watch};
 
 /// Pauses longer than this are shortened in replays.
@@ -69,10 +72,7 @@ pub(super) async fn watch_menu(conn: &mut Connection) -> Result<(), End> {
 
 /// The recent games page, and replays from it, until `q`.
 pub(super) async fn recent(conn: &mut Connection) -> Result<Option<String>, End> {
-    let directory = conn.front.manager.recordings_directory();
-    let entries = tokio::task::spawn_blocking(move || recordings::list(&directory, "", "", 0))
-        .await
-        .unwrap_or_default();
+    let entries = conn.front.manager.library().list("", "", 0).await;
     let mut menu = RecentMenu::new(
         entries.iter().map(Entry::summary).collect(),
         conn.out.size.1,
@@ -96,31 +96,86 @@ pub(super) async fn recent(conn: &mut Connection) -> Result<Option<String>, End>
     }
 }
 
-/// Plays one recording here: the same screen and keys as `dgate replay`.
+/// Plays one recording here: the same screen and keys as `dgate replay`,
+/// drawn from the server's replay player (the file is streamed, never
+/// loaded whole, and counts against the replay caps).
 pub(super) async fn replay(conn: &mut Connection, entry: Entry) -> Result<Option<String>, End> {
+    let manager = conn.front.manager.clone();
+    let library = manager.library();
     let title = format!("{} · {}", entry.meta.username, entry.meta.game_id);
-    let opened = tokio::task::spawn_blocking(move || entry.open(Some(REPLAY_MAX_IDLE))).await;
-    let recording = match opened {
-        Ok(Ok(recording)) => recording,
-        Ok(Err(e)) => return Ok(Some(format!("Cannot replay: {e}"))),
+    let opened = match library.admit(conn.peer.map(|p| p.ip())) {
+        Ok(permit) => library.open(entry, Some(REPLAY_MAX_IDLE), permit).await,
+        Err(e) => Err(e),
+    };
+    let replay = match opened {
+        Ok(replay) => replay,
         Err(e) => return Ok(Some(format!("Cannot replay: {e}"))),
     };
-    let mut replay = LocalReplay::new(recording, title);
+    let (events_tx, mut events) = mpsc::channel(64);
+    let (steer, steering) = mpsc::channel(8);
+    tokio::spawn(recordings::play(
+        replay,
+        steering,
+        events_tx,
+        manager.shutting_down(),
+    ));
+    let mut screen = ReplayScreen::new(title, ScreenModel::new(TermSize::new(80, 24)));
+    let mut progress = Progress {
+        speed: 1.0,
+        ..Progress::default()
+    };
+    // When the player last said where it is: the progress line runs on from it.
+    let mut told = Instant::now();
     conn.out.forget_screen();
     loop {
-        let progress = replay.tick();
-        conn.out
-            .draw(|f| replay.screen.render(f, &progress))
-            .await?;
+        let shown = progress.shown(told.elapsed());
+        conn.out.draw(|f| screen.render(f, &shown)).await?;
         tokio::select! {
             step = conn.next_key(false) => {
-                if let Step::Key(key) = step?
-                    && replay.key(key)
-                {
+                let Step::Key(key) = step? else { continue };
+                let Some(intent) = screen.handle_key(key) else { continue };
+                let Some((steps, note)) = progress.steer(intent, &shown) else {
                     return Ok(None);
+                };
+                if note.is_some() {
+                    screen.message = note;
+                }
+                for step in steps {
+                    let control = match step {
+                        Steer::SeekTo(t) => ReplayControl::Seek(t.as_secs_f64()),
+                        Steer::Speed(speed) => ReplayControl::Speed(speed),
+                        Steer::Paused(paused) => ReplayControl::Paused(paused),
+                    };
+                    if steer.send(control).await.is_err() {
+                        return Ok(Some("The replay ended.".into()));
+                    }
                 }
             }
-            () = tokio::time::sleep(replay.wait(REPLAY_TICK)) => {}
+            event = events.recv() => {
+                told = Instant::now();
+                match event {
+                    Some(Ok(ReplayEvent::Opened { duration, .. })) => progress.duration = duration,
+                    Some(Ok(ReplayEvent::Screen { position, size, data })) => {
+                        screen.view.model = ScreenModel::new(size);
+                        screen.view.model.process(&data);
+                        progress.position = position;
+                        progress.ended = false;
+                    }
+                    Some(Ok(ReplayEvent::Frame { position, resize, data })) => {
+                        if let Some(size) = resize {
+                            screen.view.model.resize(size);
+                        }
+                        screen.view.model.process(&data);
+                        progress.position = position;
+                    }
+                    Some(Ok(ReplayEvent::State { position, speed, paused, ended })) => {
+                        progress = Progress { position, speed, paused, ended, ..progress };
+                    }
+                    Some(Err(e)) => return Ok(Some(format!("Replay stopped: {e}"))),
+                    None => return Ok(Some("The replay ended.".into())),
+                }
+            }
+            () = tokio::time::sleep(REPLAY_TICK) => {}
         }
     }
 }

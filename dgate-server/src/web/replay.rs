@@ -54,18 +54,11 @@ fn refused(manager: &SessionManager) -> Option<Response> {
 }
 
 async fn entries(manager: &SessionManager, limit: i32) -> Vec<Entry> {
-    let directory = manager.recordings_directory();
-    tokio::task::spawn_blocking(move || recordings::list(&directory, "", "", limit))
-        .await
-        .unwrap_or_default()
+    manager.library().list("", "", limit).await
 }
 
 async fn find(manager: &SessionManager, id: String) -> Option<Entry> {
-    let directory = manager.recordings_directory();
-    tokio::task::spawn_blocking(move || recordings::find(&directory, &id))
-        .await
-        .ok()
-        .flatten()
+    manager.library().find(&id).await
 }
 
 fn not_found(id: &str) -> Response {
@@ -165,6 +158,7 @@ async fn replay(
     State(manager): State<SessionManager>,
     Query(query): Query<ReplayQuery>,
     headers: axum::http::HeaderMap,
+    connection: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
 ) -> Response {
     if let Some(refusal) = super::foreign_origin(&manager, &headers) {
         return refusal;
@@ -179,47 +173,42 @@ async fn replay(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    // Idle stretches are capped as `dgate replay` caps them by default.
-    let opened = tokio::task::spawn_blocking(move || {
-        let recording = entry.open(Some(Duration::from_secs(3)))?;
-        Ok::<_, RecordingError>((recording, entry))
-    })
-    .await;
-    let (recording, entry) = match opened {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(e)) => {
-            let error = e.to_string();
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({ "error": error })),
-            )
-                .into_response();
+    let library = manager.library();
+    let replay = match library.admit(crate::http::peer(connection)) {
+        // Idle stretches are capped as `dgate replay` caps them by default.
+        Ok(permit) => {
+            library
+                .open(entry, Some(Duration::from_secs(3)), permit)
+                .await
         }
+        Err(e) => Err(e),
+    };
+    let replay = match replay {
+        Ok(replay) => replay,
         Err(e) => {
-            let error = format!("opening the recording failed: {e}");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({ "error": error })),
-            )
-                .into_response();
+            let status = match e {
+                RecordingError::TooManyReplays(_) => StatusCode::TOO_MANY_REQUESTS,
+                RecordingError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            return (status, Json(json!({ "error": e.to_string() }))).into_response();
         }
     };
-    info!(recording_id = %entry.id, frames = recording.frame_count(), "replaying in a browser");
+    info!(recording_id = %replay.entry().id, frames = replay.frame_count(), "replaying in a browser");
     let (events_tx, events) = mpsc::channel(64);
     let (steer, steering) = mpsc::channel(8);
-    let meta = entry.meta.clone();
+    let meta = replay.entry().meta.clone();
     let header = Out::Replay {
         player: meta.username.clone(),
         game: meta.game_id.clone(),
         start: meta.start.clone(),
-        duration: recording.duration().as_secs_f64(),
+        duration: replay.duration().as_secs_f64(),
     };
     if let Some(at) = query.at.filter(|at| *at > 0.0) {
         let _ = steer.try_send(ReplayControl::Seek(at));
     }
     tokio::spawn(recordings::play(
-        recording,
-        entry.summary(),
+        replay,
         steering,
         events_tx,
         manager.shutting_down(),

@@ -605,3 +605,120 @@ async fn pages_carry_security_headers_and_foreign_pages_cannot_open_sockets() {
     assert!(first.is_text());
     server.shutdown().await;
 }
+
+/// Plays a short game as `name` and waits for its recording; returns its id.
+async fn record_a_game(server: &TestServer, name: &str) -> String {
+    let mut client = server.client().await;
+    let game = server.start_game(name, "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"fff").await;
+    player.wait_for_text("frame 000003").await.expect("frames");
+    player.send(b"x").await;
+    player.read_to_end().await.expect("game over");
+    server.manager.finish_recordings().await;
+    let listed = server.manager.library().list(name, "", 0).await;
+    listed.first().expect("a recording").id.clone()
+}
+
+async fn replay_from(
+    server: &TestServer,
+    source: u8,
+    id: &str,
+) -> Result<
+    (
+        tokio::sync::mpsc::Sender<pb::RecordingControl>,
+        tonic::Streaming<pb::RecordingEvent>,
+    ),
+    tonic::Status,
+> {
+    let mut client = GameServiceClient::new(channel_from(stranger(source), server.grpc_addr).await);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(pb::RecordingControl {
+        control: Some(pb::recording_control::Control::Open(pb::OpenRecording {
+            recording_id: id.to_owned(),
+            max_idle_seconds: 0.0,
+        })),
+    })
+    .await
+    .expect("queue");
+    let mut events = client
+        .stream_recording(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    // The replay has started: its first event arrived.
+    let first = tokio::time::timeout(WAIT, events.message())
+        .await
+        .expect("in time")?;
+    assert!(first.is_some());
+    Ok((tx, events))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_at_once_are_capped_per_address_and_in_all() {
+    let server = start_server(|c| {
+        c.session_management.ttyrec.max_replays = 3;
+        c.session_management.ttyrec.max_replays_per_address = 2;
+    })
+    .await;
+    let id = record_a_game(&server, "rita").await;
+    let first = replay_from(&server, 1, &id).await.expect("first");
+    let _second = replay_from(&server, 1, &id).await.expect("second");
+    let third = replay_from(&server, 1, &id).await.expect_err("per address");
+    assert_eq!(third.code(), Code::ResourceExhausted);
+    assert!(third.message().contains("at most 2 replays"), "{third:?}");
+    let _elsewhere = replay_from(&server, 2, &id).await.expect("another address");
+    let full = replay_from(&server, 3, &id).await.expect_err("in all");
+    assert_eq!(full.code(), Code::ResourceExhausted);
+    assert!(full.message().contains("maximum of 3"), "{full:?}");
+    // A replay that ends gives its place back.
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(replay) = replay_from(&server, 3, &id).await {
+            again = Some(replay);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the place came back");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_stops_at_its_size_cap_and_the_game_goes_on() {
+    let server = start_server(|c| {
+        c.session_management.ttyrec.max_bytes = 2048;
+        c.session_management.ttyrec.compression = dgate_server::config::Compression::None;
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("tess", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    for round in 0..20 {
+        player.send(format!("ff{round}").as_bytes()).await;
+        player
+            .wait_for_text(&format!("keys: ff{round}"))
+            .await
+            .expect("the game goes on past the cap");
+    }
+    player.send(b"x").await;
+    player.read_to_end().await.expect("game over");
+    server.manager.finish_recordings().await;
+    let entry = server
+        .manager
+        .library()
+        .list("tess", "", 0)
+        .await
+        .into_iter()
+        .next()
+        .expect("a recording");
+    assert!(entry.meta.truncated, "{:?}", entry.meta);
+    let size = std::fs::metadata(&entry.path).expect("file").len();
+    assert!(size <= 2048, "{size} bytes");
+    // What was recorded still plays.
+    let (_tx, mut events) = replay_from(&server, 4, &entry.id).await.expect("replays");
+    assert!(events.message().await.expect("event").is_some());
+    server.shutdown().await;
+}
