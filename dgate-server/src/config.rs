@@ -202,6 +202,9 @@ pub struct GameConfig {
     /// The child's whole environment, besides TERM, LINES and COLUMNS.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Overrides `session_management.run_as` for this game.
+    #[serde(default)]
+    pub run_as: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -235,6 +238,40 @@ pub struct SessionManagement {
     pub stop_grace: Duration,
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// When the server runs as root, games run as this account ("user" or
+    /// "user:group"); never as root. Ignored when the server is not root.
+    pub run_as: Option<String>,
+    /// Resource limits every game process runs under.
+    pub rlimits: Rlimits,
+}
+
+/// Limits set (with `prlimit`) on every game process; `null` leaves one as
+/// the server's.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rlimits {
+    /// Bytes of address space (RLIMIT_AS).
+    pub address_space: Option<u64>,
+    /// Processes of the game's user, all games together (RLIMIT_NPROC).
+    pub processes: Option<u64>,
+    /// The largest file a game may write, in bytes (RLIMIT_FSIZE).
+    pub file_size: Option<u64>,
+    /// CPU seconds a game may use in all (RLIMIT_CPU).
+    pub cpu_seconds: Option<u64>,
+    /// Whether a crashing game may write a core file.
+    pub core_files: bool,
+}
+
+impl Default for Rlimits {
+    fn default() -> Self {
+        Self {
+            address_space: Some(1 << 30),
+            processes: Some(4096),
+            file_size: Some(256 << 20),
+            cpu_seconds: Some(4 * 3600),
+            core_files: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -342,6 +379,8 @@ impl Default for SessionManagement {
             detach_grace: Duration::from_secs(5 * 60),
             stop_grace: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            run_as: Some("games".to_owned()),
+            rlimits: Rlimits::default(),
         }
     }
 }

@@ -70,6 +70,15 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let config = manager.config();
+    // A server running as root must know whom each game runs as, before it
+    // serves anyone.
+    for game in &config.games {
+        let run_as = game::pty::RunAs::for_game(game, config.session_management.run_as.as_deref())
+            .map_err(anyhow::Error::msg)?;
+        if let Some(run_as) = run_as {
+            info!(game = %game.id, user = %run_as.name, uid = run_as.uid, "games run as");
+        }
+    }
     let database = config.database_path();
     let store = AccountStore::open(&database, config.accounts.token_lifetime)
         .with_context(|| format!("opening the account database {}", database.display()))?;

@@ -5,8 +5,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::pty::GameCommand;
-use crate::config::{GameConfig, TermSize};
+use super::pty::{GameCommand, RunAs};
+use crate::config::{GameConfig, Rlimits, TermSize};
 
 /// Why `game` cannot be started here, if it cannot.
 pub fn unavailable_reason(game: &GameConfig) -> Option<String> {
@@ -48,13 +48,16 @@ pub fn expand(template: &str, username: &str, data_dir: &Path) -> String {
 }
 
 /// The command that runs `game` for `username` (already checked), creating its
-/// working directory and a HOME directory under the data directory if needed.
+/// working directory and a HOME directory under the data directory if needed
+/// (owned by the account the game runs as, when that is not the server's).
 pub fn command_for(
     game: &GameConfig,
     username: &str,
     data_dir: &Path,
     size: TermSize,
     term: &str,
+    run_as: Option<RunAs>,
+    rlimits: &Rlimits,
 ) -> std::io::Result<GameCommand> {
     let working_directory = game
         .binary
@@ -73,6 +76,9 @@ pub fn command_for(
     for dir in working_directory.iter().chain(home.iter()) {
         if dir.starts_with(data_dir) {
             std::fs::create_dir_all(dir)?;
+            if let Some(run_as) = &run_as {
+                hand_over(dir, data_dir, run_as)?;
+            }
         }
     }
     Ok(GameCommand {
@@ -87,7 +93,34 @@ pub fn command_for(
         environment,
         term: term.to_owned(),
         size,
+        run_as,
+        rlimits: rlimits.clone(),
     })
+}
+
+/// Makes `dir` (under `data_dir`) the game account's, and every directory
+/// from `data_dir` down to it passable (never readable) by others, so that
+/// the account reaches it while the rest of the data directory (the
+/// database, the host key) stays the server's.
+fn hand_over(dir: &Path, data_dir: &Path, run_as: &RunAs) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let owner = (
+        Some(nix::unistd::Uid::from_raw(run_as.uid)),
+        Some(nix::unistd::Gid::from_raw(run_as.gid)),
+    );
+    nix::unistd::chown(dir, owner.0, owner.1)?;
+    let mut parent = dir.parent();
+    while let Some(p) = parent {
+        if !p.starts_with(data_dir) {
+            break;
+        }
+        let mode = std::fs::metadata(p)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o001))?;
+        }
+        parent = p.parent();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

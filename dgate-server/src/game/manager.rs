@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::error::SessionError;
+use super::pty::RunAs;
 use super::session::{Session, SessionInfo};
 use super::{catalog, recorder, recordings};
 use crate::broadcast::{HubCounters, HubOptions, SpectatorRegistry};
@@ -213,12 +214,20 @@ impl SessionManager {
                 request.username, management.max_sessions_per_user
             )));
         }
+        let run_as = RunAs::for_game(game, management.run_as.as_deref()).map_err(|reason| {
+            SessionError::Spawn {
+                game: game.id.clone(),
+                reason,
+            }
+        })?;
         let command = catalog::command_for(
             game,
             &request.username,
             &inner.data_dir,
             size,
             "xterm-256color",
+            run_as,
+            &management.rlimits,
         )
         .map_err(|e| SessionError::Spawn {
             game: game.id.clone(),

@@ -55,15 +55,14 @@ fn wait_until_same(tmux: &Tmux, size: (usize, usize)) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_in_a_real_terminal_sees_the_players_screen() {
-    let keylog_dir = tempfile::tempdir().expect("keylog dir");
-    let keylog = keylog_dir.path().join("keys");
-    let keylog_arg = keylog.to_string_lossy().into_owned();
+    // In the player's own directory: the game may run as another user.
     let server = start_server(|config| {
         config
             .games
-            .push(testgame("logged", &["--keylog", &keylog_arg]));
+            .push(testgame("logged", &["--keylog", "%d/games/%u/keys"]));
     })
     .await;
+    let keylog = server.data_dir.path().join("games/alice/keys");
     let url = server.url();
     let homes = tempfile::tempdir().expect("homes");
     let (player_home, watcher_home) = (homes.path().join("alice"), homes.path().join("bob"));

@@ -490,7 +490,7 @@ async fn an_unclaimed_spectator_registration_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_game_gets_only_its_configured_environment() {
     let server = start_server(|c| {
-        let mut game = testgame("env", &["--dump-env", "%d/env-%u"]);
+        let mut game = testgame("env", &["--dump-env", "%d/games/%u/env"]);
         game.environment
             .insert("GREETING".into(), "hello %u in %d".into());
         c.games.push(game);
@@ -504,8 +504,8 @@ async fn the_game_gets_only_its_configured_environment() {
     player.ready().await;
 
     let data = server.data_dir.path();
-    let dumped =
-        std::fs::read_to_string(data.join("env-quinn")).expect("the game wrote its environment");
+    let dumped = std::fs::read_to_string(data.join("games/quinn/env"))
+        .expect("the game wrote its environment");
     let mut env: Vec<&str> = dumped.lines().collect();
     env.sort_unstable();
     let home = format!("HOME={}", data.join("users/quinn").display());

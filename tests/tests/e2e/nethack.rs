@@ -101,6 +101,31 @@ async fn spectators_of_real_nethack_see_the_players_screen() {
     server.shutdown().await;
 }
 
+/// The uid games run as under the test server: `games` when the tests run
+/// as root, else the tests' own.
+fn game_uid() -> u32 {
+    let own = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc"));
+    if own != 0 {
+        return own;
+    }
+    nix::unistd::User::from_name("games")
+        .expect("user lookup")
+        .expect("a games user")
+        .uid
+        .as_raw()
+}
+
+/// The real uid of process `pid`.
+fn process_uid(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("a Uid line")
+}
+
 /// NetHack keeps saves in its own playground; remove this test's.
 fn remove_save_files(name: &str) {
     let Ok(entries) = std::fs::read_dir("/var/games/nethack/save") else {
@@ -181,19 +206,32 @@ async fn shutdown_saves_nethack_and_the_next_game_restores_it() {
         return;
     }
     let name = format!("sv{}", std::process::id());
-    // NetHack names a save file by the player's uid and name.
-    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc"));
+    // NetHack names a save file by the player's uid and name; a server run
+    // as root runs it as `games` (the default `run_as`).
+    let uid = game_uid();
     let save = Path::new("/var/games/nethack/save").join(format!("{uid}{name}.gz"));
     let _ = std::fs::remove_file(&save);
 
     let server = start_server(|_| {}).await;
     let mut client = server.client().await;
     let session = server.start_game(&name, "nethack").await;
+    let pid = server
+        .manager
+        .get(&session.id)
+        .expect("session")
+        .pid()
+        .expect("pid");
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player
         .wait_for_text("Shall I pick")
         .await
         .expect("first prompt");
+    // (Checked once NetHack runs: before, the pid is still the launchers'.)
+    assert_eq!(
+        process_uid(pid),
+        uid,
+        "NetHack runs as the games' account, never root"
+    );
     player.send(b"y").await;
     player
         .wait_for_text("Is this ok?")

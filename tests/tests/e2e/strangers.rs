@@ -722,3 +722,51 @@ async fn a_recording_stops_at_its_size_cap_and_the_game_goes_on() {
     assert!(events.message().await.expect("event").is_some());
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_of_a_root_server_runs_unprivileged_and_cannot_read_the_secrets() {
+    let root =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc")) == 0;
+    // A "game" that tries to read the server's secrets and says who it is.
+    let server = start_server(|c| {
+        let mut game = testgame("shell", &[]);
+        game.binary.path = "/bin/sh".into();
+        game.binary.args = vec![
+            "-c".into(),
+            "echo uid=$(id -u); cat %d/dgate.db %d/ssh_host_ed25519_key >/dev/null 2>&1 \
+             && echo SECRETS-READ || echo SECRETS-DENIED; ulimit -c; sleep 60"
+                .into(),
+        ];
+        c.games.push(game);
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("ivy", "shell").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player
+        .wait_for_text("SECRETS-")
+        .await
+        .expect("the game ran");
+    let screen = player.screen.screen().contents();
+    if root {
+        let games = nix::unistd::User::from_name("games")
+            .expect("lookup")
+            .expect("a games user");
+        assert!(screen.contains(&format!("uid={}", games.uid)), "{screen}");
+        assert!(screen.contains("SECRETS-DENIED"), "{screen}");
+    } else {
+        eprintln!("not root: games run as the tests' own user; only the limits are checked");
+    }
+    // No core files, whoever runs it.
+    assert!(screen.lines().any(|l| l.trim() == "0"), "{screen}");
+    let data = server.data_dir.path();
+    for secret in ["dgate.db", "ssh_host_ed25519_key"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(data.join(secret))
+                .expect(secret)
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{secret}");
+    }
+    server.shutdown().await;
+}

@@ -276,10 +276,10 @@ async fn a_late_joiner_sees_the_players_screen_at_once() {
 async fn spectator_keystrokes_never_reach_the_game() {
     let server = start_server(|c| {
         c.games
-            .push(testgame("logged", &["--keylog", "%d/keylog-%u"]))
+            .push(testgame("logged", &["--keylog", "%d/games/%u/keylog"]))
     })
     .await;
-    let keylog = server.data_dir.path().join("keylog-dave");
+    let keylog = server.data_dir.path().join("games/dave/keylog");
     let mut client = server.client().await;
     let session = server.start_game("dave", "logged").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");

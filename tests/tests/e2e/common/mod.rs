@@ -115,6 +115,7 @@ pub fn testgame(id: &str, args: &[&str]) -> GameConfig {
             working_directory: Some("%d/games/%u".into()),
         },
         environment: [("HOME".to_owned(), "%d/users/%u".to_owned())].into(),
+        run_as: None,
     }
 }
 
