@@ -30,7 +30,7 @@ pub mod web;
 use std::future::Future;
 use std::sync::Arc;
 
-use accounts::{AccountStore, LoginLimiter, Logins};
+use accounts::{AccountStore, LiveUsers, LoginLimiter, Logins};
 use anyhow::Context;
 use dgate_proto::auth::auth_service_server::AuthServiceServer;
 use dgate_proto::pb::game_service_server::GameServiceServer;
@@ -83,7 +83,9 @@ pub async fn serve(
     let store = AccountStore::open(&database, config.accounts.token_lifetime)
         .with_context(|| format!("opening the account database {}", database.display()))?;
     let store = Arc::new(store);
-    let auth = Authenticator::new(Arc::clone(&store));
+    // Live sessions end when their account is banned or its password changes.
+    let live = Arc::new(LiveUsers::default());
+    let auth = Authenticator::new(Arc::clone(&store), Arc::clone(&live));
     // Connections per address count gRPC, SSH and HTTP together.
     let trusted = limits::Trusted::new(&config.server.trusted_addresses);
     let addresses = limits::AddressLimiter::new(config.server.max_connections_per_address, trusted);
@@ -96,8 +98,12 @@ pub async fn serve(
     // The SSH front end is ready (host key and banners read) before anything listens.
     let ssh = match listeners.ssh {
         Some(listener) => {
-            let front =
-                ssh::SshFront::new(manager.clone(), Arc::clone(&logins), addresses.clone())?;
+            let front = ssh::SshFront::new(
+                manager.clone(),
+                Arc::clone(&logins),
+                Arc::clone(&live),
+                addresses.clone(),
+            )?;
             Some((front, listener))
         }
         None => None,
@@ -137,6 +143,7 @@ pub async fn serve(
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
     let retention = tokio::spawn(sweep_recordings(manager.clone(), stop.clone()));
+    let account_changes = tokio::spawn(Arc::clone(&live).run(Arc::clone(&store), stop.clone()));
     let ssh = ssh.map(|(front, listener)| tokio::spawn(ssh::serve(front, listener, stop.clone())));
 
     shutdown.await;
@@ -144,6 +151,7 @@ pub async fn serve(
     manager.shutdown().await;
     stop.cancel();
     let _ = retention.await;
+    let _ = account_changes.await;
     grpc.await
         .context("gRPC server task")?
         .context("gRPC server")?;

@@ -95,7 +95,8 @@ impl Logins {
     }
 
     /// A new password for `user`, who must give the current one (counted
-    /// like a login).
+    /// like a login). Returns the account as it is now (a new credential
+    /// generation: the user's other live sessions end).
     pub async fn change_password(
         &self,
         user: &User,
@@ -103,16 +104,18 @@ impl Logins {
         new: Vec<u8>,
         peer: Option<IpAddr>,
         via: &'static str,
-    ) -> Result<(), LoginError> {
+    ) -> Result<User, LoginError> {
         let store = Arc::clone(&self.store);
         let name = user.username.clone();
-        self.attempt(&user.username, peer, via, move || {
-            store.check_credentials(&name, &old)?;
-            store.set_password(&name, &new)
-        })
-        .await?;
+        let changed = self
+            .attempt(&user.username, peer, via, move || {
+                store.check_credentials(&name, &old)?;
+                store.set_password(&name, &new)?;
+                store.user(&name)
+            })
+            .await?;
         info!(username = %user.username, via, "password changed");
-        Ok(())
+        Ok(changed)
     }
 
     /// A new account, counted against the registrations of `peer`'s address.

@@ -4,10 +4,12 @@
 //! a login arrives (gRPC, SSH).
 
 pub mod limiter;
+pub mod live;
 pub mod logins;
 pub mod passwords;
 pub mod store;
 
 pub use limiter::LoginLimiter;
+pub use live::{LiveUsers, Revocation};
 pub use logins::{LoginError, Logins};
 pub use store::{AccountError, AccountStore, Login, PublicKeyInfo, User, check_username};

@@ -46,6 +46,9 @@ const MIGRATIONS: &[&str] = &[
         added_at    INTEGER NOT NULL
     );
     CREATE INDEX public_keys_by_user ON public_keys(user_id);",
+    // 3: a count of the account's credential changes (password, ban): live
+    // sessions made under an older one end.
+    "ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Keys one account may register.
@@ -101,6 +104,9 @@ pub struct User {
     pub last_login: Option<SystemTime>,
     pub is_admin: bool,
     pub is_banned: bool,
+    /// Bumped by every password change and ban: a live session logged in
+    /// under an older generation ends.
+    pub generation: i64,
 }
 
 /// A fresh login: the token to hand to the client, once.
@@ -219,7 +225,8 @@ fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-const USER_COLUMNS: &str = "id, username, email, created_at, last_login, is_admin, is_banned";
+const USER_COLUMNS: &str =
+    "id, username, email, created_at, last_login, is_admin, is_banned, generation";
 
 fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -230,6 +237,7 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         last_login: row.get::<_, Option<i64>>(4)?.map(from_unix),
         is_admin: row.get(5)?,
         is_banned: row.get(6)?,
+        generation: row.get(7)?,
     })
 }
 
@@ -555,12 +563,30 @@ impl AccountStore {
             .optional()?;
         let id = id.ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
         tx.execute(
-            "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+            "UPDATE users SET password_hash = ?1, generation = generation + 1 WHERE id = ?2",
             params![hash, id],
         )?;
         tx.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Each of `ids`' credential generation and whether it is banned (ids
+    /// with no account are left out: deleted accounts end their sessions too).
+    pub fn standing(&self, ids: &[i64]) -> Result<Vec<(i64, i64, bool)>, AccountError> {
+        let db = self.db();
+        let mut statement =
+            db.prepare_cached("SELECT generation, is_banned FROM users WHERE id = ?1")?;
+        let mut standing = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some((generation, banned)) = statement
+                .query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)))
+                .optional()?
+            {
+                standing.push((id, generation, banned));
+            }
+        }
+        Ok(standing)
     }
 
     /// Bans or unbans; a ban also revokes every token of the user.
@@ -588,6 +614,10 @@ impl AccountStore {
             return Err(AccountError::NoSuchUser(username.to_owned()));
         }
         if column == "is_banned" && value {
+            tx.execute(
+                "UPDATE users SET generation = generation + 1 WHERE username = ?1",
+                [username],
+            )?;
             tx.execute(
                 "DELETE FROM tokens WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
                 [username],

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use super::convert::timestamp;
-use crate::accounts::{AccountError, AccountStore, Logins, User};
+use crate::accounts::{AccountError, AccountStore, LiveUsers, Logins, User};
 
 impl From<&User> for pb::User {
     fn from(u: &User) -> Self {
@@ -40,19 +40,25 @@ pub fn bearer(metadata: &MetadataMap) -> Result<Option<String>, Status> {
     Ok(Some(token.trim().to_owned()))
 }
 
-/// Token checks for every service.
+/// Token checks for every service, and the live sessions of their users.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     store: Arc<AccountStore>,
+    live: Arc<LiveUsers>,
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<AccountStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<AccountStore>, live: Arc<LiveUsers>) -> Self {
+        Self { store, live }
     }
 
     pub fn store(&self) -> &Arc<AccountStore> {
         &self.store
+    }
+
+    /// Live sessions end when their account is banned or its password changes.
+    pub fn live(&self) -> &Arc<LiveUsers> {
+        &self.live
     }
 
     /// The caller, when the request carries a token; UNAUTHENTICATED when the

@@ -3,6 +3,7 @@
 //! viewer's life is [`crate::viewing`]'s, and this module only turns
 //! deliveries into protobuf messages and inbound messages into input.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use tonic::{Status, Streaming};
 use tracing::debug;
 
 use super::convert::{delivery_message, term_size};
-use crate::accounts::User;
+use crate::accounts::{Revocation, User};
 use crate::broadcast::Delivery;
 use crate::game::SessionManager;
 use crate::viewing::{Play, PlayerInput, Transport, Watch};
@@ -108,6 +109,8 @@ enum Step {
     Delivery(Option<Delivery>),
     Input(InputEnd),
     PushedOut,
+    /// The caller's account was banned or its password changed.
+    Revoked,
 }
 
 /// The stream's responses, produced as the client reads them: tonic polls the
@@ -118,8 +121,11 @@ pub fn responses(
     mut viewer: Viewer,
     manager: SessionManager,
     inbound: Streaming<pb::GameIoRequest>,
+    revocation: Option<Arc<Revocation>>,
 ) -> impl Stream<Item = Result<pb::GameIoResponse, Status>> + Send + 'static {
     async_stream::stream! {
+        let revoked = revocation.as_ref().map(|r| r.ended().clone()).unwrap_or_default();
+        let revoked = revoked.cancelled_owned();
         let id = viewer.session_id().to_owned();
         let size = match &viewer {
             Viewer::Player(play) => play.session().hub.size(),
@@ -149,7 +155,7 @@ pub fn responses(
         let shutdown = manager.shutting_down().cancelled_owned();
         // Waited on across iterations, not re-registered for every frame.
         let pushed_out = pushed_out.cancelled_owned();
-        tokio::pin!(shutdown, pushed_out);
+        tokio::pin!(shutdown, pushed_out, revoked);
         let mut told_of_shutdown = false;
         // The spectator timeout is checked when this timer fires, and
         // re-armed from the last output then: a frame costs an `Instant`,
@@ -164,6 +170,7 @@ pub fn responses(
                 delivery = viewer.next() => Step::Delivery(delivery),
                 end = &mut input => Step::Input(end.unwrap_or(InputEnd::Closed)),
                 () = &mut pushed_out => Step::PushedOut,
+                () = &mut revoked => Step::Revoked,
             };
             match step {
                 // The game is hung up next; its exit still follows.
@@ -215,6 +222,11 @@ pub fn responses(
                         "another connection of yours took over this game"
                     };
                     yield Ok(disconnected(&id, reason));
+                    break;
+                }
+                Step::Revoked => {
+                    let why = revocation.as_ref().map(|r| r.why()).unwrap_or_default();
+                    yield Err(Status::unauthenticated(format!("your session has ended: {why}")));
                     break;
                 }
             }

@@ -15,6 +15,7 @@ pub mod status;
 use dgate_proto::pb;
 use dgate_proto::pb::game_io_request::Request as In;
 use dgate_proto::pb::game_service_server::GameService;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::instrument;
 
@@ -258,11 +259,16 @@ impl GameService for GameServiceImpl {
             ));
         };
         tracing::Span::current().record("session_id", connect.session_id.as_str());
+        // A logged-in stream ends when its account is banned or its password changes.
+        let revocation = caller
+            .as_ref()
+            .map(|user| self.auth.live().watch(user, CancellationToken::new()));
         let viewer = Viewer::connect(&self.manager, &connect, caller)?;
         Ok(Response::new(Box::pin(game_io::responses(
             viewer,
             self.manager.clone(),
             inbound,
+            revocation,
         ))))
     }
 

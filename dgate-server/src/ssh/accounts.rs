@@ -29,7 +29,7 @@ pub(super) async fn login(conn: &mut Connection) -> Result<(), End> {
         Ok(user) => {
             info!(username = %user.username, "logged in over SSH (menu)");
             conn.message = Some(format!("Welcome back, {}.", user.username));
-            conn.user = Some(user);
+            conn.logged_in(user);
         }
         Err(e) => conn.message = Some(format!("Cannot log in: {e}.")),
     }
@@ -70,7 +70,7 @@ pub(super) async fn register(conn: &mut Connection) -> Result<(), End> {
                 "Welcome, {}! Next time: ssh {}@this-host",
                 user.username, user.username
             ));
-            conn.user = Some(user);
+            conn.logged_in(user);
         }
         Err(e) => conn.message = Some(format!("Not registered: {e}.")),
     }
@@ -103,7 +103,14 @@ pub(super) async fn change_password(conn: &mut Connection) -> Result<(), End> {
         .change_password(&user, old.into_bytes(), new.into_bytes(), peer, "ssh")
         .await;
     conn.message = Some(match changed {
-        Ok(()) => "Password changed.".into(),
+        Ok(changed) => {
+            // This connection lives on; the account's other sessions end.
+            if let Some(revocation) = &conn.revocation {
+                revocation.renew(changed.generation);
+            }
+            conn.user = Some(changed);
+            "Password changed; your other sessions are logged out.".into()
+        }
         Err(e) => format!("Unchanged: {e}."),
     });
     Ok(())

@@ -28,8 +28,9 @@ use tracing::{debug, info};
 
 use super::output::{Gone, Output};
 use super::{SshFront, accounts, play, watch};
-use crate::accounts::User;
+use crate::accounts::{Revocation, User};
 use crate::limits::AddressSlot;
+use tokio_util::sync::CancellationToken;
 
 /// Events queued between the channel's reader and the connection.
 const EVENT_QUEUE: usize = 256;
@@ -69,6 +70,8 @@ pub(super) enum End {
     Idle,
     /// The server is shutting down.
     Shutdown,
+    /// The account was banned or its password changed elsewhere.
+    Revoked(String),
 }
 
 impl From<Gone> for End {
@@ -102,22 +105,35 @@ pub async fn run(
         events,
         decoder: KeyDecoder::default(),
         typed: VecDeque::new(),
-        user,
+        user: None,
+        revocation: None,
+        ended: CancellationToken::new(),
         peer,
         message: None,
         actions: VecDeque::new(),
         front,
     };
+    if let Some(user) = user {
+        connection.logged_in(user);
+    }
     let refusal = admission.as_ref().err().cloned();
+    let ended = connection.ended.clone();
     let status = match connection.start(refusal).await {
-        Ok(()) => connection.serve().await,
+        // Whatever screen is showing, a revoked account ends the connection.
+        Ok(()) => tokio::select! {
+            status = connection.serve() => status,
+            () = ended.cancelled() => Err(End::Revoked(
+                connection.revocation.as_ref().map(|r| r.why()).unwrap_or_default(),
+            )),
+        },
         Err(end) => Err(end),
     };
     let goodbye = match status {
-        Ok(()) => "Goodbye.\r\n",
-        Err(End::Idle) => "\r\nIdle too long in the menus; goodbye.\r\n",
-        Err(End::Shutdown) => "\r\nThe server is shutting down; goodbye.\r\n",
-        Err(End::Gone) => "",
+        Ok(()) => "Goodbye.\r\n".to_owned(),
+        Err(End::Idle) => "\r\nIdle too long in the menus; goodbye.\r\n".to_owned(),
+        Err(End::Shutdown) => "\r\nThe server is shutting down; goodbye.\r\n".to_owned(),
+        Err(End::Revoked(why)) => format!("\r\nYour session has ended: {why}.\r\n"),
+        Err(End::Gone) => String::new(),
     };
     let _ = connection.out.write(format!("{CLEAR}{goodbye}")).await;
     connection.out.close(0).await;
@@ -183,6 +199,10 @@ pub(super) struct Connection {
     /// Keys decoded and not used yet (typed ahead).
     pub(super) typed: VecDeque<KeyEvent>,
     pub(super) user: Option<User>,
+    /// Set with `user`: ends the connection when the account changes.
+    pub(super) revocation: Option<Arc<Revocation>>,
+    /// Cancelled when the account is banned or its password changes elsewhere.
+    ended: CancellationToken,
     pub(super) peer: Option<SocketAddr>,
     /// Shown with the next menu.
     pub(super) message: Option<String>,
@@ -191,6 +211,13 @@ pub(super) struct Connection {
 }
 
 impl Connection {
+    /// `user` is logged in on this connection from now on, for as long as
+    /// the account is not banned or its password changed elsewhere.
+    pub(super) fn logged_in(&mut self, user: User) {
+        self.revocation = Some(self.front.live.watch(&user, self.ended.clone()));
+        self.user = Some(user);
+    }
+
     /// Waits for the pty and the shell; refuses politely when the server is full.
     async fn start(&mut self, refusal: Option<String>) -> Result<(), End> {
         let deadline = tokio::time::Instant::now() + SHELL_WAIT;

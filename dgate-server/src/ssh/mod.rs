@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::accounts::{AccountStore, Logins, User};
+use crate::accounts::{AccountStore, LiveUsers, Logins, User};
 use crate::game::SessionManager;
 use crate::limits::{AddressLimiter, AddressSlot, LogOnce};
 use crate::metrics::Refusal;
@@ -44,6 +44,8 @@ pub struct SshFront {
     pub manager: SessionManager,
     pub accounts: Arc<AccountStore>,
     pub logins: Arc<Logins>,
+    /// Live sessions end when their account is banned or its password changes.
+    pub live: Arc<LiveUsers>,
     pub banners: Arc<Banners>,
     /// One per connection being served; `ssh.max_sessions` of them.
     permits: Arc<Semaphore>,
@@ -56,6 +58,7 @@ impl SshFront {
     pub fn new(
         manager: SessionManager,
         logins: Arc<Logins>,
+        live: Arc<LiveUsers>,
         addresses: AddressLimiter,
     ) -> anyhow::Result<Self> {
         let config = manager.config();
@@ -67,6 +70,7 @@ impl SshFront {
             manager,
             accounts: Arc::clone(logins.store()),
             logins,
+            live,
             banners: Arc::new(banners),
             permits,
             addresses,

@@ -139,7 +139,19 @@ async fn register_log_in_and_change_the_password_over_ssh() {
     t.send(b"c").await;
     t.wait_for("Current password:").await;
     t.send(b"s3cret-pass\rn3w-pass-word\rn3w-pass-word\r").await;
-    t.wait_for("Password changed.").await;
+    t.wait_for("Password changed; your other sessions are logged out.")
+        .await;
+    // Dave's other sessions (a password login, a menu login) end, saying why;
+    // the one that changed it goes on.
+    for other_session in [&mut direct, &mut other] {
+        other_session
+            .wait_for("Your session has ended: your password was changed")
+            .await;
+        other_session.wait_closed().await;
+    }
+    t.send(b"w").await;
+    t.wait_for("No games are in progress.").await;
+    t.send(b"q").await;
     assert!(
         SshTerminal::connect(
             server.ssh_addr,

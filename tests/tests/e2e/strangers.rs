@@ -770,3 +770,55 @@ async fn a_game_of_a_root_server_runs_unprivileged_and_cannot_read_the_secrets()
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_ends_the_users_live_sessions_on_every_transport() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    // Mallory plays over gRPC and sits in the SSH menu, both logged in.
+    let game = server.start_game("mallory", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let password = String::from_utf8(password_of("mallory")).expect("text");
+    let mut ssh = SshTerminal::connect_from(
+        stranger(10),
+        server.ssh_addr,
+        "mallory",
+        Login::Password(&password),
+        (80, 24),
+        (80, 24),
+    )
+    .await
+    .expect("login");
+    ssh.wait_for("Logged in as mallory").await;
+    // Someone else watches the game and is not affected.
+    let mut viewer = Viewer::spectator(&mut client, &game.id, "x")
+        .await
+        .expect("spectator");
+    viewer.ready().await;
+
+    // The operator bans her, from another process, as `dgate-server user ban` does.
+    let store = dgate_server::accounts::AccountStore::open(
+        &server.data_dir.path().join("dgate.db"),
+        Duration::from_secs(60),
+    )
+    .expect("the store");
+    store.set_banned("mallory", true).expect("ban");
+
+    ssh.wait_for("Your session has ended: your account was banned.")
+        .await;
+    ssh.wait_closed().await;
+    let ended = tokio::time::timeout(WAIT, player.read_to_end())
+        .await
+        .expect("the stream ended in time");
+    let error = ended.expect_err("ended by the server");
+    assert!(format!("{error:#}").contains("banned"), "{error:#}");
+    // Her game goes on for its spectators until the detach grace ends it.
+    assert!(server.manager.get(&game.id).is_ok());
+    let last = server.hub(&game.id).last_frame_id().get();
+    viewer
+        .wait_for_frame(last)
+        .await
+        .expect("the spectator still watches");
+    server.shutdown().await;
+}
