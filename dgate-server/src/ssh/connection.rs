@@ -146,8 +146,7 @@ pub async fn run(
 /// Terminal sizes are clamped to `max_size` here, before anything is drawn
 /// at them.
 async fn forward(mut read: ChannelReadHalf, events: mpsc::Sender<Event>, max_size: TermSize) {
-    let clamp = |v: u32, max: u16| u16::try_from(v).unwrap_or(u16::MAX).clamp(1, max.max(1));
-    let side = |cols: u32, rows: u32| (clamp(cols, max_size.cols), clamp(rows, max_size.rows));
+    let side = |cols: u32, rows: u32| clamp_size(cols, rows, max_size);
     while let Some(message) = read.wait().await {
         let event = match message {
             ChannelMsg::Data { data } => Event::Input(data),
@@ -188,6 +187,13 @@ async fn forward(mut read: ChannelReadHalf, events: mpsc::Sender<Event>, max_siz
         }
     }
     let _ = events.send(Event::Closed).await;
+}
+
+/// A terminal size a client claims (pty-req, window-change), within 1x1
+/// and `max`: what every screen of the connection is drawn at.
+pub fn clamp_size(cols: u32, rows: u32, max: TermSize) -> (u16, u16) {
+    let side = |v: u32, max: u16| u16::try_from(v).unwrap_or(u16::MAX).clamp(1, max.max(1));
+    (side(cols, max.cols), side(rows, max.rows))
 }
 
 /// One SSH terminal and who is at it; every screen reads and draws through it.

@@ -37,6 +37,7 @@ use crate::metrics::Refusal;
 use startups::{Startup, Startups};
 
 pub use banners::Banners;
+pub use connection::clamp_size;
 
 /// What every connection shares.
 #[derive(Clone)]

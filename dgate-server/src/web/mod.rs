@@ -13,6 +13,8 @@ pub mod feed;
 mod replay;
 pub mod screen_json;
 
+pub use replay::page_control;
+
 use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;

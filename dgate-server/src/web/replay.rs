@@ -153,6 +153,16 @@ enum Steer {
     Paused(bool),
 }
 
+/// What a replay page's message asks for (`{"seek": s}`, `{"speed": x}`,
+/// `{"paused": b}`), or why it is ignored.
+pub fn page_control(text: &str) -> Result<ReplayControl, serde_json::Error> {
+    Ok(match serde_json::from_str::<Steer>(text)? {
+        Steer::Seek(seconds) => ReplayControl::Seek(seconds),
+        Steer::Speed(speed) => ReplayControl::Speed(speed),
+        Steer::Paused(paused) => ReplayControl::Paused(paused),
+    })
+}
+
 async fn replay(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(manager): State<SessionManager>,
@@ -240,10 +250,8 @@ async fn relay(
             },
             inbound = socket.recv() => match inbound {
                 Some(Ok(Message::Text(text))) => {
-                    match serde_json::from_str::<Steer>(&text) {
-                        Ok(Steer::Seek(seconds)) => { let _ = steer.send(ReplayControl::Seek(seconds)).await; }
-                        Ok(Steer::Speed(speed)) => { let _ = steer.send(ReplayControl::Speed(speed)).await; }
-                        Ok(Steer::Paused(paused)) => { let _ = steer.send(ReplayControl::Paused(paused)).await; }
+                    match page_control(&text) {
+                        Ok(control) => { let _ = steer.send(control).await; }
                         Err(e) => debug!(error = %e, "ignored a replay page's message"),
                     }
                     continue;
