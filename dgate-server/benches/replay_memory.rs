@@ -131,9 +131,10 @@ async fn run(megabytes: usize, replays: usize, seconds: u64) {
     let baseline = rss_mib();
     println!("server RSS before the replays: {baseline:.1} MiB");
 
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..replays {
-        let (url, id) = (url.clone(), id.clone());
+        let (url, id, received) = (url.clone(), id.clone(), Arc::clone(&received));
         tasks.push(tokio::spawn(async move {
             let mut client = GameServiceClient::connect(url).await.expect("connect");
             let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -152,14 +153,12 @@ async fn run(megabytes: usize, replays: usize, seconds: u64) {
                 .await
                 .expect("replay")
                 .into_inner();
-            let mut bytes = 0usize;
             while let Ok(Some(event)) = events.message().await {
                 if let Some(pb::recording_event::Event::Frame(f)) = event.event {
-                    bytes += f.data.len();
+                    received.fetch_add(f.data.len(), std::sync::atomic::Ordering::Relaxed);
                 }
             }
             drop(tx);
-            bytes
         }));
     }
     let mut peak = baseline;
@@ -170,8 +169,10 @@ async fn run(megabytes: usize, replays: usize, seconds: u64) {
     }
     println!(
         "{replays} replays of one {megabytes} MB recording at 16x for {seconds} s: \
-         peak RSS {peak:.1} MiB, +{:.1} MiB over the idle server",
-        peak - baseline
+         peak RSS {peak:.1} MiB, +{:.1} MiB over the idle server; \
+         the replays received {:.1} MB of frames",
+        peak - baseline,
+        received.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
     );
     for task in &tasks {
         task.abort();

@@ -822,3 +822,67 @@ async fn a_ban_ends_the_users_live_sessions_on_every_transport() {
         .expect("the spectator still watches");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spectator_that_goes_at_any_step_of_its_join_leaves_no_registration() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("zed", "test").await;
+    let session = server.manager.get(&game.id).expect("session");
+    // The browser: the upgrade request sent, the socket closed before the answer.
+    for _ in 0..5 {
+        let mut socket = tcp_from(stranger(11), server.http_addr).await.expect("tcp");
+        let request = format!(
+            "GET /ws/spectate?session={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            game.id, server.http_addr
+        );
+        socket.write_all(request.as_bytes()).await.expect("request");
+        drop(socket);
+    }
+    // gRPC: registered, then the stream opened and dropped before it is read.
+    for _ in 0..5 {
+        let spectator = client
+            .add_spectator(pb::AddSpectatorRequest {
+                session_id: game.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("add")
+            .into_inner()
+            .spectator
+            .expect("info");
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(pb::GameIoRequest {
+            request: Some(pb::game_io_request::Request::Connect(pb::ConnectPtyRequest {
+                session_id: game.id.clone(),
+                spectator_id: spectator.spectator_id,
+                ..Default::default()
+            })),
+        })
+        .await
+        .expect("queue");
+        let stream = client
+            .stream_game_io(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("stream");
+        drop(stream);
+        drop(tx);
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !session.spectators.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} registrations left behind",
+            session.spectators.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The address's places are all back.
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(browser_from(&server, 11, &game.id).await.expect("a place"));
+    }
+    server.shutdown().await;
+}
