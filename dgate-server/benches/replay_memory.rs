@@ -122,6 +122,7 @@ async fn run(megabytes: usize, replays: usize, seconds: u64) {
             grpc,
             http,
             ssh: None,
+            metrics: None,
         },
         async {
             let _ = stopped.await;

@@ -65,6 +65,11 @@ pub struct ServerConfig {
     /// Pages of other origins (`https://host[:port]`) whose scripts may open
     /// the browser WebSockets; the server's own pages always may.
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the HTTP client (the
+    /// last address in it); their own connections are not capped per address.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Serves `/metrics` on this address only (not on `http_listen`).
+    pub metrics_listen: Option<SocketAddr>,
     /// Connections the kernel queues for each listener before they are
     /// accepted (capped by net.core.somaxconn): a crowd joining at once must
     /// not overflow it, or the overflow waits a second for SYN retries.
@@ -342,6 +347,8 @@ impl Default for ServerConfig {
             http_header_timeout: Duration::from_secs(15),
             grpc_max_streams_per_connection: 64,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            metrics_listen: None,
             listen_backlog: 4096,
         }
     }

@@ -25,13 +25,26 @@ use crate::game::SessionManager;
 use crate::limits::{AddressLimiter, LogOnce, accept_failed};
 use crate::metrics::Refusal;
 
-/// Every route, with the security headers on every response.
-pub fn router(manager: SessionManager) -> Router {
-    Router::new()
+/// Every route, with the security headers on every response; `/metrics`
+/// too unless it is served apart (`server.metrics_listen`).
+pub fn router(manager: SessionManager, with_metrics: bool) -> Router {
+    let mut routes = Router::new()
         .route("/sessions", get(sessions))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz));
+    if with_metrics {
+        routes = routes.route("/metrics", get(metrics));
+    }
+    routes
         .merge(crate::web::routes(manager.clone()))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(manager)
+}
+
+/// `/metrics` alone, for `server.metrics_listen`.
+pub fn metrics_router(manager: SessionManager) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(manager)
@@ -88,6 +101,7 @@ pub async fn serve(
         .max_concurrent_streams(64)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
+    let proxies: Arc<[std::net::IpAddr]> = manager.config().server.trusted_proxies.clone().into();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let refusals_logged = LogOnce::default();
     loop {
@@ -115,9 +129,17 @@ pub async fn serve(
         // Frames are small and must go out at once: no Nagle delay.
         let _ = socket.set_nodelay(true);
         let router = router.clone();
+        let proxies = Arc::clone(&proxies);
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
+                // Behind a trusted proxy, the client is the one it names.
+                let client = if proxies.contains(&peer.ip()) {
+                    forwarded_for(request.headers())
+                        .map_or(peer, |ip| SocketAddr::new(ip, peer.port()))
+                } else {
+                    peer
+                };
+                request.extensions_mut().insert(ConnectInfo(client));
                 router.clone().oneshot(request)
             },
         );
@@ -137,6 +159,18 @@ pub async fn serve(
         });
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// The client a trusted proxy names: the last address of `X-Forwarded-For`
+/// (the one the proxy itself appended; earlier ones the client could forge).
+fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
+    let value = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .last()?
+        .to_str()
+        .ok()?;
+    value.rsplit(',').next()?.trim().parse().ok()
 }
 
 /// Whether an HTTP connection ended because its headers took too long.

@@ -49,6 +49,8 @@ pub struct Listeners {
     pub http: TcpListener,
     /// `None` when SSH is disabled.
     pub ssh: Option<TcpListener>,
+    /// `/metrics` alone (`server.metrics_listen`); `None`: on `http`.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Serves until `shutdown` resolves, then hangs up every game (so NetHack
@@ -87,7 +89,14 @@ pub async fn serve(
     let live = Arc::new(LiveUsers::default());
     let auth = Authenticator::new(Arc::clone(&store), Arc::clone(&live));
     // Connections per address count gRPC, SSH and HTTP together.
-    let trusted = limits::Trusted::new(&config.server.trusted_addresses);
+    // Proxies carry many clients: their connections are not capped either.
+    let trusted = limits::Trusted::new(
+        &[
+            config.server.trusted_addresses.as_slice(),
+            config.server.trusted_proxies.as_slice(),
+        ]
+        .concat(),
+    );
     let addresses = limits::AddressLimiter::new(config.server.max_connections_per_address, trusted);
     // Password work counts against one set of limits, over gRPC and SSH alike.
     let logins = Arc::new(Logins::new(
@@ -133,13 +142,23 @@ pub async fn serve(
             ),
             stop.clone().cancelled_owned(),
         );
+    let metrics_apart = listeners.metrics.is_some();
     let http = http::serve(
         manager.clone(),
         listeners.http,
-        http::router(manager.clone()),
+        http::router(manager.clone(), !metrics_apart),
         addresses.clone(),
         stop.clone(),
     );
+    let metrics = listeners.metrics.map(|listener| {
+        tokio::spawn(http::serve(
+            manager.clone(),
+            listener,
+            http::metrics_router(manager.clone()),
+            addresses.clone(),
+            stop.clone(),
+        ))
+    });
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
     let retention = tokio::spawn(sweep_recordings(manager.clone(), stop.clone()));
@@ -156,6 +175,9 @@ pub async fn serve(
         .context("gRPC server task")?
         .context("gRPC server")?;
     http.await.context("HTTP server task")?;
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics server task")?;
+    }
     if let Some(ssh) = ssh {
         ssh.await
             .context("SSH server task")?

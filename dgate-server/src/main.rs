@@ -262,7 +262,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    dgate_server::run(config, Listeners { grpc, http, ssh }, shutdown_signal()).await
+    let metrics = match config.server.metrics_listen {
+        Some(addr) => Some(
+            listen(addr, backlog)
+                .with_context(|| format!("binding the metrics listener on {addr}"))?,
+        ),
+        None => None,
+    };
+    dgate_server::run(
+        config,
+        Listeners {
+            grpc,
+            http,
+            ssh,
+            metrics,
+        },
+        shutdown_signal(),
+    )
+    .await
 }
 
 /// A listener with `backlog` (`TcpListener::bind` gives 128).

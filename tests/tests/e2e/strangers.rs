@@ -855,11 +855,13 @@ async fn a_spectator_that_goes_at_any_step_of_its_join_leaves_no_registration() 
             .expect("info");
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tx.send(pb::GameIoRequest {
-            request: Some(pb::game_io_request::Request::Connect(pb::ConnectPtyRequest {
-                session_id: game.id.clone(),
-                spectator_id: spectator.spectator_id,
-                ..Default::default()
-            })),
+            request: Some(pb::game_io_request::Request::Connect(
+                pb::ConnectPtyRequest {
+                    session_id: game.id.clone(),
+                    spectator_id: spectator.spectator_id,
+                    ..Default::default()
+                },
+            )),
         })
         .await
         .expect("queue");
@@ -884,5 +886,76 @@ async fn a_spectator_that_goes_at_any_step_of_its_join_leaves_no_registration() 
     for _ in 0..5 {
         held.push(browser_from(&server, 11, &game.id).await.expect("a place"));
     }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_live_on_an_address_of_their_own() {
+    let server = start_server(|c| {
+        c.server.metrics_listen = Some("127.0.0.1:0".parse().expect("address"));
+    })
+    .await;
+    let (status, _, _) = common::browser::http_get(server.http_addr, "/metrics").await;
+    assert_eq!(status, 404, "not on the public port");
+    let metrics = server.metrics_addr.expect("a metrics listener");
+    let (status, _, body) = common::browser::http_get(metrics, "/metrics").await;
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("# TYPE failed_logins counter"), "{body}");
+    let (status, _, _) = common::browser::http_get(metrics, "/sessions").await;
+    assert_eq!(status, 404, "only the metrics there");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_the_one_limited() {
+    let proxy = stranger(12);
+    let server = start_server(|c| {
+        c.server.trusted_proxies = vec![proxy];
+        c.server.max_connections_per_address = 3;
+        c.session_management.spectating.max_spectators_per_address = 2;
+    })
+    .await;
+    let game = server.start_game("quill", "test").await;
+    // Sockets through the proxy for a client it names.
+    let through = |client: &'static str| {
+        let game = game.id.clone();
+        let addr = server.http_addr;
+        async move {
+            let tcp = tcp_from(proxy, addr).await.expect("tcp");
+            let mut request =
+                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                    format!("ws://{addr}/ws/spectate?session={game}"),
+                )
+                .expect("request");
+            request.headers_mut().insert(
+                "x-forwarded-for",
+                format!("203.0.113.99, {client}").parse().expect("header"),
+            );
+            match tokio_tungstenite::client_async(request, tcp).await {
+                Ok((socket, _)) => Ok(socket),
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let mut held = Vec::new();
+    // The proxy's own connections are not capped (3 per address here).
+    for _ in 0..2 {
+        held.push(
+            through("198.51.100.1")
+                .await
+                .expect("within the client's cap"),
+        );
+    }
+    assert_eq!(
+        through("198.51.100.1").await.err(),
+        Some(429),
+        "the client's cap"
+    );
+    for _ in 0..2 {
+        held.push(through("198.51.100.2").await.expect("another client"));
+    }
+    assert_eq!(held.len(), 4);
     server.shutdown().await;
 }

@@ -123,6 +123,8 @@ pub struct TestServer {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub ssh_addr: SocketAddr,
+    /// Where `/metrics` is served when the config asks for it apart.
+    pub metrics_addr: Option<SocketAddr>,
     pub manager: SessionManager,
     pub data_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -150,11 +152,27 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let http_addr = http.local_addr().expect("HTTP address");
     let ssh_addr = ssh.local_addr().expect("SSH address");
     let ssh = config.ssh.enabled.then_some(ssh);
+    let metrics = match config.server.metrics_listen {
+        Some(_) => Some(
+            TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind metrics"),
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics
+        .as_ref()
+        .map(|m| m.local_addr().expect("metrics address"));
     let manager = SessionManager::new(std::sync::Arc::new(config));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(dgate_server::serve(
         manager.clone(),
-        Listeners { grpc, http, ssh },
+        Listeners {
+            grpc,
+            http,
+            ssh,
+            metrics,
+        },
         async {
             let _ = rx.await;
         },
@@ -163,6 +181,7 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
         grpc_addr,
         http_addr,
         ssh_addr,
+        metrics_addr,
         manager,
         data_dir,
         shutdown: Some(tx),
