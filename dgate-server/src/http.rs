@@ -88,20 +88,16 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let header_timeout = manager.config().server.http_header_timeout;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: browsers speak it to a plaintext port (and WebSockets
+    // need it); HTTP/2 would be one more protocol for strangers to probe.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(64 * 1024)
-        .max_concurrent_streams(64)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
-    let proxies: Arc<[std::net::IpAddr]> = manager.config().server.trusted_proxies.clone().into();
+    let proxies = crate::limits::Trusted::new(&manager.config().server.trusted_proxies);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let refusals_logged = LogOnce::default();
     loop {
@@ -129,17 +125,22 @@ pub async fn serve(
         // Frames are small and must go out at once: no Nagle delay.
         let _ = socket.set_nodelay(true);
         let router = router.clone();
-        let proxies = Arc::clone(&proxies);
+        let proxies = proxies.clone();
+        // hyper's header timeout starts once it has bytes of a request; a
+        // client that sends nothing (or too little to tell) is cut here.
+        let requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let first_request = Arc::clone(&requested);
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 // Behind a trusted proxy, the client is the one it names.
-                let client = if proxies.contains(&peer.ip()) {
+                let client = if proxies.contains(peer.ip()) {
                     forwarded_for(request.headers())
                         .map_or(peer, |ip| SocketAddr::new(ip, peer.port()))
                 } else {
                     peer
                 };
                 request.extensions_mut().insert(ConnectInfo(client));
+                first_request.store(true, std::sync::atomic::Ordering::Relaxed);
                 router.clone().oneshot(request)
             },
         );
@@ -149,11 +150,31 @@ pub async fn serve(
         let connection = graceful.watch(connection);
         let manager = manager.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                if is_header_timeout(e.as_ref()) {
-                    manager.metrics().refused(Refusal::HttpHeaderTimeout);
+            tokio::pin!(connection);
+            let deadline = tokio::time::sleep(header_timeout);
+            tokio::pin!(deadline);
+            let ended = loop {
+                tokio::select! {
+                    ended = &mut connection => break Some(ended),
+                    () = &mut deadline, if !deadline.is_elapsed() => {
+                        if !requested.load(std::sync::atomic::Ordering::Relaxed) {
+                            break None;
+                        }
+                    }
                 }
-                debug!(%peer, error = %e, "HTTP connection ended");
+            };
+            match ended {
+                None => {
+                    manager.metrics().refused(Refusal::HttpHeaderTimeout);
+                    debug!(%peer, "HTTP connection closed: no request in time");
+                }
+                Some(Err(e)) => {
+                    if is_header_timeout(e.as_ref()) {
+                        manager.metrics().refused(Refusal::HttpHeaderTimeout);
+                    }
+                    debug!(%peer, error = %e, "HTTP connection ended");
+                }
+                Some(Ok(())) => {}
             }
             drop(slot);
         });
@@ -167,7 +188,7 @@ fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
     let value = headers
         .get_all("x-forwarded-for")
         .iter()
-        .last()?
+        .next_back()?
         .to_str()
         .ok()?;
     value.rsplit(',').next()?.trim().parse().ok()

@@ -81,6 +81,13 @@ pub async fn serve(
             info!(game = %game.id, user = %run_as.name, uid = run_as.uid, "games run as");
         }
     }
+    if !config.games.is_empty() && !nix::unistd::geteuid().is_root() {
+        tracing::warn!(
+            "games run as the server's own user, so a game's shell escape could read \
+             the account database and the host key; for isolation start the server as \
+             root with session_management.run_as (see docs/SECURITY.md)"
+        );
+    }
     let database = config.database_path();
     let store = AccountStore::open(&database, config.accounts.token_lifetime)
         .with_context(|| format!("opening the account database {}", database.display()))?;

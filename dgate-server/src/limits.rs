@@ -32,18 +32,19 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The addresses exempt from per-address connection and spectator caps.
+/// The addresses exempt from per-address connection and spectator caps:
+/// exactly these (an IPv4-mapped IPv6 address is its IPv4 one), never
+/// their /64.
 #[derive(Debug, Clone, Default)]
 pub struct Trusted(Arc<[IpAddr]>);
 
 impl Trusted {
     pub fn new(addresses: &[IpAddr]) -> Self {
-        Self(addresses.iter().map(|ip| address_key(*ip)).collect())
+        Self(addresses.iter().map(|ip| ip.to_canonical()).collect())
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let key = address_key(ip);
-        self.0.contains(&key)
+        self.0.contains(&ip.to_canonical())
     }
 }
 

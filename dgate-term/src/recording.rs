@@ -103,13 +103,16 @@ impl RecordingMeta {
     /// The reading options this metadata implies.
     pub fn options(&self, max_idle: Option<Duration>) -> Options {
         let size = |cols: u16, rows: u16| TermSize::new(cols.max(1), rows.max(1));
+        let mut resizes: Vec<(u64, TermSize)> = self
+            .resizes
+            .iter()
+            .map(|r| (r.after_record, size(r.cols, r.rows)))
+            .collect();
+        // In record order (a stable sort: of two at one record, the later wins).
+        resizes.sort_by_key(|(after, _)| *after);
         Options {
             size: size(self.terminal.cols, self.terminal.rows),
-            resizes: self
-                .resizes
-                .iter()
-                .map(|r| (r.after_record, size(r.cols, r.rows)))
-                .collect(),
+            resizes,
             max_idle,
         }
     }
@@ -144,11 +147,13 @@ impl Timeline {
         self.previous = Some(time);
         let index = self.records as u64;
         self.records += 1;
-        let resize = options
-            .resizes
-            .iter()
-            .rev()
-            .find(|(after, _)| *after == index)
+        // Resizes are in record order: the last one placed before this
+        // record, found by binary search (a game may resize thousands of times).
+        let after = options.resizes.partition_point(|(at, _)| *at <= index);
+        let resize = after
+            .checked_sub(1)
+            .and_then(|i| options.resizes.get(i))
+            .filter(|(at, _)| *at == index)
             .map(|(_, size)| *size);
         (self.at, resize)
     }
@@ -159,7 +164,7 @@ impl Timeline {
 pub struct Options {
     /// The terminal size when recording started (80x24 when nothing says).
     pub size: TermSize,
-    /// Sizes that apply after the given number of records.
+    /// Sizes that apply after the given number of records, in record order.
     pub resizes: Vec<(u64, TermSize)>,
     /// Longer pauses between records are shortened to this.
     pub max_idle: Option<Duration>,

@@ -24,8 +24,9 @@ fuzz_target!(|data: &[u8]| {
     assert!((1..=MAX.cols).contains(&cols) && (1..=MAX.rows).contains(&rows));
     let mut decoder = KeyDecoder::default();
     let mut menu = WatchMenu::new(cols, rows);
-    let Ok(mut terminal) = Terminal::new(TestBackend::new(cols, rows)) else {
-        return;
+    let mut terminal = match Terminal::new(TestBackend::new(cols, rows)) {
+        Ok(terminal) => terminal,
+        Err(never) => match never {},
     };
     for chunk in data[8..].chunks(64) {
         for key in decoder.feed(chunk) {

@@ -209,6 +209,17 @@ impl<R: Read> Read for Capped<R> {
     }
 }
 
+/// The idle caps replays use: 1, 2, 3, 5, 10, 30 or 60 s (the nearest at
+/// or above; longer is 60 s).
+fn round_idle(max_idle: Duration) -> Duration {
+    const CAPS: [u64; 7] = [1, 2, 3, 5, 10, 30, 60];
+    let seconds = CAPS
+        .into_iter()
+        .find(|cap| Duration::from_secs(*cap) >= max_idle)
+        .unwrap_or(60);
+    Duration::from_secs(seconds)
+}
+
 fn reading_error(e: TtyrecError) -> RecordingError {
     match e {
         TtyrecError::Io(io) if io.kind() == std::io::ErrorKind::FileTooLarge => {
@@ -360,6 +371,10 @@ impl Library {
     ) -> Result<Replay, RecordingError> {
         let file = std::fs::metadata(&entry.path)
             .map_err(|e| RecordingError::Unopenable(e.to_string()))?;
+        // One index per file and idle cap: caps are rounded to a few values,
+        // so that asking for many cannot make the server index a file again
+        // and again.
+        let max_idle = max_idle.map(round_idle);
         let key = IndexKey {
             path: entry.path.clone(),
             length: file.len(),
@@ -519,6 +534,8 @@ pub async fn play(
     };
     let mut last = Instant::now();
     let mut told_end = false;
+    // Controls taken off the channel while merging seeks, to apply in order.
+    let mut pending: VecDeque<ReplayControl> = VecDeque::new();
     loop {
         if let Err(e) = reading.fill().await {
             return fail(e).await;
@@ -559,8 +576,19 @@ pub async fn play(
             .and_then(|f| clock.until(f.at))
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
-            control = controls.recv() => {
-                let Some(control) = control else { return };
+            control = next_control(&mut pending, &mut controls) => {
+                let Some(mut control) = control else { return };
+                // Seeks queued right behind this one replace it: each costs a
+                // read of the file up to its keyframe. Other controls keep
+                // their turn.
+                if matches!(control, ReplayControl::Seek(_)) {
+                    while let Ok(next) = controls.try_recv() {
+                        match next {
+                            ReplayControl::Seek(_) if pending.is_empty() => control = next,
+                            other => pending.push_back(other),
+                        }
+                    }
+                }
                 let event = match control {
                     ReplayControl::Seek(seconds) => {
                         told_end = false;
@@ -594,6 +622,17 @@ pub async fn play(
                 return;
             }
         }
+    }
+}
+
+/// The next control: one set aside while merging seeks, else the channel's.
+async fn next_control(
+    pending: &mut VecDeque<ReplayControl>,
+    controls: &mut mpsc::Receiver<ReplayControl>,
+) -> Option<ReplayControl> {
+    match pending.pop_front() {
+        Some(control) => Some(control),
+        None => controls.recv().await,
     }
 }
 
@@ -648,7 +687,8 @@ impl Reading {
                 }
                 match cursor.next_frame() {
                     Ok(Some(frame)) => {
-                        bytes += frame.data.len();
+                        // A frame costs its bytes and its record's keeping.
+                        bytes += frame.data.len() + 64;
                         frames.push_back(frame);
                     }
                     Ok(None) => break Ok(true),

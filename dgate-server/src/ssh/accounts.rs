@@ -99,9 +99,20 @@ pub(super) async fn change_password(conn: &mut Connection) -> Result<(), End> {
     }
     let peer = conn.peer.map(|p| p.ip());
     let logins = Arc::clone(&conn.front.logins);
+    // This connection is the one that changes it: it lives on under the next
+    // generation, taken before the change commits so that the check of live
+    // sessions never sees it behind.
+    if let Some(revocation) = &conn.revocation {
+        revocation.renew(user.generation + 1);
+    }
     let changed = logins
         .change_password(&user, old.into_bytes(), new.into_bytes(), peer, "ssh")
         .await;
+    if changed.is_err()
+        && let Some(revocation) = &conn.revocation
+    {
+        revocation.renew(user.generation);
+    }
     conn.message = Some(match changed {
         Ok(changed) => {
             // This connection lives on; the account's other sessions end.

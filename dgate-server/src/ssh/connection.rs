@@ -29,7 +29,6 @@ use tracing::{debug, info};
 use super::output::{Gone, Output};
 use super::{SshFront, accounts, play, watch};
 use crate::accounts::{Revocation, User};
-use crate::limits::AddressSlot;
 use tokio_util::sync::CancellationToken;
 
 /// Events queued between the channel's reader and the connection.
@@ -92,7 +91,7 @@ pub async fn run(
     channel: Channel<Msg>,
     user: Option<User>,
     peer: Option<SocketAddr>,
-    admission: Result<(OwnedSemaphorePermit, AddressSlot), String>,
+    admission: Result<OwnedSemaphorePermit, String>,
 ) {
     let metrics = Arc::clone(front.manager.metrics());
     metrics.ssh_connections_active.inc();

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod banners;
+mod closable;
 mod connection;
 mod output;
 mod play;
@@ -32,7 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::accounts::{AccountStore, LiveUsers, Logins, User};
 use crate::game::SessionManager;
-use crate::limits::{AddressLimiter, AddressSlot, LogOnce};
+use crate::limits::{AddressLimiter, LogOnce};
 use crate::metrics::Refusal;
 use startups::{Startup, Startups};
 
@@ -193,8 +194,11 @@ pub async fn serve(
     Ok(())
 }
 
-/// One SSH connection: the handshake and login within the grace time, then
-/// the session until it ends or the server stops.
+/// One SSH connection: the handshake, login and shell within the grace
+/// time, then the session until its channel ends or the server stops. The
+/// connection's places (its address's slot, and its startup place until the
+/// channel opens) are held here, whatever the client does; when it ends,
+/// the socket is cut, so russh's session task cannot outlive it.
 async fn connection(
     front: SshFront,
     config: Arc<russh::server::Config>,
@@ -207,15 +211,23 @@ async fn connection(
     metrics.ssh_connections.inc();
     let grace = front.manager.config().ssh.login_grace_time;
     let deadline = tokio::time::Instant::now() + grace;
-    let (logged_in, mut login) = tokio::sync::oneshot::channel();
+    let slot = front.addresses.admit(peer.ip());
+    let over_limit = slot.is_none();
+    let (opened, mut channel_opened) = tokio::sync::oneshot::channel();
+    let finished = CancellationToken::new();
     let handler = Handler {
-        slot: Some(front.addresses.admit(peer.ip())),
         front: front.clone(),
         peer: Some(peer),
         user: None,
         opened: false,
-        startup: Some((startup, logged_in)),
+        over_limit,
+        channel_opened: Some(opened),
+        finished: finished.clone(),
     };
+    let kill = CancellationToken::new();
+    let socket = closable::Closable::new(socket, &kill);
+    // However this returns, the socket is cut (and russh's task ends with it).
+    let _cut = kill.clone().drop_guard();
     let running = tokio::select! {
         started = tokio::time::timeout_at(deadline, russh::server::run_stream(config, socket, handler)) => started,
         () = stop.cancelled() => return,
@@ -232,31 +244,53 @@ async fn connection(
     tokio::pin!(session);
     let end = tokio::select! {
         ended = &mut session => Some(ended),
-        _ = &mut login => None,
+        _ = &mut channel_opened => None,
         () = tokio::time::sleep_until(deadline) => {
             front.grace_expired(peer);
             disconnect(&handle, "login grace time exceeded").await;
+            let _ = tokio::time::timeout(LINGER, &mut session).await;
             return;
         }
         () = stop.cancelled() => {
             disconnect(&handle, "the server is shutting down").await;
+            let _ = tokio::time::timeout(LINGER, &mut session).await;
             return;
         }
     };
+    // In a session now: no longer a startup.
+    drop(startup);
     let ended = match end {
         Some(ended) => ended,
         None => tokio::select! {
             ended = &mut session => ended,
+            () = finished.cancelled() => {
+                // The channel has closed: a client closes the connection
+                // itself (OpenSSH then exits with the channel's status);
+                // one that does not is told goodbye and cut.
+                if let Ok(ended) = tokio::time::timeout(LINGER, &mut session).await {
+                    ended
+                } else {
+                    disconnect(&handle, "goodbye").await;
+                    let _ = tokio::time::timeout(LINGER, &mut session).await;
+                    return;
+                }
+            }
             () = stop.cancelled() => {
                 disconnect(&handle, "the server is shutting down").await;
+                let _ = tokio::time::timeout(LINGER, &mut session).await;
                 return;
             }
         },
     };
+    drop(slot);
     if let Err(e) = ended {
         report(&e);
     }
 }
+
+/// How long a session has, after the server says goodbye, to send what it
+/// has queued before its socket is cut.
+const LINGER: Duration = Duration::from_secs(2);
 
 async fn disconnect(handle: &russh::server::Handle, why: &str) {
     let sent = handle.disconnect(russh::Disconnect::ByApplication, why.into(), String::new());
@@ -308,11 +342,13 @@ pub struct Handler {
     user: Option<User>,
     /// One session channel per connection.
     opened: bool,
-    /// This connection's place in its address's limit (`Some(None)`: over
-    /// it); handed to the connection with the channel.
-    slot: Option<Option<AddressSlot>>,
-    /// Held until the client logs in, then dropped and the sender told.
-    startup: Option<(Startup, tokio::sync::oneshot::Sender<()>)>,
+    /// The address has its maximum of connections: the channel says so and ends.
+    over_limit: bool,
+    /// Told when the channel opens: the grace time and the startup limit
+    /// end there.
+    channel_opened: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Cancelled when the channel's connection ends: the session is closed.
+    finished: CancellationToken,
 }
 
 fn ask_for_credentials() -> Auth {
@@ -329,15 +365,6 @@ fn ask_for_credentials() -> Auth {
 }
 
 impl Handler {
-    /// Logged in (or in the anonymous menu): the grace time and the startup
-    /// limit no longer apply.
-    fn logged_in(&mut self) {
-        if let Some((startup, logged_in)) = self.startup.take() {
-            drop(startup);
-            let _ = logged_in.send(());
-        }
-    }
-
     /// The account named `username`, if there is one.
     async fn account_exists(&self, username: &str) -> bool {
         let (store, name) = (Arc::clone(&self.front.accounts), username.to_owned());
@@ -357,7 +384,6 @@ impl Handler {
             Ok(user) => {
                 info!(username = %user.username, "logged in over SSH");
                 self.user = Some(user);
-                self.logged_in();
                 Auth::Accept
             }
             // Refusals and failures are counted and logged by `Logins`.
@@ -387,7 +413,6 @@ impl russh::server::Handler for Handler {
         if self.account_exists(user).await {
             Ok(ask_for_credentials())
         } else {
-            self.logged_in();
             Ok(Auth::Accept)
         }
     }
@@ -436,7 +461,6 @@ impl russh::server::Handler for Handler {
             Some(account) => {
                 info!(username = %account.username, "logged in over SSH with a public key");
                 self.user = Some(account);
-                self.logged_in();
                 Ok(Auth::Accept)
             }
             None => Ok(ask_for_credentials()),
@@ -456,26 +480,30 @@ impl russh::server::Handler for Handler {
             return Ok(());
         }
         reply.accept().await;
-        let admission = match self.slot.take().flatten() {
-            None => Err(format!(
+        if let Some(opened) = self.channel_opened.take() {
+            let _ = opened.send(());
+        }
+        let admission = if self.over_limit {
+            Err(format!(
                 "Too many connections from your address (at most {}).",
                 self.front.addresses.max()
-            )),
-            Some(slot) => match Arc::clone(&self.front.permits).try_acquire_owned() {
-                Ok(permit) => Ok((permit, slot)),
-                Err(_) => Err(format!(
-                    "This server is full ({} connections). Please try again later.",
-                    self.front.manager.config().ssh.max_sessions
-                )),
-            },
+            ))
+        } else {
+            Arc::clone(&self.front.permits)
+                .try_acquire_owned()
+                .map_err(|_| {
+                    format!(
+                        "This server is full ({} connections). Please try again later.",
+                        self.front.manager.config().ssh.max_sessions
+                    )
+                })
         };
-        tokio::spawn(connection::run(
-            self.front.clone(),
-            channel,
-            self.user.clone(),
-            self.peer,
-            admission,
-        ));
+        let (front, user, peer) = (self.front.clone(), self.user.clone(), self.peer);
+        let finished = self.finished.clone();
+        tokio::spawn(async move {
+            connection::run(front, channel, user, peer, admission).await;
+            finished.cancel();
+        });
         Ok(())
     }
 

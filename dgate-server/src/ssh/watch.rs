@@ -146,7 +146,9 @@ pub(super) async fn replay(conn: &mut Connection, entry: Entry) -> Result<Option
                         Steer::Speed(speed) => ReplayControl::Speed(speed),
                         Steer::Paused(paused) => ReplayControl::Paused(paused),
                     };
-                    if steer.send(control).await.is_err() {
+                    // Never waits (the player may be waiting for this loop);
+                    // keys beyond a few queued ones are dropped.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = steer.try_send(control) {
                         return Ok(Some("The replay ended.".into()));
                     }
                 }

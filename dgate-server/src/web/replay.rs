@@ -251,7 +251,9 @@ async fn relay(
             inbound = socket.recv() => match inbound {
                 Some(Ok(Message::Text(text))) => {
                     match page_control(&text) {
-                        Ok(control) => { let _ = steer.send(control).await; }
+                        // Never waits: a page flooding controls while the
+                        // player waits for this relay would jam both.
+                        Ok(control) => { let _ = steer.try_send(control); }
                         Err(e) => debug!(error = %e, "ignored a replay page's message"),
                     }
                     continue;
