@@ -82,6 +82,10 @@ enum UserCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Renames an account (to fix a name games read differently, which
+    /// `user list` flags as `rename`); files games keep under the old name
+    /// are not moved.
+    Rename { username: String, new_name: String },
     /// Sets a new password and revokes the account's tokens.
     Passwd {
         username: String,
@@ -185,12 +189,17 @@ fn manage_users(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             for user in store.list()? {
                 let when =
                     |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
-                let flags = [(user.is_admin, "admin"), (user.is_banned, "banned")]
-                    .iter()
-                    .filter(|(on, _)| *on)
-                    .map(|(_, name)| *name)
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let misread = dgate_server::accounts::check_username(&user.username).is_err();
+                let flags = [
+                    (user.is_admin, "admin"),
+                    (user.is_banned, "banned"),
+                    (misread, "rename"),
+                ]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, name)| *name)
+                .collect::<Vec<_>>()
+                .join(",");
                 println!(
                     "{:<6} {:<20} {:<20} {:<20} {flags}",
                     user.id,
@@ -199,6 +208,13 @@ fn manage_users(config: &Config, command: UserCommand) -> anyhow::Result<()> {
                     user.last_login.map(when).unwrap_or_else(|| "never".into()),
                 );
             }
+        }
+        UserCommand::Rename { username, new_name } => {
+            let user = store.rename(&username, &new_name)?;
+            println!(
+                "renamed {username} to {}; move files games keep under the old name yourself",
+                user.username
+            );
         }
         UserCommand::Ban { username } => {
             store.set_banned(&username, true)?;

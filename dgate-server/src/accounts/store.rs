@@ -589,6 +589,26 @@ impl AccountStore {
         Ok(standing)
     }
 
+    /// Renames an account (to a valid, free name); its tokens stay valid.
+    /// Files games keep under the old name (homes, saves) are not moved.
+    pub fn rename(&self, username: &str, new_name: &str) -> Result<User, AccountError> {
+        check_username(new_name).map_err(invalid_username)?;
+        let changed = self.db().execute(
+            "UPDATE users SET username = ?1 WHERE username = ?2",
+            params![new_name, username],
+        );
+        match changed {
+            Ok(0) => Err(AccountError::NoSuchUser(username.to_owned())),
+            Ok(_) => self.user(new_name),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(AccountError::UsernameTaken(new_name.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Bans or unbans; a ban also revokes every token of the user.
     pub fn set_banned(&self, username: &str, banned: bool) -> Result<(), AccountError> {
         self.set_flag(username, "is_banned", banned)

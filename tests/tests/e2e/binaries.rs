@@ -351,6 +351,42 @@ fn operators_manage_accounts_from_the_command_line() {
     let row = row_of(&listing, "root_op");
     assert!(!row.contains("admin") && !row.contains("banned"), "{row}");
 
+    // An account made before names were checked as they are now (a game
+    // would read `alice-val` as alice playing a Valkyrie): listed as
+    // needing a rename, and renamed.
+    let out = user(
+        &["add", "alice_old", "--password-stdin"],
+        "a long password\n",
+    );
+    assert!(out.status.success());
+    rusqlite::Connection::open(data.join("dgate.db"))
+        .expect("the database")
+        .execute(
+            "UPDATE users SET username = 'alice-val' WHERE username = 'alice_old'",
+            [],
+        )
+        .expect("an old name");
+    let listing = String::from_utf8_lossy(&user(&["list"], "").stdout).into_owned();
+    assert!(
+        row_of(&listing, "alice-val").contains("rename"),
+        "{listing}"
+    );
+    let out = user(&["rename", "alice-val", "root_op"], "");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("taken"),
+        "{out:?}"
+    );
+    let out = user(&["rename", "alice-val", "player"], "");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid username"),
+        "{out:?}"
+    );
+    let out = user(&["rename", "alice-val", "alice_v"], "");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("renamed alice-val to alice_v"));
+    let listing = String::from_utf8_lossy(&user(&["list"], "").stdout).into_owned();
+    assert!(!row_of(&listing, "alice_v").contains("rename"), "{listing}");
+
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(data.join("dgate.db"))
         .expect("db")
