@@ -82,6 +82,17 @@ pub fn list(directory: &Path, username: &str, game_id: &str, limit: i32) -> Vec<
         Ok(0) | Err(_) => DEFAULT_LIMIT,
         Ok(n) => n.min(MAX_LIMIT),
     };
+    let mut entries = every_entry(directory);
+    entries.retain(|e| {
+        (username.is_empty() || e.meta.username.eq_ignore_ascii_case(username))
+            && (game_id.is_empty() || e.meta.game_id == game_id)
+    });
+    entries.truncate(limit);
+    entries
+}
+
+/// Every finished recording under `directory`, newest first.
+fn every_entry(directory: &Path) -> Vec<Entry> {
     let mut entries = Vec::new();
     for user in read_dirs(directory) {
         for game in read_dirs(&user) {
@@ -95,12 +106,7 @@ pub fn list(directory: &Path, username: &str, game_id: &str, limit: i32) -> Vec<
             }
         }
     }
-    entries.retain(|e| {
-        (username.is_empty() || e.meta.username.eq_ignore_ascii_case(username))
-            && (game_id.is_empty() || e.meta.game_id == game_id)
-    });
     entries.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| a.id.cmp(&b.id)));
-    entries.truncate(limit);
     entries
 }
 
@@ -301,7 +307,7 @@ impl Library {
             Some(all) => all,
             None => {
                 let directory = self.directory.clone();
-                let read = tokio::task::spawn_blocking(move || list(&directory, "", "", i32::MAX))
+                let read = tokio::task::spawn_blocking(move || every_entry(&directory))
                     .await
                     .unwrap_or_default();
                 let read = Arc::new(read);

@@ -1,5 +1,7 @@
-//! Game exit and stop, end to end. Alone in its own test binary, because it
-//! counts this process's open file descriptors.
+//! Game exit and stop, end to end. Other tests run in this process at the
+//! same time, so what is checked is this game's own PTY: its master side,
+//! found by the pts number the game's stdin is on, is open while the game
+//! runs and closed once it ended.
 
 use crate::common;
 
@@ -18,9 +20,7 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
     })
     .await;
     let mut client = server.client().await;
-    // Warm up the connection (and the runtime's own descriptors) first.
     client.health(pb::HealthRequest {}).await.expect("health");
-    let fds_before = open_fds();
 
     let session = server.start_game("henry", "exit3").await;
     let pid = server
@@ -40,10 +40,8 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
                 .expect("spectator"),
         );
     }
-    assert!(
-        open_fds() > fds_before,
-        "the PTY is open while the game runs"
-    );
+    let pts = pts_of(pid).expect("the game's stdin is a pts");
+    assert!(master_open(pts), "the PTY is open while the game runs");
 
     player.send(b"x").await;
     player.read_to_end().await.expect("player stream ends");
@@ -72,13 +70,11 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
         .into_inner();
     assert!(listed.sessions.is_empty());
     assert!(!process_exists(pid), "the child was reaped");
-    eventually("the PTY and its threads' descriptors are closed", || {
-        open_fds() <= fds_before
-    })
-    .await;
+    eventually("the PTY is closed", || !master_open(pts)).await;
 
     // StopGameSession: SIGHUP reaches the game, which ends like any other exit.
     let session = server.start_game("henry", "test").await;
+    let pts = game_pts(&server, &session.id);
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     stop_game(&mut client, &session).await;
@@ -88,10 +84,11 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
         "{:?}",
         player.seen.last()
     );
-    eventually("no descriptor is left behind", || open_fds() <= fds_before).await;
+    eventually("the PTY is closed", || !master_open(pts)).await;
 
     // A game that ignores SIGHUP is killed once the stop grace period is over.
     let session = server.start_game("henry", "stubborn").await;
+    let pts = game_pts(&server, &session.id);
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     player.ready().await;
     stop_game(&mut client, &session).await;
@@ -101,7 +98,7 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
         Some(&Seen::Exit(-1)),
         "ended by a signal, not an exit code"
     );
-    eventually("no descriptor is left behind", || open_fds() <= fds_before).await;
+    eventually("the PTY is closed", || !master_open(pts)).await;
 
     // A stream that joins a finished game's hub gets the end, never a hang: the
     // session is gone from the list, so it is NOT_FOUND.
@@ -112,4 +109,43 @@ async fn game_exit_reaches_every_stream_and_leaves_nothing_behind() {
     );
     assert_eq!(code, tonic::Code::NotFound);
     server.shutdown().await;
+}
+
+/// The pts number of a running game's terminal.
+fn game_pts(server: &TestServer, session_id: &str) -> u32 {
+    let pid = server
+        .manager
+        .get(session_id)
+        .expect("session")
+        .pid()
+        .expect("pid");
+    pts_of(pid).expect("the game's stdin is a pts")
+}
+
+/// The pts number process `pid`'s stdin is on.
+fn pts_of(pid: u32) -> Option<u32> {
+    let link = std::fs::read_link(format!("/proc/{pid}/fd/0")).ok()?;
+    link.to_str()?.strip_prefix("/dev/pts/")?.parse().ok()
+}
+
+/// Whether this process holds the master side of pts `index` open.
+fn master_open(index: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        let is_master = std::fs::read_link(fd.path())
+            .is_ok_and(|l| l.to_str().is_some_and(|l| l.ends_with("ptmx")));
+        is_master
+            && std::fs::read_to_string(format!(
+                "/proc/self/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .is_ok_and(|info| {
+                info.lines().any(|l| {
+                    l.strip_prefix("tty-index:")
+                        .is_some_and(|v| v.trim() == index.to_string())
+                })
+            })
+    })
 }
