@@ -22,7 +22,7 @@ use tower::ServiceExt;
 use tracing::{debug, info};
 
 use crate::game::SessionManager;
-use crate::limits::{AddressLimiter, LogOnce, accept_failed};
+use crate::limits::{AddressLimiter, LogOnce, accept};
 use crate::metrics::Refusal;
 
 /// Every route, with the security headers on every response; `/metrics`
@@ -101,16 +101,9 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let refusals_logged = LogOnce::default();
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (socket, peer) = tokio::select! {
+            accepted = accept(&listener, "HTTP") => accepted,
             () = stop.cancelled() => break,
-        };
-        let (socket, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                accept_failed("HTTP", &e).await;
-                continue;
-            }
         };
         let Some(slot) = addresses.admit(peer.ip()) else {
             manager.metrics().refused(Refusal::ConnectionsPerAddress);

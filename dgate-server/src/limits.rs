@@ -151,10 +151,24 @@ impl LogOnce {
     }
 }
 
+/// The next connection on `listener` (named `what` in the log). A failed
+/// accept is never fatal: it is waited out (see [`accept_failed`]).
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+    what: &str,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => accept_failed(what, &e).await,
+        }
+    }
+}
+
 /// Waits out a failed `accept`: out of file descriptors (`EMFILE`,
 /// `ENFILE`) lasts until connections close, so the loop backs off instead
 /// of spinning; logged at most once a second.
-pub async fn accept_failed(listener: &str, error: &std::io::Error) {
+async fn accept_failed(listener: &str, error: &std::io::Error) {
     static LAST_LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
     let out_of_files = matches!(
         error.raw_os_error(),

@@ -13,7 +13,7 @@ use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tracing::warn;
 
-use crate::limits::{AddressLimiter, AddressSlot, LogOnce, accept_failed};
+use crate::limits::{AddressLimiter, AddressSlot, LogOnce, accept};
 use crate::metrics::{Metrics, Refusal};
 
 /// A TCP connection holding its address's slot until it closes.
@@ -34,13 +34,7 @@ pub fn incoming(
     let refusals_logged = LogOnce::default();
     async_stream::stream! {
         loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    accept_failed("gRPC", &e).await;
-                    continue;
-                }
-            };
+            let (stream, peer) = accept(&listener, "gRPC").await;
             // Frames are small and must go out at once: no Nagle delay.
             let _ = stream.set_nodelay(true);
             match limiter.admit(peer.ip()) {

@@ -158,16 +158,9 @@ pub async fn serve(
     );
     let connections = tokio_util::task::TaskTracker::new();
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (socket, peer) = tokio::select! {
+            accepted = crate::limits::accept(&listener, "SSH") => accepted,
             () = stop.cancelled() => break,
-        };
-        let (socket, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                crate::limits::accept_failed("SSH", &e).await;
-                continue;
-            }
         };
         let Some(startup) = startups.admit(peer.ip(), startups::chance()) else {
             front.manager.metrics().refused(Refusal::SshStartups);
@@ -247,15 +240,9 @@ async fn connection(
         _ = &mut channel_opened => None,
         () = tokio::time::sleep_until(deadline) => {
             front.grace_expired(peer);
-            disconnect(&handle, "login grace time exceeded").await;
-            let _ = tokio::time::timeout(LINGER, &mut session).await;
-            return;
+            return goodbye(&handle, session, "login grace time exceeded").await;
         }
-        () = stop.cancelled() => {
-            disconnect(&handle, "the server is shutting down").await;
-            let _ = tokio::time::timeout(LINGER, &mut session).await;
-            return;
-        }
+        () = stop.cancelled() => return goodbye(&handle, session, SHUTTING_DOWN).await,
     };
     // In a session now: no longer a startup.
     drop(startup);
@@ -267,19 +254,12 @@ async fn connection(
                 // The channel has closed: a client closes the connection
                 // itself (OpenSSH then exits with the channel's status);
                 // one that does not is told goodbye and cut.
-                if let Ok(ended) = tokio::time::timeout(LINGER, &mut session).await {
-                    ended
-                } else {
-                    disconnect(&handle, "goodbye").await;
-                    let _ = tokio::time::timeout(LINGER, &mut session).await;
-                    return;
+                match tokio::time::timeout(LINGER, &mut session).await {
+                    Ok(ended) => ended,
+                    Err(_) => return goodbye(&handle, session, "goodbye").await,
                 }
             }
-            () = stop.cancelled() => {
-                disconnect(&handle, "the server is shutting down").await;
-                let _ = tokio::time::timeout(LINGER, &mut session).await;
-                return;
-            }
+            () = stop.cancelled() => return goodbye(&handle, session, SHUTTING_DOWN).await,
         },
     };
     drop(slot);
@@ -292,9 +272,18 @@ async fn connection(
 /// has queued before its socket is cut.
 const LINGER: Duration = Duration::from_secs(2);
 
-async fn disconnect(handle: &russh::server::Handle, why: &str) {
+const SHUTTING_DOWN: &str = "the server is shutting down";
+
+/// Tells the client why the session ends and gives it [`LINGER`] to take
+/// what is queued; the caller then cuts the socket.
+async fn goodbye<F: std::future::Future>(
+    handle: &russh::server::Handle,
+    session: std::pin::Pin<&mut F>,
+    why: &str,
+) {
     let sent = handle.disconnect(russh::Disconnect::ByApplication, why.into(), String::new());
     let _ = tokio::time::timeout(Duration::from_secs(5), sent).await;
+    let _ = tokio::time::timeout(LINGER, session).await;
 }
 
 fn report(error: &anyhow::Error) {
