@@ -164,13 +164,17 @@ pub fn responses(
         let idle = tokio::time::sleep_until(last_output + timeout.min(FAR_FUTURE));
         tokio::pin!(idle);
         loop {
+            // In this order: the one-off events first, so that a viewer is
+            // told of a shutdown before the game's end it causes; the game's
+            // deliveries last (the others are rare, so they never starve it).
             let step = tokio::select! {
+                biased;
                 () = &mut shutdown, if !told_of_shutdown => Step::Shutdown,
-                () = &mut idle => Step::Idle,
-                delivery = viewer.next() => Step::Delivery(delivery),
-                end = &mut input => Step::Input(end.unwrap_or(InputEnd::Closed)),
                 () = &mut pushed_out => Step::PushedOut,
                 () = &mut revoked => Step::Revoked,
+                end = &mut input => Step::Input(end.unwrap_or(InputEnd::Closed)),
+                () = &mut idle => Step::Idle,
+                delivery = viewer.next() => Step::Delivery(delivery),
             };
             match step {
                 // The game is hung up next; its exit still follows.
