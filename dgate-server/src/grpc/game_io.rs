@@ -113,6 +113,16 @@ enum Step {
     Revoked,
 }
 
+/// The event telling a viewer the server is shutting down.
+fn shutdown_notice(session_id: &str) -> pb::GameIoResponse {
+    message(Out::Event(pb::PtyEvent {
+        session_id: session_id.to_owned(),
+        r#type: pb::PtyEventType::ServerShutdown as i32,
+        message: "the server is shutting down; the game is being saved".into(),
+        ..Default::default()
+    }))
+}
+
 /// The stream's responses, produced as the client reads them: tonic polls the
 /// viewer's subscription directly (no task or queue in between), so a client
 /// that stops reading stops its subscription, which the hub then resyncs.
@@ -152,7 +162,8 @@ pub fn responses(
         // Aborted however the stream ends.
         let _input = AbortOnDrop(input.abort_handle());
         let mut input = input;
-        let shutdown = manager.shutting_down().cancelled_owned();
+        let shutting_down = manager.shutting_down();
+        let shutdown = shutting_down.clone().cancelled_owned();
         // Waited on across iterations, not re-registered for every frame.
         let pushed_out = pushed_out.cancelled_owned();
         tokio::pin!(shutdown, pushed_out, revoked);
@@ -164,28 +175,19 @@ pub fn responses(
         let idle = tokio::time::sleep_until(last_output + timeout.min(FAR_FUTURE));
         tokio::pin!(idle);
         loop {
-            // In this order: the one-off events first, so that a viewer is
-            // told of a shutdown before the game's end it causes; the game's
-            // deliveries last (the others are rare, so they never starve it).
             let step = tokio::select! {
-                biased;
                 () = &mut shutdown, if !told_of_shutdown => Step::Shutdown,
-                () = &mut pushed_out => Step::PushedOut,
-                () = &mut revoked => Step::Revoked,
-                end = &mut input => Step::Input(end.unwrap_or(InputEnd::Closed)),
                 () = &mut idle => Step::Idle,
                 delivery = viewer.next() => Step::Delivery(delivery),
+                end = &mut input => Step::Input(end.unwrap_or(InputEnd::Closed)),
+                () = &mut pushed_out => Step::PushedOut,
+                () = &mut revoked => Step::Revoked,
             };
             match step {
                 // The game is hung up next; its exit still follows.
                 Step::Shutdown => {
                     told_of_shutdown = true;
-                    yield Ok(message(Out::Event(pb::PtyEvent {
-                        session_id: id.clone(),
-                        r#type: pb::PtyEventType::ServerShutdown as i32,
-                        message: "the server is shutting down; the game is being saved".into(),
-                        ..Default::default()
-                    })));
+                    yield Ok(shutdown_notice(&id));
                 }
                 Step::Idle => {
                     let deadline = last_output + timeout.min(FAR_FUTURE);
@@ -205,6 +207,12 @@ pub fn responses(
                 Step::Delivery(Some(d)) => {
                     last_output = tokio::time::Instant::now();
                     let last = matches!(d, Delivery::Ended { .. });
+                    // A game ended by the shutdown: its viewers hear why
+                    // first, even when both woke this stream at once.
+                    if last && shutting_down.is_cancelled() && !told_of_shutdown {
+                        told_of_shutdown = true;
+                        yield Ok(shutdown_notice(&id));
+                    }
                     yield Ok(delivery_message(&id, &d));
                     if last {
                         break;
