@@ -2,11 +2,13 @@
 //! (`$XDG_CONFIG_HOME/dgate/config.yaml`). Every key is optional:
 //!
 //! ```yaml
-//! server: http://games.example.org:50051
+//! server: https://games.example.org:50051
+//! ca_cert: ~/certs/games-ca.pem   # trusted for https:// besides the system's roots
 //! replay:
 //!   max_idle: 5s   # longer pauses in a replay are shortened to this; 0 keeps them
 //! ```
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -20,6 +22,10 @@ pub struct ClientConfig {
     /// Used when neither --server nor DGATE_SERVER is given.
     #[serde(default = "default_server")]
     pub server: String,
+    /// A PEM certificate (or several) trusted for `https://` servers besides
+    /// the system's roots; used when neither --ca-cert nor DGATE_CA_CERT is given.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
     #[serde(default)]
     pub replay: ReplayConfig,
 }
@@ -61,6 +67,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             server: default_server(),
+            ca_cert: None,
             replay: ReplayConfig::default(),
         }
     }

@@ -42,6 +42,10 @@ struct Cli {
     /// The server's gRPC address, like http://example.org:50051.
     #[arg(long, global = true, env = "DGATE_SERVER")]
     server: Option<String>,
+    /// A PEM file of certificates to trust for an https:// server besides
+    /// the system's (a self-signed server's own certificate or its CA).
+    #[arg(long, global = true, env = "DGATE_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -252,12 +256,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         _ => {}
     }
-    let server = match cli.server {
-        Some(server) => server,
-        None => config::load()?.server,
+    let (server, ca_cert) = match (cli.server, cli.ca_cert) {
+        (Some(server), Some(ca_cert)) => (server, Some(ca_cert)),
+        (server, ca_cert) => {
+            let config = config::load()?;
+            (server.unwrap_or(config.server), ca_cert.or(config.ca_cert))
+        }
     };
+    let server = connection::with_scheme(&server, ca_cert.is_some());
     runtime()?.block_on(async {
-        let connection = Connection::open(&server).await?;
+        let connection = Connection::open(&server, ca_cert.as_deref()).await?;
         let server = server.as_str();
         let mut games_client = connection.games();
         let mut accounts = AuthServiceClient::new(connection.channel.clone());

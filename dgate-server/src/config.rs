@@ -74,6 +74,19 @@ pub struct ServerConfig {
     /// accepted (capped by net.core.somaxconn): a crowd joining at once must
     /// not overflow it, or the overflow waits a second for SYN retries.
     pub listen_backlog: u32,
+    /// Serves gRPC and HTTP over TLS only (`https://`, `wss://`); SSH has
+    /// its own encryption.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `server.tls`: PEM files, relative paths under `data_dir`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -350,6 +363,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             metrics_listen: None,
             listen_backlog: 4096,
+            tls: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -17,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, info};
@@ -76,15 +78,16 @@ async fn security_headers(mut response: Response) -> Response {
 
 /// Serves `router` on `listener` until `stop`: each connection takes its
 /// address's place in `addresses` first (over the limit: a 503 and closed),
-/// must send its request headers within `server.http_header_timeout`, and
-/// carries its peer address for the handlers (`ConnectInfo`). An accept
-/// error is waited out, never fatal. In-flight requests and open WebSockets
-/// are given a few seconds at `stop`.
+/// finishes its TLS handshake (with `tls`) and sends its request headers
+/// within `server.http_header_timeout`, and carries its peer address for the
+/// handlers (`ConnectInfo`). An accept error is waited out, never fatal.
+/// In-flight requests and open WebSockets are given a few seconds at `stop`.
 pub async fn serve(
     manager: SessionManager,
     listener: TcpListener,
     router: Router,
     addresses: AddressLimiter,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
     let header_timeout = manager.config().server.http_header_timeout;
@@ -96,8 +99,13 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .max_buf_size(64 * 1024);
-    let builder = Arc::new(builder);
-    let proxies = crate::limits::Trusted::new(&manager.config().server.trusted_proxies);
+    let http = Arc::new(Http {
+        builder,
+        router,
+        proxies: crate::limits::Trusted::new(&manager.config().server.trusted_proxies),
+        header_timeout,
+        manager: manager.clone(),
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let refusals_logged = LogOnce::default();
     loop {
@@ -110,18 +118,64 @@ pub async fn serve(
             if refusals_logged.should_log(peer.ip()) {
                 info!(%peer, max = addresses.max(), "HTTP connection refused: too many from this address");
             }
-            let _ = socket.try_write(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 45\r\nConnection: close\r\n\r\nToo many connections from your address (503)\n",
-            );
+            // Before a TLS handshake there is no one to answer in plain text.
+            if tls.is_none() {
+                let _ = socket.try_write(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 45\r\nConnection: close\r\n\r\nToo many connections from your address (503)\n",
+                );
+            }
             continue;
         };
         // Frames are small and must go out at once: no Nagle delay.
         let _ = socket.set_nodelay(true);
-        let router = router.clone();
-        let proxies = proxies.clone();
+        let http = Arc::clone(&http);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => http.connection(socket, peer, watcher).await,
+                Some(tls) => {
+                    // The handshake counts against the same deadline as the headers.
+                    match tokio::time::timeout(header_timeout, tls.accept(socket)).await {
+                        Ok(Ok(stream)) => http.connection(stream, peer, watcher).await,
+                        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => {
+                            http.manager.metrics().refused(Refusal::HttpHeaderTimeout);
+                            debug!(%peer, "TLS handshake not finished in time");
+                        }
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// What every connection of one HTTP listener shares.
+struct Http {
+    builder: auto::Builder<TokioExecutor>,
+    router: Router,
+    proxies: crate::limits::Trusted,
+    header_timeout: Duration,
+    manager: SessionManager,
+}
+
+impl Http {
+    /// Serves one connection (plain TCP or TLS) until it ends.
+    async fn connection<IO>(
+        &self,
+        io: IO,
+        peer: SocketAddr,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let router = self.router.clone();
+        let proxies = self.proxies.clone();
         // hyper's header timeout starts once it has bytes of a request; a
         // client that sends nothing (or too little to tell) is cut here.
-        let requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let requested = Arc::new(AtomicBool::new(false));
         let first_request = Arc::clone(&requested);
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
@@ -133,46 +187,42 @@ pub async fn serve(
                     peer
                 };
                 request.extensions_mut().insert(ConnectInfo(client));
-                first_request.store(true, std::sync::atomic::Ordering::Relaxed);
+                first_request.store(true, Ordering::Relaxed);
                 router.clone().oneshot(request)
             },
         );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(socket), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        let manager = manager.clone();
-        tokio::spawn(async move {
-            tokio::pin!(connection);
-            let deadline = tokio::time::sleep(header_timeout);
-            tokio::pin!(deadline);
-            let ended = loop {
-                tokio::select! {
-                    ended = &mut connection => break Some(ended),
-                    () = &mut deadline, if !deadline.is_elapsed() => {
-                        if !requested.load(std::sync::atomic::Ordering::Relaxed) {
-                            break None;
-                        }
+        let connection = watcher.watch(
+            self.builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .into_owned(),
+        );
+        tokio::pin!(connection);
+        let deadline = tokio::time::sleep(self.header_timeout);
+        tokio::pin!(deadline);
+        let ended = loop {
+            tokio::select! {
+                ended = &mut connection => break Some(ended),
+                () = &mut deadline, if !deadline.is_elapsed() => {
+                    if !requested.load(Ordering::Relaxed) {
+                        break None;
                     }
                 }
-            };
-            match ended {
-                None => {
-                    manager.metrics().refused(Refusal::HttpHeaderTimeout);
-                    debug!(%peer, "HTTP connection closed: no request in time");
-                }
-                Some(Err(e)) => {
-                    if is_header_timeout(e.as_ref()) {
-                        manager.metrics().refused(Refusal::HttpHeaderTimeout);
-                    }
-                    debug!(%peer, error = %e, "HTTP connection ended");
-                }
-                Some(Ok(())) => {}
             }
-            drop(slot);
-        });
+        };
+        match ended {
+            None => {
+                self.manager.metrics().refused(Refusal::HttpHeaderTimeout);
+                debug!(%peer, "HTTP connection closed: no request in time");
+            }
+            Some(Err(e)) => {
+                if is_header_timeout(e.as_ref()) {
+                    self.manager.metrics().refused(Refusal::HttpHeaderTimeout);
+                }
+                debug!(%peer, error = %e, "HTTP connection ended");
+            }
+            Some(Ok(())) => {}
+        }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }
 
 /// The client a trusted proxy names: the last address of `X-Forwarded-For`

@@ -24,6 +24,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod ssh;
+pub mod tls;
 pub mod viewing;
 pub mod web;
 
@@ -88,6 +89,8 @@ pub async fn serve(
              root with session_management.run_as (see docs/SECURITY.md)"
         );
     }
+    // TLS files are read before anything listens: a bad one stops the start.
+    let tls = tls::Tls::from_config(config)?;
     let database = config.database_path();
     let store = AccountStore::open(&database, config.accounts.token_lifetime)
         .with_context(|| format!("opening the account database {}", database.display()))?;
@@ -129,13 +132,17 @@ pub async fn serve(
         None => "off".to_owned(),
     };
     info!(grpc = %listeners.grpc.local_addr()?, http = %listeners.http.local_addr()?,
-          ssh = %ssh_address, "dgate-server listening");
+          ssh = %ssh_address, tls = tls.is_some(), "dgate-server listening");
 
     let games = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone(), auth.clone()))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let accounts = AuthServiceServer::new(AuthServiceImpl::new(auth, Arc::clone(&logins)))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
-    let grpc = tonic::transport::Server::builder()
+    let mut grpc = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        grpc = grpc.tls_config(tls.grpc.clone()).context("TLS for gRPC")?;
+    }
+    let grpc = grpc
         .max_concurrent_streams(Some(config.server.grpc_max_streams_per_connection))
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
@@ -155,6 +162,7 @@ pub async fn serve(
         listeners.http,
         http::router(manager.clone(), !metrics_apart),
         addresses.clone(),
+        tls.as_ref().map(|tls| tls.http.clone()),
         stop.clone(),
     );
     let metrics = listeners.metrics.map(|listener| {
@@ -163,6 +171,7 @@ pub async fn serve(
             listener,
             http::metrics_router(manager.clone()),
             addresses.clone(),
+            tls.as_ref().map(|tls| tls.http.clone()),
             stop.clone(),
         ))
     });

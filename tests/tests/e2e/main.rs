@@ -22,4 +22,5 @@ mod replay;
 mod ssh;
 mod strangers;
 mod streaming;
+mod tls;
 mod web;

@@ -12,6 +12,11 @@ use super::WAIT;
 
 /// The page at `url` after its scripts ran, as headless Chromium sees it.
 pub fn chromium_dom(url: &str) -> String {
+    chromium_dom_with(url, &[])
+}
+
+/// [`chromium_dom`] with more Chromium flags.
+pub fn chromium_dom_with(url: &str, flags: &[&str]) -> String {
     let profile = tempfile::tempdir().expect("profile dir");
     let output = Command::new("chromium")
         .args([
@@ -27,6 +32,7 @@ pub fn chromium_dom(url: &str) -> String {
             "--dump-dom",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(flags)
         .arg(url)
         .output()
         .expect("run chromium (apt-get install chromium)");
@@ -43,9 +49,14 @@ pub fn chromium_dom(url: &str) -> String {
 /// WebSocket's first messages (they do not hold virtual time back): a page
 /// that was dumped too early is loaded again, up to five times.
 pub fn chromium_dom_until(url: &str, ready: impl Fn(&str) -> bool) -> String {
+    chromium_dom_until_with(url, &[], ready)
+}
+
+/// [`chromium_dom_until`] with more Chromium flags.
+pub fn chromium_dom_until_with(url: &str, flags: &[&str], ready: impl Fn(&str) -> bool) -> String {
     let mut dom = String::new();
     for _ in 0..5 {
-        dom = chromium_dom(url);
+        dom = chromium_dom_with(url, flags);
         if ready(&dom) {
             break;
         }
