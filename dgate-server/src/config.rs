@@ -223,6 +223,28 @@ pub struct GameConfig {
     /// Overrides `session_management.run_as` for this game.
     #[serde(default)]
     pub run_as: Option<String>,
+    /// `bubblewrap`: the game runs in a bubblewrap sandbox (Debian
+    /// `bubblewrap`): the system read-only, a private `/tmp`, no network,
+    /// the data directory hidden but for the game's HOME and working
+    /// directory, and only those and `writable` writable.
+    #[serde(default)]
+    pub sandbox: Sandbox,
+    /// Paths the game writes besides its HOME and working directory (with
+    /// `%u` and `%d`), such as NetHack's shared `/var/games/nethack`: the
+    /// sandbox binds them writable.
+    #[serde(default)]
+    pub writable: Vec<String>,
+}
+
+/// `games[].sandbox`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sandbox {
+    /// The game sees what its account may see.
+    #[default]
+    None,
+    /// bubblewrap (`/usr/bin/bwrap`).
+    Bubblewrap,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

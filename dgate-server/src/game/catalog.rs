@@ -5,8 +5,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::pty::{GameCommand, RunAs};
-use crate::config::{GameConfig, Rlimits, TermSize};
+use super::pty::{BWRAP_PROGRAM, GameCommand, RunAs, SandboxMounts};
+use crate::config::{GameConfig, Rlimits, Sandbox, TermSize};
 
 /// Why `game` cannot be started here, if it cannot.
 pub fn unavailable_reason(game: &GameConfig) -> Option<String> {
@@ -19,6 +19,11 @@ pub fn unavailable_reason(game: &GameConfig) -> Option<String> {
         Ok(m) if !m.is_file() => Some(format!("{} is not a file", path.display())),
         Ok(m) if m.permissions().mode() & 0o111 == 0 => {
             Some(format!("{} is not executable", path.display()))
+        }
+        Ok(_) if game.sandbox == Sandbox::Bubblewrap && !Path::new(BWRAP_PROGRAM).exists() => {
+            Some(format!(
+                "its sandbox needs {BWRAP_PROGRAM} (Debian bubblewrap), which is not installed"
+            ))
         }
         Ok(_) => None,
     }
@@ -81,6 +86,22 @@ pub fn command_for(
             }
         }
     }
+    let sandbox = match game.sandbox {
+        Sandbox::None => None,
+        Sandbox::Bubblewrap => Some(SandboxMounts {
+            hidden: data_dir.to_owned(),
+            writable: home
+                .iter()
+                .chain(working_directory.iter())
+                .cloned()
+                .chain(
+                    game.writable
+                        .iter()
+                        .map(|w| PathBuf::from(expand(w, username, data_dir))),
+                )
+                .collect(),
+        }),
+    };
     Ok(GameCommand {
         program: game.binary.path.clone(),
         args: game
@@ -95,6 +116,7 @@ pub fn command_for(
         size,
         run_as,
         rlimits: rlimits.clone(),
+        sandbox,
     })
 }
 

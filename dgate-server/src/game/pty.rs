@@ -5,7 +5,10 @@
 //! Both are done by util-linux's own tools, each exec'ing the next in place
 //! (one pid, one session): `prlimit` sets the limits, then `setpriv` drops
 //! to the account (its uid, gid and groups, no capabilities, no new
-//! privileges) and execs the game. The server's code stays free of `unsafe`.
+//! privileges) and, for a game with `sandbox: bubblewrap`, bubblewrap
+//! (unprivileged, in a user namespace) puts it in its own mount, PID,
+//! network and IPC namespaces and execs the game. The server's code stays
+//! free of `unsafe`.
 //!
 //! Everything here is blocking; the session runs the reader and writer on
 //! threads of their own.
@@ -23,6 +26,8 @@ const ENV_PROGRAM: &str = "/usr/bin/env";
 const PRLIMIT_PROGRAM: &str = "/usr/bin/prlimit";
 /// util-linux: runs a program as another user.
 const SETPRIV_PROGRAM: &str = "/usr/bin/setpriv";
+/// bubblewrap: runs a program in a sandbox of its own mounts and namespaces.
+pub const BWRAP_PROGRAM: &str = "/usr/bin/bwrap";
 
 /// The account a game runs as when the server runs as root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +100,61 @@ pub struct GameCommand {
     /// The account to run as (only when the server is root).
     pub run_as: Option<RunAs>,
     pub rlimits: Rlimits,
+    /// Run in a bubblewrap sandbox (`games[].sandbox`).
+    pub sandbox: Option<SandboxMounts>,
+}
+
+/// What a sandboxed game sees besides the read-only system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxMounts {
+    /// Hidden behind an empty tmpfs (the data directory: other players'
+    /// homes, the database, the host key).
+    pub hidden: PathBuf,
+    /// Bound writable, in this order (those under `hidden` show through).
+    pub writable: Vec<PathBuf>,
+}
+
+impl SandboxMounts {
+    /// bubblewrap's arguments, up to the game (which `env` starts with
+    /// SIGHUP's default handling).
+    fn bwrap_args(&self, working_directory: Option<&Path>) -> Vec<String> {
+        let mut args: Vec<String> = [
+            BWRAP_PROGRAM,
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            "/var/tmp",
+            "--tmpfs",
+            "/dev/shm",
+            "--unshare-all",
+            "--die-with-parent",
+        ]
+        .map(String::from)
+        .to_vec();
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        args.extend(["--tmpfs".into(), path(&self.hidden)]);
+        for dir in &self.writable {
+            args.extend(["--bind".into(), path(dir), path(dir)]);
+        }
+        if let Some(dir) = working_directory {
+            args.extend(["--chdir".into(), path(dir)]);
+        }
+        // The game hangs up as it would outside (bwrap itself ignores SIGHUP).
+        args.extend([
+            "--".into(),
+            ENV_PROGRAM.into(),
+            "--default-signal=HUP".into(),
+            "--".into(),
+        ]);
+        args
+    }
 }
 
 /// A running game and the master side of its PTY.
@@ -140,9 +200,24 @@ pub fn spawn(command: &GameCommand) -> anyhow::Result<GameProcess> {
     // the game's configuration sets it, `env -u SHELL` takes it out again.
     // Then the limits, the account, and the game, each exec'ing the next.
     let mut chain: Vec<String> = Vec::new();
-    let configured_shell = command.environment.iter().any(|(k, _)| k == "SHELL");
-    if !configured_shell && Path::new(ENV_PROGRAM).exists() {
-        chain.extend([ENV_PROGRAM.into(), "-u".into(), "SHELL".into(), "--".into()]);
+    let mut env_args: Vec<String> = Vec::new();
+    if !command.environment.iter().any(|(k, _)| k == "SHELL") {
+        env_args.extend(["-u".into(), "SHELL".into()]);
+    }
+    // bubblewrap stays as the game's parent and dies of a SIGHUP, which
+    // would kill the sandbox while the game saves: it ignores SIGHUP, and
+    // the game gets the default back inside (see `SandboxMounts::bwrap_args`).
+    if command.sandbox.is_some() {
+        env_args.push("--ignore-signal=HUP".into());
+    }
+    if !env_args.is_empty() {
+        if Path::new(ENV_PROGRAM).exists() {
+            chain.push(ENV_PROGRAM.into());
+            chain.extend(env_args);
+            chain.push("--".into());
+        } else if command.sandbox.is_some() {
+            anyhow::bail!("{ENV_PROGRAM} (coreutils) is needed for sandbox: bubblewrap");
+        }
     }
     let limits = prlimit_args(&command.rlimits);
     if !limits.is_empty() {
@@ -170,6 +245,12 @@ pub fn spawn(command: &GameCommand) -> anyhow::Result<GameProcess> {
             "--no-new-privs".into(),
             "--".into(),
         ]);
+    }
+    if let Some(sandbox) = &command.sandbox {
+        if !Path::new(BWRAP_PROGRAM).exists() {
+            anyhow::bail!("{BWRAP_PROGRAM} (Debian bubblewrap) is needed for sandbox: bubblewrap");
+        }
+        chain.extend(sandbox.bwrap_args(command.working_directory.as_deref()));
     }
     let mut cmd = match chain.first() {
         Some(first) => {

@@ -201,18 +201,38 @@ async fn decgraphics_walls_look_the_same_to_a_late_joiner() {
 /// of that player restores it, as a public server's players expect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_saves_nethack_and_the_next_game_restores_it() {
+    saves_at_shutdown_and_restores("sv", |_| {}).await;
+}
+
+/// The same, with NetHack in a bubblewrap sandbox (`sandbox: bubblewrap`):
+/// its playground bound writable (`writable`), the rest of the system read-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandboxed_nethack_saves_at_shutdown_and_restores() {
+    saves_at_shutdown_and_restores("sb", |c| {
+        let nethack = c
+            .games
+            .iter_mut()
+            .find(|g| g.id == "nethack")
+            .expect("the embedded NetHack");
+        nethack.sandbox = dgate_server::config::Sandbox::Bubblewrap;
+        nethack.writable = vec!["/var/games/nethack".into()];
+    })
+    .await;
+}
+
+async fn saves_at_shutdown_and_restores(prefix: &str, tweak: fn(&mut dgate_server::Config)) {
     if !Path::new(NETHACK).exists() {
         eprintln!("skipping: {NETHACK} is not installed (apt-get install nethack-console)");
         return;
     }
-    let name = format!("sv{}", std::process::id());
+    let name = format!("{prefix}{}", std::process::id());
     // NetHack names a save file by the player's uid and name; a server run
     // as root runs it as `games` (the default `run_as`).
     let uid = game_uid();
     let save = Path::new("/var/games/nethack/save").join(format!("{uid}{name}.gz"));
     let _ = std::fs::remove_file(&save);
 
-    let server = start_server(|_| {}).await;
+    let server = start_server(tweak).await;
     let mut client = server.client().await;
     let session = server.start_game(&name, "nethack").await;
     let pid = server
@@ -259,7 +279,7 @@ async fn shutdown_saves_nethack_and_the_next_game_restores_it() {
     );
 
     // A new server (a restart): the same player's next game is the saved one.
-    let server = start_server(|_| {}).await;
+    let server = start_server(tweak).await;
     let mut client = server.client().await;
     let session = server.start_game(&name, "nethack").await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");

@@ -768,6 +768,58 @@ async fn a_game_of_a_root_server_runs_unprivileged_and_cannot_read_the_secrets()
     server.shutdown().await;
 }
 
+/// `sandbox: bubblewrap`: a game that looks around sees a read-only system,
+/// its own HOME (writable, kept on the host) and none of the data directory
+/// besides, a private `/tmp`, no network, and no other processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandboxed_game_sees_only_its_own_files() {
+    let marker = format!("/tmp/dgate-host-only-{}", std::process::id());
+    std::fs::write(&marker, "host").expect("marker");
+    let script = format!(
+        "echo users=$(ls -A %d/users | tr '\\n' ,); \
+         test -e %d/dgate.db && echo DB-SEEN || echo DB-HIDDEN; \
+         touch /usr/sandbox-probe 2>/dev/null && echo SYSTEM-WRITABLE || echo SYSTEM-READONLY; \
+         echo kept > $HOME/kept.txt && echo HOME-WRITTEN; \
+         test -e {marker} && echo TMP-SHARED || echo TMP-PRIVATE; \
+         echo ifaces=$(grep -c : /proc/net/dev) pid=$$; echo done; sleep 60"
+    );
+    let server = start_server(|c| {
+        let mut game = testgame("boxed", &[]);
+        game.binary.path = "/bin/sh".into();
+        game.binary.args = vec!["-c".into(), script];
+        game.sandbox = dgate_server::config::Sandbox::Bubblewrap;
+        c.games.push(game);
+    })
+    .await;
+    // Another player's home, with something in it.
+    let other = server.data_dir.path().join("users/other");
+    std::fs::create_dir_all(&other).expect("other home");
+    std::fs::write(other.join("notes.txt"), "private").expect("notes");
+
+    let mut client = server.client().await;
+    let game = server.start_game("sid", "boxed").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.wait_for_text("done").await.expect("the game ran");
+    let screen = player.screen.screen().contents();
+    let _ = std::fs::remove_file(&marker);
+    assert!(screen.contains("users=sid,"), "only its own home: {screen}");
+    assert!(screen.contains("DB-HIDDEN"), "{screen}");
+    assert!(screen.contains("SYSTEM-READONLY"), "{screen}");
+    assert!(screen.contains("HOME-WRITTEN"), "{screen}");
+    assert!(screen.contains("TMP-PRIVATE"), "{screen}");
+    assert!(
+        screen.contains("ifaces=1 pid=2"),
+        "loopback only, alone: {screen}"
+    );
+    let kept = server.data_dir.path().join("users/sid/kept.txt");
+    assert_eq!(
+        std::fs::read_to_string(&kept).expect("the game's file is on the host"),
+        "kept\n"
+    );
+    assert!(!std::path::Path::new("/usr/sandbox-probe").exists());
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_ends_the_users_live_sessions_on_every_transport() {
     let server = start_server(|_| {}).await;

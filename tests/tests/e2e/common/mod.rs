@@ -116,6 +116,8 @@ pub fn testgame(id: &str, args: &[&str]) -> GameConfig {
         },
         environment: [("HOME".to_owned(), "%d/users/%u".to_owned())].into(),
         run_as: None,
+        sandbox: Default::default(),
+        writable: Vec::new(),
     }
 }
 
