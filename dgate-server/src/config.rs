@@ -65,8 +65,9 @@ pub struct ServerConfig {
     /// Pages of other origins (`https://host[:port]`) whose scripts may open
     /// the browser WebSockets; the server's own pages always may.
     pub allowed_origins: Vec<String>,
-    /// Reverse proxies whose `X-Forwarded-For` names the HTTP client (the
-    /// last address in it); their own connections are not capped per address.
+    /// Proxies whose PROXY protocol header (any listener) or, for HTTP,
+    /// `X-Forwarded-For` (its last address) names the client; their own
+    /// connections are not capped per address.
     pub trusted_proxies: Vec<IpAddr>,
     /// Serves `/metrics` on this address only (not on `http_listen`).
     pub metrics_listen: Option<SocketAddr>,

@@ -24,8 +24,9 @@ use tower::ServiceExt;
 use tracing::{debug, info};
 
 use crate::game::SessionManager;
-use crate::limits::{AddressLimiter, LogOnce, accept};
+use crate::limits::{AddressLimiter, LogOnce};
 use crate::metrics::Refusal;
+use crate::proxy_protocol::Acceptor;
 
 /// Every route, with the security headers on every response; `/metrics`
 /// too unless it is served apart (`server.metrics_listen`).
@@ -108,9 +109,10 @@ pub async fn serve(
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let refusals_logged = LogOnce::default();
+    let mut listener = Acceptor::new(listener, "HTTP", http.proxies.clone());
     loop {
         let (socket, peer) = tokio::select! {
-            accepted = accept(&listener, "HTTP") => accepted,
+            accepted = listener.accept() => accepted,
             () = stop.cancelled() => break,
         };
         let Some(slot) = addresses.admit(peer.ip()) else {

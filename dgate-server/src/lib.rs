@@ -23,6 +23,7 @@ pub mod grpc;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod proxy_protocol;
 pub mod ssh;
 pub mod tls;
 pub mod viewing;
@@ -150,7 +151,11 @@ pub async fn serve(
         .add_service(accounts)
         .serve_with_incoming_shutdown(
             grpc::incoming::incoming(
-                listeners.grpc,
+                proxy_protocol::Acceptor::new(
+                    listeners.grpc,
+                    "gRPC",
+                    limits::Trusted::new(&config.server.trusted_proxies),
+                ),
                 addresses.clone(),
                 Arc::clone(manager.metrics()),
             ),

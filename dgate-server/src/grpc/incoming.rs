@@ -8,13 +8,14 @@ use std::task::{Context, Poll};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tracing::warn;
 
-use crate::limits::{AddressLimiter, AddressSlot, LogOnce, accept};
+use crate::limits::{AddressLimiter, AddressSlot, LogOnce};
 use crate::metrics::{Metrics, Refusal};
+use crate::proxy_protocol::Acceptor;
 
 /// A TCP connection holding its address's slot until it closes.
 #[derive(Debug)]
@@ -23,18 +24,18 @@ pub struct LimitedStream {
     _slot: AddressSlot,
 }
 
-/// The listener's connections, those over their address's limit closed at
-/// once. Accept errors (out of file descriptors) are waited out, never
+/// The listener's connections, those over their address's limit (the
+/// client's, behind a trusted proxy) closed at once. Accept errors (out of file descriptors) are waited out, never
 /// passed on.
 pub fn incoming(
-    listener: TcpListener,
+    mut listener: Acceptor,
     limiter: AddressLimiter,
     metrics: Arc<Metrics>,
 ) -> impl Stream<Item = io::Result<LimitedStream>> {
     let refusals_logged = LogOnce::default();
     async_stream::stream! {
         loop {
-            let (stream, peer) = accept(&listener, "gRPC").await;
+            let (stream, peer) = listener.accept().await;
             // Frames are small and must go out at once: no Nagle delay.
             let _ = stream.set_nodelay(true);
             match limiter.admit(peer.ip()) {

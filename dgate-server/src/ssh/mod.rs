@@ -157,9 +157,14 @@ pub async fn serve(
         front.addresses.trusted().clone(),
     );
     let connections = tokio_util::task::TaskTracker::new();
+    let mut listener = crate::proxy_protocol::Acceptor::new(
+        listener,
+        "SSH",
+        crate::limits::Trusted::new(&front.manager.config().server.trusted_proxies),
+    );
     loop {
         let (socket, peer) = tokio::select! {
-            accepted = crate::limits::accept(&listener, "SSH") => accepted,
+            accepted = listener.accept() => accepted,
             () = stop.cancelled() => break,
         };
         let Some(startup) = startups.admit(peer.ip(), startups::chance()) else {

@@ -6,6 +6,7 @@
 //! trusted address in the default config, so per-address limits are told
 //! from global ones.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::common;
@@ -765,6 +766,138 @@ async fn a_game_of_a_root_server_runs_unprivileged_and_cannot_read_the_secrets()
         );
         assert_eq!(mode & 0o777, 0o600, "{secret}");
     }
+    server.shutdown().await;
+}
+
+/// A relay on loopback that starts every connection to `target` with a
+/// PROXY v1 header naming `client`, as HAProxy's `send-proxy` does.
+async fn proxy_relay(target: SocketAddr, client: std::net::IpAddr) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the relay");
+    let address = listener.local_addr().expect("relay address");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, from)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let header = format!(
+                    "PROXY TCP4 {client} {} {} {}\r\n",
+                    target.ip(),
+                    from.port(),
+                    target.port()
+                );
+                if upstream.write_all(header.as_bytes()).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await;
+                }
+            });
+        }
+    });
+    address
+}
+
+/// Behind a trusted proxy that speaks the PROXY protocol, every listener
+/// counts the client the proxy names: one client over its limit is refused
+/// while another behind the same proxy is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_protocol_proxy_limits_apply_to_the_clients_it_names() {
+    let server = start_server(|c| {
+        c.server.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+        c.server.max_connections_per_address = 2;
+        c.ssh.max_startups_per_address = 1;
+    })
+    .await;
+    let crowd: std::net::IpAddr = "203.0.113.7".parse().expect("ip");
+    let other: std::net::IpAddr = "198.51.100.9".parse().expect("ip");
+
+    // HTTP and gRPC: the crowd holds two idle HTTP connections.
+    let crowd_http = proxy_relay(server.http_addr, crowd).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(
+            tokio::net::TcpStream::connect(crowd_http)
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut third = tokio::net::TcpStream::connect(crowd_http)
+        .await
+        .expect("connect");
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, third.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let crowd_grpc = proxy_relay(server.grpc_addr, crowd).await;
+    let refused = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{crowd_grpc}"))
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        GameServiceClient::new(channel)
+            .list_games(pb::ListGamesRequest::default())
+            .await
+            .ok()
+    };
+    assert!(
+        tokio::time::timeout(WAIT, refused)
+            .await
+            .ok()
+            .flatten()
+            .is_none(),
+        "the crowd's gRPC connection over its limit is refused"
+    );
+    // Someone else behind the same proxy is served on both.
+    let other_http = proxy_relay(server.http_addr, other).await;
+    let mut socket = tokio::net::TcpStream::connect(other_http)
+        .await
+        .expect("connect");
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, socket.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let other_grpc = proxy_relay(server.grpc_addr, other).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{other_grpc}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    GameServiceClient::new(channel)
+        .list_games(pb::ListGamesRequest::default())
+        .await
+        .expect("served");
+    drop(held);
+
+    // SSH: one connection logging in per client.
+    let first_line = |relay: SocketAddr| async move {
+        let mut socket = tokio::net::TcpStream::connect(relay)
+            .await
+            .expect("connect");
+        let mut line = vec![0u8; 64];
+        let n = tokio::time::timeout(WAIT, socket.read(&mut line))
+            .await
+            .expect("an answer")
+            .expect("read");
+        (socket, String::from_utf8_lossy(&line[..n]).into_owned())
+    };
+    let crowd_ssh = proxy_relay(server.ssh_addr, "203.0.113.8".parse().expect("ip")).await;
+    let (_logging_in, line) = first_line(crowd_ssh).await;
+    assert!(line.starts_with("SSH-2.0-"), "{line}");
+    let (_, line) = first_line(crowd_ssh).await;
+    assert!(line.starts_with("Too many connections"), "{line}");
+    let other_ssh = proxy_relay(server.ssh_addr, "198.51.100.10".parse().expect("ip")).await;
+    let (_, line) = first_line(other_ssh).await;
+    assert!(line.starts_with("SSH-2.0-"), "{line}");
     server.shutdown().await;
 }
 
