@@ -24,8 +24,9 @@ impl Passwords {
         }
     }
 
-    /// One password; `confirm` asks a second time on a terminal.
-    fn read(&self, prompt: &str, confirm: bool) -> Result<Vec<u8>> {
+    /// One password; `new` checks its length and, on a terminal, asks a
+    /// second time.
+    fn read(&self, prompt: &str, new: bool) -> Result<Vec<u8>> {
         if self.from_stdin {
             let mut line = String::new();
             std::io::stdin()
@@ -35,16 +36,36 @@ impl Passwords {
             if line.is_empty() {
                 bail!("no password on stdin");
             }
-            return Ok(line.trim_end_matches(['\r', '\n']).as_bytes().to_vec());
+            let password = line.trim_end_matches(['\r', '\n']).as_bytes().to_vec();
+            if new {
+                check_length(&password)?;
+            }
+            return Ok(password);
         }
         let password = rpassword::prompt_password(prompt).context("reading the password")?;
-        if confirm
-            && rpassword::prompt_password("Again: ").context("reading the password")? != password
+        if new {
+            check_length(password.as_bytes())?;
+        }
+        if new && rpassword::prompt_password("Again: ").context("reading the password")? != password
         {
             bail!("the passwords differ");
         }
         Ok(password.into_bytes())
     }
+}
+
+/// A new password's length, checked before it is typed a second time.
+fn check_length(password: &[u8]) -> Result<()> {
+    let allowed = dgate_proto::PASSWORD_BYTES;
+    if !allowed.contains(&password.len()) {
+        bail!(
+            "a password must be {} to {} bytes long (this one is {})",
+            allowed.start(),
+            allowed.end(),
+            password.len()
+        );
+    }
+    Ok(())
 }
 
 /// The name from `--username`, or asked for on the terminal.

@@ -16,6 +16,7 @@ use dgate_proto::pb;
 use dgate_proto::pb::game_service_client::GameServiceClient;
 use dgate_term::listing::{RecordingSummary, SessionList, SessionSummary};
 use dgate_tui::format::{idle, start_time};
+use table::Column;
 use tonic::transport::Channel;
 
 mod account;
@@ -26,6 +27,7 @@ mod export;
 mod play;
 mod replay;
 mod spectate;
+mod table;
 mod tokens;
 mod tui;
 mod watch;
@@ -471,24 +473,32 @@ async fn list(
         writeln!(out, "No games in progress.")?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<32}  {:<16} {:<6} {:<7} {:<19}  {:<8} {:>8}",
-        "SESSION", "USERNAME", "GAME", "SIZE", "START (UTC)", "IDLE", "WATCHERS"
-    )?;
-    for s in &sessions {
-        writeln!(
-            out,
-            "{:<32}  {:<16} {:<6} {:<7} {:<19}  {:<8} {:>8}",
-            s.id,
-            s.username,
-            s.game_label(),
-            s.size.to_string(),
-            start_time(Some(s.started_at)),
-            idle(s.idle(now)),
-            s.spectators.len(),
-        )?;
-    }
+    // In a narrow terminal the session id is cut first: `dgate watch`
+    // takes any prefix that names one game.
+    let columns = [
+        Column::left("SESSION", 12).prefix(),
+        Column::left("USERNAME", 8),
+        Column::left("GAME", 4),
+        Column::left("SIZE", 7),
+        Column::left("START (UTC)", 16),
+        Column::left("IDLE", 6),
+        Column::right("WATCHERS"),
+    ];
+    let rows: Vec<Vec<String>> = sessions
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.clone(),
+                s.username.clone(),
+                s.game_label().to_string(),
+                s.size.to_string(),
+                start_time(Some(s.started_at)),
+                idle(s.idle(now)),
+                s.spectators.len().to_string(),
+            ]
+        })
+        .collect();
+    table::write(out, &columns, &rows, table::terminal_width(), &[0, 4, 1, 2])?;
     writeln!(
         out,
         "({} game{} in progress)",

@@ -6,18 +6,33 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use ratatui::{DefaultTerminal, Frame};
+use dgate_tui::basic_colors::BasicColors;
+use ratatui::backend::CrosstermBackend;
+use ratatui::{Frame, Terminal};
 
 /// Owns the screen; dropping it restores the terminal.
 pub struct Tui {
-    terminal: DefaultTerminal,
+    terminal: Terminal<CrosstermBackend<BasicColors<std::io::Stdout>>>,
 }
 
 impl Tui {
     /// Raw mode, alternate screen, and a panic hook that restores both before
-    /// the panic message is printed.
+    /// the panic message is printed. Colours 0-15 are written with the
+    /// basic codes, as games write them.
     pub fn enter() -> Result<Self> {
-        let terminal = ratatui::try_init().context("setting up the terminal")?;
+        static RESTORE_ON_PANIC: std::sync::Once = std::sync::Once::new();
+        RESTORE_ON_PANIC.call_once(|| {
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let _ = ratatui::try_restore();
+                hook(info);
+            }));
+        });
+        crossterm::terminal::enable_raw_mode().context("raw mode")?;
+        crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)
+            .context("alternate screen")?;
+        let terminal = Terminal::new(CrosstermBackend::new(BasicColors::new(std::io::stdout())))
+            .context("setting up the terminal")?;
         Ok(Self { terminal })
     }
 

@@ -36,6 +36,24 @@ const MESSAGES_PER_DRAW: usize = 4096;
 
 /// `dgate watch [SESSION_ID]`. Returns the line to print once the terminal is
 /// restored (why watching ended), if any.
+/// The session `id` names: its whole id, or a prefix of one id alone (as
+/// `dgate list` shows them in a narrow terminal).
+fn by_id<'a>(sessions: &'a [SessionRow], id: &str) -> Result<&'a SessionRow> {
+    if let Some(exact) = sessions.iter().find(|s| s.id == id) {
+        return Ok(exact);
+    }
+    let mut matching = sessions
+        .iter()
+        .filter(|s| !id.is_empty() && s.id.starts_with(id));
+    match (matching.next(), matching.next()) {
+        (Some(one), None) => Ok(one),
+        (Some(_), Some(_)) => anyhow::bail!(
+            "session id {id:?} is the start of more than one game's id: give more of it (see `dgate list`)"
+        ),
+        _ => anyhow::bail!("no game in progress with session id {id:?} (see `dgate list`)"),
+    }
+}
+
 pub async fn run(connection: Connection, session_id: Option<String>) -> Result<Option<String>> {
     let login = connection.login()?;
     let mut listings = spawn_refresher(connection.clone());
@@ -47,15 +65,7 @@ pub async fn run(connection: Connection, session_id: Option<String>) -> Result<O
         .context("the list refresher stopped")?
         .map_err(|e| anyhow::anyhow!(e))?;
     let direct = match &session_id {
-        Some(id) => Some(
-            first
-                .iter()
-                .find(|s| &s.id == id)
-                .cloned()
-                .with_context(|| {
-                    format!("no game in progress with session id {id:?} (see `dgate list`)")
-                })?,
-        ),
+        Some(id) => Some(by_id(&first, id)?.clone()),
         None => None,
     };
 

@@ -1,6 +1,12 @@
 //! The `dungeongate.games.v2` and `dungeongate.auth.v1` protobuf APIs:
-//! generated message types, clients and servers. Nothing else: the domain
-//! types both sides convert these to live in `dgate-term`.
+//! generated message types, clients and servers, and the limits the API
+//! documents. Nothing else: the domain types both sides convert these to
+//! live in `dgate-term`.
+
+/// How long a password may be, in bytes (`Register`, `ChangePassword`):
+/// the server refuses others with `INVALID_ARGUMENT`, and the client checks
+/// a new one before asking for it a second time.
+pub const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 8..=1024;
 
 /// Generated types of `package dungeongate.games.v2`.
 pub mod games {

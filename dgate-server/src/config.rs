@@ -18,7 +18,7 @@ pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../configs/dgate.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -49,7 +49,11 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
+    /// `host:port`; a host name is resolved once, at start (its first
+    /// IPv4 address, else its first).
+    #[serde(deserialize_with = "listen_address")]
     pub grpc_listen: SocketAddr,
+    #[serde(deserialize_with = "listen_address")]
     pub http_listen: SocketAddr,
     /// gRPC, SSH and HTTP connections one address may hold open at once.
     pub max_connections_per_address: usize,
@@ -70,6 +74,7 @@ pub struct ServerConfig {
     /// connections are not capped per address.
     pub trusted_proxies: Vec<IpAddr>,
     /// Serves `/metrics` on this address only (not on `http_listen`).
+    #[serde(deserialize_with = "optional_listen_address")]
     pub metrics_listen: Option<SocketAddr>,
     /// Connections the kernel queues for each listener before they are
     /// accepted (capped by net.core.somaxconn): a crowd joining at once must
@@ -94,6 +99,7 @@ pub struct TlsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SshConfig {
     pub enabled: bool,
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// `$SERVERID` in the banners.
     pub server_id: String,
@@ -366,6 +372,44 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
+fn listen_address<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    resolve_listen_address(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn optional_listen_address<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(text) => resolve_listen_address(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        None => Ok(None),
+    }
+}
+
+/// `host:port` or `ip:port` (`[::1]:port`) as one address to bind: a host
+/// name's first IPv4 address, else its first.
+pub fn resolve_listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let (host, port) = text
+        .rsplit_once(':')
+        .filter(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        .ok_or_else(|| {
+            format!("{text:?} is not an address like \"127.0.0.1:50051\" or \"localhost:50051\"")
+        })?;
+    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("cannot resolve {host:?} (in {text:?}): {e}"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} (in {text:?}, port {port}) resolves to no address"))
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./dgate-data")
 }
@@ -456,7 +500,7 @@ impl Default for TtyrecConfig {
         Self {
             enabled: true,
             compression: Compression::Gzip,
-            directory: PathBuf::from("./ttyrec"),
+            directory: PathBuf::from("ttyrec"),
             retention_days: 7,
             max_bytes: 256 * 1024 * 1024,
             max_replays: 32,
@@ -488,19 +532,47 @@ impl Config {
             origin: origin.to_owned(),
             message,
         };
-        let config: Config = serde_saphyr::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        config.validate().map_err(invalid)?;
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+            // The snippet names the file, not the parser's `<input>`.
+            invalid(
+                e.to_string()
+                    .replace("--> <input>:", &format!("--> {origin}:")),
+            )
+        })?;
+        config.validate().map_err(|e| match e.value {
+            // A value the types allowed: point at the first line holding it.
+            Some(value) => match text.lines().position(|l| l.contains(value.as_str())) {
+                Some(line) => invalid(format!("{} (line {})", e.message, line + 1)),
+                None => invalid(e.message),
+            },
+            None => invalid(e.message),
+        })?;
         Ok(config)
     }
 
+    /// Makes every path absolute by one rule: `data_dir` against the
+    /// working directory, every other relative path (`ttyrec.directory`,
+    /// `server.tls`) against `data_dir`.
+    pub fn resolve_paths(&mut self) -> std::io::Result<()> {
+        self.data_dir = std::path::absolute(&self.data_dir)?;
+        let ttyrec = &mut self.session_management.ttyrec;
+        ttyrec.directory = self.data_dir.join(&ttyrec.directory);
+        if let Some(tls) = &mut self.server.tls {
+            tls.cert = self.data_dir.join(&tls.cert);
+            tls.key = self.data_dir.join(&tls.key);
+        }
+        Ok(())
+    }
+
     /// Checks what the types alone cannot.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         let terminal = &self.session_management.terminal;
         if !terminal.default_size.fits_within(terminal.max_size) {
             return Err(format!(
                 "session_management.terminal.default_size {} is larger than max_size {}",
                 terminal.default_size, terminal.max_size
-            ));
+            )
+            .into());
         }
         if self.session_management.queue_frames == 0 {
             return Err("session_management.queue_frames must be at least 1".into());
@@ -513,19 +585,28 @@ impl Config {
                 return Err(format!(
                     "games[{i}].id {:?} must be 1-32 characters of letters, digits, '-' and '_'",
                     game.id
-                ));
+                )
+                .into());
             }
             if self.games[..i].iter().any(|g| g.id == game.id) {
-                return Err(format!(
-                    "games[{i}].id {:?} is used by another game",
-                    game.id
-                ));
+                return Err(format!("games[{i}].id {:?} is used by another game", game.id).into());
+            }
+            for (field, template) in game.templates() {
+                if let Err(unknown) = check_placeholders(template) {
+                    return Err(Invalid {
+                        message: format!(
+                            "games[{i}].{field}: unknown placeholder %{unknown} in {template:?} \
+                             (known: %u the player's name, %d the data directory, %% a percent sign)"
+                        ),
+                        value: Some(template.to_owned()),
+                    });
+                }
             }
             for key in game.environment.keys() {
                 if key.is_empty() || key.contains(['=', '\0']) {
-                    return Err(format!(
-                        "games[{i}].environment has an invalid name {key:?}"
-                    ));
+                    return Err(
+                        format!("games[{i}].environment has an invalid name {key:?}").into(),
+                    );
                 }
             }
         }
@@ -539,6 +620,69 @@ impl Config {
 
     pub fn game(&self, id: &str) -> Option<&GameConfig> {
         self.games.iter().find(|g| g.id == id)
+    }
+}
+
+/// Why a config is invalid, and the value at fault when the text can be
+/// searched for it (to name its line).
+#[derive(Debug)]
+struct Invalid {
+    message: String,
+    value: Option<String>,
+}
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            value: None,
+        }
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+/// `Err(c)` for the first `%c` that is not `%u`, `%d` or `%%`.
+fn check_placeholders(template: &str) -> Result<(), char> {
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some('u' | 'd' | '%') => {}
+                Some(other) => return Err(other),
+                None => return Err(' '),
+            }
+        }
+    }
+    Ok(())
+}
+
+impl GameConfig {
+    /// Every value that may hold placeholders, with the key it is under.
+    fn templates(&self) -> impl Iterator<Item = (String, &str)> {
+        let args = self
+            .binary
+            .args
+            .iter()
+            .map(|a| ("binary.args".to_owned(), a.as_str()));
+        let working = self
+            .binary
+            .working_directory
+            .iter()
+            .map(|w| ("binary.working_directory".to_owned(), w.as_str()));
+        let environment = self
+            .environment
+            .iter()
+            .map(|(k, v)| (format!("environment.{k}"), v.as_str()));
+        let writable = self
+            .writable
+            .iter()
+            .map(|w| ("writable".to_owned(), w.as_str()));
+        args.chain(working).chain(environment).chain(writable)
     }
 }
 
@@ -580,6 +724,59 @@ mod tests {
             .to_string();
         assert!(err.contains("grpc_lissen"), "{err}");
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_file_and_say_things_once() {
+        let err = Config::load(Path::new("/nonexistent/dgate.yaml")).expect_err("missing");
+        let text = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
+        assert!(text.contains("/nonexistent/dgate.yaml"), "{text}");
+
+        let err = Config::from_yaml("server:\n  grpc_lissen: x\n", "my.yaml")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("--> my.yaml:2:3"), "{err}");
+        assert!(!err.contains("<input>"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_placeholder_is_refused_with_its_line() {
+        let yaml = "games:\n  - id: a\n    name: A\n    short_name: A\n    binary:\n      path: /bin/true\n      args: [\"-u\", \"%n\"]\n";
+        let err = Config::from_yaml(yaml, "t").expect_err("%n").to_string();
+        assert!(err.contains("games[0].binary.args"), "{err}");
+        assert!(err.contains("%n"), "{err}");
+        assert!(err.contains("line 7"), "{err}");
+        let yaml = "games:\n  - id: a\n    name: A\n    short_name: A\n    binary: {path: /bin/true}\n    environment: {HOME: \"%d/users/%u\", RATE: \"100%%\"}\n";
+        Config::from_yaml(yaml, "t").expect("%d, %u and %% are known");
+    }
+
+    #[test]
+    fn listen_addresses_may_be_host_names() {
+        let config = Config::from_yaml("server:\n  grpc_listen: \"localhost:51051\"\n", "t")
+            .expect("localhost resolves");
+        assert_eq!(config.server.grpc_listen.port(), 51051);
+        assert!(config.server.grpc_listen.ip().is_loopback());
+        assert!(resolve_listen_address("[::1]:22").is_ok());
+        let err = resolve_listen_address("localhost").expect_err("no port");
+        assert!(err.contains("localhost:50051"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_under_the_data_dir() {
+        let mut config = Config::from_yaml(
+            "data_dir: /srv/dgate\nserver:\n  tls: {cert: tls/cert.pem, key: /etc/key.pem}\n",
+            "t",
+        )
+        .expect("valid");
+        config.resolve_paths().expect("resolved");
+        assert_eq!(
+            config.session_management.ttyrec.directory,
+            Path::new("/srv/dgate/ttyrec")
+        );
+        let tls = config.server.tls.expect("tls");
+        assert_eq!(tls.cert, Path::new("/srv/dgate/tls/cert.pem"));
+        assert_eq!(tls.key, Path::new("/etc/key.pem"));
     }
 
     #[test]

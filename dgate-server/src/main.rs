@@ -23,13 +23,13 @@ struct Cli {
     #[arg(long, short, env = "DGATE_CONFIG")]
     config: Option<PathBuf>,
     /// Overrides server.grpc_listen.
-    #[arg(long)]
+    #[arg(long, value_parser = listen_address)]
     grpc_listen: Option<SocketAddr>,
     /// Overrides server.http_listen.
-    #[arg(long)]
+    #[arg(long, value_parser = listen_address)]
     http_listen: Option<SocketAddr>,
     /// Overrides ssh.listen.
-    #[arg(long)]
+    #[arg(long, value_parser = listen_address)]
     ssh_listen: Option<SocketAddr>,
     /// Overrides data_dir.
     #[arg(long)]
@@ -146,18 +146,17 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     if let Some(dir) = &cli.data_dir {
         config.data_dir = dir.clone();
     }
+    config
+        .resolve_paths()
+        .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let ttyrec = &mut config.session_management.ttyrec;
-    ttyrec.directory = std::path::absolute(&ttyrec.directory).with_context(|| {
-        format!(
-            "resolving the recording directory {}",
-            ttyrec.directory.display()
-        )
-    })?;
-    config.data_dir = std::path::absolute(&config.data_dir)
-        .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
     Ok(config)
+}
+
+/// `--grpc-listen` and the like: `ip:port` or `host:port`.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    dgate_server::config::resolve_listen_address(text)
 }
 
 fn manage_users(config: &Config, command: UserCommand) -> anyhow::Result<()> {
@@ -265,6 +264,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(limit) => tracing::info!(limit, "open files"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
     }
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        database = %config.database_path().display(),
+        recordings = %config.session_management.ttyrec.directory.display(),
+        "paths (relative paths in the config are under data_dir)"
+    );
     let backlog = config.server.listen_backlog;
     let grpc = listen(config.server.grpc_listen, backlog)
         .with_context(|| format!("binding the gRPC listener on {}", config.server.grpc_listen))?;

@@ -3,8 +3,10 @@
 //! view (snapshot and frames drawn into any area, cropped or centred, with its
 //! status line). Pure state and ratatui drawing; the caller owns the terminal
 //! and feeds keys, listings and stream events, all in `dgate-term`'s domain
-//! types (no protobuf here).
+//! types (no protobuf here); [`basic_colors`] sits between a backend and the
+//! terminal so that colours reach it as the game sent them.
 
+pub mod basic_colors;
 pub mod format;
 pub mod game_view;
 pub mod keys;

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 /// Password length limits, in bytes.
-pub const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 8..=1024;
+pub use dgate_proto::PASSWORD_BYTES;
 
 /// The schema, one migration per version; `PRAGMA user_version` says how many ran.
 const MIGRATIONS: &[&str] = &[

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use dgate_tui::basic_colors::BasicColors;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Frame, Terminal, TerminalOptions, Viewport};
@@ -22,7 +23,7 @@ pub struct Output {
     pub size: (u16, u16),
     /// While a ratatui screen is shown: what the client's terminal shows, so
     /// that a redraw sends only the changes.
-    screen: Option<Terminal<CrosstermBackend<Sink>>>,
+    screen: Option<Terminal<CrosstermBackend<BasicColors<Sink>>>>,
     /// What the screen's backend wrote, to send.
     drawn: Arc<Mutex<Vec<u8>>>,
 }
@@ -81,8 +82,8 @@ impl Output {
                 viewport: Viewport::Fixed(Rect::new(0, 0, cols, rows)),
             };
             let sink = Sink(Arc::clone(&self.drawn));
-            let terminal =
-                Terminal::with_options(CrosstermBackend::new(sink), options).map_err(|_| Gone)?;
+            let backend = CrosstermBackend::new(BasicColors::new(sink));
+            let terminal = Terminal::with_options(backend, options).map_err(|_| Gone)?;
             // Leave whatever was there (a game, the banner) and start clean.
             self.take_drawn();
             self.write(&b"\x1b[0m\x1b[?1049l\x1b[H\x1b[2J"[..]).await?;

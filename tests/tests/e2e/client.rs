@@ -167,6 +167,7 @@ async fn a_watcher_in_a_real_terminal_sees_the_players_screen() {
 async fn client_errors_are_one_clear_line() {
     let server = start_server(|_| {}).await;
     let url = server.url();
+    let http = server.http_addr;
     tokio::task::spawn_blocking(move || {
         let home = tempfile::tempdir().expect("home");
         let home = home.path();
@@ -209,10 +210,121 @@ async fn client_errors_are_one_clear_line() {
             String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach the dgate server")
         );
 
+        // The web port by mistake: said so, with the gRPC port's config key.
+        let web = format!("http://{http}");
+        let wrong_port = dgate_as(home, &web, &["list"], "");
+        let stderr = String::from_utf8_lossy(&wrong_port.stderr);
+        assert_eq!(wrong_port.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("web port") && stderr.contains("grpc_listen"),
+            "{stderr}"
+        );
+        // No scheme: http:// is assumed.
+        let bare = dgate_as(home, url.trim_start_matches("http://"), &["games"], "");
+        assert!(
+            bare.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bare.stderr)
+        );
+        // A password too short is refused before anything is sent.
+        let short = dgate_as(
+            home,
+            &url,
+            &["register", "--username", "dave", "--password-stdin"],
+            "short\n",
+        );
+        let stderr = String::from_utf8_lossy(&short.stderr);
+        assert_eq!(short.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("8 to 1024 bytes"), "{stderr}");
+
         let completions = dgate_as(home, &url, &["completions", "bash"], "");
         assert!(completions.status.success());
         assert!(String::from_utf8_lossy(&completions.stdout).contains("complete -F"));
     })
     .await
     .expect("the error test");
+}
+
+/// A new user in a 100-column terminal: the password prompt says a password
+/// is too short before asking again; `dgate list` fits the terminal (the
+/// session id cut to a prefix `dgate watch` accepts); the watched game's
+/// colours reach the terminal as the basic codes the game sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_in_a_100_column_terminal() {
+    let server = start_server(|_| {}).await;
+    let game = server.start_game("a_very_long_username", "test").await;
+    let mut client = server.client().await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"f").await;
+    player.wait_for_text("Dlvl:1").await.expect("a status line");
+    let url = server.url();
+    let id = game.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let home = tempfile::tempdir().expect("home");
+        let env = env_for(home.path().to_str().expect("utf-8 path"), &url);
+        let dgate_bin = workspace_binary("dgate");
+        let dgate_bin = dgate_bin.to_string_lossy();
+        let tmux = Tmux::new();
+
+        start(
+            &tmux,
+            "register",
+            (100, 30),
+            &env,
+            &format!("{dgate_bin} register --username newbie"),
+        );
+        tmux.wait_for_text("register", "Password:");
+        tmux.send("register", &["short", "Enter"]);
+        let screen = tmux.wait_for_text("register", "8 to 1024 bytes");
+        assert!(
+            !screen.iter().any(|l| l.contains("Again")),
+            "{}",
+            screen.join("\n")
+        );
+
+        start(
+            &tmux,
+            "shell",
+            (100, 30),
+            &env,
+            "bash --norc --noprofile -i",
+        );
+        tmux.send("shell", &[&format!("{dgate_bin} list"), "Enter"]);
+        let screen = tmux.wait_for_text("shell", "in progress)");
+        let table: Vec<&String> = screen
+            .iter()
+            .skip_while(|l| !l.starts_with("SESSION"))
+            .take_while(|l| !l.contains("in progress)"))
+            .collect();
+        assert!(table.len() >= 2, "{}", screen.join("\n"));
+        for line in &table {
+            assert!(
+                line.chars().count() <= 100,
+                "{line:?} is wider than the terminal"
+            );
+        }
+        let row = table
+            .iter()
+            .find(|l| l.contains("a_very_long_username"))
+            .expect("the game's row, the name whole");
+        let shown = row.split_whitespace().next().expect("an id");
+        assert!(
+            id.starts_with(shown) && shown.len() < id.len(),
+            "{shown:?} is a prefix of {id:?}"
+        );
+
+        tmux.send("shell", &[&format!("{dgate_bin} watch {shown}"), "Enter"]);
+        tmux.wait_for_text("shell", "Dlvl:1");
+        let escaped = tmux.capture_escaped("shell");
+        assert!(
+            escaped.contains("\x1b[44m") && !escaped.contains("48;5;4"),
+            "the status line's blue comes as ESC[44m: {escaped:?}"
+        );
+        tmux.send("shell", &["q"]);
+    })
+    .await
+    .expect("the terminal test");
+    drop(player);
 }

@@ -69,6 +69,14 @@ impl Tmux {
             .collect()
     }
 
+    /// The visible screen with tmux's own escape codes for colours and
+    /// attributes (`capture-pane -e`): `ESC[33m` for a basic colour,
+    /// `ESC[38;5;3m` for the same colour sent as a 256-colour code.
+    pub fn capture_escaped(&self, name: &str) -> String {
+        let output = self.tmux(&["capture-pane", "-e", "-p", "-t", name]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// Keys as tmux names them (`a`, `Enter`, `C-z`, `Down`).
     pub fn send(&self, name: &str, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", name];
