@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use dgate_proto::pb;
 use dgate_proto::pb::game_io_response::Response;
 use dgate_term::listing::{RecordingSummary, SessionSummary, SpectatorSummary};
+use dgate_term::recording::EndReason;
 use dgate_term::{GameEvent, SnapshotReason, StreamEnd, TermSize};
 
 /// A game in the server's listing. A missing or out-of-range start reads as
@@ -57,6 +58,7 @@ pub fn recording_summary(r: &pb::RecordingInfo) -> RecordingSummary {
         frames: r.frames,
         exit_code: r.exited.then_some(r.exit_code),
         signal: (!r.signal.is_empty()).then(|| r.signal.clone()),
+        end_reason: EndReason::parse(&r.end_reason),
     }
 }
 
@@ -207,6 +209,7 @@ mod tests {
             exited: true,
             exit_code: 0,
             signal: String::new(),
+            end_reason: "shutdown".into(),
         };
         assert_eq!(
             recording_summary(&info),
@@ -220,6 +223,7 @@ mod tests {
                 frames: 100,
                 exit_code: Some(0),
                 signal: None,
+                end_reason: Some(EndReason::Shutdown),
             }
         );
         let signalled = recording_summary(&pb::RecordingInfo {

@@ -415,6 +415,8 @@ async fn recordings(
                     "frames": r.frames,
                     "exit_code": r.exit_code,
                     "signal": r.signal,
+                    "end_reason": r.end_reason,
+                    "ended": r.ending(),
                 })
             })
             .collect();
@@ -426,25 +428,31 @@ async fn recordings(
         writeln!(out, "No recordings.")?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<48}  {:<19}  {:<8} {:>7}",
-        "ID", "START (UTC)", "LENGTH", "FRAMES"
-    )?;
-    for r in &recordings {
-        let length = match (r.start, r.end) {
-            (Some(s), Some(e)) => idle(e.duration_since(s).unwrap_or_default()),
-            _ => String::new(),
-        };
-        writeln!(
-            out,
-            "{:<48}  {:<19}  {:<8} {:>7}",
-            r.id,
-            start_time(r.start),
-            length,
-            r.frames
-        )?;
-    }
+    // Ids are whole (a replay needs all of it); the ending is cut first.
+    let columns = [
+        Column::left("ID", 48),
+        Column::left("START (UTC)", 16),
+        Column::left("LENGTH", 6),
+        Column::right("FRAMES"),
+        Column::left("ENDED", 6),
+    ];
+    let rows: Vec<Vec<String>> = recordings
+        .iter()
+        .map(|r| {
+            let length = match (r.start, r.end) {
+                (Some(s), Some(e)) => idle(e.duration_since(s).unwrap_or_default()),
+                _ => String::new(),
+            };
+            vec![
+                r.id.clone(),
+                start_time(r.start),
+                length,
+                r.frames.to_string(),
+                r.ending(),
+            ]
+        })
+        .collect();
+    table::write(out, &columns, &rows, table::terminal_width(), &[4, 1])?;
     writeln!(out, "(`dgate replay --remote ID` plays one)")?;
     Ok(())
 }

@@ -62,7 +62,7 @@ async function refreshRecent() {
       tr.appendChild(cell(when(r.start)));
       const seconds = Math.max(0, Math.round((Date.parse(r.end) - Date.parse(r.start)) / 1000));
       tr.appendChild(cell(idle(seconds)));
-      tr.appendChild(cell(r.signal ? "signal " + r.signal : r.exit_code === null ? "?" : "exit " + r.exit_code));
+      tr.appendChild(cell(r.ended));
       const file = document.createElement("td");
       const download = document.createElement("a");
       download.href = "/recordings/" + path;

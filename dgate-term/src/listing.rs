@@ -82,6 +82,24 @@ pub struct RecordingSummary {
     pub exit_code: Option<i32>,
     /// The signal that ended it, when one did.
     pub signal: Option<String>,
+    /// Why it ended, when the recording says.
+    pub end_reason: Option<crate::recording::EndReason>,
+}
+
+impl RecordingSummary {
+    /// How the game ended, for people (`saved at shutdown`).
+    pub fn ending(&self) -> String {
+        crate::recording::EndReason::describe(
+            self.end_reason,
+            self.exit_code,
+            self.signal.as_deref(),
+        )
+    }
+
+    /// [`RecordingSummary::ending`] in at most 8 characters (`saved`).
+    pub fn ending_short(&self) -> String {
+        crate::recording::EndReason::short(self.end_reason, self.exit_code, self.signal.as_deref())
+    }
 }
 
 /// `{"sessions": [...]}`: the JSON of `GET /sessions` and `dgate list --json`,

@@ -42,9 +42,87 @@ pub struct RecordingMeta {
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub signal: Option<String>,
+    /// Why the game ended (absent in files written before it was kept).
+    #[serde(default)]
+    pub end_reason: Option<EndReason>,
     /// The recording stopped before the game did (`ttyrec.max_bytes`).
     #[serde(default)]
     pub truncated: bool,
+}
+
+/// Why a game ended, as the server saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// It exited by itself: the player quit, died or won.
+    Exited,
+    /// The server hung it up at shutdown (NetHack saves on a hang-up).
+    Shutdown,
+    /// No player came back within the detach grace: hung up.
+    DetachGrace,
+    /// Its owner or an admin stopped it.
+    Stopped,
+    /// A signal the server did not send ended it.
+    Killed,
+}
+
+impl EndReason {
+    /// The name in JSON and in the gRPC API (`detach_grace`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exited => "exited",
+            Self::Shutdown => "shutdown",
+            Self::DetachGrace => "detach_grace",
+            Self::Stopped => "stopped",
+            Self::Killed => "killed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Exited,
+            Self::Shutdown,
+            Self::DetachGrace,
+            Self::Stopped,
+            Self::Killed,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
+    }
+
+    /// What happened, for people: `saved at shutdown`, `exited with status
+    /// 2`, `killed by signal Killed`. Without a reason (older recordings),
+    /// from the exit code or signal alone.
+    pub fn describe(reason: Option<Self>, exit_code: Option<i32>, signal: Option<&str>) -> String {
+        let killed = signal.is_some_and(|s| s == "Killed");
+        match (reason, exit_code, signal) {
+            (Some(Self::Shutdown), _, _) if killed => "killed at shutdown".into(),
+            (Some(Self::Shutdown), Some(_), _) => "saved at shutdown".into(),
+            (Some(Self::Shutdown), _, _) => "hung up at shutdown".into(),
+            (Some(Self::DetachGrace), _, _) if killed => "killed after the detach grace".into(),
+            (Some(Self::DetachGrace), _, _) => "hung up after the detach grace".into(),
+            (Some(Self::Stopped), _, _) => "stopped".into(),
+            (_, Some(0), None) => "exited".into(),
+            (_, Some(code), None) => format!("exited with status {code}"),
+            (_, _, Some(signal)) => format!("killed by signal {signal}"),
+            (_, None, None) => "unknown".into(),
+        }
+    }
+
+    /// [`EndReason::describe`] in at most 8 characters, for menus: `saved`,
+    /// `exit 2`, `detached`; empty when nothing is known.
+    pub fn short(reason: Option<Self>, exit_code: Option<i32>, signal: Option<&str>) -> String {
+        match (reason, exit_code, signal) {
+            (Some(Self::Shutdown), Some(_), None) => "saved".into(),
+            (Some(Self::Shutdown), _, _) => "shutdown".into(),
+            (Some(Self::DetachGrace), _, _) => "detached".into(),
+            (Some(Self::Stopped), _, _) => "stopped".into(),
+            (_, Some(0), None) => "exited".into(),
+            (_, Some(code), None) => format!("exit {code}").chars().take(8).collect(),
+            (_, _, Some(_)) => "killed".into(),
+            (_, None, None) => String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -96,6 +174,7 @@ impl RecordingMeta {
             write_errors: 0,
             exit_code: None,
             signal: None,
+            end_reason: None,
             truncated: false,
         }
     }

@@ -153,11 +153,7 @@ impl RecentMenu {
                 (Some(s), Some(e)) => idle(e.duration_since(s).unwrap_or_default()),
                 _ => String::new(),
             };
-            let ended = match (&r.signal, r.exit_code) {
-                (Some(signal), _) => signal.clone(),
-                (None, Some(code)) => format!("exit {code}"),
-                (None, None) => String::new(),
-            };
+            let ended = r.ending_short();
             let text = format!(
                 "{}) {:<16} {:<12} {:<8} {:<19}  {:<8} {}",
                 char::from(*letter),
@@ -217,6 +213,7 @@ mod tests {
             // went away).
             exit_code: (n != 2).then_some(0),
             signal: (n == 1).then(|| "SIGHUP".to_owned()),
+            end_reason: None,
         }
     }
 
@@ -242,7 +239,7 @@ mod tests {
         assert!(lines[1].contains("Recent Games"));
         assert!(
             lines.contains(
-                &"a) user0            nethack      80x24    2025-07-06 02:56:44  5m 23s   exit 0"
+                &"a) user0            nethack      80x24    2025-07-06 02:56:44  5m 23s   exited"
                     .to_owned()
             ),
             "{lines:#?}"
@@ -250,7 +247,7 @@ mod tests {
         assert!(
             lines
                 .iter()
-                .any(|l| l.starts_with("b) user1") && l.ends_with("SIGHUP"))
+                .any(|l| l.starts_with("b) user1") && l.ends_with("killed"))
         );
         assert!(
             lines.contains(

@@ -20,6 +20,7 @@ use crate::broadcast::{HubCounters, HubOptions, SpectatorRegistry};
 use crate::config::{Config, GameConfig, TermSize};
 use crate::limits::{AddressLimiter, Trusted};
 use crate::metrics::Metrics;
+use dgate_term::recording::EndReason;
 
 /// What a start request asks for.
 #[derive(Debug, Clone)]
@@ -351,7 +352,7 @@ impl SessionManager {
             if session.is_detached() && session.player_generation() == generation {
                 info!(session_id = %session.info.id, grace = %humantime::format_duration(grace),
                       "no player for the detach grace period; hanging the game up");
-                manager.hang_up(session, false);
+                manager.hang_up(session, false, EndReason::DetachGrace);
             }
         });
     }
@@ -360,11 +361,12 @@ impl SessionManager {
     pub fn stop(&self, session_id: &str, reason: &str, force: bool) -> Result<(), SessionError> {
         let session = self.get(session_id)?;
         info!(session_id, reason, force, "stopping game");
-        self.hang_up(session, force);
+        self.hang_up(session, force, EndReason::Stopped);
         Ok(())
     }
 
-    fn hang_up(&self, session: Arc<Session>, force: bool) {
+    fn hang_up(&self, session: Arc<Session>, force: bool, why: EndReason) {
+        session.hanging_up(why);
         if force {
             session.signal(Signal::SIGKILL);
             return;
@@ -391,6 +393,7 @@ impl SessionManager {
         }
         info!(sessions = sessions.len(), "hanging up every game");
         for s in &sessions {
+            s.hanging_up(EndReason::Shutdown);
             s.signal(Signal::SIGHUP);
         }
         let grace = inner.config.session_management.shutdown_grace;

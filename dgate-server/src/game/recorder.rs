@@ -110,6 +110,7 @@ fn record(
         .to_string();
     meta.exit_code = exit.as_ref().and_then(GameExit::code);
     meta.signal = exit.as_ref().and_then(|e| e.signal()).map(str::to_owned);
+    meta.end_reason = exit.as_ref().map(|e| session.end_reason(e));
     let finished = match compression {
         Compression::Gzip => match gzip(path) {
             Ok(gz) => gz,

@@ -177,6 +177,7 @@ impl Entry {
             frames: meta.frames,
             exit_code: meta.exit_code,
             signal: meta.signal.clone(),
+            end_reason: meta.end_reason,
         }
     }
 

@@ -29,6 +29,7 @@ use crate::broadcast::{
 use crate::config::TermSize;
 use crate::metrics::Metrics;
 use dgate_term::listing::{SessionSummary, SpectatorSummary};
+use dgate_term::recording::EndReason;
 
 /// Bytes read from the PTY at once: one frame at most.
 const READ_CHUNK: usize = 16 * 1024;
@@ -58,6 +59,8 @@ pub struct Session {
     pty: Mutex<Option<Pty>>,
     last_input_ms: AtomicU64,
     exit: OnceLock<GameExit>,
+    /// Why the server hung the game up, when it did (set before the signal).
+    hung_up: OnceLock<EndReason>,
     ended_at: OnceLock<SystemTime>,
     done: CancellationToken,
     player: Mutex<PlayerSlot>,
@@ -130,6 +133,7 @@ impl Session {
             pty: Mutex::new(Some(Pty { master, resizer })),
             last_input_ms: AtomicU64::new(unix_ms(info.started_at)),
             exit: OnceLock::new(),
+            hung_up: OnceLock::new(),
             ended_at: OnceLock::new(),
             done: CancellationToken::new(),
             player: Mutex::new(PlayerSlot::default()),
@@ -255,6 +259,21 @@ impl Session {
 
     pub fn is_ended(&self) -> bool {
         self.exit.get().is_some()
+    }
+
+    /// Notes why the server is hanging the game up (the first reason given
+    /// stands), before it signals it.
+    pub fn hanging_up(&self, why: EndReason) {
+        let _ = self.hung_up.set(why);
+    }
+
+    /// Why the game ended, given how its process ended.
+    pub fn end_reason(&self, exit: &GameExit) -> EndReason {
+        match (self.hung_up.get(), exit) {
+            (Some(why), _) => *why,
+            (None, GameExit::Exited { .. }) => EndReason::Exited,
+            (None, GameExit::Killed { .. }) => EndReason::Killed,
+        }
     }
 
     pub fn exit(&self) -> Option<&GameExit> {

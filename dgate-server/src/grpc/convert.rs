@@ -109,6 +109,10 @@ pub fn recording_info(r: &RecordingSummary) -> pb::RecordingInfo {
         exited: r.exit_code.is_some(),
         exit_code: r.exit_code.unwrap_or_default(),
         signal: r.signal.clone().unwrap_or_default(),
+        end_reason: r
+            .end_reason
+            .map(|e| e.as_str().to_owned())
+            .unwrap_or_default(),
     }
 }
 
@@ -294,6 +298,7 @@ mod tests {
             frames: 9,
             exit_code: None,
             signal: Some("Hangup".into()),
+            end_reason: Some(dgate_term::recording::EndReason::DetachGrace),
         };
         let message = recording_info(&summary);
         assert!(!message.exited);

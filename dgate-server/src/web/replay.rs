@@ -86,6 +86,8 @@ async fn list(State(manager): State<SessionManager>) -> Response {
                 "frames": m.frames,
                 "exit_code": m.exit_code,
                 "signal": m.signal,
+                "end_reason": m.end_reason,
+                "ended": e.summary().ending(),
             })
         })
         .collect();

@@ -265,8 +265,9 @@ async fn saves_at_shutdown_and_restores(prefix: &str, tweak: fn(&mut dgate_serve
     player.send(b"\x1b").await;
     player.send(b"s").await;
 
-    // SIGTERM's path: every game is hung up and waited for.
-    server.shutdown().await;
+    // SIGTERM's path: every game is hung up and waited for (the manager's
+    // part first, to read the recording before the data directory goes).
+    server.manager.shutdown().await;
     player.read_to_end().await.expect("the stream ends");
     assert!(
         player.seen.contains(&Seen::ServerShutdown),
@@ -277,6 +278,16 @@ async fn saves_at_shutdown_and_restores(prefix: &str, tweak: fn(&mut dgate_serve
         "NetHack saved the game to {}",
         save.display()
     );
+    let recording = server
+        .manager
+        .library()
+        .list(&name, "nethack", 0)
+        .await
+        .into_iter()
+        .next()
+        .expect("the game's recording");
+    assert_eq!(recording.summary().ending(), "saved at shutdown");
+    server.shutdown().await;
 
     // A new server (a restart): the same player's next game is the saved one.
     let server = start_server(tweak).await;

@@ -156,3 +156,121 @@ async fn an_unwritable_recording_directory_does_not_stop_the_game() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     server.shutdown().await;
 }
+
+/// Each recording says how its game ended, in its metadata and listings:
+/// the player quit, its owner stopped it, the detach grace ran out, the
+/// server shut down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn how_each_game_ended_is_recorded_and_listed() {
+    use dgate_proto::pb;
+    let server = start_server(|c| {
+        c.session_management.detach_grace = Duration::from_millis(300);
+    })
+    .await;
+    let mut client = server.client().await;
+
+    // Quit by the player.
+    let quit = server.start_game("quinn", "test").await;
+    let mut player = Viewer::player(&mut client, &quit).await.expect("player");
+    player.ready().await;
+    player.send(b"q").await;
+    player.read_to_end().await.expect("the game ends");
+    // Stopped by its owner.
+    let stopped = server.start_game("stella", "test").await;
+    let mut player = Viewer::player(&mut client, &stopped).await.expect("player");
+    player.ready().await;
+    client
+        .stop_game_session(authed(
+            pb::StopGameSessionRequest {
+                session_id: stopped.id.clone(),
+                reason: "enough".into(),
+                force: false,
+            },
+            &stopped.token,
+        ))
+        .await
+        .expect("stopped");
+    player.read_to_end().await.expect("the game ends");
+    // Never attached to: hung up after the detach grace.
+    let _left = server.start_game("della", "test").await;
+    eventually("the unattended game was hung up", || {
+        server.manager.active_count() == 0
+    })
+    .await;
+    // Running at shutdown.
+    let running = server.start_game("shane", "test").await;
+    let mut player = Viewer::player(&mut client, &running).await.expect("player");
+    player.ready().await;
+
+    let listed = |name: &'static str| {
+        let mut client = client.clone();
+        async move {
+            let request = pb::ListRecordingsRequest {
+                username: name.into(),
+                ..Default::default()
+            };
+            let mut found = None;
+            for _ in 0..100 {
+                let recordings = client
+                    .list_recordings(request.clone())
+                    .await
+                    .expect("listed")
+                    .into_inner()
+                    .recordings;
+                if let Some(r) = recordings.into_iter().next() {
+                    found = Some(r);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            found.expect("a recording")
+        }
+    };
+    assert_eq!(listed("quinn").await.end_reason, "exited");
+    assert_eq!(listed("stella").await.end_reason, "stopped");
+    assert_eq!(listed("della").await.end_reason, "detach_grace");
+    // The page's listing says it in words.
+    let addr = server.http_addr;
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(addr, "/recordings"))
+        .await
+        .expect("GET");
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let ended: Vec<(String, String)> = page["recordings"]
+        .as_array()
+        .expect("recordings")
+        .iter()
+        .map(|r| {
+            (
+                r["username"].as_str().unwrap_or("").to_owned(),
+                r["ended"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        ended.contains(&("quinn".into(), "exited".into())),
+        "{ended:?}"
+    );
+    assert!(
+        ended.contains(&("della".into(), "hung up after the detach grace".into())),
+        "{ended:?}"
+    );
+
+    // The shutdown's first step, as SIGTERM takes it: every game hung up.
+    server.manager.shutdown().await;
+    player.read_to_end().await.expect("the stream ends");
+    let entry = server
+        .manager
+        .library()
+        .list("shane", "", 0)
+        .await
+        .into_iter()
+        .next()
+        .expect("a recording");
+    assert_eq!(
+        entry.meta.end_reason,
+        Some(dgate_term::recording::EndReason::Shutdown)
+    );
+    assert_eq!(entry.summary().ending(), "hung up at shutdown");
+    server.shutdown().await;
+}
