@@ -241,6 +241,14 @@ pub struct GameConfig {
     /// sandbox binds them writable.
     #[serde(default)]
     pub writable: Vec<String>,
+    /// The player's options file for this game (`%u`, `%d`, `%g`), `%r` in
+    /// `args` and `environment`: created from `rc_template` (or empty) the
+    /// first time the player starts the game.
+    #[serde(default)]
+    pub rc_file: Option<String>,
+    /// What a new player's rc file starts as (relative: under `data_dir`).
+    #[serde(default)]
+    pub rc_template: Option<PathBuf>,
 }
 
 /// `games[].sandbox`.
@@ -561,6 +569,11 @@ impl Config {
             tls.cert = self.data_dir.join(&tls.cert);
             tls.key = self.data_dir.join(&tls.key);
         }
+        for game in &mut self.games {
+            if let Some(template) = &mut game.rc_template {
+                *template = self.data_dir.join(&*template);
+            }
+        }
         Ok(())
     }
 
@@ -591,12 +604,25 @@ impl Config {
             if self.games[..i].iter().any(|g| g.id == game.id) {
                 return Err(format!("games[{i}].id {:?} is used by another game", game.id).into());
             }
+            if let Some(template) = &game.rc_template
+                && !self.data_dir.join(template).is_file()
+            {
+                return Err(Invalid {
+                    message: format!(
+                        "games[{i}].rc_template: no such file {}",
+                        self.data_dir.join(template).display()
+                    ),
+                    value: Some(template.to_string_lossy().into_owned()),
+                });
+            }
             for (field, template) in game.templates() {
-                if let Err(unknown) = check_placeholders(template) {
+                let rc_allowed = game.rc_file.is_some() && field != "rc_file";
+                if let Err(unknown) = check_placeholders(template, rc_allowed) {
                     return Err(Invalid {
                         message: format!(
                             "games[{i}].{field}: unknown placeholder %{unknown} in {template:?} \
-                             (known: %u the player's name, %d the data directory, %% a percent sign)"
+                             (known: %u the player's name, %d the data directory, %g the game's id, \
+                             %r the player's rc file when rc_file is set, %% a percent sign)"
                         ),
                         value: Some(template.to_owned()),
                     });
@@ -646,13 +672,15 @@ impl From<&str> for Invalid {
     }
 }
 
-/// `Err(c)` for the first `%c` that is not `%u`, `%d` or `%%`.
-fn check_placeholders(template: &str) -> Result<(), char> {
+/// `Err(c)` for the first `%c` that is not `%u`, `%d`, `%g`, `%%` or (when
+/// `rc` is allowed) `%r`.
+fn check_placeholders(template: &str, rc: bool) -> Result<(), char> {
     let mut chars = template.chars();
     while let Some(c) = chars.next() {
         if c == '%' {
             match chars.next() {
-                Some('u' | 'd' | '%') => {}
+                Some('u' | 'd' | 'g' | '%') => {}
+                Some('r') if rc => {}
                 Some(other) => return Err(other),
                 None => return Err(' '),
             }
@@ -682,7 +710,14 @@ impl GameConfig {
             .writable
             .iter()
             .map(|w| ("writable".to_owned(), w.as_str()));
-        args.chain(working).chain(environment).chain(writable)
+        let rc = self
+            .rc_file
+            .iter()
+            .map(|r| ("rc_file".to_owned(), r.as_str()));
+        args.chain(working)
+            .chain(environment)
+            .chain(writable)
+            .chain(rc)
     }
 }
 
@@ -749,6 +784,22 @@ mod tests {
         assert!(err.contains("line 7"), "{err}");
         let yaml = "games:\n  - id: a\n    name: A\n    short_name: A\n    binary: {path: /bin/true}\n    environment: {HOME: \"%d/users/%u\", RATE: \"100%%\"}\n";
         Config::from_yaml(yaml, "t").expect("%d, %u and %% are known");
+    }
+
+    #[test]
+    fn rc_files_need_their_template_and_percent_r_needs_an_rc_file() {
+        let game = "games:\n  - id: a\n    name: A\n    short_name: A\n    binary: {path: /bin/true}\n";
+        let yaml = format!("{game}    rc_file: \"%d/rc/%u\"\n    rc_template: /nonexistent/rc\n");
+        let err = Config::from_yaml(&yaml, "t").expect_err("missing").to_string();
+        assert!(err.contains("rc_template: no such file /nonexistent/rc"), "{err}");
+        assert!(err.contains("line 7"), "{err}");
+        let yaml = format!("{game}    environment: {{NETHACKOPTIONS: \"@%r\"}}\n");
+        let err = Config::from_yaml(&yaml, "t").expect_err("%r").to_string();
+        assert!(err.contains("%r"), "{err}");
+        let yaml = format!(
+            "{game}    rc_file: \"%d/rc/%g/%u\"\n    environment: {{NETHACKOPTIONS: \"@%r\"}}\n"
+        );
+        Config::from_yaml(&yaml, "t").expect("%r with an rc file, no template");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The games a server offers: whether each can run here, and the exact command,
-//! directories and environment for one player's session (`%u` is the player's
-//! name, `%d` the data directory, `%%` a percent sign).
+//! directories, rc file and environment for one player's session (`%u` is the
+//! player's name, `%d` the data directory, `%g` the game's id, `%r` the
+//! player's rc file, `%%` a percent sign).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,27 +30,68 @@ pub fn unavailable_reason(game: &GameConfig) -> Option<String> {
     }
 }
 
-/// Replaces `%u`, `%d` and `%%` in a configured value.
-pub fn expand(template: &str, username: &str, data_dir: &Path) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('u') => out.push_str(username),
-            Some('d') => out.push_str(&data_dir.to_string_lossy()),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
+/// The values of a game's placeholders for one player.
+#[derive(Debug, Clone)]
+pub struct Substitutions<'a> {
+    /// `%u`
+    pub username: &'a str,
+    /// `%d`
+    pub data_dir: &'a Path,
+    /// `%g`
+    pub game_id: &'a str,
+    /// `%r` (the game's `rc_file`, itself expanded), when it has one.
+    pub rc_file: Option<PathBuf>,
+}
+
+impl<'a> Substitutions<'a> {
+    /// `game`'s placeholders for `username`.
+    pub fn new(game: &'a GameConfig, username: &'a str, data_dir: &'a Path) -> Self {
+        let mut substitutions = Self {
+            username,
+            data_dir,
+            game_id: &game.id,
+            rc_file: None,
+        };
+        substitutions.rc_file = game
+            .rc_file
+            .as_deref()
+            .map(|rc| PathBuf::from(substitutions.expand(rc)));
+        substitutions
     }
-    out
+
+    /// Replaces the placeholders in a configured value (an unknown one,
+    /// which the config check refuses, is kept as written).
+    pub fn expand(&self, template: &str) -> String {
+        let mut out = String::with_capacity(template.len() + 32);
+        let mut chars = template.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('u') => out.push_str(self.username),
+                Some('d') => out.push_str(&self.data_dir.to_string_lossy()),
+                Some('g') => out.push_str(self.game_id),
+                Some('r') if self.rc_file.is_some() => {
+                    out.push_str(
+                        &self
+                            .rc_file
+                            .as_deref()
+                            .unwrap_or(Path::new(""))
+                            .to_string_lossy(),
+                    );
+                }
+                Some('%') => out.push('%'),
+                Some(other) => {
+                    out.push('%');
+                    out.push(other);
+                }
+                None => out.push('%'),
+            }
+        }
+        out
+    }
 }
 
 /// The command that runs `game` for `username` (already checked), creating its
@@ -64,15 +106,17 @@ pub fn command_for(
     run_as: Option<RunAs>,
     rlimits: &Rlimits,
 ) -> std::io::Result<GameCommand> {
+    let substitutions = Substitutions::new(game, username, data_dir);
+    let expand = |template: &str| substitutions.expand(template);
     let working_directory = game
         .binary
         .working_directory
         .as_deref()
-        .map(|d| PathBuf::from(expand(d, username, data_dir)));
+        .map(|d| PathBuf::from(expand(d)));
     let environment: Vec<(String, String)> = game
         .environment
         .iter()
-        .map(|(k, v)| (k.clone(), expand(v, username, data_dir)))
+        .map(|(k, v)| (k.clone(), expand(v)))
         .collect();
     let home = environment
         .iter()
@@ -86,6 +130,9 @@ pub fn command_for(
             }
         }
     }
+    if let Some(rc) = &substitutions.rc_file {
+        prepare_rc_file(rc, game.rc_template.as_deref(), data_dir, run_as.as_ref())?;
+    }
     let sandbox = match game.sandbox {
         Sandbox::None => None,
         Sandbox::Bubblewrap => Some(SandboxMounts {
@@ -93,23 +140,15 @@ pub fn command_for(
             writable: home
                 .iter()
                 .chain(working_directory.iter())
+                .chain(substitutions.rc_file.iter())
                 .cloned()
-                .chain(
-                    game.writable
-                        .iter()
-                        .map(|w| PathBuf::from(expand(w, username, data_dir))),
-                )
+                .chain(game.writable.iter().map(|w| PathBuf::from(expand(w))))
                 .collect(),
         }),
     };
     Ok(GameCommand {
         program: game.binary.path.clone(),
-        args: game
-            .binary
-            .args
-            .iter()
-            .map(|a| expand(a, username, data_dir))
-            .collect(),
+        args: game.binary.args.iter().map(|a| expand(a)).collect(),
         working_directory,
         environment,
         term: term.to_owned(),
@@ -118,6 +157,43 @@ pub fn command_for(
         rlimits: rlimits.clone(),
         sandbox,
     })
+}
+
+/// The player's rc file, created the first time from `template` (or empty):
+/// its directory made if it is under `data_dir`, both the game account's.
+pub fn prepare_rc_file(
+    rc: &Path,
+    template: Option<&Path>,
+    data_dir: &Path,
+    run_as: Option<&RunAs>,
+) -> std::io::Result<()> {
+    if rc.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = rc.parent().filter(|d| d.starts_with(data_dir)) {
+        std::fs::create_dir_all(dir)?;
+        if let Some(run_as) = run_as {
+            hand_over(dir, data_dir, run_as)?;
+        }
+    }
+    match template {
+        Some(template) => {
+            std::fs::copy(template, rc)?;
+        }
+        None => {
+            std::fs::File::create(rc)?;
+        }
+    }
+    // The template's mode may be anything: the player's file is theirs alone.
+    std::fs::set_permissions(rc, std::fs::Permissions::from_mode(0o644))?;
+    if let Some(run_as) = run_as {
+        nix::unistd::chown(
+            rc,
+            Some(nix::unistd::Uid::from_raw(run_as.uid)),
+            Some(nix::unistd::Gid::from_raw(run_as.gid)),
+        )?;
+    }
+    Ok(())
 }
 
 /// Makes `dir` (under `data_dir`) the game account's, and every directory
@@ -151,9 +227,14 @@ mod tests {
 
     #[test]
     fn expands_placeholders() {
-        let d = Path::new("/srv/dgate");
-        assert_eq!(expand("%d/users/%u", "bob", d), "/srv/dgate/users/bob");
-        assert_eq!(expand("100%% %x %", "bob", d), "100% %x %");
+        let game: GameConfig = serde_saphyr::from_str(
+            "id: nh\nname: X\nshort_name: X\nbinary: { path: /bin/true }\nrc_file: \"%d/rc/%u.%g\"\n",
+        )
+        .expect("game");
+        let s = Substitutions::new(&game, "bob", Path::new("/srv/dgate"));
+        assert_eq!(s.expand("%d/users/%u"), "/srv/dgate/users/bob");
+        assert_eq!(s.expand("@%r"), "@/srv/dgate/rc/bob.nh");
+        assert_eq!(s.expand("100%% %x %"), "100% %x %");
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod errors;
 mod lifecycle;
 mod metrics;
 mod nethack;
+mod operators;
 mod reattach;
 mod recording;
 mod replay;

@@ -118,6 +118,8 @@ pub fn testgame(id: &str, args: &[&str]) -> GameConfig {
         run_as: None,
         sandbox: Default::default(),
         writable: Vec::new(),
+        rc_file: None,
+        rc_template: None,
     }
 }
 
