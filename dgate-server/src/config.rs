@@ -249,6 +249,11 @@ pub struct GameConfig {
     /// What a new player's rc file starts as (relative: under `data_dir`).
     #[serde(default)]
     pub rc_template: Option<PathBuf>,
+    /// Where dgamelaunch-style in-progress files of this game go (for bots):
+    /// `NAME:YYYY-MM-DD.HH:MM:SS.ttyrec` holding `pid\nrows\ncols\n`,
+    /// `fcntl`-locked while the game runs (relative: under `data_dir`).
+    #[serde(default)]
+    pub inprogress_dir: Option<PathBuf>,
 }
 
 /// `games[].sandbox`.
@@ -573,6 +578,9 @@ impl Config {
             if let Some(template) = &mut game.rc_template {
                 *template = self.data_dir.join(&*template);
             }
+            if let Some(dir) = &mut game.inprogress_dir {
+                *dir = self.data_dir.join(&*dir);
+            }
         }
         Ok(())
     }
@@ -788,10 +796,16 @@ mod tests {
 
     #[test]
     fn rc_files_need_their_template_and_percent_r_needs_an_rc_file() {
-        let game = "games:\n  - id: a\n    name: A\n    short_name: A\n    binary: {path: /bin/true}\n";
+        let game =
+            "games:\n  - id: a\n    name: A\n    short_name: A\n    binary: {path: /bin/true}\n";
         let yaml = format!("{game}    rc_file: \"%d/rc/%u\"\n    rc_template: /nonexistent/rc\n");
-        let err = Config::from_yaml(&yaml, "t").expect_err("missing").to_string();
-        assert!(err.contains("rc_template: no such file /nonexistent/rc"), "{err}");
+        let err = Config::from_yaml(&yaml, "t")
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            err.contains("rc_template: no such file /nonexistent/rc"),
+            "{err}"
+        );
         assert!(err.contains("line 7"), "{err}");
         let yaml = format!("{game}    environment: {{NETHACKOPTIONS: \"@%r\"}}\n");
         let err = Config::from_yaml(&yaml, "t").expect_err("%r").to_string();

@@ -33,6 +33,7 @@ use crate::proxy_protocol::Acceptor;
 pub fn router(manager: SessionManager, with_metrics: bool) -> Router {
     let mut routes = Router::new()
         .route("/sessions", get(sessions))
+        .route("/status.txt", get(status_txt))
         .route("/healthz", get(healthz));
     if with_metrics {
         routes = routes.route("/metrics", get(metrics));
@@ -265,6 +266,29 @@ pub fn peer(
 async fn sessions(State(manager): State<SessionManager>) -> Json<SessionList> {
     let sessions: Vec<SessionSummary> = manager.list().iter().map(|s| s.summary()).collect();
     Json(SessionList::new(&sessions, SystemTime::now()))
+}
+
+/// `GET /status.txt`: one line per game in progress in WebTiles'
+/// `dgl_status_file` format, which bots read:
+/// `user#game#extra info#COLSxROWS#idle seconds#watchers#`.
+async fn status_txt(State(manager): State<SessionManager>) -> impl IntoResponse {
+    let now = SystemTime::now();
+    let mut text = String::new();
+    for session in manager.list() {
+        let s = session.summary();
+        // `#` separates fields: a name or extra info never holds one.
+        let field = |v: &str| v.replace(['#', '\n', '\r'], " ");
+        text.push_str(&format!(
+            "{}#{}#{}#{}#{}#{}#\n",
+            field(&s.username),
+            field(&s.game_id),
+            "",
+            s.size,
+            s.idle(now).as_secs(),
+            s.spectators.len()
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text)
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text.

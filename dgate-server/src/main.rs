@@ -56,6 +56,12 @@ enum Command {
     /// Manages player accounts directly in the database (the server may run).
     #[command(subcommand)]
     User(UserCommand),
+    /// Copies the account database to a new file (0600), consistent even
+    /// while the server runs.
+    Backup {
+        /// The copy to write; must not exist yet.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +130,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(Command::User(command)) = cli.command {
         return manage_users(&config, command);
+    }
+    if let Some(Command::Backup { path }) = &cli.command {
+        let database = config.database_path();
+        let store = AccountStore::open(&database, config.accounts.token_lifetime)
+            .with_context(|| format!("opening the account database {}", database.display()))?;
+        store
+            .backup(path)
+            .with_context(|| format!("backing up {} to {}", database.display(), path.display()))?;
+        println!("backed up {} to {}", database.display(), path.display());
+        return Ok(());
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(config))

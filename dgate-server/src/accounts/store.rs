@@ -589,6 +589,29 @@ impl AccountStore {
         Ok(standing)
     }
 
+    /// A consistent copy of the whole database at `to` (a new file, 0600),
+    /// taken while the server may be using it (`VACUUM INTO`).
+    pub fn backup(&self, to: &Path) -> Result<(), AccountError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Made empty and 0600 first: the copy is never readable by others.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(|e| {
+                AccountError::Io(match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => {
+                        format!("{} exists already: back up to a new file", to.display())
+                    }
+                    _ => format!("{}: {e}", to.display()),
+                })
+            })?;
+        let target = to.to_string_lossy().into_owned();
+        self.db().execute("VACUUM INTO ?1", params![target])?;
+        Ok(())
+    }
+
     /// Renames an account (to a valid, free name); its tokens stay valid.
     /// Files games keep under the old name (homes, saves) are not moved.
     pub fn rename(&self, username: &str, new_name: &str) -> Result<User, AccountError> {

@@ -277,6 +277,9 @@ impl SessionManager {
                 }
             },
         )?;
+        if let Some(dir) = &game.inprogress_dir {
+            session.write_in_progress(&inner.data_dir.join(dir));
+        }
         // Nobody is attached yet: the game must not run unattended forever.
         self.arm_detach_timer(&session);
         let label = Metrics::game(&game.id);

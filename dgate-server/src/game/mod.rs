@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod inprogress;
 pub mod library;
 pub mod manager;
 pub mod pty;

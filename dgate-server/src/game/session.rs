@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::error::SessionError;
+use super::inprogress::InProgress;
 use super::pty::{GameCommand, GameProcess, pty_size, spawn};
 use crate::accounts::User;
 use crate::broadcast::{
@@ -64,6 +65,8 @@ pub struct Session {
     ended_at: OnceLock<SystemTime>,
     done: CancellationToken,
     player: Mutex<PlayerSlot>,
+    /// dgamelaunch's in-progress file, when the game has an `inprogress_dir`.
+    in_progress: Mutex<Option<InProgress>>,
 }
 
 /// The PTY's master side and the hub's resizer: the terminal's size changes
@@ -137,6 +140,7 @@ impl Session {
             ended_at: OnceLock::new(),
             done: CancellationToken::new(),
             player: Mutex::new(PlayerSlot::default()),
+            in_progress: Mutex::new(None),
             info,
         });
         let spawned = std::thread::Builder::new()
@@ -181,9 +185,38 @@ impl Session {
         let pty = self.pty.lock().unwrap_or_else(|p| p.into_inner());
         let pty = pty.as_ref().ok_or(SessionError::Ended)?;
         pty.resizer.resize(size);
+        if let Some(file) = self
+            .in_progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            && let Err(e) = file.write(size)
+        {
+            warn!(session_id = %self.info.id, path = %file.path().display(), error = %e,
+                  "cannot update the in-progress file");
+        }
         pty.master
             .resize(pty_size(size))
             .map_err(|e| SessionError::invalid("terminal size", format!("{e:#}")))
+    }
+
+    /// Writes dgamelaunch's in-progress file for this game into `dir`, kept
+    /// locked until the game ends. A failure is logged; the game goes on.
+    pub fn write_in_progress(&self, dir: &std::path::Path) {
+        let Some(pid) = self.pid else { return };
+        match InProgress::create(
+            dir,
+            &self.info.username,
+            self.info.started_at,
+            pid,
+            self.hub.size(),
+        ) {
+            Ok(file) => {
+                *self.in_progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+            }
+            Err(e) => warn!(session_id = %self.info.id, dir = %dir.display(), error = %e,
+                            "cannot write the in-progress file"),
+        }
     }
 
     /// Sends `signal` to the game's process group, unless it has been reaped.
@@ -390,6 +423,12 @@ fn read_output(
         .unwrap_or_else(|p| p.into_inner())
         .take();
     session.pty.lock().unwrap_or_else(|p| p.into_inner()).take();
+    // Gone before anyone hears of the end: bots never list a finished game.
+    session
+        .in_progress
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
     let frames = session.hub.last_frame_id();
     publisher.end(exit.clone());
     info!(session_id = %session.info.id, code = ?exit.code(), signal = ?exit.signal(),

@@ -73,3 +73,140 @@ async fn a_players_rc_file_is_made_from_the_template_once_and_given_to_the_game(
     );
     server.shutdown().await;
 }
+
+/// Whether another process (as a bot would) finds `path` write-locked with
+/// `fcntl`, dgamelaunch's way: Python's `lockf` takes the same POSIX lock.
+fn locked_by_another_process(path: &std::path::Path) -> bool {
+    let tried = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl, sys\nf = open(sys.argv[1], 'a')\n\
+             try:\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(3)",
+        ])
+        .arg(path)
+        .status()
+        .expect("run python3");
+    tried.code() == Some(3)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_progress_files_and_the_status_file_follow_the_game() {
+    let mut inprogress = std::path::PathBuf::new();
+    let server = start_server(|c| {
+        inprogress = c.data_dir.join("inprogress-test");
+        let game = c
+            .games
+            .iter_mut()
+            .find(|g| g.id == "test")
+            .expect("the test game");
+        game.inprogress_dir = Some(inprogress.clone());
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("ines", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let pid = server
+        .manager
+        .get(&game.id)
+        .expect("session")
+        .pid()
+        .expect("pid");
+
+    let files: Vec<_> = std::fs::read_dir(&inprogress)
+        .expect("the directory was made")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let file = files[0].clone();
+    let name = file
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    // ines:YYYY-MM-DD.HH:MM:SS.ttyrec
+    let stamp = name
+        .strip_prefix("ines:")
+        .and_then(|n| n.strip_suffix(".ttyrec"))
+        .expect("dgamelaunch's name");
+    assert_eq!(stamp.len(), 19, "{name}");
+    assert_eq!((&stamp[4..5], &stamp[10..11], &stamp[13..14]), ("-", ".", ":"), "{name}");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        format!("{pid}\n24\n80\n")
+    );
+    assert!(
+        locked_by_another_process(&file),
+        "locked while the game runs"
+    );
+
+    // A resize is written; the status file lists the game.
+    player.send_resize(100, 30).await;
+    player.send(b"s").await;
+    player.wait_for_text("SIZE 100x30").await.expect("resized");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        format!("{pid}\n30\n100\n")
+    );
+    let addr = server.http_addr;
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(addr, "/status.txt"))
+        .await
+        .expect("GET");
+    assert_eq!(status, 200);
+    let line = body.lines().next().expect("one line");
+    let fields: Vec<&str> = line.split('#').collect();
+    assert_eq!(
+        (fields[0], fields[1], fields[2], fields[3], fields[5]),
+        ("ines", "test", "", "100x30", "0"),
+        "{line}"
+    );
+    assert!(fields[4].parse::<u64>().is_ok(), "{line}");
+
+    // The game ends: the file is gone.
+    player.send(b"q").await;
+    player.read_to_end().await.expect("the game ends");
+    assert!(!file.exists(), "removed at the end");
+    server.shutdown().await;
+}
+
+/// `dgate-server backup PATH` copies the account database while the
+/// server runs: a new 0600 file with every account in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_backed_up_while_the_server_runs() {
+    let server = start_server(|_| {}).await;
+    server.account("bea").await;
+    let data = server.data_dir.path().to_owned();
+    let copy = data.join("backup.db");
+    let run = |copy: &std::path::Path| {
+        std::process::Command::new(workspace_binary("dgate-server"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("backup")
+            .arg(copy)
+            .output()
+            .expect("run dgate-server backup")
+    };
+    let out = run(&copy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&copy).expect("copy").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let db = rusqlite::Connection::open(&copy).expect("open the copy");
+    let names: i64 = db
+        .query_row(
+            "SELECT count(*) FROM users WHERE username = 'bea'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("query");
+    assert_eq!(names, 1);
+    // Never over an existing file.
+    let again = run(&copy);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    server.shutdown().await;
+}

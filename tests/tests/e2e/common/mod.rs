@@ -120,6 +120,7 @@ pub fn testgame(id: &str, args: &[&str]) -> GameConfig {
         writable: Vec::new(),
         rc_file: None,
         rc_template: None,
+        inprogress_dir: None,
     }
 }
 
