@@ -131,7 +131,11 @@ async fn in_progress_files_and_the_status_file_follow_the_game() {
         .and_then(|n| n.strip_suffix(".ttyrec"))
         .expect("dgamelaunch's name");
     assert_eq!(stamp.len(), 19, "{name}");
-    assert_eq!((&stamp[4..5], &stamp[10..11], &stamp[13..14]), ("-", ".", ":"), "{name}");
+    assert_eq!(
+        (&stamp[4..5], &stamp[10..11], &stamp[13..14]),
+        ("-", ".", ":"),
+        "{name}"
+    );
     assert_eq!(
         std::fs::read_to_string(&file).expect("read"),
         format!("{pid}\n24\n80\n")
