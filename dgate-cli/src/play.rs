@@ -290,7 +290,7 @@ impl Drop for RawMode {
         if screen.bracketed_paste() {
             undo.extend_from_slice(b"\x1b[?2004l");
         }
-        if screen.mouse_protocol_mode() != vt100::MouseProtocolMode::None {
+        if screen.mouse().tracking != 0 {
             undo.extend_from_slice(b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l");
         }
         // Plain attributes, a visible cursor, a fresh line for the message.

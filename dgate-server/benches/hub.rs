@@ -117,6 +117,13 @@ fn screen_model(c: &mut Criterion) {
             i += 1;
         })
     });
+    let mut terminal = dgate_term::vt::Terminal::new(80, 24);
+    group.bench_function("vt_terminal", |b| {
+        b.iter(|| {
+            terminal.process(&frames[i % frames.len()]);
+            i += 1;
+        })
+    });
     group.finish();
 }
 

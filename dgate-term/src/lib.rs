@@ -11,6 +11,7 @@ pub mod screen;
 pub mod stream;
 pub mod streamed;
 pub mod ttyrec;
+pub mod vt;
 
 pub use screen::{ScreenModel, TermSize};
 pub use stream::{GameEvent, SnapshotReason, StreamEnd};

@@ -142,7 +142,7 @@ impl GameView {
     }
 
     #[cfg(test)]
-    pub fn screen(&self) -> &vt100::Screen {
+    pub fn screen(&self) -> &dgate_term::vt::Terminal {
         self.view.model.screen()
     }
 
@@ -255,7 +255,6 @@ impl ScreenView {
     pub fn draw(&mut self, area: Rect, buf: &mut Buffer) -> Option<Position> {
         let screen = self.model.screen();
         let (rows, cols) = screen.size();
-        let (rows, cols) = (rows.get(), cols.get());
         let (width, height) = (cols.min(area.width), rows.min(area.height));
         let (cursor_row, cursor_col) = screen.cursor_position();
         self.crop = Crop {
@@ -319,13 +318,18 @@ struct WindowCell {
 }
 
 impl Window {
-    fn of(screen: &vt100::Screen, crop: Crop, width: u16, height: u16) -> Self {
+    fn of(screen: &dgate_term::vt::Terminal, crop: Crop, width: u16, height: u16) -> Self {
         let mut cells = Vec::with_capacity(usize::from(width) * usize::from(height));
         for row in crop.top..crop.top + height {
             for col in crop.left..crop.left + width {
                 cells.push(match screen.cell(row, col) {
                     Some(cell) => WindowCell {
-                        symbol: cell.contents().to_owned(),
+                        // A wide character's second half draws nothing.
+                        symbol: if cell.is_wide_continuation() {
+                            String::new()
+                        } else {
+                            cell.ch().to_string()
+                        },
                         style: style_of(cell),
                     },
                     None => WindowCell {
@@ -372,7 +376,7 @@ impl tui_term::widget::Cell for WindowCell {
     }
 }
 
-fn style_of(cell: &vt100::Cell) -> Style {
+fn style_of(cell: &dgate_term::vt::Cell) -> Style {
     let mut modifier = Modifier::empty();
     for (on, m) in [
         (cell.bold(), Modifier::BOLD),
@@ -391,11 +395,11 @@ fn style_of(cell: &vt100::Cell) -> Style {
         .add_modifier(modifier)
 }
 
-fn color(c: vt100::Color) -> Color {
+fn color(c: dgate_term::vt::Color) -> Color {
     match c {
-        vt100::Color::Default => Color::Reset,
-        vt100::Color::Idx(i) => Color::Indexed(i),
-        vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+        dgate_term::vt::Color::Default => Color::Reset,
+        dgate_term::vt::Color::Idx(i) => Color::Indexed(i),
+        dgate_term::vt::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
     }
 }
 
@@ -405,12 +409,10 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
-    fn nz(n: u16) -> std::num::NonZeroU16 {
-        std::num::NonZeroU16::new(n).expect("not zero")
-    }
-
-    fn parser(rows: u16, cols: u16) -> vt100::Parser {
-        vt100::Parser::new(nz(rows), nz(cols), 0)
+    /// The reference: a model fed every frame (the model itself is judged
+    /// against another terminal in `dgate_term::vt`'s tests).
+    fn parser(rows: u16, cols: u16) -> ScreenModel {
+        ScreenModel::new(TermSize::new(cols, rows))
     }
 
     fn row(cols: u16, rows: u16) -> SessionRow {
@@ -460,11 +462,8 @@ mod tests {
         }
     }
 
-    fn same_screen(view: &GameView, reference: &vt100::Parser) {
-        assert_eq!(view.size(), {
-            let (r, c) = reference.screen().size();
-            TermSize::new(c.get(), r.get())
-        });
+    fn same_screen(view: &GameView, reference: &ScreenModel) {
+        assert_eq!(view.size(), reference.size());
         assert_eq!(
             view.screen().contents_formatted(),
             reference.screen().contents_formatted(),
@@ -478,7 +477,7 @@ mod tests {
 
     #[test]
     fn snapshot_then_frames_reproduce_the_players_screen_through_resync_and_resize() {
-        // The server's model and a plain vt100 parser both see every frame.
+        // The server's model and a reference model both see every frame.
         let mut server = ScreenModel::new(TermSize::new(80, 24));
         let mut reference = parser(24, 80);
         let mut view = GameView::new(row(80, 24));
@@ -526,7 +525,7 @@ mod tests {
             size: TermSize::new(100, 30),
         });
         server.resize(TermSize::new(100, 30));
-        reference.set_size(nz(30), nz(100));
+        reference.resize(TermSize::new(100, 30));
         for i in 91..=120 {
             let wide = [frame(i), format!("\x1b[30;95Hz{i}").into_bytes()].concat();
             server.process(&wide);

@@ -78,7 +78,7 @@ pub struct Cursor {
     pub visible: bool,
 }
 
-pub fn cursor(screen: &vt100::Screen) -> Cursor {
+pub fn cursor(screen: &dgate_term::vt::Terminal) -> Cursor {
     let (row, col) = screen.cursor_position();
     Cursor {
         row,
@@ -89,10 +89,10 @@ pub fn cursor(screen: &vt100::Screen) -> Cursor {
 
 /// One screen row as runs; wide characters' continuation cells are skipped,
 /// empty cells are spaces, so the row's text is what a terminal shows.
-pub fn row(screen: &vt100::Screen, row: u16) -> Row {
+pub fn row(screen: &dgate_term::vt::Terminal, row: u16) -> Row {
     let (_, cols) = screen.size();
     let mut runs: Row = Vec::new();
-    for col in 0..cols.get() {
+    for col in 0..cols {
         let Some(cell) = screen.cell(row, col) else {
             continue;
         };
@@ -104,15 +104,11 @@ pub fn row(screen: &vt100::Screen, row: u16) -> Row {
             color(cell.bgcolor()),
             attributes(cell),
         );
-        let text = if cell.has_contents() {
-            cell.contents()
-        } else {
-            " "
-        };
+        let text = cell.ch();
         match runs.last_mut() {
-            Some(last) if (last.fg, last.bg, last.a) == style => last.t.push_str(text),
+            Some(last) if (last.fg, last.bg, last.a) == style => last.t.push(text),
             _ => runs.push(Run {
-                t: text.to_owned(),
+                t: text.to_string(),
                 fg: style.0,
                 bg: style.1,
                 a: style.2,
@@ -122,13 +118,13 @@ pub fn row(screen: &vt100::Screen, row: u16) -> Row {
     runs
 }
 
-pub fn rows(screen: &vt100::Screen) -> Vec<Row> {
+pub fn rows(screen: &dgate_term::vt::Terminal) -> Vec<Row> {
     let (rows, _) = screen.size();
-    (0..rows.get()).map(|r| row(screen, r)).collect()
+    (0..rows).map(|r| row(screen, r)).collect()
 }
 
 /// The rows that differ from `previous` (which is updated to the screen).
-pub fn changed_rows(previous: &mut Vec<Row>, screen: &vt100::Screen) -> Vec<(u16, Row)> {
+pub fn changed_rows(previous: &mut Vec<Row>, screen: &dgate_term::vt::Terminal) -> Vec<(u16, Row)> {
     let now = rows(screen);
     let changed = now
         .iter()
@@ -140,17 +136,17 @@ pub fn changed_rows(previous: &mut Vec<Row>, screen: &vt100::Screen) -> Vec<(u16
     changed
 }
 
-fn color(c: vt100::Color) -> Option<u32> {
+fn color(c: dgate_term::vt::Color) -> Option<u32> {
     match c {
-        vt100::Color::Default => None,
-        vt100::Color::Idx(i) => Some(u32::from(i)),
-        vt100::Color::Rgb(r, g, b) => {
+        dgate_term::vt::Color::Default => None,
+        dgate_term::vt::Color::Idx(i) => Some(u32::from(i)),
+        dgate_term::vt::Color::Rgb(r, g, b) => {
             Some(0x100_0000 | (u32::from(r) << 16) | (u32::from(g) << 8) | u32::from(b))
         }
     }
 }
 
-fn attributes(cell: &vt100::Cell) -> u8 {
+fn attributes(cell: &dgate_term::vt::Cell) -> u8 {
     [
         (cell.bold(), 1),
         (cell.dim(), 2),

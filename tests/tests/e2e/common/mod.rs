@@ -1,5 +1,5 @@
 //! Shared test harness: a real dgate server on 127.0.0.1:0 running the real
-//! test game in real PTYs, and a gRPC viewer that keeps its own vt100 screen.
+//! test game in real PTYs, and a gRPC viewer that keeps its own screen model.
 
 #![allow(dead_code)]
 
@@ -374,8 +374,8 @@ pub struct Viewer {
     pub session_id: String,
     pub input: mpsc::Sender<pb::GameIoRequest>,
     pub stream: Streaming<pb::GameIoResponse>,
-    /// The viewer's terminal: the server's own screen model, a terminal
-    /// emulator that also knows DEC line drawing (plain vt100 does not).
+    /// The viewer's terminal: the server's own screen model (judged against
+    /// another terminal in `dgate_term::vt`'s tests, and against tmux here).
     pub screen: ScreenModel,
     pub seen: Vec<Seen>,
     pub connected: pb::ConnectPtyResponse,
@@ -638,7 +638,7 @@ impl Viewer {
         let (_, cols) = self.screen.screen().size();
         self.screen
             .screen()
-            .rows(0, cols.get())
+            .rows(0, cols)
             .map(|r| r.trim_end().to_owned())
             .collect()
     }
@@ -695,7 +695,11 @@ pub async fn join_and_compare(
 
 /// Asserts two terminals show the same thing: every cell with its colours and
 /// attributes, the cursor, the alternate screen and the input modes.
-pub fn assert_same_screen(expected: &vt100::Screen, actual: &vt100::Screen, what: &str) {
+pub fn assert_same_screen(
+    expected: &dgate_term::vt::Terminal,
+    actual: &dgate_term::vt::Terminal,
+    what: &str,
+) {
     assert_eq!(expected.size(), actual.size(), "{what}: size");
     assert_eq!(
         expected.contents_formatted(),
