@@ -1,6 +1,6 @@
 //! The terminal side of dgate that the server and the client share: the
-//! screen model (vt100 with DEC line drawing, alternate-screen memory and
-//! snapshots), the ttyrec format, recordings opened for replay (a keyframe
+//! screen model (its own terminal emulator, [`vt`], and the snapshots that
+//! re-create its whole state), the ttyrec format, recordings opened for replay (a keyframe
 //! index for seeking, and a playback clock; in memory, or streamed from the
 //! file), and the domain types of
 //! listings and game streams that both sides' screens read.

@@ -1011,11 +1011,7 @@ impl Perform for State {
             }
             ([], b'M') => self.reverse_index(),
             // HTS: not in the first column, nor with a wrap pending.
-            ([], b'H') => {
-                if self.col > 0 && self.col < self.cols {
-                    self.tabs[self.col] = true;
-                }
-            }
+            ([], b'H') if self.col > 0 && self.col < self.cols => self.tabs[self.col] = true,
             ([], b'=') => self.app_keypad = true,
             ([], b'>') => self.app_keypad = false,
             ([], b'c') => {

@@ -20,6 +20,7 @@ mod operators;
 mod reattach;
 mod recording;
 mod replay;
+mod snapshots;
 mod ssh;
 mod strangers;
 mod streaming;

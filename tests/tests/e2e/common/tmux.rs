@@ -25,6 +25,11 @@ impl Tmux {
         }
     }
 
+    /// The private server's socket name (`tmux -L NAME`).
+    pub fn socket(&self) -> &str {
+        &self.socket
+    }
+
     fn tmux(&self, args: &[&str]) -> Output {
         let output = Command::new("tmux")
             .args(["-L", &self.socket, "-f", "/dev/null"])
