@@ -1,5 +1,5 @@
 //! Late joiners are exact for real programs at every moment: real vim,
-//! less, top and a shell inside a scroll region run as games; their output,
+//! less, top, DCSS console and a shell inside a scroll region run as games; their output,
 //! as the hub numbered it (the recording's records), is split at every frame
 //! boundary, and a terminal fed the snapshot of what came before and then
 //! the rest must show what one fed the whole output shows. The judges are
@@ -265,4 +265,50 @@ async fn top_redrawing_in_place() {
     game.environment.insert("HOME".into(), "%d/users/%u".into());
     let frames = frames_of(game, &[]).await;
     check_every_boundary("top", &frames);
+}
+
+/// DCSS console (Debian `crawl`): its menus and map, drawn on explicit
+/// black backgrounds (back-colour erase), which a joiner must see as the
+/// player does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dcss_character_creation_inventory_and_map() {
+    const CRAWL: &str = "/usr/games/crawl";
+    assert!(
+        Path::new(CRAWL).exists(),
+        "{CRAWL} is needed (apt-get install crawl; .ci/run installs it)"
+    );
+    let game = program(
+        "crawl",
+        CRAWL,
+        &[
+            "-name",
+            "%u",
+            "-species",
+            "Mi",
+            "-background",
+            "Fi",
+            "-seed",
+            "1",
+            "-dir",
+            "%d/games/%u/saves",
+            "-morgue",
+            "%d/games/%u/morgue",
+        ],
+    );
+    let frames = frames_of(
+        game,
+        &[
+            (b"", "choice of weapons"),
+            (b"c", "Place: Dungeon:1"),
+            (b"i", "Inventory"),
+            (b"\x1b", "Place: Dungeon:1"),
+            (b"jjkkll", "Time:"),
+            (b"%", "rFire"),
+            (b"\x1b", "Place: Dungeon:1"),
+            // Ctrl+S: save and quit.
+            (b"\x13", ""),
+        ],
+    )
+    .await;
+    check_every_boundary("DCSS", &frames);
 }
