@@ -251,8 +251,8 @@ enum Lexer {
     String,
     /// ESC inside an OSC or string: ST if `\` follows.
     StringEscape,
-    /// Inside a UTF-8 character, this many continuation bytes to go.
-    Utf8(u8),
+    /// Inside a UTF-8 character (its bytes so far are `pending`).
+    Utf8,
 }
 
 /// A terminal emulator that keeps every state a snapshot must restore.
@@ -1183,6 +1183,17 @@ impl Terminal {
     }
 
     fn track_pending(&mut self, bytes: &[u8]) {
+        // A character begun in an earlier frame: still unfinished, or done
+        // (completed, or invalid and replaced) and the rest is plain text.
+        if self.lexer == Lexer::Utf8 {
+            let mut combined = std::mem::take(&mut self.pending);
+            combined.extend_from_slice(bytes);
+            if combined.len() <= 4 && utf8_partial_tail(&combined) == combined.len() {
+                self.pending = combined;
+                return;
+            }
+            self.lexer = Lexer::Ground;
+        }
         let mut start: Option<usize> = if self.lexer == Lexer::Ground {
             None
         } else {
@@ -1204,10 +1215,8 @@ impl Terminal {
                     None => {
                         let tail = utf8_partial_tail(&bytes[i..]);
                         if tail > 0 {
-                            let first = bytes.len() - tail;
-                            let needed = utf8_length(bytes[first]).saturating_sub(tail);
-                            self.lexer = Lexer::Utf8(needed as u8);
-                            start = Some(first);
+                            self.lexer = Lexer::Utf8;
+                            start = Some(bytes.len() - tail);
                         } else {
                             start = None;
                         }
@@ -1237,8 +1246,6 @@ impl Terminal {
                 (Lexer::Escape | Lexer::EscapeIntermediate, _) => Lexer::Ground,
                 (Lexer::Csi, 0x40..=0x7e) => Lexer::Ground,
                 (Lexer::Osc, 0x07) => Lexer::Ground,
-                (Lexer::Utf8(n), 0x80..=0xbf) if n > 1 => Lexer::Utf8(n - 1),
-                (Lexer::Utf8(_), _) => Lexer::Ground,
                 (state, _) => state,
             };
             if self.lexer == Lexer::Ground {
@@ -1501,28 +1508,20 @@ fn push_color(color: Color, basic: u8, extended: u8, out: &mut Vec<u8>) {
     }
 }
 
-/// How many bytes at the end of `text` are an unfinished UTF-8 character.
+/// How many bytes at the end of `text` are an unfinished UTF-8 character:
+/// the start of a valid sequence (as `str::from_utf8` and so `vte` judge
+/// it), not an invalid one, which the parser has replaced already.
 fn utf8_partial_tail(text: &[u8]) -> usize {
-    for back in 1..=3.min(text.len()) {
-        let b = text[text.len() - back];
-        if b & 0xc0 == 0x80 {
-            continue;
+    for back in 1..=text.len().min(4) {
+        let start = text.len() - back;
+        if text[start] & 0xc0 != 0x80 {
+            return match std::str::from_utf8(&text[start..]) {
+                Err(e) if e.error_len().is_none() && e.valid_up_to() == 0 => back,
+                _ => 0,
+            };
         }
-        if b >= 0xc0 && utf8_length(b) > back {
-            return back;
-        }
-        return 0;
     }
     0
-}
-
-fn utf8_length(lead: u8) -> usize {
-    match lead {
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        0xf0..=0xf7 => 4,
-        _ => 1,
-    }
 }
 
 #[cfg(test)]

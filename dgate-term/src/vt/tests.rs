@@ -197,6 +197,12 @@ fn each_state_survives_a_snapshot() {
         ("half a sequence", b"ab\x1b[3", b"1mred"),
         ("half a character", b"ab\xe2\x94", b"\x80|"),
         ("half an OSC", b"\x1b]2;tit", b"le\x07t"),
+        // Bytes that cannot start a character are replaced at once; only
+        // the start of a valid one waits for the next frame (found by
+        // fuzzing: 0xf7 was once kept and replaced twice).
+        ("invalid lead byte", b"ab\xf7", b";x"),
+        ("invalid continuation", b"ab\xe2", b"\x28x"),
+        ("four-byte character", b"ab\xf0\x9f", b"\x98\x80x"),
         (
             "scrolled region",
             b"\x1b[2;4r\x1b[4;1H1\n2\n3\n4",
