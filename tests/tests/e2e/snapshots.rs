@@ -1,5 +1,6 @@
 //! Late joiners are exact for real programs at every moment: real vim,
-//! less, top, DCSS console and a shell inside a scroll region run as games; their output,
+//! less, top, DCSS console, NetHack with DECgraphics and a shell inside a
+//! scroll region run as games; their output,
 //! as the hub numbered it (the recording's records), is split at every frame
 //! boundary, and a terminal fed the snapshot of what came before and then
 //! the rest must show what one fed the whole output shows. The judges are
@@ -99,6 +100,10 @@ fn tmux_screen(tmux: &Tmux, name: &str, bytes: &[u8], dir: &Path) -> (String, St
 /// Runs `game` as `player`, typing `keys` (each waited for by the text
 /// that follows it), and returns its output as the hub numbered it.
 async fn frames_of(game: GameConfig, keys: &[(&[u8], &str)]) -> Vec<Vec<u8>> {
+    frames_of_as("judy", game, keys).await
+}
+
+async fn frames_of_as(name: &str, game: GameConfig, keys: &[(&[u8], &str)]) -> Vec<Vec<u8>> {
     let id = game.id.clone();
     let server = start_server(move |c| {
         c.session_management.ttyrec.compression = Compression::None;
@@ -107,7 +112,7 @@ async fn frames_of(game: GameConfig, keys: &[(&[u8], &str)]) -> Vec<Vec<u8>> {
     .await;
     let mut client = server.client().await;
     let session = server
-        .start_game_sized("judy", &id, Some((u32::from(COLS), u32::from(ROWS))))
+        .start_game_sized(name, &id, Some((u32::from(COLS), u32::from(ROWS))))
         .await;
     let mut player = Viewer::player(&mut client, &session).await.expect("player");
     for (typed, then) in keys {
@@ -122,7 +127,7 @@ async fn frames_of(game: GameConfig, keys: &[(&[u8], &str)]) -> Vec<Vec<u8>> {
     let entry = server
         .manager
         .library()
-        .list("judy", &id, 0)
+        .list(name, &id, 0)
         .await
         .into_iter()
         .next()
@@ -311,4 +316,44 @@ async fn dcss_character_creation_inventory_and_map() {
     )
     .await;
     check_every_boundary("DCSS", &frames);
+}
+
+/// NetHack with DECgraphics (line drawing through `ESC ( 0` and SO/SI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nethack_with_decgraphics() {
+    const NETHACK: &str = "/usr/games/nethack";
+    assert!(
+        Path::new(NETHACK).exists(),
+        "{NETHACK} is needed (apt-get install nethack-console; .ci/run installs it)"
+    );
+    let name = format!("sn{}", std::process::id());
+    let mut game = program("nh", NETHACK, &["-u", &name]);
+    game.environment.insert(
+        "NETHACKOPTIONS".into(),
+        "DECgraphics,color,time,showexp,!autopickup,!legacy,suppress_alert:3.4.3".into(),
+    );
+    let frames = frames_of_as(
+        &name,
+        game,
+        &[
+            (b"", "Shall I pick"),
+            (b"y", "Is this ok?"),
+            (b"y", "welcome to NetHack"),
+            (b"\x1b", "Dlvl:1"),
+            (b"hjkl", "T:"),
+            // Escapes end any --More-- the random game shows first.
+            (b"\x1b\x1b\x1bS", "Really save?"),
+            (b"y", ""),
+        ],
+    )
+    .await;
+    // NetHack keeps saves in its own playground: this test's goes.
+    if let Ok(entries) = std::fs::read_dir("/var/games/nethack/save") {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().contains(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    check_every_boundary("NetHack", &frames);
 }
