@@ -1194,10 +1194,22 @@ impl Terminal {
             }
             self.lexer = Lexer::Ground;
         }
-        let mut start: Option<usize> = if self.lexer == Lexer::Ground {
-            None
+        // Where the unfinished sequence at the end of the frame began.
+        #[derive(Clone, Copy)]
+        enum Begun {
+            Nowhere,
+            /// In an earlier frame: it is `pending` and all of this one.
+            Before,
+            /// At this byte of this frame.
+            At(usize),
+            /// At the ESC that ended the earlier frame, which turned out not
+            /// to end a string but to start a sequence.
+            EscapeBefore,
+        }
+        let mut begun = if self.lexer == Lexer::Ground {
+            Begun::Nowhere
         } else {
-            Some(0)
+            Begun::Before
         };
         let mut i = 0;
         while i < bytes.len() {
@@ -1208,18 +1220,18 @@ impl Terminal {
                 match memchr::memchr(0x1b, &bytes[i..]) {
                     Some(at) => {
                         self.lexer = Lexer::Escape;
-                        start = Some(i + at);
+                        begun = Begun::At(i + at);
                         i += at + 1;
                         continue;
                     }
                     None => {
                         let tail = utf8_partial_tail(&bytes[i..]);
-                        if tail > 0 {
+                        begun = if tail > 0 {
                             self.lexer = Lexer::Utf8;
-                            start = Some(bytes.len() - tail);
+                            Begun::At(bytes.len() - tail)
                         } else {
-                            start = None;
-                        }
+                            Begun::Nowhere
+                        };
                         break;
                     }
                 }
@@ -1228,13 +1240,27 @@ impl Terminal {
                 (_, 0x18 | 0x1a) => Lexer::Ground,
                 (Lexer::Osc | Lexer::String, 0x1b) => Lexer::StringEscape,
                 (Lexer::StringEscape, b'\\') => Lexer::Ground,
-                (Lexer::StringEscape, _) => {
-                    // An ESC that did not end the string starts a sequence.
-                    start = Some(i.saturating_sub(1));
+                (Lexer::StringEscape, 0x1b) => {
+                    begun = Begun::At(i);
                     Lexer::Escape
                 }
+                (Lexer::StringEscape, _) => {
+                    // The ESC that did not end the string starts a sequence.
+                    begun = match i {
+                        0 => Begun::EscapeBefore,
+                        _ => Begun::At(i - 1),
+                    };
+                    // This byte is that sequence's second.
+                    match b {
+                        b'[' => Lexer::Csi,
+                        b']' => Lexer::Osc,
+                        b'P' | b'X' | b'^' | b'_' => Lexer::String,
+                        0x20..=0x2f => Lexer::EscapeIntermediate,
+                        _ => Lexer::Ground,
+                    }
+                }
                 (_, 0x1b) => {
-                    start = Some(i);
+                    begun = Begun::At(i);
                     Lexer::Escape
                 }
                 (Lexer::Escape, b'[') => Lexer::Csi,
@@ -1249,23 +1275,30 @@ impl Terminal {
                 (state, _) => state,
             };
             if self.lexer == Lexer::Ground {
-                start = None;
+                begun = Begun::Nowhere;
             }
             i += 1;
         }
-        match start {
-            None => self.pending.clear(),
-            Some(0) if !self.pending.is_empty() || self.lexer != Lexer::Ground => {
+        match begun {
+            Begun::Nowhere => self.pending.clear(),
+            Begun::Before => {
                 if self.pending.len() + bytes.len() <= MAX_PENDING {
                     self.pending.extend_from_slice(bytes);
                 } else {
                     self.pending.clear();
                 }
             }
-            Some(from) => {
+            Begun::At(from) => {
                 self.pending.clear();
                 if bytes.len() - from <= MAX_PENDING {
                     self.pending.extend_from_slice(&bytes[from..]);
+                }
+            }
+            Begun::EscapeBefore => {
+                self.pending.clear();
+                if bytes.len() < MAX_PENDING {
+                    self.pending.push(0x1b);
+                    self.pending.extend_from_slice(bytes);
                 }
             }
         }

@@ -203,6 +203,9 @@ fn each_state_survives_a_snapshot() {
         ("invalid lead byte", b"ab\xf7", b";x"),
         ("invalid continuation", b"ab\xe2", b"\x28x"),
         ("four-byte character", b"ab\xf0\x9f", b"\x98\x80x"),
+        // A second ESC starts the sequence again (found by fuzzing).
+        ("escape, escape", b"ab\x1b", b"\x1b[1mx"),
+        ("string ended by a sequence", b"\x1b]2;t\x1b", b"[1mx"),
         (
             "scrolled region",
             b"\x1b[2;4r\x1b[4;1H1\n2\n3\n4",
