@@ -1263,6 +1263,10 @@ impl Terminal {
                     begun = Begun::At(i);
                     Lexer::Escape
                 }
+                (Lexer::Osc, 0x07) => Lexer::Ground,
+                // Other C0 controls (and DEL) inside a sequence are executed
+                // or ignored without ending it.
+                (state, 0x00..=0x1f | 0x7f) => state,
                 (Lexer::Escape, b'[') => Lexer::Csi,
                 (Lexer::Escape, b']') => Lexer::Osc,
                 (Lexer::Escape, b'P' | b'X' | b'^' | b'_') => Lexer::String,
@@ -1271,7 +1275,6 @@ impl Terminal {
                 }
                 (Lexer::Escape | Lexer::EscapeIntermediate, _) => Lexer::Ground,
                 (Lexer::Csi, 0x40..=0x7e) => Lexer::Ground,
-                (Lexer::Osc, 0x07) => Lexer::Ground,
                 (state, _) => state,
             };
             if self.lexer == Lexer::Ground {

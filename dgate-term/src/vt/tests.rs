@@ -207,6 +207,11 @@ fn each_state_survives_a_snapshot() {
         ("escape, escape", b"ab\x1b", b"\x1b[1mx"),
         ("string ended by a sequence", b"\x1b]2;t\x1b", b"[1mx"),
         (
+            "control inside a sequence",
+            b"ab\x1b\x00",
+            b"Tx\x1b[\x0d2Cy",
+        ),
+        (
             "scrolled region",
             b"\x1b[2;4r\x1b[4;1H1\n2\n3\n4",
             b"\x1bM\x1bMup",
