@@ -1265,8 +1265,12 @@ impl Terminal {
                 }
                 (Lexer::Osc, 0x07) => Lexer::Ground,
                 // Other C0 controls (and DEL) inside a sequence are executed
-                // or ignored without ending it.
+                // or ignored without ending it; so are bytes past 0x7f
+                // inside ESC and CSI sequences (as vte does).
                 (state, 0x00..=0x1f | 0x7f) => state,
+                (state @ (Lexer::Escape | Lexer::EscapeIntermediate | Lexer::Csi), 0x80..=0xff) => {
+                    state
+                }
                 (Lexer::Escape, b'[') => Lexer::Csi,
                 (Lexer::Escape, b']') => Lexer::Osc,
                 (Lexer::Escape, b'P' | b'X' | b'^' | b'_') => Lexer::String,

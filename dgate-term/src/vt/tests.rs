@@ -397,3 +397,34 @@ fn a_model_fed_a_snapshot_ends_in_the_same_state() {
         }
     }
 }
+
+/// Inputs the fuzz target `snapshot_split` found, and their kin, split at
+/// every byte: the model itself is the judge (the other terminal is fed
+/// text, and these are not all text).
+#[test]
+fn fuzz_findings_split_anywhere_end_in_the_same_state() {
+    let cases: &[&[u8]] = &[
+        b"\xf7;",
+        b"\x1b\x1b",
+        b"\x94\x1b\x00T\r",
+        b"\x1b\xdf\xe44",
+        b"ab\x1b[\xe42Cy\x1b]2;t\x1bx\x1b]0;\xc3\xa9\x07z",
+        b"\xe2\x94\x80\xe2\x94\x1b[m\xf0\x9f\x98\x80",
+    ];
+    for stream in cases {
+        let mut whole = Terminal::new(COLS, ROWS);
+        whole.process(stream);
+        for at in 0..=stream.len() {
+            let mut prefix = Terminal::new(COLS, ROWS);
+            prefix.process(&stream[..at]);
+            let mut joined = Terminal::new(COLS, ROWS);
+            joined.process(&prefix.snapshot());
+            joined.process(&stream[at..]);
+            assert_eq!(
+                joined.snapshot(),
+                whole.snapshot(),
+                "{stream:?} split at {at}"
+            );
+        }
+    }
+}
