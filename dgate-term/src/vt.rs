@@ -245,12 +245,14 @@ enum Lexer {
     Escape,
     EscapeIntermediate,
     Csi,
-    /// OSC: ends at BEL or ST.
+    /// OSC: ends at BEL (or an ESC, which starts the ST or a new sequence).
     Osc,
-    /// DCS, SOS, PM, APC: end at ST.
+    /// DCS before its final byte.
+    DcsHead,
+    /// DCS data: ends at an ESC, or at a raw 0x9c (C1 ST).
+    DcsBody,
+    /// SOS, PM, APC: end at an ESC.
     String,
-    /// ESC inside an OSC or string: ST if `\` follows.
-    StringEscape,
     /// Inside a UTF-8 character (its bytes so far are `pending`).
     Utf8,
 }
@@ -1202,9 +1204,6 @@ impl Terminal {
             Before,
             /// At this byte of this frame.
             At(usize),
-            /// At the ESC that ended the earlier frame, which turned out not
-            /// to end a string but to start a sequence.
-            EscapeBefore,
         }
         let mut begun = if self.lexer == Lexer::Ground {
             Begun::Nowhere
@@ -1236,49 +1235,29 @@ impl Terminal {
                     }
                 }
             }
+            // vte's transitions, as far as where a sequence ends goes.
             self.lexer = match (self.lexer, b) {
                 (_, 0x18 | 0x1a) => Lexer::Ground,
-                (Lexer::Osc | Lexer::String, 0x1b) => Lexer::StringEscape,
-                (Lexer::StringEscape, b'\\') => Lexer::Ground,
-                (Lexer::StringEscape, 0x1b) => {
-                    begun = Begun::At(i);
-                    Lexer::Escape
-                }
-                (Lexer::StringEscape, _) => {
-                    // The ESC that did not end the string starts a sequence.
-                    begun = match i {
-                        0 => Begun::EscapeBefore,
-                        _ => Begun::At(i - 1),
-                    };
-                    // This byte is that sequence's second.
-                    match b {
-                        b'[' => Lexer::Csi,
-                        b']' => Lexer::Osc,
-                        b'P' | b'X' | b'^' | b'_' => Lexer::String,
-                        0x20..=0x2f => Lexer::EscapeIntermediate,
-                        _ => Lexer::Ground,
-                    }
-                }
+                // An ESC ends any string and starts a sequence (ST is one).
                 (_, 0x1b) => {
                     begun = Begun::At(i);
                     Lexer::Escape
                 }
                 (Lexer::Osc, 0x07) => Lexer::Ground,
-                // Other C0 controls (and DEL) inside a sequence are executed
-                // or ignored without ending it; so are bytes past 0x7f
-                // inside ESC and CSI sequences (as vte does).
-                (state, 0x00..=0x1f | 0x7f) => state,
-                (state @ (Lexer::Escape | Lexer::EscapeIntermediate | Lexer::Csi), 0x80..=0xff) => {
-                    state
-                }
+                (Lexer::DcsBody, 0x9c) => Lexer::Ground,
+                // Other C0 controls, DEL and bytes past 0x7f inside a
+                // sequence are executed, ignored or kept without ending it.
+                (state, 0x00..=0x1f | 0x7f..=0xff) => state,
                 (Lexer::Escape, b'[') => Lexer::Csi,
                 (Lexer::Escape, b']') => Lexer::Osc,
-                (Lexer::Escape, b'P' | b'X' | b'^' | b'_') => Lexer::String,
+                (Lexer::Escape, b'P') => Lexer::DcsHead,
+                (Lexer::Escape, b'X' | b'^' | b'_') => Lexer::String,
                 (Lexer::Escape | Lexer::EscapeIntermediate, 0x20..=0x2f) => {
                     Lexer::EscapeIntermediate
                 }
                 (Lexer::Escape | Lexer::EscapeIntermediate, _) => Lexer::Ground,
                 (Lexer::Csi, 0x40..=0x7e) => Lexer::Ground,
+                (Lexer::DcsHead, 0x40..=0x7e) => Lexer::DcsBody,
                 (state, _) => state,
             };
             if self.lexer == Lexer::Ground {
@@ -1299,13 +1278,6 @@ impl Terminal {
                 self.pending.clear();
                 if bytes.len() - from <= MAX_PENDING {
                     self.pending.extend_from_slice(&bytes[from..]);
-                }
-            }
-            Begun::EscapeBefore => {
-                self.pending.clear();
-                if bytes.len() < MAX_PENDING {
-                    self.pending.push(0x1b);
-                    self.pending.extend_from_slice(bytes);
                 }
             }
         }
