@@ -1067,10 +1067,31 @@ impl Terminal {
         }
     }
 
-    /// Feeds a frame of output.
+    /// Feeds a frame of output. An unfinished UTF-8 character at its end
+    /// is held back and given to the parser with the next frame: `vte`
+    /// decodes a character split between two calls differently from one
+    /// that comes whole (it lost the byte after one, found by fuzzing).
     pub fn process(&mut self, bytes: &[u8]) {
-        self.parser.advance(&mut self.state, bytes);
+        let held = if self.lexer == Lexer::Utf8 {
+            self.pending.clone()
+        } else {
+            Vec::new()
+        };
         self.track_pending(bytes);
+        let holding = if self.lexer == Lexer::Utf8 {
+            self.pending.len()
+        } else {
+            0
+        };
+        if held.is_empty() {
+            self.parser
+                .advance(&mut self.state, &bytes[..bytes.len() - holding]);
+        } else {
+            let mut data = held;
+            data.extend_from_slice(bytes);
+            self.parser
+                .advance(&mut self.state, &data[..data.len() - holding]);
+        }
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) {

@@ -410,6 +410,7 @@ fn fuzz_findings_split_anywhere_end_in_the_same_state() {
         b"\x1b\xdf\xe44",
         b"ab\x1b[\xe42Cy\x1b]2;t\x1bx\x1b]0;\xc3\xa9\x07z",
         b"\xe2\x94\x80\xe2\x94\x1b[m\xf0\x9f\x98\x80",
+        b"\xc3\xb9/\xb9\xc3!",
     ];
     for stream in cases {
         let mut whole = Terminal::new(COLS, ROWS);
