@@ -1067,30 +1067,32 @@ impl Terminal {
         }
     }
 
-    /// Feeds a frame of output. An unfinished UTF-8 character at its end
-    /// is held back and given to the parser with the next frame: `vte`
-    /// decodes a character split between two calls differently from one
-    /// that comes whole (it lost the byte after one, found by fuzzing).
+    /// Feeds a frame of output. Text that ends in an unfinished UTF-8
+    /// character is held back (from the last ASCII byte on) and given to the
+    /// parser with the next frame: `vte` decodes a character split between
+    /// two calls differently from one that comes whole (found by fuzzing).
     pub fn process(&mut self, bytes: &[u8]) {
-        let held = if self.lexer == Lexer::Utf8 {
-            self.pending.clone()
+        if self.lexer == Lexer::Utf8 {
+            let mut data = std::mem::take(&mut self.pending);
+            data.extend_from_slice(bytes);
+            self.lexer = Lexer::Ground;
+            self.track_pending(&data);
+            let end = data.len() - self.holding();
+            self.parser.advance(&mut self.state, &data[..end]);
         } else {
-            Vec::new()
-        };
-        self.track_pending(bytes);
-        let holding = if self.lexer == Lexer::Utf8 {
+            self.track_pending(bytes);
+            let end = bytes.len() - self.holding();
+            self.parser.advance(&mut self.state, &bytes[..end]);
+        }
+    }
+
+    /// Bytes at the end of what `track_pending` saw that the parser has not
+    /// been given.
+    fn holding(&self) -> usize {
+        if self.lexer == Lexer::Utf8 {
             self.pending.len()
         } else {
             0
-        };
-        if held.is_empty() {
-            self.parser
-                .advance(&mut self.state, &bytes[..bytes.len() - holding]);
-        } else {
-            let mut data = held;
-            data.extend_from_slice(bytes);
-            self.parser
-                .advance(&mut self.state, &data[..data.len() - holding]);
         }
     }
 
@@ -1206,17 +1208,6 @@ impl Terminal {
     }
 
     fn track_pending(&mut self, bytes: &[u8]) {
-        // A character begun in an earlier frame: still unfinished, or done
-        // (completed, or invalid and replaced) and the rest is plain text.
-        if self.lexer == Lexer::Utf8 {
-            let mut combined = std::mem::take(&mut self.pending);
-            combined.extend_from_slice(bytes);
-            if combined.len() <= 4 && utf8_partial_tail(&combined) == combined.len() {
-                self.pending = combined;
-                return;
-            }
-            self.lexer = Lexer::Ground;
-        }
         // Where the unfinished sequence at the end of the frame began.
         #[derive(Clone, Copy)]
         enum Begun {
@@ -1245,7 +1236,7 @@ impl Terminal {
                         continue;
                     }
                     None => {
-                        let tail = utf8_partial_tail(&bytes[i..]);
+                        let tail = unfinished_text(&bytes[i..]);
                         begun = if tail > 0 {
                             self.lexer = Lexer::Utf8;
                             Begun::At(bytes.len() - tail)
@@ -1538,6 +1529,21 @@ fn push_color(color: Color, basic: u8, extended: u8, out: &mut Vec<u8>) {
         Color::Idx(i) if i < 16 => push_fmt(out, format_args!(";{}", basic + 60 + i - 8)),
         Color::Idx(i) => push_fmt(out, format_args!(";{extended};5;{i}")),
         Color::Rgb(r, g, b) => push_fmt(out, format_args!(";{extended};2;{r};{g};{b}")),
+    }
+}
+
+/// How many bytes at the end of `text` to hold back: its last run of
+/// non-ASCII bytes, when that run ends in an unfinished UTF-8 character
+/// (bounded: a longer run is given to the parser but for the character).
+fn unfinished_text(text: &[u8]) -> usize {
+    if utf8_partial_tail(text) == 0 {
+        return 0;
+    }
+    let run = text.iter().rev().take_while(|&&b| b >= 0x80).count();
+    if run <= 64 {
+        run
+    } else {
+        utf8_partial_tail(text)
     }
 }
 

@@ -411,6 +411,8 @@ fn fuzz_findings_split_anywhere_end_in_the_same_state() {
         b"ab\x1b[\xe42Cy\x1b]2;t\x1bx\x1b]0;\xc3\xa9\x07z",
         b"\xe2\x94\x80\xe2\x94\x1b[m\xf0\x9f\x98\x80",
         b"\xc3\xb9/\xb9\xc3!",
+        b"\xe4\xe4\x1b",
+        b"x\xe4\xe4\xe4\xb8\x80\xe4y",
     ];
     for stream in cases {
         let mut whole = Terminal::new(COLS, ROWS);
