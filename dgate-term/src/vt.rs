@@ -1534,17 +1534,15 @@ fn push_color(color: Color, basic: u8, extended: u8, out: &mut Vec<u8>) {
 
 /// How many bytes at the end of `text` to hold back: its last run of
 /// non-ASCII bytes, when that run ends in an unfinished UTF-8 character
-/// (bounded: a longer run is given to the parser but for the character).
+/// (the whole run, so the parser decodes it in one call; a run longer than
+/// `MAX_PENDING` is given to it but for the character).
 fn unfinished_text(text: &[u8]) -> usize {
-    if utf8_partial_tail(text) == 0 {
+    let partial = utf8_partial_tail(text);
+    if partial == 0 {
         return 0;
     }
     let run = text.iter().rev().take_while(|&&b| b >= 0x80).count();
-    if run <= 64 {
-        run
-    } else {
-        utf8_partial_tail(text)
-    }
+    if run <= MAX_PENDING { run } else { partial }
 }
 
 /// How many bytes at the end of `text` are an unfinished UTF-8 character:
