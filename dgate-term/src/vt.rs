@@ -1532,17 +1532,20 @@ fn push_color(color: Color, basic: u8, extended: u8, out: &mut Vec<u8>) {
     }
 }
 
-/// How many bytes at the end of `text` to hold back: its last run of
-/// non-ASCII bytes, when that run ends in an unfinished UTF-8 character
-/// (the whole run, so the parser decodes it in one call; a run longer than
-/// `MAX_PENDING` is given to it but for the character).
+/// How many bytes at the end of `text` to hold back: from where the parser,
+/// given what comes before, is between characters (not inside one it would
+/// keep waiting for), so that the held bytes decode as they would in one
+/// call. `[e4 e4]` holds both: `vte` given the first alone would wait.
 fn unfinished_text(text: &[u8]) -> usize {
-    let partial = utf8_partial_tail(text);
-    if partial == 0 {
-        return 0;
+    let mut from = text.len() - utf8_partial_tail(text);
+    while from > 0 && text.len() - from < MAX_PENDING {
+        let waiting = utf8_partial_tail(&text[..from]);
+        if waiting == 0 {
+            break;
+        }
+        from -= waiting;
     }
-    let run = text.iter().rev().take_while(|&&b| b >= 0x80).count();
-    if run <= MAX_PENDING { run } else { partial }
+    text.len() - from
 }
 
 /// How many bytes at the end of `text` are an unfinished UTF-8 character:

@@ -413,6 +413,8 @@ fn fuzz_findings_split_anywhere_end_in_the_same_state() {
         b"\xc3\xb9/\xb9\xc3!",
         b"\xe4\xe4\x1b",
         b"x\xe4\xe4\xe4\xb8\x80\xe4y",
+        b"\xff\xef",
+        b"a\xff\xe4\xe4\xff\xef\xbb",
     ];
     for stream in cases {
         let mut whole = Terminal::new(COLS, ROWS);
