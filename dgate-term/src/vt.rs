@@ -1277,11 +1277,14 @@ impl Terminal {
             }
             i += 1;
         }
+        // C0 controls inside a sequence were executed (or ignored) already:
+        // they are not kept, or a snapshot would run them twice.
+        let kept = |b: &&u8| **b >= 0x20 || **b == 0x1b;
         match begun {
             Begun::Nowhere => self.pending.clear(),
             Begun::Before => {
                 if self.pending.len() + bytes.len() <= MAX_PENDING {
-                    self.pending.extend_from_slice(bytes);
+                    self.pending.extend(bytes.iter().filter(kept));
                 } else {
                     self.pending.clear();
                 }
@@ -1289,7 +1292,7 @@ impl Terminal {
             Begun::At(from) => {
                 self.pending.clear();
                 if bytes.len() - from <= MAX_PENDING {
-                    self.pending.extend_from_slice(&bytes[from..]);
+                    self.pending.extend(bytes[from..].iter().filter(kept));
                 }
             }
         }

@@ -414,6 +414,8 @@ fn fuzz_findings_split_anywhere_end_in_the_same_state() {
         b"\xe4\xe4\x1b",
         b"x\xe4\xe4\xe4\xb8\x80\xe4y",
         b"\xff\xef",
+        b"\x1c\x1b\xd5\x09\x09\xff",
+        b"ab\x1b[1\x08\x0d;3\x0aH",
         b"a\xff\xe4\xe4\xff\xef\xbb",
     ];
     for stream in cases {
