@@ -229,7 +229,6 @@ struct State {
     focus: bool,
     mouse: Mouse,
     title: Vec<u8>,
-    last_char: Option<char>,
 }
 
 /// Bytes of an unfinished escape sequence or UTF-8 character kept for the
@@ -309,7 +308,6 @@ impl State {
             focus: false,
             mouse: Mouse::default(),
             title: Vec::new(),
-            last_char: None,
         }
     }
 
@@ -342,7 +340,6 @@ impl State {
         if width > self.cols {
             return;
         }
-        self.last_char = Some(c);
         let mut wrapped = false;
         if self.col + width > self.cols {
             if self.autowrap {
@@ -955,8 +952,17 @@ impl Perform for State {
             ([], 'X') => self.erase_chars(n(0)),
             ([], 'S') => self.scroll_up(n(0)),
             ([], 'T') => self.scroll_down(n(0)),
+            // REP repeats the character before the cursor (as asciinema's
+            // terminal does; xterm repeats the last one printed, which is
+            // the same character when, as curses does, REP follows it).
             ([], 'b') => {
-                if let Some(c) = self.last_char {
+                if self.col > 0 {
+                    let line = &self.grid()[self.row];
+                    let mut at = self.col - 1;
+                    while at > 0 && line.cells[at].width == 0 {
+                        at -= 1;
+                    }
+                    let c = line.cells[at].ch;
                     for _ in 0..n(0).min(self.cols * self.rows) {
                         State::print(self, c);
                     }
@@ -1337,22 +1343,6 @@ impl Terminal {
                 &mut out,
                 format_args!("\x1b[{};{}r", s.top + 1, s.bottom + 1),
             );
-        }
-        // REP repeats the last character printed: print it once more over a
-        // cell that already shows it (nothing changes on screen). A pending
-        // wrap below reprints the last column's cell, which is that character.
-        if s.col < s.cols
-            && let Some(last) = s.last_char
-            && let Some((r, c, cell)) = s.grid().iter().enumerate().find_map(|(r, line)| {
-                line.cells
-                    .iter()
-                    .position(|cell| cell.ch == last && cell.width != 0)
-                    .map(|c| (r, c, line.cells[c]))
-            })
-        {
-            push_fmt(&mut out, format_args!("\x1b[{};{}H", r + 1, c + 1));
-            push_sgr(&cell.pen, &mut out);
-            push_char(cell.ch, &mut out);
         }
         // The cursor, then the pending wrap by reprinting the last cell.
         let (row, col) = (s.row, s.at());
