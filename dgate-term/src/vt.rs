@@ -955,17 +955,15 @@ impl Perform for State {
             // REP repeats the character before the cursor (as asciinema's
             // terminal does; xterm repeats the last one printed, which is
             // the same character when, as curses does, REP follows it).
-            ([], 'b') => {
-                if self.col > 0 {
-                    let line = &self.grid()[self.row];
-                    let mut at = self.col - 1;
-                    while at > 0 && line.cells[at].width == 0 {
-                        at -= 1;
-                    }
-                    let c = line.cells[at].ch;
-                    for _ in 0..n(0).min(self.cols * self.rows) {
-                        State::print(self, c);
-                    }
+            ([], 'b') if self.col > 0 => {
+                let line = &self.grid()[self.row];
+                let mut at = self.col - 1;
+                while at > 0 && line.cells[at].width == 0 {
+                    at -= 1;
+                }
+                let c = line.cells[at].ch;
+                for _ in 0..n(0).min(self.cols * self.rows) {
+                    State::print(self, c);
                 }
             }
             ([], 'g') => match raw(0) {
