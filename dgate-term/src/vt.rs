@@ -246,8 +246,13 @@ enum Lexer {
     Csi,
     /// OSC: ends at BEL (or an ESC, which starts the ST or a new sequence).
     Osc,
-    /// DCS before its final byte.
-    DcsHead,
+    /// DCS before its final byte: just begun, in its parameters, in its
+    /// intermediates, or ignored (a malformed one, which then ends only at
+    /// an ESC), as vte tells them apart.
+    DcsEntry,
+    DcsParam,
+    DcsIntermediate,
+    DcsIgnore,
     /// DCS data: ends at an ESC, or at a raw 0x9c (C1 ST).
     DcsBody,
     /// SOS, PM, APC: end at an ESC.
@@ -1266,14 +1271,23 @@ impl Terminal {
                 (state, 0x00..=0x1f | 0x7f..=0xff) => state,
                 (Lexer::Escape, b'[') => Lexer::Csi,
                 (Lexer::Escape, b']') => Lexer::Osc,
-                (Lexer::Escape, b'P') => Lexer::DcsHead,
+                (Lexer::Escape, b'P') => Lexer::DcsEntry,
                 (Lexer::Escape, b'X' | b'^' | b'_') => Lexer::String,
                 (Lexer::Escape | Lexer::EscapeIntermediate, 0x20..=0x2f) => {
                     Lexer::EscapeIntermediate
                 }
                 (Lexer::Escape | Lexer::EscapeIntermediate, _) => Lexer::Ground,
                 (Lexer::Csi, 0x40..=0x7e) => Lexer::Ground,
-                (Lexer::DcsHead, 0x40..=0x7e) => Lexer::DcsBody,
+                (Lexer::DcsEntry | Lexer::DcsParam | Lexer::DcsIntermediate, 0x40..=0x7e) => {
+                    Lexer::DcsBody
+                }
+                (Lexer::DcsEntry | Lexer::DcsParam | Lexer::DcsIntermediate, 0x20..=0x2f) => {
+                    Lexer::DcsIntermediate
+                }
+                (Lexer::DcsEntry, 0x30..=0x3f) => Lexer::DcsParam,
+                (Lexer::DcsParam, 0x3c..=0x3f) | (Lexer::DcsIntermediate, 0x30..=0x3f) => {
+                    Lexer::DcsIgnore
+                }
                 (state, _) => state,
             };
             if self.lexer == Lexer::Ground {
