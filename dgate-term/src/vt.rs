@@ -363,6 +363,11 @@ impl State {
         let insert = self.insert && !wrapped;
         let line = &mut self.grid_mut()[row];
         if insert {
+            // Inserting inside a wide character splits it: both halves go.
+            if line.cells[col].width == 0 && col > 0 {
+                line.cells[col - 1] = Cell::blank(pen);
+                line.cells[col] = Cell::blank(pen);
+            }
             line.cells[col..].rotate_right(width.min(cols - col));
             line.cells[col..col + width].fill(Cell::blank(pen));
             // A wide character pushed off the end leaves half of itself.

@@ -434,3 +434,34 @@ fn fuzz_findings_split_anywhere_end_in_the_same_state() {
         }
     }
 }
+
+/// Every input kept in `fuzz/regressions` (the fuzz target's own format:
+/// size, split point, output) ends in the same state, split where it says.
+#[test]
+fn fuzz_regressions_end_in_the_same_state() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions").flatten() {
+        let data = std::fs::read(entry.path()).expect("read");
+        let [size, split, output @ ..] = &data[..] else {
+            continue;
+        };
+        let (cols, rows) = (1 + u16::from(size % 40), 1 + u16::from(size / 40 % 12));
+        let at = usize::from(*split) * output.len() / 255;
+        let mut whole = Terminal::new(cols, rows);
+        whole.process(output);
+        let mut prefix = Terminal::new(cols, rows);
+        prefix.process(&output[..at]);
+        let mut joined = Terminal::new(cols, rows);
+        joined.process(&prefix.snapshot());
+        joined.process(&output[at..]);
+        assert_eq!(
+            joined.snapshot(),
+            whole.snapshot(),
+            "{}",
+            entry.path().display()
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no regressions in {}", dir.display());
+}
