@@ -249,6 +249,11 @@ pub struct GameConfig {
     /// What a new player's rc file starts as (relative: under `data_dir`).
     #[serde(default)]
     pub rc_template: Option<PathBuf>,
+    /// Files and directories of the game served read-only at
+    /// `GET /files/GAME_ID/NAME[/sub/path]` (with `Range`): `NAME: PATH`,
+    /// `%d` and `%g` in the path, relative paths under `data_dir`.
+    #[serde(default)]
+    pub published: BTreeMap<String, String>,
     /// Where dgamelaunch-style in-progress files of this game go (for bots):
     /// `NAME:YYYY-MM-DD.HH:MM:SS.ttyrec` holding `pid\nrows\ncols\n`,
     /// `fcntl`-locked while the game runs (relative: under `data_dir`).
@@ -623,6 +628,16 @@ impl Config {
                     value: Some(template.to_string_lossy().into_owned()),
                 });
             }
+            for name in game.published.keys() {
+                if !is_valid_id(name) {
+                    return Err(Invalid {
+                        message: format!(
+                            "games[{i}].published: {name:?} must be 1-32 characters of letters, digits, '-' and '_'"
+                        ),
+                        value: Some(name.clone()),
+                    });
+                }
+            }
             for (field, template) in game.templates() {
                 let rc_allowed = game.rc_file.is_some() && field != "rc_file";
                 if let Err(unknown) = check_placeholders(template, rc_allowed) {
@@ -721,7 +736,12 @@ impl GameConfig {
         let rc = self
             .rc_file
             .iter()
-            .map(|r| ("rc_file".to_owned(), r.as_str()));
+            .map(|r| ("rc_file".to_owned(), r.as_str()))
+            .chain(
+                self.published
+                    .iter()
+                    .map(|(k, v)| (format!("published.{k}"), v.as_str())),
+            );
         args.chain(working)
             .chain(environment)
             .chain(writable)

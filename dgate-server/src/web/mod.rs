@@ -10,6 +10,7 @@
 //! `max_spectators_per_session`, and resynced with a snapshot when it falls behind.
 
 pub mod feed;
+mod files;
 mod replay;
 pub mod screen_json;
 
@@ -68,7 +69,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(manager: SessionManager) -> axum
         .route("/assets/lobby.js", axum::routing::get(lobby_script))
         .route("/assets/style.css", axum::routing::get(style))
         .with_state(web)
-        .merge(replay::routes(manager))
+        .merge(replay::routes(manager.clone()))
+        .merge(files::routes(manager))
 }
 
 async fn lobby() -> Html<&'static str> {

@@ -214,3 +214,109 @@ async fn accounts_are_backed_up_while_the_server_runs() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
     server.shutdown().await;
 }
+
+/// `GET path` with `extra` headers: the status, the response's head, its body.
+fn get_with(addr: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).expect("response");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head.to_lowercase(), response[split + 4..].to_vec())
+}
+
+/// A game's published files: the xlogfile whole and from an offset with
+/// `Range` (as tournament sites fetch it), a directory as links, and
+/// nothing outside the published roots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_files_are_served_read_only_with_ranges() {
+    let server = start_server(|c| {
+        let game = c
+            .games
+            .iter_mut()
+            .find(|g| g.id == "test")
+            .expect("the test game");
+        game.published
+            .insert("xlogfile".into(), "%d/pub/%g/xlogfile".into());
+        game.published.insert("dumps".into(), "pub/%g/dumps".into());
+    })
+    .await;
+    let data = server.data_dir.path().to_owned();
+    let xlog = "version=3.6.6:points=12:name=ada\nversion=3.6.6:points=99:name=bob\n";
+    std::fs::create_dir_all(data.join("pub/test/dumps/old")).expect("dirs");
+    std::fs::write(data.join("pub/test/xlogfile"), xlog).expect("xlogfile");
+    std::fs::write(data.join("pub/test/dumps/ada.txt"), "ada's dump <b>\n").expect("dump");
+    std::fs::write(data.join("dgate-secret.txt"), "not published").expect("secret");
+    let addr = server.http_addr;
+    tokio::task::spawn_blocking(move || {
+        let (status, head, body) = get_with(addr, "/files/test/xlogfile", "");
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(body, xlog.as_bytes());
+        assert!(head.contains("accept-ranges: bytes"), "{head}");
+        assert!(head.contains("content-type: text/plain"), "{head}");
+        // From the second line on, as a tournament site resumes.
+        let offset = xlog.find('\n').expect("a line") + 1;
+        let (status, head, body) = get_with(
+            addr,
+            "/files/test/xlogfile",
+            &format!("Range: bytes={offset}-\r\n"),
+        );
+        assert_eq!(status, 206, "{head}");
+        assert_eq!(body, &xlog.as_bytes()[offset..]);
+        assert!(
+            head.contains(&format!(
+                "content-range: bytes {offset}-{}/{}",
+                xlog.len() - 1,
+                xlog.len()
+            )),
+            "{head}"
+        );
+        let (status, _, body) = get_with(addr, "/files/test/xlogfile", "Range: bytes=-4\r\n");
+        assert_eq!((status, body.as_slice()), (206, &b"bob\n"[..]));
+        let (status, head, _) = get_with(
+            addr,
+            "/files/test/xlogfile",
+            &format!("Range: bytes={}-\r\n", xlog.len()),
+        );
+        assert_eq!(status, 416, "{head}");
+        // A directory: links, names escaped.
+        let (status, _, body) = get_with(addr, "/files/test/dumps", "");
+        let page = String::from_utf8_lossy(&body);
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("href=\"/files/test/dumps/ada.txt\""),
+            "{page}"
+        );
+        assert!(page.contains(">old/<"), "{page}");
+        let (status, _, body) = get_with(addr, "/files/test/dumps/ada.txt", "");
+        assert_eq!((status, body.as_slice()), (200, &b"ada's dump <b>\n"[..]));
+        // Nothing else: unknown games and names, and no way out of a root.
+        for path in [
+            "/files/nogame/xlogfile",
+            "/files/test/nothing",
+            "/files/test/dumps/../../../dgate-secret.txt",
+            "/files/test/dumps/%2e%2e/%2e%2e/%2e%2e/dgate-secret.txt",
+            "/files/test/dumps/old/../../../../dgate.db",
+        ] {
+            let (status, _, body) = get_with(addr, path, "");
+            assert_eq!(status, 404, "{path}: {}", String::from_utf8_lossy(&body));
+        }
+    })
+    .await
+    .expect("the HTTP checks");
+    server.shutdown().await;
+}

@@ -121,6 +121,7 @@ pub fn testgame(id: &str, args: &[&str]) -> GameConfig {
         rc_file: None,
         rc_template: None,
         inprogress_dir: None,
+        published: Default::default(),
     }
 }
 
