@@ -141,7 +141,9 @@ pub async fn serve(
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let mut grpc = tonic::transport::Server::builder();
     if let Some(tls) = &tls {
-        grpc = grpc.tls_config(tls.grpc.clone()).context("TLS for gRPC")?;
+        grpc = grpc
+            .tls_config(grpc::tls_config(tls))
+            .context("TLS for gRPC")?;
     }
     let grpc = grpc
         .max_concurrent_streams(Some(config.server.grpc_max_streams_per_connection))

@@ -1,6 +1,7 @@
 //! TLS for the gRPC and HTTP listeners (`server.tls`): the certificate and
-//! key are read and checked once at start, then handed to tonic for gRPC and
-//! to the HTTP accept loop ([`crate::http::serve`]) as a rustls acceptor.
+//! key are read and checked once at start, then handed to tonic for gRPC
+//! ([`crate::grpc::tls_config`]) and to the HTTP accept loop
+//! ([`crate::http::serve`]) as a rustls acceptor.
 //! With TLS configured those listeners speak nothing else: a plaintext
 //! client's bytes fail the handshake and it is closed. SSH is unchanged.
 
@@ -13,15 +14,17 @@ use anyhow::{Context, bail};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
-use tonic::transport::{Identity, ServerTlsConfig};
 use tracing::warn;
 
 use crate::config::Config;
 
 /// The server's TLS identity, ready for both listeners.
 pub struct Tls {
-    /// For `tonic::transport::Server::tls_config` (ALPN `h2`).
-    pub grpc: ServerTlsConfig,
+    /// The PEM files as read, for tonic (which builds its own rustls config).
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    /// How long a handshake may take.
+    pub handshake: Duration,
     /// For the HTTP listeners (ALPN `http/1.1`).
     pub http: TlsAcceptor,
 }
@@ -71,11 +74,10 @@ impl Tls {
                 )
             })?;
         http.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let grpc = ServerTlsConfig::new()
-            .identity(Identity::from_pem(cert_pem, key_pem))
-            .timeout(handshake);
         Ok(Self {
-            grpc,
+            cert_pem,
+            key_pem,
+            handshake,
             http: TlsAcceptor::from(Arc::new(http)),
         })
     }

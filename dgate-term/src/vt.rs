@@ -147,6 +147,24 @@ impl Row {
         self.wrapped = false;
     }
 
+    /// Shifts the cells from `col` right by `n` (those past the end are
+    /// lost) and blanks the `n` it opens. A wide character it splits, at
+    /// `col` or pushed half off the end, is blanked whole.
+    fn insert_blanks(&mut self, col: usize, n: usize, pen: Pen) {
+        if self.cells[col].width == 0 && col > 0 {
+            self.cells[col - 1] = Cell::blank(pen);
+            self.cells[col] = Cell::blank(pen);
+        }
+        let n = n.min(self.cells.len() - col);
+        self.cells[col..].rotate_right(n);
+        self.cells[col..col + n].fill(Cell::blank(pen));
+        if let Some(last) = self.cells.last_mut()
+            && last.width == 2
+        {
+            *last = Cell::blank(pen);
+        }
+    }
+
     /// Blanks `from..to`, and the other half of a wide character cut at either end.
     fn erase(&mut self, from: usize, to: usize, pen: Pen) {
         let to = to.min(self.cells.len());
@@ -363,19 +381,7 @@ impl State {
         let insert = self.insert && !wrapped;
         let line = &mut self.grid_mut()[row];
         if insert {
-            // Inserting inside a wide character splits it: both halves go.
-            if line.cells[col].width == 0 && col > 0 {
-                line.cells[col - 1] = Cell::blank(pen);
-                line.cells[col] = Cell::blank(pen);
-            }
-            line.cells[col..].rotate_right(width.min(cols - col));
-            line.cells[col..col + width].fill(Cell::blank(pen));
-            // A wide character pushed off the end leaves half of itself.
-            if let Some(last) = line.cells.last_mut()
-                && last.width == 2
-            {
-                *last = Cell::blank(last.pen.erased());
-            }
+            line.insert_blanks(col, width, pen.erased());
         }
         // Overwriting half of a wide character blanks its other half (in
         // the pen, as asciinema's terminal does).
@@ -546,20 +552,8 @@ impl State {
         let col = self.at();
         self.col = col;
         let pen = self.pen.erased();
-        let cols = self.cols;
         let line = self.line();
-        if line.cells[col].width == 0 && col > 0 {
-            line.cells[col - 1] = Cell::blank(pen);
-            line.cells[col] = Cell::blank(pen);
-        }
-        let n = n.min(cols - col);
-        line.cells[col..].rotate_right(n);
-        line.cells[col..col + n].fill(Cell::blank(pen));
-        if let Some(last) = line.cells.last_mut()
-            && last.width == 2
-        {
-            *last = Cell::blank(pen);
-        }
+        line.insert_blanks(col, n, pen);
         line.wrapped = false;
     }
 

@@ -29,6 +29,16 @@ use game_io::{CONNECT_TIMEOUT, Viewer};
 /// The largest gRPC message the server decodes at all.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// tonic's TLS settings for the server's identity (`server.tls`).
+pub fn tls_config(tls: &crate::tls::Tls) -> tonic::transport::ServerTlsConfig {
+    tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(
+            &tls.cert_pem,
+            &tls.key_pem,
+        ))
+        .timeout(tls.handshake)
+}
+
 #[derive(Debug, Clone)]
 pub struct GameServiceImpl {
     manager: SessionManager,
