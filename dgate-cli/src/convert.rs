@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use dgate_proto::pb;
 use dgate_proto::pb::game_io_response::Response;
-use dgate_term::listing::{RecordingSummary, SessionSummary, SpectatorSummary};
+use dgate_term::listing::{ExtraInfo, RecordingSummary, SessionSummary, SpectatorSummary};
 use dgate_term::recording::EndReason;
 use dgate_term::{GameEvent, SnapshotReason, StreamEnd, TermSize};
 
@@ -32,6 +32,18 @@ pub fn session_summary(s: &pb::GameSession) -> SessionSummary {
         spectators: s.spectators.iter().map(spectator_summary).collect(),
         detached: s.detached,
         frames: s.frame_count,
+        // Drawn in a terminal: a server's control characters never are.
+        extra_info: Some(
+            s.extra_info
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>(),
+        )
+        .filter(|text| !text.is_empty())
+        .map(|text| ExtraInfo {
+            weight: s.extra_info_weight,
+            text,
+        }),
     }
 }
 
@@ -153,6 +165,8 @@ mod tests {
             game_short_name: "NH36".into(),
             frame_count: 42,
             detached: true,
+            extra_info: "Dlvl:12\x1b[2J".into(),
+            extra_info_weight: 12,
         };
         assert_eq!(
             session_summary(&session),
@@ -174,6 +188,11 @@ mod tests {
                 }],
                 detached: true,
                 frames: 42,
+                // A server's escape is never drawn.
+                extra_info: Some(ExtraInfo {
+                    weight: 12,
+                    text: "Dlvl:12[2J".into(),
+                }),
             }
         );
 

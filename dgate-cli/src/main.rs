@@ -483,7 +483,7 @@ async fn list(
     }
     // In a narrow terminal the session id is cut first: `dgate watch`
     // takes any prefix that names one game.
-    let columns = [
+    let mut columns = vec![
         Column::left("SESSION", 12).prefix(),
         Column::left("USERNAME", 8),
         Column::left("GAME", 4),
@@ -492,10 +492,15 @@ async fn list(
         Column::left("IDLE", 6),
         Column::right("WATCHERS"),
     ];
+    // What games say about themselves ("Dlvl:12"), when any does.
+    let extra = sessions.iter().any(|s| s.extra_info.is_some());
+    if extra {
+        columns.push(Column::left("EXTRA INFO", 10));
+    }
     let rows: Vec<Vec<String>> = sessions
         .iter()
         .map(|s| {
-            vec![
+            let mut row = vec![
                 s.id.clone(),
                 s.username.clone(),
                 s.game_label().to_string(),
@@ -503,10 +508,25 @@ async fn list(
                 start_time(Some(s.started_at)),
                 idle(s.idle(now)),
                 s.spectators.len().to_string(),
-            ]
+            ];
+            if extra {
+                row.push(
+                    s.extra_info
+                        .as_ref()
+                        .map(|e| e.text.clone())
+                        .unwrap_or_default(),
+                );
+            }
+            row
         })
         .collect();
-    table::write(out, &columns, &rows, table::terminal_width(), &[0, 4, 1, 2])?;
+    table::write(
+        out,
+        &columns,
+        &rows,
+        table::terminal_width(),
+        &[7, 0, 4, 1, 2],
+    )?;
     writeln!(
         out,
         "({} game{} in progress)",

@@ -75,7 +75,9 @@ pub fn write(
         .collect();
     if let Some(width) = width {
         let total = |widths: &[usize]| widths.iter().sum::<usize>() + GAP * (widths.len() - 1);
-        for &i in cut_order {
+        // An index past the columns (one shown only sometimes) is skipped.
+        let shown = widths.len();
+        for &i in cut_order.iter().filter(|&&i| i < shown) {
             let over = total(&widths).saturating_sub(width);
             if over == 0 {
                 break;

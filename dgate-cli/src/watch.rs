@@ -553,6 +553,8 @@ mod tests {
             idle: Duration::ZERO,
             watchers: 1,
             detached: false,
+            extra_info: String::new(),
+            extra_weight: 0,
         });
         view.apply(dgate_term::GameEvent::Output {
             frame_id: 1,

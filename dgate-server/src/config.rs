@@ -249,6 +249,29 @@ pub struct GameConfig {
     /// What a new player's rc file starts as (relative: under `data_dir`).
     #[serde(default)]
     pub rc_template: Option<PathBuf>,
+    /// What a new player's rc file starts as when there is no
+    /// `rc_template`: the text itself, so a config needs no other file.
+    #[serde(default)]
+    pub rc_default: Option<String>,
+    /// Players' rc files are shown read-only at `GET /rc/USER/GAME_ID`
+    /// (tournament sites check accounts by them).
+    #[serde(default)]
+    pub rc_public: bool,
+    /// Where spectators' messages to the player go (`m` while watching):
+    /// appended as `sender:message` under an `fcntl` lock, as dgamelaunch
+    /// does, for a NetHack built with `SIMPLE_MAIL` (path with `%u`, `%d`,
+    /// `%g`, relative under `data_dir`).
+    #[serde(default)]
+    pub mail_spool: Option<String>,
+    /// The line the game keeps about itself for the watch menus, in
+    /// dgamelaunch's format `weight|text` (NetHack's `EXTRAINFO_FN`): a path
+    /// with `%u`, `%d`, `%g`, relative under `data_dir`.
+    #[serde(default)]
+    pub extra_info_file: Option<String>,
+    /// The same from DCSS's `<name>.where` file (`xl`, `char` and `place`
+    /// shown as `L3 MiFi, D:4`).
+    #[serde(default)]
+    pub where_file: Option<String>,
     /// Files and directories of the game served read-only at
     /// `GET /files/GAME_ID/NAME[/sub/path]` (with `Range`): `NAME: PATH`,
     /// `%d` and `%g` in the path, relative paths under `data_dir`.
@@ -617,6 +640,18 @@ impl Config {
             if self.games[..i].iter().any(|g| g.id == game.id) {
                 return Err(format!("games[{i}].id {:?} is used by another game", game.id).into());
             }
+            if game.extra_info_file.is_some() && game.where_file.is_some() {
+                return Err(format!(
+                    "games[{i}]: extra_info_file and where_file are two sources of one line; set one"
+                )
+                .into());
+            }
+            if game.rc_template.is_some() && game.rc_default.is_some() {
+                return Err(format!(
+                    "games[{i}]: rc_template and rc_default both say what a new rc file holds; set one"
+                )
+                .into());
+            }
             if let Some(template) = &game.rc_template
                 && !self.data_dir.join(template).is_file()
             {
@@ -741,6 +776,21 @@ impl GameConfig {
                 self.published
                     .iter()
                     .map(|(k, v)| (format!("published.{k}"), v.as_str())),
+            )
+            .chain(
+                self.extra_info_file
+                    .iter()
+                    .map(|f| ("extra_info_file".to_owned(), f.as_str())),
+            )
+            .chain(
+                self.where_file
+                    .iter()
+                    .map(|f| ("where_file".to_owned(), f.as_str())),
+            )
+            .chain(
+                self.mail_spool
+                    .iter()
+                    .map(|f| ("mail_spool".to_owned(), f.as_str())),
             );
         args.chain(working)
             .chain(environment)

@@ -282,7 +282,7 @@ async fn status_txt(State(manager): State<SessionManager>) -> impl IntoResponse 
             "{}#{}#{}#{}#{}#{}#\n",
             field(&s.username),
             field(&s.game_id),
-            "",
+            field(s.extra_info.as_ref().map_or("", |e| e.text.as_str())),
             s.size,
             s.idle(now).as_secs(),
             s.spectators.len()

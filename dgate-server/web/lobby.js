@@ -30,6 +30,7 @@ async function refresh() {
       tr.appendChild(cell(s.start_time.replace("T", " ").replace(/\.\d+Z$|Z$/, "")));
       tr.appendChild(cell(s.detached ? "detached" : idle(s.idle_seconds)));
       tr.appendChild(cell(String(s.spectator_count), "num"));
+      tr.appendChild(cell(s.extra_info || "", "extra"));
       body.appendChild(tr);
     }
     const n = list.sessions.length;

@@ -31,6 +31,17 @@ pub struct SessionSummary {
     pub detached: bool,
     /// Frames of output so far.
     pub frames: u64,
+    /// What the game says about itself ("Dlvl:12 Val-Hum-Fem"), when its
+    /// config names a file for it.
+    pub extra_info: Option<ExtraInfo>,
+}
+
+/// The one line a game writes about itself for the watch menus, and the
+/// number those sort it by (higher first): dgamelaunch's `weight|text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraInfo {
+    pub weight: i64,
+    pub text: String,
 }
 
 /// One registered spectator of a game, as anyone may see it: the
@@ -127,6 +138,10 @@ pub struct SessionListing {
     /// No player is connected; the game waits for its owner to reattach.
     #[serde(default)]
     pub detached: bool,
+    /// What the game says about itself ("Dlvl:12 Val-Hum-Fem"); empty when
+    /// nothing.
+    #[serde(default)]
+    pub extra_info: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +190,11 @@ impl SessionListing {
             idle_seconds: session.idle(now).as_secs(),
             spectator_count: u32::try_from(session.spectators.len()).unwrap_or(u32::MAX),
             detached: session.detached,
+            extra_info: session
+                .extra_info
+                .as_ref()
+                .map(|e| e.text.clone())
+                .unwrap_or_default(),
         }
     }
 }

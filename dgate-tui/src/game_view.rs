@@ -426,6 +426,8 @@ mod tests {
             idle: std::time::Duration::ZERO,
             watchers: 2,
             detached: false,
+            extra_info: String::new(),
+            extra_weight: 0,
         }
     }
 

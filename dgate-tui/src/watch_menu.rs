@@ -33,6 +33,11 @@ pub struct SessionRow {
     pub idle: Duration,
     pub watchers: u32,
     pub detached: bool,
+    /// What the game says about itself ("Dlvl:12 Val-Hum-Fem"); empty when
+    /// nothing.
+    pub extra_info: String,
+    /// The extra info's sort weight, higher first.
+    pub extra_weight: i64,
 }
 
 impl SessionRow {
@@ -48,6 +53,12 @@ impl SessionRow {
             idle: s.idle(now),
             watchers: u32::try_from(s.spectators.len()).unwrap_or(u32::MAX),
             detached: s.detached,
+            extra_info: s
+                .extra_info
+                .as_ref()
+                .map(|e| e.text.clone())
+                .unwrap_or_default(),
+            extra_weight: s.extra_info.as_ref().map_or(i64::MIN, |e| e.weight),
         }
     }
 }
@@ -65,16 +76,20 @@ pub enum SortKey {
     Idle,
     /// Most watched first.
     Watchers,
+    /// By the game's own weight (deepest, strongest first): dgamelaunch's
+    /// extra-info sort.
+    ExtraInfo,
 }
 
 impl SortKey {
-    const ALL: [SortKey; 6] = [
+    const ALL: [SortKey; 7] = [
         SortKey::Username,
         SortKey::Game,
         SortKey::Size,
         SortKey::Start,
         SortKey::Idle,
         SortKey::Watchers,
+        SortKey::ExtraInfo,
     ];
 
     fn step(self, forward: bool) -> Self {
@@ -95,6 +110,7 @@ impl SortKey {
             SortKey::Start => "start time",
             SortKey::Idle => "idle time",
             SortKey::Watchers => "watchers",
+            SortKey::ExtraInfo => "extra info",
         }
     }
 }
@@ -121,6 +137,20 @@ enum Mode {
 /// The selector letters: `a`–`z` then `A`–`Z`, without the command keys
 /// `m` (multi-view), `q` (quit) and `r` (recent games), either case.
 pub const LETTERS: &[u8] = b"abcdefghijklnopstuvwxyzABCDEFGHIJKLNOPSTUVWXYZ";
+
+/// The width of the menu's columns without the extra info.
+const BASE_WIDTH: usize = 80;
+/// The extra info's widest column.
+const EXTRA_MAX: usize = 60;
+
+/// Where [`WatchMenu`] shows the games' extra info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExtraColumn {
+    /// A column of this width after the watchers.
+    After(usize),
+    /// In the start time's column, on a terminal without room for more.
+    InsteadOfStart,
+}
 
 /// Lines of the menu that are not game rows.
 const CHROME_LINES: u16 = 14;
@@ -216,6 +246,7 @@ impl WatchMenu {
                 SortKey::Start => a.start.cmp(&b.start).then_with(by_name),
                 SortKey::Idle => a.idle.cmp(&b.idle).then_with(by_name),
                 SortKey::Watchers => b.watchers.cmp(&a.watchers).then_with(by_name),
+                SortKey::ExtraInfo => b.extra_weight.cmp(&a.extra_weight).then_with(by_name),
             }
         });
         rows
@@ -405,8 +436,28 @@ impl WatchMenu {
         });
     }
 
+    /// Where the extra info goes: after the other columns when the terminal
+    /// has room for it, else in the start time's place (the column a
+    /// spectator needs least); `None` when no game has any.
+    fn extra_column(&self) -> Option<ExtraColumn> {
+        if self.sessions.iter().all(|s| s.extra_info.is_empty()) {
+            return None;
+        }
+        let room = usize::from(self.terminal.0).saturating_sub(BASE_WIDTH + 2);
+        Some(if room >= 12 {
+            ExtraColumn::After(room.min(EXTRA_MAX))
+        } else {
+            ExtraColumn::InsteadOfStart
+        })
+    }
+
     pub fn render(&self, frame: &mut Frame, area: Rect) {
-        let width = area.width.min(80);
+        let extra = self.extra_column();
+        let full = match extra {
+            Some(ExtraColumn::After(width)) => BASE_WIDTH + 2 + width,
+            _ => BASE_WIDTH,
+        };
+        let width = area.width.min(u16::try_from(full).unwrap_or(u16::MAX));
         let area = Rect { width, ..area };
         let [title, body] =
             Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(area);
@@ -430,12 +481,12 @@ impl WatchMenu {
                 " The following games are in progress:"
             }),
             Line::default(),
-            self.header(),
+            self.header(extra),
             Line::default(),
         ];
         let too_large = |s: &SessionRow| s.cols > self.terminal.0 || s.rows > self.terminal.1;
         for (letter, s) in LETTERS.iter().zip(&rows) {
-            lines.push(self.row_line(char::from(*letter), s, too_large(s)));
+            lines.push(self.row_line(char::from(*letter), s, too_large(s), extra));
         }
         if rows.is_empty() && !self.sessions.is_empty() {
             lines.push(Line::from(format!(" No game matches \"{}\".", self.filter)).italic());
@@ -480,7 +531,7 @@ impl WatchMenu {
         }
     }
 
-    fn header(&self) -> Line<'static> {
+    fn header(&self, extra: Option<ExtraColumn>) -> Line<'static> {
         let column = |key: SortKey, text: String| {
             let span = Span::from(text);
             if key == self.sort {
@@ -489,7 +540,7 @@ impl WatchMenu {
                 span
             }
         };
-        Line::from(vec![
+        let mut spans = vec![
             Span::from("     "),
             column(SortKey::Username, format!("{:<16}", "Username")),
             Span::from(" "),
@@ -497,15 +548,30 @@ impl WatchMenu {
             Span::from(" "),
             column(SortKey::Size, format!("{:<8}", "Size")),
             Span::from(" "),
-            column(SortKey::Start, format!("{:<19}", "Start date & time")),
+            if extra == Some(ExtraColumn::InsteadOfStart) {
+                column(SortKey::ExtraInfo, format!("{:<19}", "Extra info"))
+            } else {
+                column(SortKey::Start, format!("{:<19}", "Start date & time"))
+            },
             Span::from("  "),
             column(SortKey::Idle, format!("{:<9}", "Idle time")),
             Span::from(" "),
             column(SortKey::Watchers, "Watchers".to_owned()),
-        ])
+        ];
+        if let Some(ExtraColumn::After(_)) = extra {
+            spans.push(Span::from("  "));
+            spans.push(column(SortKey::ExtraInfo, "Extra info".to_owned()));
+        }
+        Line::from(spans)
     }
 
-    fn row_line(&self, letter: char, s: &SessionRow, too_large: bool) -> Line<'static> {
+    fn row_line(
+        &self,
+        letter: char,
+        s: &SessionRow,
+        too_large: bool,
+        extra: Option<ExtraColumn>,
+    ) -> Line<'static> {
         let mark = if self.marked.contains(&s.id) {
             "+"
         } else {
@@ -517,15 +583,23 @@ impl WatchMenu {
         } else {
             idle(s.idle)
         };
-        let text = format!(
+        let fourth = match extra {
+            Some(ExtraColumn::InsteadOfStart) => truncate(&s.extra_info, 19),
+            _ => start_time(s.start),
+        };
+        let mut text = format!(
             "{letter}) {mark} {:<16} {:<7} {:<8} {:<19}  {:<9} {:>8}",
             truncate(&s.username, 16),
             truncate(&s.game, 7),
             size,
-            start_time(s.start),
+            fourth,
             idle_text,
             s.watchers,
         );
+        if let Some(ExtraColumn::After(width)) = extra {
+            text.push_str("  ");
+            text.push_str(&truncate(&s.extra_info, width));
+        }
         let mut style = Style::default();
         if self.highlighted.as_deref() == Some(s.id.as_str()) {
             style = style.add_modifier(Modifier::REVERSED);
@@ -625,6 +699,8 @@ mod tests {
             idle: Duration::from_secs(idle),
             watchers,
             detached: false,
+            extra_info: String::new(),
+            extra_weight: i64::MIN,
         }
     }
 
@@ -695,6 +771,10 @@ mod tests {
             spectators: vec![spectator(), spectator()],
             detached: true,
             frames: 12,
+            extra_info: Some(dgate_term::listing::ExtraInfo {
+                weight: 12,
+                text: "Dlvl:12".into(),
+            }),
         };
         let now = started + Duration::from_secs(383);
         assert_eq!(
@@ -709,6 +789,8 @@ mod tests {
                 idle: Duration::from_secs(323),
                 watchers: 2,
                 detached: true,
+                extra_info: "Dlvl:12".into(),
+                extra_weight: 12,
             }
         );
         // Without a short name the game's id is shown; a clock behind the
@@ -822,6 +904,22 @@ mod tests {
             ["alice", "carol", "bob"],
             "most watched first"
         );
+        let mut rows = menu.visible().into_iter().cloned().collect::<Vec<_>>();
+        for (row, (weight, text)) in
+            rows.iter_mut()
+                .zip([(4, "Dlvl:4"), (12, "Dlvl:12"), (1, "Dlvl:1")])
+        {
+            row.extra_weight = weight;
+            row.extra_info = text.into();
+        }
+        menu.update(rows);
+        press(&mut menu, '.');
+        assert_eq!(menu.sort_key(), SortKey::ExtraInfo);
+        assert_eq!(
+            order(&menu),
+            ["carol", "alice", "bob"],
+            "the game's weight, highest first"
+        );
         press(&mut menu, '.');
         assert_eq!(order(&menu), ["alice", "bob", "carol"], "by username");
         press(&mut menu, '.');
@@ -840,6 +938,46 @@ mod tests {
                 .iter()
                 .any(|l| l.contains("sorted by username"))
         );
+    }
+
+    #[test]
+    fn extra_info_takes_a_column_of_its_own_or_the_start_times_place() {
+        let mut rows = two();
+        rows[0].extra_info = "Dlvl:12 Val-Hum-Fem".into();
+        rows[0].extra_weight = 12;
+        let wide = menu_with(rows.clone(), 120, 24);
+        let lines = screen(&wide, 120, 24);
+        let header = lines
+            .iter()
+            .find(|l| l.contains("Username"))
+            .expect("header");
+        assert!(
+            header.contains("Start date & time") && header.ends_with("Extra info"),
+            "{header}"
+        );
+        let row = lines.iter().find(|l| l.contains("player1")).expect("row");
+        assert!(
+            row.contains("2025-07-06") && row.ends_with("Dlvl:12 Val-Hum-Fem"),
+            "{row}"
+        );
+
+        let narrow = menu_with(rows.clone(), 80, 24);
+        let lines = screen(&narrow, 80, 24);
+        let header = lines
+            .iter()
+            .find(|l| l.contains("Username"))
+            .expect("header");
+        assert!(
+            header.contains("Extra info") && !header.contains("Start"),
+            "{header}"
+        );
+        let row = lines.iter().find(|l| l.contains("player1")).expect("row");
+        assert!(row.contains("Dlvl:12 Val-Hum-Fem"), "{row}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 80));
+
+        // Without extra info anywhere, the menu is as it always was.
+        let plain = screen(&menu_with(two(), 120, 24), 120, 24);
+        assert!(plain.iter().all(|l| !l.contains("Extra info")));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::extra_info::{ExtraInfoFile, Format};
 use super::pty::{BWRAP_PROGRAM, GameCommand, RunAs, SandboxMounts};
 use crate::config::{GameConfig, Rlimits, Sandbox, TermSize};
 
@@ -94,6 +95,25 @@ impl<'a> Substitutions<'a> {
     }
 }
 
+/// The file `game` keeps its extra info in for `username`, if it keeps one
+/// (relative paths under `data_dir`).
+pub fn extra_info_file(
+    game: &GameConfig,
+    username: &str,
+    data_dir: &Path,
+) -> Option<ExtraInfoFile> {
+    let substitutions = Substitutions::new(game, username, data_dir);
+    let (template, format) = match (&game.extra_info_file, &game.where_file) {
+        (Some(file), _) => (file, Format::Dgamelaunch),
+        (None, Some(file)) => (file, Format::CrawlWhere),
+        (None, None) => return None,
+    };
+    Some(ExtraInfoFile::new(
+        data_dir.join(substitutions.expand(template)),
+        format,
+    ))
+}
+
 /// The command that runs `game` for `username` (already checked), creating its
 /// working directory and a HOME directory under the data directory if needed
 /// (owned by the account the game runs as, when that is not the server's).
@@ -131,7 +151,7 @@ pub fn command_for(
         }
     }
     if let Some(rc) = &substitutions.rc_file {
-        prepare_rc_file(rc, game.rc_template.as_deref(), data_dir, run_as.as_ref())?;
+        super::rc_files::prepare(rc, game, data_dir, run_as.as_ref())?;
     }
     let sandbox = match game.sandbox {
         Sandbox::None => None,
@@ -159,48 +179,11 @@ pub fn command_for(
     })
 }
 
-/// The player's rc file, created the first time from `template` (or empty):
-/// its directory made if it is under `data_dir`, both the game account's.
-pub fn prepare_rc_file(
-    rc: &Path,
-    template: Option<&Path>,
-    data_dir: &Path,
-    run_as: Option<&RunAs>,
-) -> std::io::Result<()> {
-    if rc.exists() {
-        return Ok(());
-    }
-    if let Some(dir) = rc.parent().filter(|d| d.starts_with(data_dir)) {
-        std::fs::create_dir_all(dir)?;
-        if let Some(run_as) = run_as {
-            hand_over(dir, data_dir, run_as)?;
-        }
-    }
-    match template {
-        Some(template) => {
-            std::fs::copy(template, rc)?;
-        }
-        None => {
-            std::fs::File::create(rc)?;
-        }
-    }
-    // The template's mode may be anything: the player's file is theirs alone.
-    std::fs::set_permissions(rc, std::fs::Permissions::from_mode(0o644))?;
-    if let Some(run_as) = run_as {
-        nix::unistd::chown(
-            rc,
-            Some(nix::unistd::Uid::from_raw(run_as.uid)),
-            Some(nix::unistd::Gid::from_raw(run_as.gid)),
-        )?;
-    }
-    Ok(())
-}
-
 /// Makes `dir` (under `data_dir`) the game account's, and every directory
 /// from `data_dir` down to it passable (never readable) by others, so that
 /// the account reaches it while the rest of the data directory (the
 /// database, the host key) stays the server's.
-fn hand_over(dir: &Path, data_dir: &Path, run_as: &RunAs) -> std::io::Result<()> {
+pub(super) fn hand_over(dir: &Path, data_dir: &Path, run_as: &RunAs) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let owner = (
         Some(nix::unistd::Uid::from_raw(run_as.uid)),

@@ -280,6 +280,10 @@ impl SessionManager {
         if let Some(dir) = &game.inprogress_dir {
             session.write_in_progress(&inner.data_dir.join(dir));
         }
+        if let Some(file) = catalog::extra_info_file(game, &session.info.username, &inner.data_dir)
+        {
+            session.show_extra_info(file);
+        }
         // Nobody is attached yet: the game must not run unattended forever.
         self.arm_detach_timer(&session);
         let label = Metrics::game(&game.id);

@@ -5,10 +5,12 @@
 
 pub mod catalog;
 pub mod error;
+pub mod extra_info;
 pub mod inprogress;
 pub mod library;
 pub mod manager;
 pub mod pty;
+pub mod rc_files;
 pub mod recorder;
 pub mod recordings;
 pub mod session;

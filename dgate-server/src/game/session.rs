@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::error::SessionError;
+use super::extra_info::ExtraInfoFile;
 use super::inprogress::InProgress;
 use super::pty::{GameCommand, GameProcess, pty_size, spawn};
 use crate::accounts::User;
@@ -29,7 +30,7 @@ use crate::broadcast::{
 };
 use crate::config::TermSize;
 use crate::metrics::Metrics;
-use dgate_term::listing::{SessionSummary, SpectatorSummary};
+use dgate_term::listing::{ExtraInfo, SessionSummary, SpectatorSummary};
 use dgate_term::recording::EndReason;
 
 /// Bytes read from the PTY at once: one frame at most.
@@ -67,6 +68,8 @@ pub struct Session {
     player: Mutex<PlayerSlot>,
     /// dgamelaunch's in-progress file, when the game has an `inprogress_dir`.
     in_progress: Mutex<Option<InProgress>>,
+    /// The game's extra-info or `.where` file, when its config names one.
+    extra_info: Mutex<Option<ExtraInfoFile>>,
 }
 
 /// The PTY's master side and the hub's resizer: the terminal's size changes
@@ -141,6 +144,7 @@ impl Session {
             done: CancellationToken::new(),
             player: Mutex::new(PlayerSlot::default()),
             in_progress: Mutex::new(None),
+            extra_info: Mutex::new(None),
             info,
         });
         let spawned = std::thread::Builder::new()
@@ -217,6 +221,20 @@ impl Session {
             Err(e) => warn!(session_id = %self.info.id, dir = %dir.display(), error = %e,
                             "cannot write the in-progress file"),
         }
+    }
+
+    /// Listings show what the game writes about itself in `file` from now on.
+    pub fn show_extra_info(&self, file: ExtraInfoFile) {
+        *self.extra_info.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+    }
+
+    /// What the game says about itself now, if it says anything.
+    pub fn extra_info(&self) -> Option<ExtraInfo> {
+        self.extra_info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .and_then(ExtraInfoFile::current)
     }
 
     /// Sends `signal` to the game's process group, unless it has been reaped.
@@ -353,6 +371,7 @@ impl Session {
                 .collect(),
             detached: self.is_detached(),
             frames: self.hub.last_frame_id().get(),
+            extra_info: self.extra_info(),
         }
     }
 }

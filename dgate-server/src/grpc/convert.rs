@@ -82,6 +82,12 @@ pub fn game_session(s: &SessionSummary) -> pb::GameSession {
         game_short_name: s.game_short_name.clone(),
         detached: s.detached,
         frame_count: s.frames,
+        extra_info: s
+            .extra_info
+            .as_ref()
+            .map(|e| e.text.clone())
+            .unwrap_or_default(),
+        extra_info_weight: s.extra_info.as_ref().map_or(0, |e| e.weight),
     }
 }
 
@@ -268,8 +274,16 @@ mod tests {
             }],
             detached: true,
             frames: 42,
+            extra_info: Some(dgate_term::listing::ExtraInfo {
+                weight: 12,
+                text: "Dlvl:12".into(),
+            }),
         };
         let message = game_session(&summary);
+        assert_eq!(
+            (message.extra_info.as_str(), message.extra_info_weight),
+            ("Dlvl:12", 12)
+        );
         assert_eq!(message.status(), pb::SessionStatus::Active);
         assert_eq!(message.spectator_count, 1);
         assert_eq!(

@@ -6,6 +6,7 @@ use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+use common::ssh::{Login, SshTerminal};
 use common::*;
 use dgate_proto::pb;
 
@@ -318,5 +319,121 @@ async fn published_files_are_served_read_only_with_ranges() {
     })
     .await
     .expect("the HTTP checks");
+    server.shutdown().await;
+}
+
+/// What games write about themselves (dgamelaunch's `weight|text`, DCSS's
+/// `.where`) reaches every listing: `GET /sessions`, `/status.txt`,
+/// `dgate list --json` and the SSH watch menu, sorted by its weight, and
+/// follows the file as the game rewrites it. A hostile file shows nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_info_from_the_games_files_reaches_every_listing() {
+    let server = start_server(|c| {
+        let mut nethack_like = testgame("xi", &[]);
+        nethack_like.extra_info_file = Some("%d/extrainfo/%u.extrainfo".into());
+        c.games.push(nethack_like);
+        let mut crawl_like = testgame("dc", &[]);
+        crawl_like.short_name = "DCSS".into();
+        crawl_like.where_file = Some("%d/where/%u.where".into());
+        c.games.push(crawl_like);
+    })
+    .await;
+    let data = server.data_dir.path().to_owned();
+    std::fs::create_dir_all(data.join("extrainfo")).expect("dir");
+    std::fs::create_dir_all(data.join("where")).expect("dir");
+    let extra = data.join("extrainfo/valkyrie.extrainfo");
+    std::fs::write(&extra, "112|Dlvl:12 Val-Hum-Fem\n").expect("extra info");
+    std::fs::write(
+        data.join("where/minotaur.where"),
+        "name=minotaur:race=Minotaur:cls=Fighter:char=MiFi:xl=3:place=D::4:absdepth=4:\
+         turn=1234:status=active\n",
+    )
+    .expect("where");
+    let valkyrie = server.start_game("valkyrie", "xi").await;
+    let minotaur = server.start_game("minotaur", "dc").await;
+    let plain = server.start_game("plainuser", "test").await;
+
+    let listed = |path: &str| http_get(server.http_addr, path).1;
+    let sessions: serde_json::Value =
+        serde_json::from_str(&listed("/sessions")).expect("GET /sessions is JSON");
+    let extra_of = |sessions: &serde_json::Value, id: &str| -> String {
+        sessions["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["extra_info"].as_str().unwrap_or("<missing>").to_owned())
+            .expect("listed")
+    };
+    assert_eq!(extra_of(&sessions, &valkyrie.id), "Dlvl:12 Val-Hum-Fem");
+    assert_eq!(extra_of(&sessions, &minotaur.id), "L3 MiFi, D:4");
+    assert_eq!(extra_of(&sessions, &plain.id), "");
+
+    let status = listed("/status.txt");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("valkyrie#xi#Dlvl:12 Val-Hum-Fem#")),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("minotaur#dc#L3 MiFi, D:4#")),
+        "{status}"
+    );
+
+    // The client's JSON is the same, through gRPC.
+    let out = std::process::Command::new(workspace_binary("dgate"))
+        .args(["--server", &server.url(), "list", "--json"])
+        .output()
+        .expect("run dgate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_cli: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(extra_of(&from_cli, &valkyrie.id), "Dlvl:12 Val-Hum-Fem");
+    assert_eq!(extra_of(&from_cli, &minotaur.id), "L3 MiFi, D:4");
+
+    // The SSH watch menu, 120 columns: its own column, sortable by weight.
+    let mut watcher = SshTerminal::connect(server.ssh_addr, "guest", Login::None, (120, 30))
+        .await
+        .expect("ssh");
+    watcher.wait_for("=>").await;
+    watcher.send(b"w").await;
+    watcher.wait_for("Extra info").await;
+    watcher.wait_for("Dlvl:12 Val-Hum-Fem").await;
+    watcher.wait_for("L3 MiFi, D:4").await;
+    // From start time, `.` three times sorts by the games' weights, highest
+    // first: the minotaur's 3004 (level 3, depth 4), the valkyrie's 112,
+    // then games without any.
+    for _ in 0..3 {
+        watcher.send(b".").await;
+    }
+    watcher.wait_for("sorted by extra info").await;
+    let screen = watcher.contents();
+    let row = |name: &str| screen.lines().position(|l| l.contains(name)).expect(name);
+    assert!(row("minotaur") < row("valkyrie"), "{screen}");
+    assert!(row("valkyrie") < row("plainuser"), "{screen}");
+
+    // The game writes a new line: listings follow within two seconds.
+    std::fs::write(&extra, "113|Dlvl:13 Val-Hum-Fem\n").expect("extra info");
+    watcher.wait_for("Dlvl:13 Val-Hum-Fem").await;
+    // A hostile line (escapes, a title change) shows nothing at all.
+    std::fs::write(&extra, "9|\x1b]0;owned\x07\x1b[2JDlvl:1\n").expect("extra info");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let sessions: serde_json::Value = serde_json::from_str(&listed("/sessions")).expect("JSON");
+        if extra_of(&sessions, &valkyrie.id).is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hostile line is still shown"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     server.shutdown().await;
 }

@@ -317,9 +317,9 @@ async fn playing_over_ssh_follows_resizes_and_returns_to_the_menu() {
     let mut t = register(&server, "hal", "hal-password").await;
     t.send(b"p").await;
     t.wait_for("Play which game?").await;
-    // The embedded NetHack is first, the test game second.
-    assert!(t.contents().contains("b) TEST"), "{}", t.contents());
-    t.send(b"b").await;
+    // The embedded NetHack and DCSS are first, the test game third.
+    assert!(t.contents().contains("c) TEST"), "{}", t.contents());
+    t.send(b"c").await;
     t.wait_for("dgate test game").await;
     t.send(b"fs").await;
     t.wait_for("SIZE 100x30").await;

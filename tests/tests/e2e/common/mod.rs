@@ -120,6 +120,11 @@ pub fn testgame(id: &str, args: &[&str]) -> GameConfig {
         writable: Vec::new(),
         rc_file: None,
         rc_template: None,
+        rc_default: None,
+        rc_public: false,
+        mail_spool: None,
+        extra_info_file: None,
+        where_file: None,
         inprogress_dir: None,
         published: Default::default(),
     }
