@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use dgate_server::accounts::AccountStore;
+use dgate_server::accounts::{AccountStore, dgamelaunch};
 use dgate_server::config::DEFAULT_CONFIG_YAML;
 use dgate_server::{Config, Listeners};
 use tokio::net::{TcpListener, TcpSocket};
@@ -61,6 +61,24 @@ enum Command {
     Backup {
         /// The copy to write; must not exist yet.
         path: PathBuf,
+    },
+    /// Imports accounts from another server (the server may run).
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Adds dgamelaunch's accounts (its `dglusers` table) with their passwords.
+    ///
+    /// An account's first login checks its old crypt(3) hash, which is then
+    /// replaced with argon2id. Accounts dgate already has are left as they
+    /// are, so running it again changes nothing.
+    Dgamelaunch {
+        /// dgamelaunch's SQLite database (e.g. /opt/nethack/dgldir/dgamelaunch.db),
+        /// only read.
+        #[arg(long)]
+        db: PathBuf,
     },
 }
 
@@ -139,6 +157,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .backup(path)
             .with_context(|| format!("backing up {} to {}", database.display(), path.display()))?;
         println!("backed up {} to {}", database.display(), path.display());
+        return Ok(());
+    }
+    if let Some(Command::Import(ImportCommand::Dgamelaunch { db })) = &cli.command {
+        // The source first: a wrong path creates no account database.
+        let source = dgamelaunch::Source::open(db)?;
+        let database = config.database_path();
+        let store = AccountStore::open(&database, config.accounts.token_lifetime)
+            .with_context(|| format!("opening the account database {}", database.display()))?;
+        let report = source
+            .import_into(&store)
+            .with_context(|| format!("importing {} into {}", db.display(), database.display()))?;
+        print!("{report}");
         return Ok(());
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

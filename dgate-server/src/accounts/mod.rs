@@ -3,6 +3,7 @@
 //! way in for password work. Everything here is independent of how
 //! a login arrives (gRPC, SSH).
 
+pub mod dgamelaunch;
 pub mod limiter;
 pub mod live;
 pub mod logins;
@@ -12,4 +13,6 @@ pub mod store;
 pub use limiter::LoginLimiter;
 pub use live::{LiveUsers, Revocation};
 pub use logins::{LoginError, Logins};
-pub use store::{AccountError, AccountStore, Login, PublicKeyInfo, User, check_username};
+pub use store::{
+    AccountError, AccountStore, LegacyAccount, Login, PublicKeyInfo, User, check_username,
+};

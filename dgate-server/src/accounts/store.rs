@@ -49,6 +49,11 @@ const MIGRATIONS: &[&str] = &[
     // 3: a count of the account's credential changes (password, ban): live
     // sessions made under an older one end.
     "ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
+    // 4: a password hash carried over from dgamelaunch, a crypt(3) string
+    // (`accounts::dgamelaunch` says which forms). Its account's password_hash
+    // is '' (matches nothing) until the first login checks the password
+    // against it, stores argon2id and clears it.
+    "ALTER TABLE users ADD COLUMN legacy_hash TEXT;",
 ];
 
 /// Keys one account may register.
@@ -107,6 +112,18 @@ pub struct User {
     /// Bumped by every password change and ban: a live session logged in
     /// under an older generation ends.
     pub generation: i64,
+}
+
+/// An account carried over from another server with the password hash it
+/// had there (see [`AccountStore::import_legacy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyAccount {
+    pub username: String,
+    pub email: Option<String>,
+    /// A crypt(3) string (DES, `$1$`, `$5$`, `$6$`) that `pwhash` checks.
+    pub legacy_hash: String,
+    pub is_admin: bool,
+    pub is_banned: bool,
 }
 
 /// A fresh login: the token to hand to the client, once.
@@ -186,6 +203,17 @@ pub(super) fn check_password(password: &[u8]) -> Result<(), AccountError> {
             ),
         })
     }
+}
+
+/// An optional email address: at most 254 bytes, an `@`, no control characters.
+pub(super) fn check_email(email: Option<&str>) -> Result<(), AccountError> {
+    if email.is_some_and(|e| e.len() > 254 || e.chars().any(char::is_control) || !e.contains('@')) {
+        return Err(AccountError::Invalid {
+            what: "email",
+            why: "not an email address".into(),
+        });
+    }
+    Ok(())
 }
 
 pub(super) fn invalid_username(why: String) -> AccountError {
@@ -295,14 +323,7 @@ impl AccountStore {
     ) -> Result<User, AccountError> {
         check_username(username).map_err(invalid_username)?;
         check_password(password)?;
-        if email
-            .is_some_and(|e| e.len() > 254 || e.chars().any(char::is_control) || !e.contains('@'))
-        {
-            return Err(AccountError::Invalid {
-                what: "email",
-                why: "not an email address".into(),
-            });
-        }
+        check_email(email)?;
         let hash = hash_password(password)?;
         let mut db = self.db();
         let tx = db.transaction()?;
@@ -355,28 +376,89 @@ impl AccountStore {
         Ok(users)
     }
 
+    /// Adds accounts that log in with the password hash they had on another
+    /// server until their first login replaces it (see
+    /// [`check_credentials`](Self::check_credentials)), in one transaction.
+    /// An account whose name is taken (ignoring case) is left as it is: the
+    /// answer is, for each, whether it was added. The hashes are to be of a
+    /// form `dgamelaunch::hash_kind` accepts.
+    pub fn import_legacy(&self, accounts: &[LegacyAccount]) -> Result<Vec<bool>, AccountError> {
+        for account in accounts {
+            check_username(&account.username).map_err(invalid_username)?;
+            check_email(account.email.as_deref())?;
+        }
+        let mut db = self.db();
+        // IMMEDIATE: the write lock first, so a running server's writes wait
+        // their turn instead of failing this half way.
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now = unix(SystemTime::now());
+        let mut added = Vec::with_capacity(accounts.len());
+        for a in accounts {
+            let inserted = tx.execute(
+                "INSERT INTO users (username, password_hash, legacy_hash, email, created_at, is_admin, is_banned)
+                 VALUES (?1, '', ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username) DO NOTHING",
+                params![a.username, a.legacy_hash, a.email, now, a.is_admin, a.is_banned],
+            )?;
+            added.push(inserted == 1);
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
     /// Checks a password (in constant time, and as slowly for unknown names).
+    /// An account imported with a legacy hash and no argon2id one is checked
+    /// against the legacy hash (the password is hashed the legacy way and
+    /// compared: the hash itself is no password); the first success replaces
+    /// it with argon2id, so it is checked the legacy way only once.
     pub fn check_credentials(&self, username: &str, password: &[u8]) -> Result<User, AccountError> {
-        let stored: Option<(i64, String)> = self
+        let stored: Option<(i64, String, Option<String>)> = self
             .db()
             .query_row(
-                "SELECT id, password_hash FROM users WHERE username = ?1",
+                "SELECT id, password_hash, legacy_hash FROM users WHERE username = ?1",
                 [username],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((id, hash)) = stored else {
+        let Some((id, hash, legacy)) = stored else {
             verify_password(password, dummy_hash());
             return Err(AccountError::BadCredentials);
         };
-        if !verify_password(password, &hash) {
-            return Err(AccountError::BadCredentials);
+        match legacy.filter(|legacy| hash.is_empty() && !legacy.is_empty()) {
+            Some(legacy) => {
+                if !pwhash::unix::verify(password, &legacy) {
+                    // As long as any wrong password takes.
+                    verify_password(password, dummy_hash());
+                    return Err(AccountError::BadCredentials);
+                }
+                self.upgrade_legacy(id, &legacy, password)?;
+            }
+            None if !verify_password(password, &hash) => {
+                return Err(AccountError::BadCredentials);
+            }
+            None => {}
         }
         let user = self.user_by_id(id)?;
         if user.is_banned {
             return Err(AccountError::Banned(user.username));
         }
         Ok(user)
+    }
+
+    /// Replaces the legacy hash `legacy` of account `id`, which `password`
+    /// matched, with an argon2id hash of it. Not a new password: the
+    /// generation, tokens and live sessions stay.
+    fn upgrade_legacy(&self, id: i64, legacy: &str, password: &[u8]) -> Result<(), AccountError> {
+        let hash = hash_password(password)?;
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        // A login that upgraded it meanwhile, or a new password, wins.
+        tx.execute(
+            "UPDATE users SET password_hash = ?1, legacy_hash = NULL
+             WHERE id = ?2 AND password_hash = '' AND legacy_hash = ?3",
+            params![hash, id, legacy],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Registers an OpenSSH public key line (`ssh-ed25519 AAAA... comment`)
@@ -563,7 +645,8 @@ impl AccountStore {
             .optional()?;
         let id = id.ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
         tx.execute(
-            "UPDATE users SET password_hash = ?1, generation = generation + 1 WHERE id = ?2",
+            "UPDATE users SET password_hash = ?1, legacy_hash = NULL, generation = generation + 1
+             WHERE id = ?2",
             params![hash, id],
         )?;
         tx.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;

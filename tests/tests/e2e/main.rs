@@ -13,6 +13,7 @@ mod bench;
 mod binaries;
 mod client;
 mod errors;
+mod import;
 mod lifecycle;
 mod metrics;
 mod nethack;

@@ -102,6 +102,143 @@ fn wrong_passwords_unknown_users_and_stored_hashes_are_refused_alike() {
     }
 }
 
+fn legacy(username: &str, legacy_hash: &str) -> LegacyAccount {
+    LegacyAccount {
+        username: username.into(),
+        email: None,
+        legacy_hash: legacy_hash.into(),
+        is_admin: false,
+        is_banned: false,
+    }
+}
+
+/// The stored argon2id hash and legacy hash of `username`.
+fn hashes(s: &AccountStore, username: &str) -> (String, Option<String>) {
+    s.db()
+        .query_row(
+            "SELECT password_hash, legacy_hash FROM users WHERE username = ?1",
+            [username],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("hashes")
+}
+
+#[test]
+#[allow(deprecated)] // pwhash keeps DES and MD5 for old hashes only, which these are.
+fn legacy_hashes_log_in_once_and_become_argon2id() {
+    use pwhash::HashSetup;
+    let salted = |salt| HashSetup {
+        salt: Some(salt),
+        rounds: None,
+    };
+    let kinds = [
+        (
+            "des",
+            b"old pass".as_slice(),
+            pwhash::unix_crypt::hash_with("ab", "old pass"),
+        ),
+        (
+            "md5",
+            b"md5 pass",
+            pwhash::md5_crypt::hash_with(salted("saltsalt"), "md5 pass"),
+        ),
+        (
+            "sha256",
+            b"sha256 pass",
+            pwhash::sha256_crypt::hash_with(
+                HashSetup {
+                    salt: Some("saltsaltsalt"),
+                    rounds: Some(6000),
+                },
+                "sha256 pass",
+            ),
+        ),
+        (
+            "sha512",
+            b"sha512 pass",
+            pwhash::sha512_crypt::hash("sha512 pass"),
+        ),
+    ];
+    let s = store();
+    for (name, password, hash) in kinds {
+        let hash = hash.expect("a legacy hash");
+        assert_eq!(
+            s.import_legacy(&[legacy(name, &hash)]).expect("import"),
+            [true]
+        );
+        for wrong in [hash.as_bytes(), b"wrong password", b""] {
+            assert!(
+                matches!(s.login(name, wrong), Err(AccountError::BadCredentials)),
+                "{name}: {wrong:?}"
+            );
+        }
+        assert_eq!(
+            hashes(&s, name),
+            (String::new(), Some(hash.clone())),
+            "{name}: a failed login changes nothing"
+        );
+        let login = s.login(name, password).expect("the old password");
+        assert_eq!(login.user.username, name);
+        let (argon, legacy_hash) = hashes(&s, name);
+        assert!(argon.starts_with("$argon2id$"), "{name}: {argon}");
+        assert_eq!(legacy_hash, None, "{name}: the legacy hash is gone");
+        s.login(name, password)
+            .expect("the same password, now argon2id");
+        assert!(matches!(
+            s.login(name, hash.as_bytes()),
+            Err(AccountError::BadCredentials)
+        ));
+        assert_eq!(
+            s.user(name).expect("user").generation,
+            0,
+            "not a new password: live sessions stay"
+        );
+    }
+}
+
+#[test]
+#[allow(deprecated)]
+fn imported_accounts_keep_their_standing_and_never_replace_one() {
+    let s = store();
+    s.register("Hana", b"password1", None).expect("register");
+    let des = pwhash::unix_crypt::hash_with("xy", "legacy1").expect("des");
+    let banned = LegacyAccount {
+        is_banned: true,
+        ..legacy("ivan", &des)
+    };
+    let admin = LegacyAccount {
+        is_admin: true,
+        email: Some("jo@example.org".into()),
+        ..legacy("jo", &des)
+    };
+    let added = s
+        .import_legacy(&[legacy("hana", &des), banned, admin])
+        .expect("import");
+    assert_eq!(added, [false, true, true], "hana is already here as Hana");
+    s.login("Hana", b"password1")
+        .expect("the account already here is untouched");
+    assert!(matches!(
+        s.login("ivan", b"legacy1"),
+        Err(AccountError::Banned(_))
+    ));
+    let jo = s.user("jo").expect("jo");
+    assert!(jo.is_admin);
+    assert_eq!(jo.email.as_deref(), Some("jo@example.org"));
+    // A new password set by an operator replaces the legacy one.
+    s.set_password("jo", b"brand new password").expect("passwd");
+    assert!(hashes(&s, "jo").1.is_none());
+    assert!(matches!(
+        s.login("jo", b"legacy1"),
+        Err(AccountError::BadCredentials)
+    ));
+    s.login("jo", b"brand new password").expect("new password");
+    assert!(matches!(
+        s.import_legacy(&[legacy("bad name", &des)]),
+        Err(AccountError::Invalid { .. })
+    ));
+    assert_eq!(s.list().expect("list").len(), 3);
+}
+
 #[test]
 fn tokens_expire() {
     let s = AccountStore::in_memory(Duration::ZERO).expect("store");
