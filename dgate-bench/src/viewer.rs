@@ -196,7 +196,7 @@ impl Source for GrpcSource {
                 }
             }
             Some(Response::Disconnected(d)) => Got::Ended(format!("disconnected: {}", d.reason)),
-            Some(Response::Connected(_)) | None => {
+            Some(Response::Connected(_) | Response::Notice(_)) | None => {
                 self.payload = bytes::Bytes::new();
                 Got::Other
             }

@@ -90,6 +90,8 @@ pub fn game_event(response: &Response) -> Option<GameEvent<'_>> {
             },
             frames_skipped: snapshot.frames_skipped,
         },
+        // For the player's own view (`dgate play`), not the game's screen.
+        Response::Notice(_) => return None,
         Response::Output(output) => GameEvent::Output {
             frame_id: output.frame_id,
             data: &output.data,

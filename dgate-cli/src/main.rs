@@ -24,6 +24,7 @@ mod config;
 mod connection;
 mod convert;
 mod export;
+mod options;
 mod play;
 mod replay;
 mod spectate;
@@ -71,6 +72,16 @@ enum Command {
     Play {
         /// The game's id or short name, as `dgate games` lists them.
         game: String,
+    },
+    /// Edits your options file (rc file) for a game on the server.
+    ///
+    /// The editor is built in: Ctrl+S saves, Esc leaves (asking when there
+    /// are unsaved changes). Your next game starts with the saved options.
+    /// Without GAME: the one game that has options, or a choice of them.
+    /// Needs `dgate login`.
+    Options {
+        /// The game's id or short name, as `dgate games` lists them.
+        game: Option<String>,
     },
     /// Replays a recording (.ttyrec or .ttyrec.gz) in the terminal.
     ///
@@ -285,6 +296,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 drop(out);
                 tui::log_to_file();
                 eprintln!("{}", play::run(connection, &game).await?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            Command::Options { game } => {
+                drop(out);
+                tui::log_to_file();
+                eprintln!("{}", options::run(connection, game.as_deref()).await?);
                 return Ok(ExitCode::SUCCESS);
             }
             Command::Replay {

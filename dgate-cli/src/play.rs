@@ -90,6 +90,7 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut out = std::io::stdout();
+    let mut notices: Vec<String> = Vec::new();
     let outcome = loop {
         tokio::select! {
             message = stream.message() => match message {
@@ -110,6 +111,16 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
                         }
                         _ => {}
                     },
+                    Some(Response::Notice(notice)) => {
+                        let line = notice_line(&notice);
+                        // On a row the game does not use, at once; else
+                        // when the player leaves the game.
+                        let (_, rows) = crossterm::terminal::size().unwrap_or((0, 0));
+                        if rows > raw.screen.size().rows {
+                            write(&mut out, &[spare_row(rows, &line).as_bytes()])?;
+                        }
+                        notices.push(line);
+                    }
                     Some(Response::Disconnected(d)) => break format!("Disconnected: {}", d.reason),
                     Some(Response::Connected(_)) | None => {}
                 },
@@ -144,7 +155,30 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
     };
     drop(raw);
     tracing::info!(%session_id, %outcome, "play ended");
-    Ok(outcome)
+    if notices.is_empty() {
+        return Ok(outcome);
+    }
+    Ok(format!(
+        "{outcome}\nMessages while you played:\n  {}",
+        notices.join("\n  ")
+    ))
+}
+
+/// A message to the player as one line of text, without a server's control
+/// characters.
+fn notice_line(notice: &pb::PlayerNotice) -> String {
+    let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
+    if notice.announcement || notice.sender.is_empty() {
+        format!("Announcement: {}", clean(&notice.text))
+    } else {
+        format!("{}: {}", clean(&notice.sender), clean(&notice.text))
+    }
+}
+
+/// Draws `line` on the terminal's last row (`rows`), below the game, and
+/// puts the cursor and attributes back where the game left them.
+fn spare_row(rows: u16, line: &str) -> String {
+    format!("\x1b7\x1b[{rows};1H\x1b[0m\x1b[2K\x1b[7m{line}\x1b[0m\x1b8")
 }
 
 async fn find_game(

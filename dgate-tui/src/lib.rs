@@ -10,6 +10,7 @@ pub mod basic_colors;
 pub mod format;
 pub mod game_view;
 pub mod keys;
+pub mod options_editor;
 pub mod recent_menu;
 pub mod replay_screen;
 pub mod watch_menu;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::catalog::{Substitutions, hand_over};
 use super::pty::RunAs;
-use crate::config::GameConfig;
+use crate::config::{Config, GameConfig};
 
 /// The largest rc file the editor saves (dgamelaunch's players keep far
 /// smaller ones).
@@ -24,12 +24,45 @@ const MAX_LOAD_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RcError {
+    #[error("there is no game {0:?} here")]
+    NoSuchGame(String),
+    #[error("{0}")]
+    RunAs(String),
     #[error("{0} has no options file to edit")]
     NoRcFile(String),
     #[error("the options are {size} bytes; at most {MAX_RC_BYTES} bytes are saved")]
     TooLarge { size: usize },
     #[error("the options file {path}: {reason}")]
     Io { path: PathBuf, reason: String },
+}
+
+/// The games whose players have an options file to edit, in config order.
+pub fn editable_games(config: &Config) -> impl Iterator<Item = &GameConfig> {
+    config.games.iter().filter(|g| g.rc_file.is_some())
+}
+
+/// [`load`] of `username`'s options for the game `game_id` of `config`.
+pub fn load_for(config: &Config, game_id: &str, username: &str) -> Result<String, RcError> {
+    let (game, run_as) = game_and_account(config, game_id)?;
+    load(game, username, &config.data_dir, run_as.as_ref())
+}
+
+/// [`save`] of `username`'s options for the game `game_id` of `config`.
+pub fn save_for(config: &Config, game_id: &str, username: &str, text: &str) -> Result<(), RcError> {
+    let (game, run_as) = game_and_account(config, game_id)?;
+    save(game, username, &config.data_dir, run_as.as_ref(), text)
+}
+
+fn game_and_account<'c>(
+    config: &'c Config,
+    game_id: &str,
+) -> Result<(&'c GameConfig, Option<RunAs>), RcError> {
+    let game = config
+        .game(game_id)
+        .ok_or_else(|| RcError::NoSuchGame(game_id.to_owned()))?;
+    let run_as = RunAs::for_game(game, config.session_management.run_as.as_deref())
+        .map_err(RcError::RunAs)?;
+    Ok((game, run_as))
 }
 
 /// The path of `username`'s rc file for `game`, if the game has one.

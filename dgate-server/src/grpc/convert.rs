@@ -99,6 +99,7 @@ impl From<&GameListing> for pb::Game {
             short_name: g.config.short_name.clone(),
             available: g.unavailable.is_none(),
             unavailable_reason: g.unavailable.clone().unwrap_or_default(),
+            has_options: g.config.rc_file.is_some(),
         }
     }
 }

@@ -21,6 +21,7 @@ use tracing::instrument;
 
 use crate::accounts::User;
 use crate::config::TermSize;
+use crate::game::rc_files;
 use crate::game::{Session, SessionManager, StartRequest};
 use crate::viewing;
 use auth::Authenticator;
@@ -300,5 +301,52 @@ impl GameService for GameServiceImpl {
         self.may_watch(request.metadata()).await?;
         let peer = request.remote_addr().map(|a| a.ip());
         recordings::stream(&self.manager, request.into_inner(), peer).await
+    }
+
+    async fn get_game_options(
+        &self,
+        request: Request<pb::GetGameOptionsRequest>,
+    ) -> Result<Response<pb::GetGameOptionsResponse>, Status> {
+        let user = self.auth.require(request.metadata()).await?;
+        let game_id = request.into_inner().game_id;
+        let config = self.manager.config();
+        let text = rc_files::load_for(config, &game_id, &user.username)?;
+        let game_name = config
+            .game(&game_id)
+            .map(|g| g.name.clone())
+            .unwrap_or_default();
+        Ok(Response::new(pb::GetGameOptionsResponse {
+            text,
+            max_bytes: u32::try_from(rc_files::MAX_RC_BYTES).unwrap_or(u32::MAX),
+            game_name,
+        }))
+    }
+
+    async fn save_game_options(
+        &self,
+        request: Request<pb::SaveGameOptionsRequest>,
+    ) -> Result<Response<pb::SaveGameOptionsResponse>, Status> {
+        let user = self.auth.require(request.metadata()).await?;
+        let r = request.into_inner();
+        rc_files::save_for(self.manager.config(), &r.game_id, &user.username, &r.text)?;
+        tracing::info!(username = %user.username, game = %r.game_id, bytes = r.text.len(),
+                       "options saved");
+        Ok(Response::new(pb::SaveGameOptionsResponse {}))
+    }
+
+    async fn send_player_message(
+        &self,
+        request: Request<pb::SendPlayerMessageRequest>,
+    ) -> Result<Response<pb::SendPlayerMessageResponse>, Status> {
+        let _user = self.auth.require(request.metadata()).await?;
+        Err(Status::unimplemented("not yet"))
+    }
+
+    async fn announce(
+        &self,
+        request: Request<pb::AnnounceRequest>,
+    ) -> Result<Response<pb::AnnounceResponse>, Status> {
+        let _user = self.auth.require(request.metadata()).await?;
+        Err(Status::unimplemented("not yet"))
     }
 }

@@ -5,6 +5,7 @@ use tracing::warn;
 
 use crate::accounts::{AccountError, LoginError};
 use crate::game::SessionError;
+use crate::game::rc_files::RcError;
 use crate::game::recordings::RecordingError;
 
 impl From<SessionError> for Status {
@@ -82,6 +83,21 @@ impl From<RecordingError> for Status {
                 Status::resource_exhausted(message)
             }
             RecordingError::ShuttingDown => Status::unavailable(message),
+        }
+    }
+}
+
+impl From<RcError> for Status {
+    fn from(e: RcError) -> Self {
+        let message = e.to_string();
+        match e {
+            RcError::NoSuchGame(_) => Status::not_found(message),
+            RcError::NoRcFile(_) => Status::failed_precondition(message),
+            RcError::TooLarge { .. } => Status::invalid_argument(message),
+            RcError::RunAs(_) | RcError::Io { .. } => {
+                warn!(error = %message, "options file failure");
+                Status::internal("the server cannot open your options file; tell its operator")
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::{debug, info};
 
 use super::output::{Gone, Output};
-use super::{SshFront, accounts, play, watch};
+use super::{SshFront, accounts, options, play, watch};
 use crate::accounts::{Revocation, User};
 use tokio_util::sync::CancellationToken;
 
@@ -317,6 +317,7 @@ impl Connection {
                 (true, 'p') => play::games(self, true).await?,
                 (true, 'c') => accounts::change_password(self).await?,
                 (true, 'k') => accounts::keys(self).await?,
+                (true, 'o') => options::edit(self).await?,
                 _ => {}
             }
         }
@@ -325,7 +326,7 @@ impl Connection {
     /// The banner and its one-key choice.
     async fn menu(&mut self) -> Result<char, End> {
         let keys: &[char] = if self.user.is_some() {
-            &['p', 'w', 'c', 'k', 'q']
+            &['p', 'w', 'o', 'c', 'k', 'q']
         } else {
             &['l', 'r', 'w', 'g', 'q']
         };
@@ -335,9 +336,12 @@ impl Connection {
                 SystemTime::now(),
             );
             let message = self.message.take().unwrap_or_default();
+            let in_progress = self.games_in_progress();
             self.out.forget_screen();
             self.out
-                .write(format!("{CLEAR}{banner}\r\n{message}\r\n\r\n=> "))
+                .write(format!(
+                    "{CLEAR}{banner}\r\n{in_progress}{message}\r\n\r\n=> "
+                ))
                 .await?;
             let Step::Key(key) = self.next_key(true).await? else {
                 continue;
@@ -365,6 +369,36 @@ impl Connection {
                 _ => {}
             }
         }
+    }
+
+    /// The logged-in player's games in progress, one line each, as
+    /// dgamelaunch's menu shows them ("p" resumes one).
+    fn games_in_progress(&self) -> String {
+        let Some(user) = &self.user else {
+            return String::new();
+        };
+        let mut lines = String::new();
+        for session in self.front.manager.list() {
+            if !session.is_owned_by(user) || session.is_ended() {
+                continue;
+            }
+            let summary = session.summary();
+            let state = if summary.detached {
+                "waiting for you"
+            } else {
+                "playing elsewhere"
+            };
+            let extra = summary
+                .extra_info
+                .as_ref()
+                .map(|e| format!(", {}", e.text))
+                .unwrap_or_default();
+            lines.push_str(&format!(
+                "  You have a game of {} in progress ({state}{extra}): p resumes it.\r\n",
+                summary.game_label()
+            ));
+        }
+        lines
     }
 
     /// True when menu actions come faster than a person types.

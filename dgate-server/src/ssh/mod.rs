@@ -12,6 +12,7 @@ mod accounts;
 mod banners;
 mod closable;
 mod connection;
+mod options;
 mod output;
 mod play;
 mod startups;

@@ -76,7 +76,15 @@ impl Output {
 
     /// Draws a ratatui screen, sending only what changed since the last one.
     pub async fn draw(&mut self, render: impl FnOnce(&mut Frame)) -> Result<(), Gone> {
+        let bytes = self.paint(render)?;
+        self.write(bytes).await
+    }
+
+    /// What [`Output::draw`] sends, without sending it: for a screen whose
+    /// state may not be held across an await (it is not `Sync`).
+    pub fn paint(&mut self, render: impl FnOnce(&mut Frame)) -> Result<Vec<u8>, Gone> {
         let (cols, rows) = self.size;
+        let mut bytes = Vec::new();
         if self.screen.is_none() {
             let options = TerminalOptions {
                 viewport: Viewport::Fixed(Rect::new(0, 0, cols, rows)),
@@ -86,15 +94,15 @@ impl Output {
             let terminal = Terminal::with_options(backend, options).map_err(|_| Gone)?;
             // Leave whatever was there (a game, the banner) and start clean.
             self.take_drawn();
-            self.write(&b"\x1b[0m\x1b[?1049l\x1b[H\x1b[2J"[..]).await?;
+            bytes.extend_from_slice(b"\x1b[0m\x1b[?1049l\x1b[H\x1b[2J");
             self.screen = Some(terminal);
         }
         let Some(terminal) = self.screen.as_mut() else {
             return Err(Gone);
         };
         terminal.draw(render).map_err(|_| Gone)?;
-        let bytes = self.take_drawn();
-        self.write(bytes).await
+        bytes.extend(self.take_drawn());
+        Ok(bytes)
     }
 
     fn take_drawn(&self) -> Vec<u8> {

@@ -4,6 +4,9 @@
 //! sites fetch the xlogfile from their last offset), directories as a list
 //! of links. Nothing outside a published root is reachable: `..`, absolute
 //! components and symbolic links out of it are 404.
+//!
+//! Also players' rc files, read-only at `GET /rc/USER/GAME_ID` for games
+//! with `rc_public` (tournament sites check accounts by them).
 
 use std::io::SeekFrom;
 use std::path::{Component, Path, PathBuf};
@@ -20,7 +23,36 @@ pub fn routes<S: Clone + Send + Sync + 'static>(manager: SessionManager) -> axum
     axum::Router::new()
         .route("/files/{game}/{name}", axum::routing::get(root))
         .route("/files/{game}/{name}/{*rest}", axum::routing::get(below))
+        .route("/rc/{user}/{game}", axum::routing::get(rc_file))
         .with_state(manager)
+}
+
+/// A player's rc file as text, when the game shows them; 404 for a game
+/// that does not, a name no account could have, and a player without one.
+async fn rc_file(
+    State(manager): State<SessionManager>,
+    UrlPath((user, game)): UrlPath<(String, String)>,
+) -> Response {
+    let missing = || (StatusCode::NOT_FOUND, "no such public options file\n").into_response();
+    let config = manager.config();
+    let Some(game) = config.game(&game).filter(|g| g.rc_public) else {
+        return missing();
+    };
+    if crate::accounts::check_username(&user).is_err() {
+        return missing();
+    }
+    let Some(path) = crate::game::rc_files::path_for(game, &user, &config.data_dir) else {
+        return missing();
+    };
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return missing();
+    };
+    let mut text = Vec::new();
+    let limit = u64::try_from(crate::game::rc_files::MAX_RC_BYTES * 16).unwrap_or(u64::MAX);
+    if file.take(limit).read_to_end(&mut text).await.is_err() {
+        return missing();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
 async fn root(

@@ -18,6 +18,7 @@ mod lifecycle;
 mod metrics;
 mod nethack;
 mod operators;
+mod options;
 mod reattach;
 mod recording;
 mod replay;

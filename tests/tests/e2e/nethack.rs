@@ -127,7 +127,7 @@ fn process_uid(pid: u32) -> u32 {
 }
 
 /// NetHack keeps saves in its own playground; remove this test's.
-fn remove_save_files(name: &str) {
+pub(crate) fn remove_save_files(name: &str) {
     let Ok(entries) = std::fs::read_dir("/var/games/nethack/save") else {
         return;
     };

@@ -365,13 +365,18 @@ pub async fn stop_game(client: &mut Client, game: &Game) {
 /// What a viewer has seen, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
-    Snapshot { frame_id: u64, reason: i32 },
+    Snapshot {
+        frame_id: u64,
+        reason: i32,
+    },
     Frame(u64),
     Resize(u32, u32),
     Exit(i32),
     Timeout,
     ServerShutdown,
     Disconnected(String),
+    /// A message to the player: (sender, text, announcement).
+    Notice(String, String, bool),
 }
 
 /// One StreamGameIO stream, as a player or a spectator, with the screen its
@@ -594,6 +599,9 @@ impl Viewer {
                 other => bail!("unexpected event {other:?}"),
             },
             Out::Disconnected(d) => self.seen.push(Seen::Disconnected(d.reason)),
+            Out::Notice(n) => self
+                .seen
+                .push(Seen::Notice(n.sender, n.text, n.announcement)),
             Out::Connected(c) => bail!("a second `connected`: {c:?}"),
         }
         Ok(true)
