@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use account::Passwords;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
-use connection::{Connection, status};
+use connection::{Connection, status, with_token};
 use dgate_proto::auth::auth_service_client::AuthServiceClient;
 use dgate_proto::pb;
 use dgate_proto::pb::game_service_client::GameServiceClient;
@@ -139,6 +139,13 @@ enum Command {
         /// Prints JSON (the same as the server's `GET /sessions`).
         #[arg(long)]
         json: bool,
+    },
+    /// Admins: sends TEXT to every player now playing (their game's mail
+    /// spool and dgate's player views); the server's menus show it for an
+    /// hour. Needs `dgate login` as an admin.
+    Announce {
+        /// One line, at most 80 characters.
+        text: String,
     },
     /// Lists the games this server offers.
     Games {
@@ -334,6 +341,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Command::List { json } => list(&mut games_client, json, &mut out).await?,
             Command::Games { json } => games(&mut games_client, json, &mut out).await?,
+            Command::Announce { text } => {
+                let login = connection.require_login()?;
+                let players = games_client
+                    .announce(with_token(pb::AnnounceRequest { text }, Some(&login)))
+                    .await
+                    .map_err(status)?
+                    .into_inner()
+                    .players;
+                writeln!(
+                    out,
+                    "Announced to {players} player{}.",
+                    if players == 1 { "" } else { "s" }
+                )?;
+            }
             Command::Register {
                 username,
                 email,
@@ -408,7 +429,7 @@ async fn recordings(
     out: &mut impl Write,
 ) -> Result<()> {
     let recordings: Vec<RecordingSummary> = client
-        .list_recordings(connection::with_token(request, login))
+        .list_recordings(with_token(request, login))
         .await
         .map_err(status)?
         .into_inner()

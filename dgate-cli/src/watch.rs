@@ -27,6 +27,9 @@ use dgate_tui::game_view::{GameView, Update};
 use dgate_tui::recent_menu::{RecentAction, RecentMenu};
 use dgate_tui::watch_menu::{MenuAction, SessionRow, WatchMenu};
 
+/// The longest message to a player (the server's limit).
+const MESSAGE_CHARS: usize = 80;
+
 /// How often the list of games (and the watcher counts) is refreshed.
 const REFRESH: Duration = Duration::from_secs(1);
 
@@ -72,6 +75,7 @@ pub async fn run(connection: Connection, session_id: Option<String>) -> Result<O
     let mut tui = Tui::enter()?;
     let (cols, rows) = tui.size();
     let (stream_tx, mut stream_rx) = mpsc::channel::<Tagged>(256);
+    let (replies_tx, mut replies_rx) = mpsc::channel::<String>(8);
     let mut app = App {
         connection,
         login,
@@ -83,6 +87,7 @@ pub async fn run(connection: Connection, session_id: Option<String>) -> Result<O
         quit: None,
         terminal: (cols, rows),
         recent_requested: false,
+        replies: replies_tx,
     };
     app.menu.update(first);
     if let Some(row) = direct {
@@ -112,6 +117,13 @@ pub async fn run(connection: Connection, session_id: Option<String>) -> Result<O
                 }
             }
             Some(listing) = listings.recv() => app.on_listing(listing),
+            Some(reply) = replies_rx.recv() => {
+                if let Some(watching) = &mut app.watching {
+                    watching.note = Some(reply);
+                } else {
+                    app.menu.message = Some(reply);
+                }
+            }
             _ = terminate.recv() => app.quit = Some(None),
             _ = hangup.recv() => app.quit = Some(None),
         }
@@ -248,6 +260,8 @@ struct App {
     terminal: (u16, u16),
     /// `r` was pressed: the loop opens the recent games page.
     recent_requested: bool,
+    /// Answers to messages sent with `m`, as lines to show.
+    replies: mpsc::Sender<String>,
 }
 
 /// One or more games on screen.
@@ -259,6 +273,10 @@ struct Watching {
     zoomed: bool,
     /// `s` toggles it; by default shown when there is room for it.
     status_line: Option<bool>,
+    /// `m`: the message being typed to the focused game's player.
+    composing: Option<String>,
+    /// One line on the bottom row (a message's fate) until the next key.
+    note: Option<String>,
 }
 
 struct View {
@@ -293,6 +311,8 @@ impl App {
             focus: 0,
             zoomed: false,
             status_line: None,
+            composing: None,
+            note: None,
         });
     }
 
@@ -348,9 +368,21 @@ impl App {
         };
         let ctrl_c =
             key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+        watching.note = None;
+        if watching.composing.is_some() && !ctrl_c {
+            self.composing_key(key);
+            return;
+        }
         let multi = watching.views.len() > 1;
         match key.code {
             _ if ctrl_c => self.leave(None),
+            KeyCode::Char('m') => {
+                watching.composing = self.login.is_some().then(String::new);
+                if self.login.is_none() {
+                    watching.note =
+                        Some("Log in (dgate login) to send messages to players.".to_owned());
+                }
+            }
             KeyCode::Char('q') | KeyCode::Esc if multi && watching.zoomed => {
                 watching.zoomed = false;
             }
@@ -372,6 +404,51 @@ impl App {
             }
             KeyCode::Enter if multi => watching.zoomed = !watching.zoomed,
             // Anything else is the watcher's own business: it is never sent.
+            _ => {}
+        }
+    }
+
+    /// A key while typing a message: Enter sends it (in the background; the
+    /// answer comes back through `replies`), Esc cancels.
+    fn composing_key(&mut self, key: KeyEvent) {
+        let Some(watching) = &mut self.watching else {
+            return;
+        };
+        let Some(text) = &mut watching.composing else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc => watching.composing = None,
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Enter => {
+                let text = std::mem::take(text);
+                watching.composing = None;
+                let view = &watching.views[watching.focus].game.row;
+                let (session_id, player) = (view.id.clone(), view.username.clone());
+                let mut client = self.connection.games();
+                let login = self.login.clone();
+                let replies = self.replies.clone();
+                watching.note = Some(format!("Sending to {player}…"));
+                tokio::spawn(async move {
+                    let request = pb::SendPlayerMessageRequest { session_id, text };
+                    let reply = match client
+                        .send_player_message(with_token(request, login.as_ref()))
+                        .await
+                    {
+                        Ok(_) => format!("Sent to {player}."),
+                        Err(e) => format!("Not sent: {}", describe(&e)),
+                    };
+                    let _ = replies.send(reply).await;
+                });
+            }
+            KeyCode::Char(c)
+                if !key.modifiers.contains(KeyModifiers::CONTROL)
+                    && text.chars().count() < MESSAGE_CHARS =>
+            {
+                text.push(c);
+            }
             _ => {}
         }
     }
@@ -431,6 +508,9 @@ impl App {
             }
             Some(watching) => render_grid(frame, area, watching),
         }
+        if let Some(watching) = &self.watching {
+            render_message_line(frame, area, watching);
+        }
     }
 }
 
@@ -439,6 +519,36 @@ impl App {
 /// the line would crop a game that otherwise fits.
 fn status_by_default(area: Rect, game: dgate_term::TermSize) -> bool {
     !(game.rows == area.height && game.cols <= area.width)
+}
+
+/// The message being typed, or a note about the last one, on the bottom
+/// row while it lasts (over the status line when it is shown).
+fn render_message_line(frame: &mut Frame, area: Rect, watching: &Watching) {
+    let line = match (&watching.composing, &watching.note) {
+        (Some(text), _) => {
+            let player = &watching.views[watching.focus].game.row.username;
+            Line::from(format!(
+                "Message to {player} (Enter sends, Esc cancels): {text}"
+            ))
+        }
+        (None, Some(note)) => Line::from(note.clone()),
+        (None, None) => return,
+    };
+    let row = Rect {
+        y: area.bottom().saturating_sub(1),
+        height: area.height.min(1),
+        ..area
+    };
+    let end = u16::try_from(line.width()).unwrap_or(u16::MAX);
+    frame.render_widget(ratatui::widgets::Clear, row);
+    frame.render_widget(
+        Paragraph::new(line).style(Style::default().fg(Color::Black).bg(Color::Yellow)),
+        row,
+    );
+    if watching.composing.is_some() {
+        let x = row.x + end.min(row.width.saturating_sub(1));
+        frame.set_cursor_position(Position::new(x, row.y));
+    }
 }
 
 /// One game on the whole screen, with its status line at the bottom unless

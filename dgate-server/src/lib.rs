@@ -185,6 +185,10 @@ pub async fn serve(
     let grpc = tokio::spawn(grpc);
     let http = tokio::spawn(http);
     let retention = tokio::spawn(sweep_recordings(manager.clone(), stop.clone()));
+    let announcements = tokio::spawn(game::messages::deliver_queued(
+        manager.clone(),
+        stop.clone(),
+    ));
     let account_changes = tokio::spawn(Arc::clone(&live).run(Arc::clone(&store), stop.clone()));
     let ssh = ssh.map(|(front, listener)| tokio::spawn(ssh::serve(front, listener, stop.clone())));
 
@@ -193,6 +197,7 @@ pub async fn serve(
     manager.shutdown().await;
     stop.cancel();
     let _ = retention.await;
+    let _ = announcements.await;
     let _ = account_changes.await;
     grpc.await
         .context("gRPC server task")?

@@ -65,6 +65,13 @@ enum Command {
     /// Imports accounts from another server (the server may run).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Sends a message to every player of the running server (dgamelaunch's
+    /// `-W`): to each game's mail spool and dgate's player views, and shown
+    /// in the menus for an hour. The server delivers it within a second.
+    Announce {
+        /// One line, at most 80 characters.
+        text: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +164,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .backup(path)
             .with_context(|| format!("backing up {} to {}", database.display(), path.display()))?;
         println!("backed up {} to {}", database.display(), path.display());
+        return Ok(());
+    }
+    if let Some(Command::Announce { text }) = &cli.command {
+        let queued = dgate_server::game::messages::queue_announcement(&config.data_dir, text)
+            .map_err(|e| anyhow::anyhow!("cannot announce: {e}"))?;
+        println!(
+            "queued {}; the running server announces it within a second",
+            queued.display()
+        );
         return Ok(());
     }
     if let Some(Command::Import(ImportCommand::Dgamelaunch { db })) = &cli.command {

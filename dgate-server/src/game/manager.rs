@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::error::SessionError;
 use super::pty::RunAs;
 use super::session::{Session, SessionInfo};
-use super::{catalog, recorder, recordings};
+use super::{catalog, messages, recorder, recordings};
 use crate::broadcast::{HubCounters, HubOptions, SpectatorRegistry};
 use crate::config::{Config, GameConfig, TermSize};
 use crate::limits::{AddressLimiter, Trusted};
@@ -60,6 +60,8 @@ struct Inner {
     spectator_addresses: AddressLimiter,
     /// Finished recordings, for replay.
     library: recordings::Library,
+    /// Messages to players: the senders' rate limit, the announcements.
+    messenger: messages::Messenger,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -104,6 +106,7 @@ impl SessionManager {
                 recorders: Mutex::new(Vec::new()),
                 metrics: Arc::new(Metrics::new()),
                 shutting_down: CancellationToken::new(),
+                messenger: messages::Messenger::default(),
             }),
         }
     }
@@ -120,6 +123,11 @@ impl SessionManager {
             .ttyrec
             .directory
             .clone()
+    }
+
+    /// Messages to players ([`messages`]).
+    pub fn messenger(&self) -> &messages::Messenger {
+        &self.inner.messenger
     }
 
     /// Finished recordings: listing and replays.
@@ -221,6 +229,7 @@ impl SessionManager {
                 reason,
             }
         })?;
+        messages::prepare_spool(&inner.config, game, &request.username);
         let command = catalog::command_for(
             game,
             &request.username,

@@ -9,6 +9,7 @@ pub mod extra_info;
 pub mod inprogress;
 pub mod library;
 pub mod manager;
+pub mod messages;
 pub mod pty;
 pub mod rc_files;
 pub mod recorder;

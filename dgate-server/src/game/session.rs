@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use super::error::SessionError;
 use super::extra_info::ExtraInfoFile;
 use super::inprogress::InProgress;
+use super::messages::{Notice, Notices};
 use super::pty::{GameCommand, GameProcess, pty_size, spawn};
 use crate::accounts::User;
 use crate::broadcast::{
@@ -35,6 +36,9 @@ use dgate_term::recording::EndReason;
 
 /// Bytes read from the PTY at once: one frame at most.
 const READ_CHUNK: usize = 16 * 1024;
+/// Messages to the player a slow view may fall behind by (older ones are
+/// skipped).
+const NOTICE_QUEUE: usize = 16;
 /// Input chunks waiting for the writer thread; senders wait when it is full.
 const INPUT_QUEUE: usize = 64;
 
@@ -70,6 +74,8 @@ pub struct Session {
     in_progress: Mutex<Option<InProgress>>,
     /// The game's extra-info or `.where` file, when its config names one.
     extra_info: Mutex<Option<ExtraInfoFile>>,
+    /// Messages for the player's views (spectators' `m`, announcements).
+    notices: tokio::sync::broadcast::Sender<Notice>,
 }
 
 /// The PTY's master side and the hub's resizer: the terminal's size changes
@@ -145,6 +151,7 @@ impl Session {
             player: Mutex::new(PlayerSlot::default()),
             in_progress: Mutex::new(None),
             extra_info: Mutex::new(None),
+            notices: tokio::sync::broadcast::channel(NOTICE_QUEUE).0,
             info,
         });
         let spawned = std::thread::Builder::new()
@@ -235,6 +242,16 @@ impl Session {
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
             .and_then(ExtraInfoFile::current)
+    }
+
+    /// Tells the player's views (if any are attached) of `notice`.
+    pub fn notify(&self, notice: Notice) {
+        let _ = self.notices.send(notice);
+    }
+
+    /// The messages for the player from now on.
+    pub fn notices(&self) -> Notices {
+        Notices::new(self.notices.subscribe())
     }
 
     /// Sends `signal` to the game's process group, unless it has been reaped.

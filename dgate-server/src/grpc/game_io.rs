@@ -18,6 +18,7 @@ use super::convert::{delivery_message, term_size};
 use crate::accounts::{Revocation, User};
 use crate::broadcast::Delivery;
 use crate::game::SessionManager;
+use crate::game::messages::{Notice, Notices};
 use crate::viewing::{Play, PlayerInput, Transport, Watch};
 
 /// The largest input message a stream accepts.
@@ -107,6 +108,7 @@ enum Step {
     Shutdown,
     Idle,
     Delivery(Option<Delivery>),
+    Notice(Notice),
     Input(InputEnd),
     PushedOut,
     /// The caller's account was banned or its password changed.
@@ -158,6 +160,11 @@ pub fn responses(
             ),
         };
         let is_spectator = input.is_none();
+        // Messages for the player; spectators get none.
+        let mut notices = match &viewer {
+            Viewer::Player(play) => Some(play.session().notices()),
+            Viewer::Spectator(_) => None,
+        };
         let input = tokio::spawn(read_input(input, inbound));
         // Aborted however the stream ends.
         let _input = AbortOnDrop(input.abort_handle());
@@ -179,6 +186,7 @@ pub fn responses(
                 () = &mut shutdown, if !told_of_shutdown => Step::Shutdown,
                 () = &mut idle => Step::Idle,
                 delivery = viewer.next() => Step::Delivery(delivery),
+                notice = next_notice(&mut notices) => Step::Notice(notice),
                 end = &mut input => Step::Input(end.unwrap_or(InputEnd::Closed)),
                 () = &mut pushed_out => Step::PushedOut,
                 () = &mut revoked => Step::Revoked,
@@ -219,6 +227,14 @@ pub fn responses(
                     }
                 }
                 Step::Delivery(None) => break,
+                Step::Notice(notice) => {
+                    yield Ok(message(Out::Notice(pb::PlayerNotice {
+                        announcement: notice.sender.is_none(),
+                        sender: notice.sender.unwrap_or_default(),
+                        text: notice.text,
+                        sent_at: Some(notice.sent_at.into()),
+                    })));
+                }
                 Step::Input(end) => {
                     match end {
                         InputEnd::Disconnect(reason) => yield Ok(disconnected(&id, &reason)),
@@ -243,6 +259,14 @@ pub fn responses(
                 }
             }
         }
+    }
+}
+
+/// The next of `notices`, if the stream has any.
+async fn next_notice(notices: &mut Option<Notices>) -> Notice {
+    match notices {
+        Some(notices) => notices.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -21,8 +21,8 @@ use tracing::instrument;
 
 use crate::accounts::User;
 use crate::config::TermSize;
-use crate::game::rc_files;
 use crate::game::{Session, SessionManager, StartRequest};
+use crate::game::{messages, rc_files};
 use crate::viewing;
 use auth::Authenticator;
 use game_io::{CONNECT_TIMEOUT, Viewer};
@@ -338,15 +338,24 @@ impl GameService for GameServiceImpl {
         &self,
         request: Request<pb::SendPlayerMessageRequest>,
     ) -> Result<Response<pb::SendPlayerMessageResponse>, Status> {
-        let _user = self.auth.require(request.metadata()).await?;
-        Err(Status::unimplemented("not yet"))
+        // The sender is the token's user; anonymous spectators cannot send.
+        let user = self.auth.require(request.metadata()).await?;
+        let r = request.into_inner();
+        let spooled = messages::send(&self.manager, &r.session_id, &user, &r.text).await?;
+        Ok(Response::new(pb::SendPlayerMessageResponse { spooled }))
     }
 
     async fn announce(
         &self,
         request: Request<pb::AnnounceRequest>,
     ) -> Result<Response<pb::AnnounceResponse>, Status> {
-        let _user = self.auth.require(request.metadata()).await?;
-        Err(Status::unimplemented("not yet"))
+        let user = self.auth.require(request.metadata()).await?;
+        if !user.is_admin {
+            return Err(Status::permission_denied("only admins announce"));
+        }
+        let players = messages::announce(&self.manager, &request.into_inner().text).await?;
+        Ok(Response::new(pb::AnnounceResponse {
+            players: u32::try_from(players).unwrap_or(u32::MAX),
+        }))
     }
 }

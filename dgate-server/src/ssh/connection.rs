@@ -336,7 +336,7 @@ impl Connection {
                 SystemTime::now(),
             );
             let message = self.message.take().unwrap_or_default();
-            let in_progress = self.games_in_progress();
+            let in_progress = self.games_in_progress() + &self.announcements();
             self.out.forget_screen();
             self.out
                 .write(format!(
@@ -399,6 +399,22 @@ impl Connection {
             ));
         }
         lines
+    }
+
+    /// The server's announcements of the last hour, one line each.
+    fn announcements(&self) -> String {
+        self.front
+            .manager
+            .messenger()
+            .announcements()
+            .iter()
+            .map(|notice| {
+                let at = humantime::format_rfc3339_seconds(notice.sent_at).to_string();
+                // 2026-11-26T12:00:00Z -> 12:00
+                let time = at.get(11..16).unwrap_or("");
+                format!("  Announcement ({time} UTC): {}\r\n", notice.text)
+            })
+            .collect()
     }
 
     /// True when menu actions come faster than a person types.

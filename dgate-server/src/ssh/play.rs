@@ -86,6 +86,8 @@ pub(super) async fn play(conn: &mut Connection, game_id: &str) -> Result<(), End
     conn.out.forget_screen();
     info!(session_id = %play.session().info.id, username = %user.username, resumed, "playing over SSH");
     let taken_over = play.taken_over().clone();
+    let mut notices = play.session().notices();
+    let mut heard: Vec<String> = Vec::new();
     let outcome = loop {
         tokio::select! {
             delivery = play.next() => {
@@ -113,6 +115,20 @@ pub(super) async fn play(conn: &mut Connection, game_id: &str) -> Result<(), End
                 Some(Event::Pty { .. } | Event::Shell) => {}
                 Some(Event::Closed) | None => return Err(End::Gone),
             },
+            notice = notices.next() => {
+                let line = notice.line();
+                // At once on a row below the game, if the terminal has one;
+                // in any case when the player is back in the menu.
+                let rows = conn.out.size.1;
+                if rows > play.session().hub.size().rows {
+                    let (cols, _) = conn.out.size;
+                    let shown: String = line.chars().take(usize::from(cols)).collect();
+                    conn.out
+                        .write(format!("\x1b7\x1b[{rows};1H\x1b[0m\x1b[2K\x1b[7m{shown}\x1b[0m\x1b8"))
+                        .await?;
+                }
+                heard.push(line);
+            }
             () = taken_over.cancelled() => {
                 break Some("Another connection of yours took over this game.".to_owned());
             }
@@ -120,6 +136,13 @@ pub(super) async fn play(conn: &mut Connection, game_id: &str) -> Result<(), End
     };
     drop(play);
     conn.out.forget_screen();
-    conn.message = outcome;
+    conn.message = match (outcome, heard.is_empty()) {
+        (outcome, true) => outcome,
+        (outcome, false) => Some(format!(
+            "{}Messages while you played:\r\n  {}",
+            outcome.map(|o| format!("{o}\r\n")).unwrap_or_default(),
+            heard.join("\r\n  ")
+        )),
+    };
     Ok(())
 }

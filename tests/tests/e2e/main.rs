@@ -15,6 +15,7 @@ mod client;
 mod errors;
 mod import;
 mod lifecycle;
+mod messages;
 mod metrics;
 mod nethack;
 mod operators;
