@@ -272,6 +272,10 @@ pub struct GameConfig {
     /// shown as `L3 MiFi, D:4`).
     #[serde(default)]
     pub where_file: Option<String>,
+    /// Actions the server runs when a player registers, before their game
+    /// starts and after it ends (dgamelaunch's `commands[...]`).
+    #[serde(default)]
+    pub hooks: crate::game::hooks::Hooks,
     /// Files and directories of the game served read-only at
     /// `GET /files/GAME_ID/NAME[/sub/path]` (with `Range`): `NAME: PATH`,
     /// `%d` and `%g` in the path, relative paths under `data_dir`.
@@ -663,6 +667,21 @@ impl Config {
                     value: Some(template.to_string_lossy().into_owned()),
                 });
             }
+            let hooks = &game.hooks;
+            for (moment, actions) in [
+                ("register", &hooks.register),
+                ("game_start", &hooks.game_start),
+                ("game_end", &hooks.game_end),
+            ] {
+                for (at, action) in actions.iter().enumerate() {
+                    if let Err(why) = action.check(&self.data_dir) {
+                        return Err(Invalid {
+                            message: format!("games[{i}].hooks.{moment}[{at}]: {why}"),
+                            value: action.templates().first().map(|t| (*t).to_owned()),
+                        });
+                    }
+                }
+            }
             for name in game.published.keys() {
                 if !is_valid_id(name) {
                     return Err(Invalid {
@@ -791,6 +810,22 @@ impl GameConfig {
                 self.mail_spool
                     .iter()
                     .map(|f| ("mail_spool".to_owned(), f.as_str())),
+            )
+            .chain(
+                [
+                    ("register", &self.hooks.register),
+                    ("game_start", &self.hooks.game_start),
+                    ("game_end", &self.hooks.game_end),
+                ]
+                .into_iter()
+                .flat_map(|(moment, actions)| {
+                    actions.iter().flat_map(move |action| {
+                        action
+                            .templates()
+                            .into_iter()
+                            .map(move |t| (format!("hooks.{moment}"), t))
+                    })
+                }),
             );
         args.chain(working)
             .chain(environment)
@@ -818,8 +853,9 @@ mod tests {
         assert_eq!(config.accounts, AccountsConfig::default());
         assert_eq!(config.session_management, SessionManagement::default());
         assert_eq!(config.data_dir, default_data_dir());
-        assert_eq!(config.games.len(), 1);
-        assert_eq!(config.games[0].id, "nethack");
+        let games: Vec<&str> = config.games.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(games, ["nethack", "crawl"]);
+        assert!(config.games.iter().all(|g| g.rc_file.is_some()));
     }
 
     #[test]

@@ -137,8 +137,12 @@ pub async fn serve(
 
     let games = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone(), auth.clone()))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
-    let accounts = AuthServiceServer::new(AuthServiceImpl::new(auth, Arc::clone(&logins)))
-        .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
+    let accounts = AuthServiceServer::new(AuthServiceImpl::new(
+        auth,
+        Arc::clone(&logins),
+        manager.clone(),
+    ))
+    .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let mut grpc = tonic::transport::Server::builder();
     if let Some(tls) = &tls {
         grpc = grpc

@@ -8,6 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -40,6 +41,8 @@ impl InProgress {
             .truncate(true)
             .write(true)
             .open(&path)?;
+        // Bots read it as another user, whatever the server's umask.
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
         lock(&file, libc::F_WRLCK)?;
         let mut in_progress = Self { file, path, pid };
         in_progress.write(size)?;

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::error::SessionError;
 use super::pty::RunAs;
 use super::session::{Session, SessionInfo};
-use super::{catalog, messages, recorder, recordings};
+use super::{catalog, hooks, messages, recorder, recordings};
 use crate::broadcast::{HubCounters, HubOptions, SpectatorRegistry};
 use crate::config::{Config, GameConfig, TermSize};
 use crate::limits::{AddressLimiter, Trusted};
@@ -195,6 +195,31 @@ impl SessionManager {
         let management = &inner.config.session_management;
         let size = self.check_size(request.size.unwrap_or(management.terminal.default_size))?;
 
+        let run_as = RunAs::for_game(game, management.run_as.as_deref()).map_err(|reason| {
+            SessionError::Spawn {
+                game: game.id.clone(),
+                reason,
+            }
+        })?;
+        // The game_start hooks run before the lock below (an `exec` may take
+        // seconds, which must not hold up every other start and listing),
+        // and not for a game that is only being resumed.
+        let hook_environment = if game.hooks.game_start.is_empty() {
+            None
+        } else {
+            if let Some(existing) = self.find_running(&game.id, &request.username) {
+                return Err(SessionError::AlreadyActive {
+                    username: request.username,
+                    game: game.id.clone(),
+                    session_id: existing,
+                });
+            }
+            Some(
+                self.hooks(game, &request.username, run_as.clone())
+                    .run("game_start", &game.hooks.game_start),
+            )
+        };
+
         // Held across the spawn so that two starts of one player's game cannot race.
         let mut sessions = inner.lock();
         if let Some(existing) = sessions.values().find(|s| {
@@ -223,14 +248,8 @@ impl SessionManager {
                 request.username, management.max_sessions_per_user
             )));
         }
-        let run_as = RunAs::for_game(game, management.run_as.as_deref()).map_err(|reason| {
-            SessionError::Spawn {
-                game: game.id.clone(),
-                reason,
-            }
-        })?;
         messages::prepare_spool(&inner.config, game, &request.username);
-        let command = catalog::command_for(
+        let mut command = catalog::command_for(
             game,
             &request.username,
             &inner.data_dir,
@@ -239,10 +258,17 @@ impl SessionManager {
             run_as,
             &management.rlimits,
         )
-        .map_err(|e| SessionError::Spawn {
-            game: game.id.clone(),
-            reason: format!("cannot create the game's directories: {e}"),
+        .map_err(|e| {
+            warn!(game = %game.id, username = %request.username, error = %e,
+                  "cannot create the game's directories");
+            SessionError::Spawn {
+                game: game.id.clone(),
+                reason: format!("cannot create the game's directories: {e}"),
+            }
         })?;
+        if let Some(environment) = hook_environment {
+            command.environment = environment;
+        }
         let info = SessionInfo {
             id: uuid::Uuid::new_v4().simple().to_string(),
             user_id: request.user_id,
@@ -283,9 +309,11 @@ impl SessionManager {
                 metrics.game_sessions_ended.get_or_create(&label).inc();
                 if let Some(inner) = weak.upgrade() {
                     inner.lock().remove(&s.info.id);
+                    SessionManager { inner }.game_ended(&s.info);
                 }
             },
-        )?;
+        )
+        .inspect_err(|e| warn!(game = %game.id, error = %e, "cannot start the game"))?;
         if let Some(dir) = &game.inprogress_dir {
             session.write_in_progress(&inner.data_dir.join(dir));
         }
@@ -328,6 +356,94 @@ impl SessionManager {
             }
         }
         Ok(session)
+    }
+
+    /// The id of `username`'s running session of `game_id`, if any.
+    fn find_running(&self, game_id: &str, username: &str) -> Option<String> {
+        self.inner
+            .lock()
+            .values()
+            .find(|s| s.info.game_id == game_id && s.info.username.eq_ignore_ascii_case(username))
+            .map(|s| s.info.id.clone())
+    }
+
+    /// What `game`'s hooks run with for `username`: the game's account,
+    /// limits and environment, the rc file made first.
+    fn hooks<'a>(
+        &'a self,
+        game: &'a GameConfig,
+        username: &'a str,
+        run_as: Option<RunAs>,
+    ) -> hooks::HookRun<'a> {
+        let data_dir = &self.inner.data_dir;
+        let substitutions = catalog::Substitutions::new(game, username, data_dir);
+        if let Some(rc) = &substitutions.rc_file
+            && let Err(e) = super::rc_files::prepare(rc, game, data_dir, run_as.as_ref())
+        {
+            warn!(game = %game.id, %username, error = %e, "cannot make the rc file");
+        }
+        hooks::HookRun {
+            game,
+            username,
+            data_dir,
+            rlimits: &self.inner.config.session_management.rlimits,
+            environment: game
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), substitutions.expand(v)))
+                .collect(),
+            run_as,
+        }
+    }
+
+    /// Runs the game's `game_end` hooks, on a thread of their own (the
+    /// session's end is not held up by them).
+    fn game_ended(&self, info: &SessionInfo) {
+        let Some(game) = self.inner.config.game(&info.game_id) else {
+            return;
+        };
+        if game.hooks.game_end.is_empty() {
+            return;
+        }
+        let manager = self.clone();
+        let (game_id, username) = (info.game_id.clone(), info.username.clone());
+        let spawned = std::thread::Builder::new()
+            .name("game-end-hooks".into())
+            .spawn(move || {
+                let config = Arc::clone(&manager.inner.config);
+                let Some(game) = config.game(&game_id) else {
+                    return;
+                };
+                let run_as = RunAs::for_game(game, config.session_management.run_as.as_deref())
+                    .ok()
+                    .flatten();
+                manager
+                    .hooks(game, &username, run_as)
+                    .run("game_end", &game.hooks.game_end);
+            });
+        if let Err(e) = spawned {
+            warn!(game = %info.game_id, error = %e, "cannot run the game_end hooks");
+        }
+    }
+
+    /// Runs every game's `register` hooks for a new account `username`.
+    pub fn registered(&self, username: &str) {
+        let manager = self.clone();
+        let username = username.to_owned();
+        let config = Arc::clone(&self.inner.config);
+        if config.games.iter().all(|g| g.hooks.register.is_empty()) {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            for game in config.games.iter().filter(|g| !g.hooks.register.is_empty()) {
+                let run_as = RunAs::for_game(game, config.session_management.run_as.as_deref())
+                    .ok()
+                    .flatten();
+                manager
+                    .hooks(game, &username, run_as)
+                    .run("register", &game.hooks.register);
+            }
+        });
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Session>, SessionError> {

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod error;
 pub mod extra_info;
+pub mod hooks;
 pub mod inprogress;
 pub mod library;
 pub mod manager;

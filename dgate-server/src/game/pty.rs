@@ -193,6 +193,40 @@ fn prlimit_args(limits: &Rlimits) -> Vec<String> {
     args
 }
 
+/// The programs (and their options) that put what follows them under
+/// `rlimits` and, if given, run it as `run_as`: a prefix for a command line.
+pub fn confinement(run_as: Option<&RunAs>, rlimits: &Rlimits) -> anyhow::Result<Vec<String>> {
+    let mut chain = Vec::new();
+    let limits = prlimit_args(rlimits);
+    if !limits.is_empty() {
+        if !Path::new(PRLIMIT_PROGRAM).exists() {
+            anyhow::bail!("{PRLIMIT_PROGRAM} (util-linux) is needed to limit games' resources");
+        }
+        chain.push(PRLIMIT_PROGRAM.into());
+        chain.extend(limits);
+        chain.push("--".into());
+    }
+    if let Some(run_as) = run_as {
+        if !Path::new(SETPRIV_PROGRAM).exists() {
+            anyhow::bail!(
+                "{SETPRIV_PROGRAM} (util-linux) is needed to run games as {}",
+                run_as.name
+            );
+        }
+        chain.extend([
+            SETPRIV_PROGRAM.into(),
+            format!("--reuid={}", run_as.uid),
+            format!("--regid={}", run_as.gid),
+            "--init-groups".into(),
+            "--inh-caps=-all".into(),
+            "--bounding-set=-all".into(),
+            "--no-new-privs".into(),
+            "--".into(),
+        ]);
+    }
+    Ok(chain)
+}
+
 /// Opens a PTY of `command.size` and spawns the game as the session leader on it.
 pub fn spawn(command: &GameCommand) -> anyhow::Result<GameProcess> {
     let pair = native_pty_system().openpty(pty_size(command.size))?;
@@ -219,33 +253,7 @@ pub fn spawn(command: &GameCommand) -> anyhow::Result<GameProcess> {
             anyhow::bail!("{ENV_PROGRAM} (coreutils) is needed for sandbox: bubblewrap");
         }
     }
-    let limits = prlimit_args(&command.rlimits);
-    if !limits.is_empty() {
-        if !Path::new(PRLIMIT_PROGRAM).exists() {
-            anyhow::bail!("{PRLIMIT_PROGRAM} (util-linux) is needed to limit games' resources");
-        }
-        chain.push(PRLIMIT_PROGRAM.into());
-        chain.extend(limits);
-        chain.push("--".into());
-    }
-    if let Some(run_as) = &command.run_as {
-        if !Path::new(SETPRIV_PROGRAM).exists() {
-            anyhow::bail!(
-                "{SETPRIV_PROGRAM} (util-linux) is needed to run games as {}",
-                run_as.name
-            );
-        }
-        chain.extend([
-            SETPRIV_PROGRAM.into(),
-            format!("--reuid={}", run_as.uid),
-            format!("--regid={}", run_as.gid),
-            "--init-groups".into(),
-            "--inh-caps=-all".into(),
-            "--bounding-set=-all".into(),
-            "--no-new-privs".into(),
-            "--".into(),
-        ]);
-    }
+    chain.extend(confinement(command.run_as.as_ref(), &command.rlimits)?);
     if let Some(sandbox) = &command.sandbox {
         if !Path::new(BWRAP_PROGRAM).exists() {
             anyhow::bail!("{BWRAP_PROGRAM} (Debian bubblewrap) is needed for sandbox: bubblewrap");

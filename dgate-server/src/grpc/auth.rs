@@ -12,6 +12,7 @@ use tracing::info;
 
 use super::convert::timestamp;
 use crate::accounts::{AccountError, AccountStore, LiveUsers, Logins, User};
+use crate::game::SessionManager;
 
 impl From<&User> for pb::User {
     fn from(u: &User) -> Self {
@@ -94,13 +95,19 @@ async fn blocking<T: Send + 'static>(
 pub struct AuthServiceImpl {
     auth: Authenticator,
     logins: Arc<Logins>,
+    /// For the games' `register` hooks.
+    manager: SessionManager,
 }
 
 impl AuthServiceImpl {
     /// `logins` is shared with the SSH front end: password work counts
     /// against one set of limits wherever it happens.
-    pub fn new(auth: Authenticator, logins: Arc<Logins>) -> Self {
-        Self { auth, logins }
+    pub fn new(auth: Authenticator, logins: Arc<Logins>, manager: SessionManager) -> Self {
+        Self {
+            auth,
+            logins,
+            manager,
+        }
     }
 }
 
@@ -121,6 +128,7 @@ impl AuthService for AuthServiceImpl {
             .logins
             .register(&r.username, r.password.to_vec(), email, address, "grpc")
             .await?;
+        self.manager.registered(&user.username);
         Ok(Response::new(pb::RegisterResponse {
             user: Some((&user).into()),
         }))

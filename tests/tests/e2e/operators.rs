@@ -437,3 +437,106 @@ async fn extra_info_from_the_games_files_reaches_every_listing() {
     }
     server.shutdown().await;
 }
+
+/// Hooks as dgamelaunch's commands: at registration a directory and a
+/// file for the player (the game's account's, as what the game writes);
+/// at game start a variable for the game and a program run as the game
+/// runs; at game end another program and an unlink. A hook with a missing
+/// source is a config error naming its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_at_registration_game_start_and_game_end() {
+    use dgate_server::game::hooks::HookAction;
+    let templates = tempfile::tempdir().expect("tempdir");
+    let template = templates.path().join("notes");
+    std::fs::write(&template, "welcome\n").expect("template");
+    std::fs::set_permissions(&template, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let template_path = template.display().to_string();
+    let server = start_server(|c| {
+        let mut game = testgame("hooked", &["--dump-env", "%d/games/%u/env"]);
+        game.hooks.register = vec![
+            HookAction::Mkdir("%d/userdata/%u".into()),
+            HookAction::CopyIfMissing(template_path.clone(), "%d/userdata/%u/notes".into()),
+        ];
+        game.hooks.game_start = vec![
+            HookAction::Setenv("DGL_TEST".into(), "%u-started".into()),
+            HookAction::Exec(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo start $DGL_TEST >> %d/userdata/%u/log".into(),
+            ]),
+        ];
+        game.hooks.game_end = vec![
+            HookAction::Exec(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo end >> %d/userdata/%u/log".into(),
+            ]),
+            HookAction::Unlink("%d/userdata/%u/notes".into()),
+        ];
+        c.games.push(game);
+    })
+    .await;
+    let data = server.data_dir.path().to_owned();
+    let userdata = data.join("userdata/hana");
+    server.account("hana").await;
+    let made = wait_until(|| userdata.join("notes").exists()).await;
+    assert!(
+        made,
+        "the register hooks made the player's directory and file"
+    );
+    assert_eq!(
+        std::fs::read_to_string(userdata.join("notes")).expect("notes"),
+        "welcome\n"
+    );
+    if std::fs::metadata("/proc/self").expect("/proc").uid() == 0 {
+        let games = nix::unistd::User::from_name("games")
+            .expect("lookup")
+            .expect("a games user");
+        let owner = std::fs::metadata(&userdata).expect("dir").uid();
+        assert_eq!(owner, games.uid.as_raw(), "the game's account owns it");
+    }
+
+    let mut client = server.client().await;
+    let game = server.start_game("hana", "hooked").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let env = std::fs::read_to_string(data.join("games/hana/env")).expect("env");
+    assert!(env.lines().any(|l| l == "DGL_TEST=hana-started"), "{env}");
+    // The exec ran as the game would (its account could write there).
+    assert_eq!(
+        std::fs::read_to_string(userdata.join("log")).expect("log"),
+        "start hana-started\n"
+    );
+    stop_game(&mut client, &game).await;
+    player.read_to_end().await.expect("the game ends");
+    let ended = wait_until(|| !userdata.join("notes").exists()).await;
+    assert!(ended, "the game_end hooks ran");
+    assert_eq!(
+        std::fs::read_to_string(userdata.join("log")).expect("log"),
+        "start hana-started\nend\n"
+    );
+    server.shutdown().await;
+
+    let yaml = "games:\n  - id: x\n    name: X\n    short_name: X\n    binary: { path: /bin/true }\n    \
+                hooks:\n      game_start:\n        - copy: [/nonexistent/template, \"%d/x\"]\n";
+    let err = dgate_server::Config::from_yaml(yaml, "bad.yaml")
+        .expect_err("a missing source")
+        .to_string();
+    assert!(
+        err.contains("games[0].hooks.game_start[0]: copy: no such file /nonexistent/template")
+            && err.contains("(line 8)"),
+        "{err}"
+    );
+}
+
+/// Polls `done` for up to five seconds.
+async fn wait_until(done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    true
+}

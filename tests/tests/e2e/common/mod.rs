@@ -125,6 +125,7 @@ pub fn testgame(id: &str, args: &[&str]) -> GameConfig {
         mail_spool: None,
         extra_info_file: None,
         where_file: None,
+        hooks: Default::default(),
         inprogress_dir: None,
         published: Default::default(),
     }
