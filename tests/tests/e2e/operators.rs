@@ -540,3 +540,43 @@ async fn wait_until(done: impl Fn() -> bool) -> bool {
     }
     true
 }
+
+/// The default config's DCSS (the real `crawl`): each player's game in a
+/// directory of their own, with their rc file from the options editor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_dcss_runs_in_each_players_own_directory_with_their_rc_file() {
+    const CRAWL: &str = "/usr/games/crawl";
+    assert!(
+        std::path::Path::new(CRAWL).exists(),
+        "{CRAWL} is needed (apt-get install crawl; .ci/run installs it)"
+    );
+    let server = start_server(|_| {}).await;
+    let data = server.data_dir.path().to_owned();
+    let token = server.account("dana").await;
+    let mut client = server.client().await;
+    // Options saved before the first game are the file crawl is given.
+    client
+        .save_game_options(authed(
+            pb::SaveGameOptionsRequest {
+                game_id: "crawl".into(),
+                text: "# dana's options\nweapon = mace\n".into(),
+            },
+            &token,
+        ))
+        .await
+        .expect("options saved");
+    let game = server.start_game("dana", "crawl").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player
+        .wait_for_text("Welcome, dana.")
+        .await
+        .expect("crawl asks dana for a species");
+    assert!(data.join("games/crawl/dana").is_dir());
+    assert_eq!(
+        std::fs::read_to_string(data.join("rcfiles/crawl/dana.crawlrc")).expect("rc"),
+        "# dana's options\nweapon = mace\n"
+    );
+    stop_game(&mut client, &game).await;
+    player.read_to_end().await.expect("the game ends");
+    server.shutdown().await;
+}
