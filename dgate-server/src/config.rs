@@ -103,6 +103,10 @@ pub struct SshConfig {
     pub listen: SocketAddr,
     /// `$SERVERID` in the banners.
     pub server_id: String,
+    /// The host players reach the server at, for the `ssh` commands the
+    /// menus show (`nethack.example.org`, or `HOST:PORT` when the port they
+    /// use is not the listener's); `None`: the address each client reached.
+    pub public_host: Option<String>,
     /// Connections served at once; more are refused with a message.
     pub max_sessions: usize,
     /// A connection idle this long in a menu is closed (not while playing or watching).
@@ -486,6 +490,7 @@ impl Default for SshConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
             server_id: "dgate".to_owned(),
+            public_host: None,
             max_sessions: 200,
             idle_timeout: Duration::from_secs(30 * 60),
             login_grace_time: Duration::from_secs(60),

@@ -1,6 +1,7 @@
 //! The account screens of an SSH connection: log in, register, change the
 //! password, and the SSH keys of the account.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crossterm::event::KeyCode;
@@ -66,9 +67,11 @@ pub(super) async fn register(conn: &mut Connection) -> Result<(), End> {
         .await
     {
         Ok(user) => {
+            conn.front.manager.registered(&user.username);
             conn.message = Some(format!(
-                "Welcome, {}! Next time: ssh {}@this-host",
-                user.username, user.username
+                "Welcome, {}! Next time: {}",
+                user.username,
+                login_command(conn, &user.username)
             ));
             conn.logged_in(user);
         }
@@ -171,8 +174,9 @@ pub(super) async fn keys(conn: &mut Connection) -> Result<(), End> {
                 let name = user.username.clone();
                 note = match blocking(move || store.add_public_key(&name, &line)).await {
                     Ok(added) => format!(
-                        "Added {}. Log in with: ssh {}@this-host",
-                        added.fingerprint, user.username
+                        "Added {}. Log in with: {}",
+                        added.fingerprint,
+                        login_command(conn, &user.username)
                     ),
                     Err(e) => format!("Not added: {e}."),
                 };
@@ -209,6 +213,68 @@ pub(super) async fn keys(conn: &mut Connection) -> Result<(), End> {
     }
 }
 
+/// The `ssh` command that logs `username` in here, as a player types it.
+fn login_command(conn: &Connection, username: &str) -> String {
+    let ssh = &conn.front.manager.config().ssh;
+    ssh_command(username, ssh.public_host.as_deref(), conn.local, ssh.listen)
+}
+
+/// `ssh -p PORT NAME@HOST` (no `-p` for port 22). The host and port are
+/// `public_host`'s when the operator names them; else the address the
+/// client connected to (`local`), else the listener's (its machine's name
+/// when it listens on every address).
+fn ssh_command(
+    username: &str,
+    public_host: Option<&str>,
+    local: Option<SocketAddr>,
+    listen: SocketAddr,
+) -> String {
+    let reached = local.unwrap_or(listen);
+    let (host, port) = match public_host.map(str::trim).filter(|h| !h.is_empty()) {
+        Some(public) => {
+            let (host, port) = split_port(public);
+            (host.to_owned(), port.unwrap_or(reached.port()))
+        }
+        None => {
+            let ip = reached.ip().to_canonical();
+            let host = if ip.is_unspecified() {
+                machine_name()
+            } else {
+                ip.to_string()
+            };
+            (host, reached.port())
+        }
+    };
+    match port {
+        22 => format!("ssh {username}@{host}"),
+        port => format!("ssh -p {port} {username}@{host}"),
+    }
+}
+
+/// `host`, `host:port`, `[v6]:port` or a bare IPv6 address: the host and
+/// the port, if one is given.
+fn split_port(text: &str) -> (&str, Option<u16>) {
+    if let Some((host, rest)) = text.strip_prefix('[').and_then(|t| t.split_once(']')) {
+        return (host, rest.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse() {
+            Ok(port) => (host, Some(port)),
+            Err(_) => (text, None),
+        },
+        _ => (text, None),
+    }
+}
+
+/// This machine's host name, for a listener on every address.
+fn machine_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 /// Account work (SQLite, argon2) off the async threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
@@ -216,4 +282,59 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|e| Err(AccountError::Io(format!("the account task failed: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("a socket address")
+    }
+
+    #[test]
+    fn the_ssh_command_names_the_port_and_host_players_use() {
+        let listen = addr("0.0.0.0:2222");
+        let local = Some(addr("192.0.2.7:2222"));
+        // The address the client reached.
+        assert_eq!(
+            ssh_command("carol", None, local, listen),
+            "ssh -p 2222 carol@192.0.2.7"
+        );
+        // The operator's name for the server, with the port reached...
+        assert_eq!(
+            ssh_command("carol", Some("nethack.example.org"), local, listen),
+            "ssh -p 2222 carol@nethack.example.org"
+        );
+        // ...or the port players use, and no -p for 22.
+        assert_eq!(
+            ssh_command("carol", Some("nethack.example.org:22"), local, listen),
+            "ssh carol@nethack.example.org"
+        );
+        assert_eq!(
+            ssh_command("carol", Some("[2001:db8::1]:2022"), local, listen),
+            "ssh -p 2022 carol@2001:db8::1"
+        );
+        assert_eq!(
+            ssh_command("carol", Some("2001:db8::1"), local, listen),
+            "ssh -p 2222 carol@2001:db8::1"
+        );
+        assert_eq!(
+            ssh_command("carol", Some("  "), Some(addr("10.0.0.1:22")), listen),
+            "ssh carol@10.0.0.1"
+        );
+        // An IPv4 client on a dual-stack listener; no address known at all.
+        assert_eq!(
+            ssh_command("carol", None, Some(addr("[::ffff:192.0.2.7]:2222")), listen),
+            "ssh -p 2222 carol@192.0.2.7"
+        );
+        assert_eq!(
+            ssh_command("carol", None, None, addr("127.0.0.1:2222")),
+            "ssh -p 2222 carol@127.0.0.1"
+        );
+        assert_eq!(
+            ssh_command("carol", None, None, listen),
+            format!("ssh -p 2222 carol@{}", machine_name())
+        );
+    }
 }

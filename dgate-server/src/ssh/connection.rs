@@ -91,6 +91,7 @@ pub async fn run(
     channel: Channel<Msg>,
     user: Option<User>,
     peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
     admission: Result<OwnedSemaphorePermit, String>,
 ) {
     let metrics = Arc::clone(front.manager.metrics());
@@ -108,6 +109,7 @@ pub async fn run(
         revocation: None,
         ended: CancellationToken::new(),
         peer,
+        local,
         message: None,
         actions: VecDeque::new(),
         front,
@@ -209,6 +211,8 @@ pub(super) struct Connection {
     /// Cancelled when the account is banned or its password changes elsewhere.
     ended: CancellationToken,
     pub(super) peer: Option<SocketAddr>,
+    /// The address the client connected to.
+    pub(super) local: Option<SocketAddr>,
     /// Shown with the next menu.
     pub(super) message: Option<String>,
     /// Recent menu actions, for the flood guard.

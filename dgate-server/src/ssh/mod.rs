@@ -217,6 +217,7 @@ async fn connection(
     let handler = Handler {
         front: front.clone(),
         peer: Some(peer),
+        local: socket.local_addr().ok(),
         user: None,
         opened: false,
         over_limit,
@@ -333,6 +334,9 @@ fn is_hang_up(error: &anyhow::Error) -> bool {
 pub struct Handler {
     front: SshFront,
     peer: Option<SocketAddr>,
+    /// The address the client connected to (the host in the `ssh` command
+    /// the menus show, unless `ssh.public_host` names one).
+    local: Option<SocketAddr>,
     /// Set by a successful password or key login.
     user: Option<User>,
     /// One session channel per connection.
@@ -493,10 +497,11 @@ impl russh::server::Handler for Handler {
                     )
                 })
         };
-        let (front, user, peer) = (self.front.clone(), self.user.clone(), self.peer);
+        let (front, user) = (self.front.clone(), self.user.clone());
+        let (peer, local) = (self.peer, self.local);
         let finished = self.finished.clone();
         tokio::spawn(async move {
-            connection::run(front, channel, user, peer, admission).await;
+            connection::run(front, channel, user, peer, local, admission).await;
             finished.cancel();
         });
         Ok(())

@@ -9,6 +9,8 @@ use common::ssh::{Login, SshTerminal};
 use common::*;
 use russh::keys::PrivateKey;
 
+mod logins;
+
 const SIZE: (u16, u16) = (100, 30);
 
 async fn anonymous(server: &TestServer) -> SshTerminal {
