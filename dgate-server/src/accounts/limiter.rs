@@ -154,24 +154,10 @@ impl LoginLimiter {
     ) -> Result<LoginAttempt, Refused> {
         let name = username.to_ascii_lowercase();
         let mut keys = vec![Key::Name(name.clone())];
-        let mut limits = Vec::new();
-        if let Some(ip) = address.map(address_key) {
-            limits.push((Key::NameAddress(name.clone(), ip), self.per_name_address));
-            limits.push((Key::Address(ip), self.per_address));
-        } else {
-            // No address (not over TCP): the name alone.
-            limits.push((
-                Key::NameAddress(name.clone(), IpAddr::from([0u8; 4])),
-                self.per_name_address,
-            ));
-        }
+        let limits = self.limits(&name, address);
         let mut windows = self.logins.lock().unwrap_or_else(|p| p.into_inner());
-        let wait = limits
-            .iter()
-            .filter_map(|(key, limit)| windows.over(key, *limit, now))
-            .max();
-        if let Some(retry_after) = wait {
-            return Err(Refused { retry_after });
+        if let Some(refused) = refusal(&mut windows, &limits, now) {
+            return Err(refused);
         }
         let under_attack =
             windows.count(&Key::Name(name), now) >= self.per_name_address * THROTTLE_AFTER_MULTIPLE;
@@ -191,6 +177,34 @@ impl LoginLimiter {
         })
     }
 
+    /// What [`LoginLimiter::begin`] would refuse now, without taking a place
+    /// (so that a front end can say why before asking for a password).
+    pub fn refusal(
+        &self,
+        username: &str,
+        address: Option<IpAddr>,
+        now: Instant,
+    ) -> Option<Refused> {
+        let limits = self.limits(&username.to_ascii_lowercase(), address);
+        let mut windows = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+        refusal(&mut windows, &limits, now)
+    }
+
+    /// The limited keys of an attempt at `name` (lowercase) from `address`.
+    fn limits(&self, name: &str, address: Option<IpAddr>) -> Vec<(Key, usize)> {
+        match address.map(address_key) {
+            Some(ip) => vec![
+                (Key::NameAddress(name.to_owned(), ip), self.per_name_address),
+                (Key::Address(ip), self.per_address),
+            ],
+            // No address (not over TCP): the name alone.
+            None => vec![(
+                Key::NameAddress(name.to_owned(), IpAddr::from([0u8; 4])),
+                self.per_name_address,
+            )],
+        }
+    }
+
     /// Takes a place for one registration from `address`, or says how long
     /// to wait. A registration that fails (a taken name) keeps its place.
     pub fn begin_registration(&self, address: Option<IpAddr>, now: Instant) -> Result<(), Refused> {
@@ -205,6 +219,15 @@ impl LoginLimiter {
         windows.add(key, now);
         Ok(())
     }
+}
+
+/// The longest wait among `limits` that are reached at `now`.
+fn refusal(windows: &mut Windows, limits: &[(Key, usize)], now: Instant) -> Option<Refused> {
+    limits
+        .iter()
+        .filter_map(|(key, limit)| windows.over(key, *limit, now))
+        .max()
+        .map(|retry_after| Refused { retry_after })
 }
 
 impl LoginAttempt {
@@ -268,6 +291,28 @@ mod tests {
                 .begin("alice", ip, now + Duration::from_secs(61))
                 .is_ok(),
             "the window slides"
+        );
+    }
+
+    #[test]
+    fn asking_whether_a_login_would_be_refused_takes_no_place() {
+        let limiter = limiter(2, 100);
+        let ip = Some(IpAddr::from([10, 0, 0, 2]));
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(limiter.refusal("Alice", ip, now), None);
+        }
+        limiter.begin("alice", ip, now).expect("place").failed();
+        let later = now + Duration::from_secs(20);
+        limiter.begin("alice", ip, later).expect("place").failed();
+        // Refused until the first failure leaves the window, as `begin` says.
+        let refused = limiter.refusal("ALICE", ip, later).expect("refused");
+        assert_eq!(refused.retry_after, Duration::from_secs(40));
+        assert_eq!(limiter.begin("alice", ip, later).err(), Some(refused));
+        assert_eq!(limiter.refusal("bob", ip, later), None);
+        assert_eq!(
+            limiter.refusal("alice", ip, now + Duration::from_secs(61)),
+            None
         );
     }
 

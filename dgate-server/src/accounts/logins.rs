@@ -77,6 +77,25 @@ impl Logins {
         .await
     }
 
+    /// Refuses at once, counted and logged as a refused check, a password
+    /// check of `username` from `peer` that the limits would refuse now;
+    /// takes no place. For a front end that can say why before it asks for
+    /// a password.
+    pub fn refused_now(
+        &self,
+        username: &str,
+        peer: Option<IpAddr>,
+        via: &'static str,
+    ) -> Result<(), LoginError> {
+        match self.limiter.refusal(username, peer, Instant::now()) {
+            None => Ok(()),
+            Some(Refused { retry_after }) => {
+                self.refused(Refusal::Logins, peer, username, via);
+                Err(LoginError::TooManyFailures { retry_after })
+            }
+        }
+    }
+
     /// A password login that issues a token (gRPC).
     pub async fn login(
         &self,

@@ -5,7 +5,8 @@
 //! in the data directory, mode 0600), authentication (no password: the
 //! anonymous menu; an account's password, by password or keyboard-interactive,
 //! or one of its public keys: logged in; failures count against the same login
-//! limit as gRPC logins), and one session channel per connection, handed to
+//! limit as gRPC logins, and a client over it is told why by
+//! keyboard-interactive), and one session channel per connection, handed to
 //! [`connection`], which runs the menus, watching and playing.
 
 mod accounts;
@@ -32,7 +33,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::accounts::{AccountStore, LiveUsers, Logins, User};
+use crate::accounts::{AccountStore, LiveUsers, LoginError, Logins, User};
 use crate::game::SessionManager;
 use crate::limits::{AddressLimiter, LogOnce};
 use crate::metrics::Refusal;
@@ -219,6 +220,7 @@ async fn connection(
         peer: Some(peer),
         local: socket.local_addr().ok(),
         user: None,
+        told_refusal: false,
         opened: false,
         over_limit,
         channel_opened: Some(opened),
@@ -339,6 +341,9 @@ pub struct Handler {
     local: Option<SocketAddr>,
     /// Set by a successful password or key login.
     user: Option<User>,
+    /// Keyboard-interactive has just told the client why its logins are
+    /// refused: its answer ends the attempt.
+    told_refusal: bool,
     /// One session channel per connection.
     opened: bool,
     /// The address has its maximum of connections: the channel says so and ends.
@@ -372,21 +377,28 @@ impl Handler {
             .unwrap_or(false)
     }
 
-    async fn check_password(&mut self, username: &str, password: String) -> Auth {
+    async fn check_password(&mut self, username: &str, password: String) -> Result<(), LoginError> {
         let peer = self.peer.map(|p| p.ip());
-        match self
+        // Refusals and failures are counted and logged by `Logins`.
+        let user = self
             .front
             .logins
             .check_password(username, password.into_bytes(), peer, "ssh")
-            .await
-        {
-            Ok(user) => {
-                info!(username = %user.username, "logged in over SSH");
-                self.user = Some(user);
-                Auth::Accept
-            }
-            // Refusals and failures are counted and logged by `Logins`.
-            Err(_) => ask_for_credentials(),
+            .await?;
+        info!(username = %user.username, "logged in over SSH");
+        self.user = Some(user);
+        Ok(())
+    }
+
+    /// A keyboard-interactive round with no prompts and `why` as its
+    /// instruction, which OpenSSH prints; the client's empty answer ends the
+    /// attempt ([`Handler::told_refusal`]).
+    fn tell_refusal(&mut self, why: &LoginError) -> Auth {
+        self.told_refusal = true;
+        Auth::Partial {
+            name: String::new().into(),
+            instructions: why.to_string().into(),
+            prompts: Vec::new().into(),
         }
     }
 
@@ -416,10 +428,18 @@ impl russh::server::Handler for Handler {
         }
     }
 
+    /// The password method has no way to say why it refuses: a client
+    /// refused for too many failures learns it by keyboard-interactive.
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        Ok(self.check_password(user, password.to_owned()).await)
+        Ok(match self.check_password(user, password.to_owned()).await {
+            Ok(()) => Auth::Accept,
+            Err(_) => ask_for_credentials(),
+        })
     }
 
+    /// Asks for the password, unless the login limit refuses the name from
+    /// this address now: then the client is told why (and for how long)
+    /// instead of asked, and left only its keys.
     async fn auth_keyboard_interactive<'a>(
         &'a mut self,
         user: &str,
@@ -427,17 +447,32 @@ impl russh::server::Handler for Handler {
         response: Option<russh::server::Response<'a>>,
     ) -> Result<Auth, Self::Error> {
         let Some(mut response) = response else {
+            let peer = self.peer.map(|p| p.ip());
+            if let Err(refused) = self.front.logins.refused_now(user, peer, "ssh") {
+                return Ok(self.tell_refusal(&refused));
+            }
             return Ok(Auth::Partial {
                 name: "dgate".into(),
                 instructions: String::new().into(),
                 prompts: vec![("Password: ".into(), false)].into(),
             });
         };
+        if std::mem::take(&mut self.told_refusal) {
+            // Keys are not counted by the login limit; passwords wait.
+            return Ok(Auth::Reject {
+                proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+                partial_success: false,
+            });
+        }
         let password = response
             .next()
             .map(|b| String::from_utf8_lossy(&b[..]).into_owned())
             .unwrap_or_default();
-        Ok(self.check_password(user, password).await)
+        Ok(match self.check_password(user, password).await {
+            Ok(()) => Auth::Accept,
+            Err(refused @ LoginError::TooManyFailures { .. }) => self.tell_refusal(&refused),
+            Err(_) => ask_for_credentials(),
+        })
     }
 
     async fn auth_publickey_offered(
