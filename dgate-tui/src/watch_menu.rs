@@ -1,7 +1,8 @@
 //! The watch menu: the games in progress in the spectating document's layout,
 //! with one-key selection, paging, sorting, a name filter, help, and marks for
 //! the multi-view. Pure state and drawing; the watch loop feeds it keys and
-//! fresh listings.
+//! fresh listings. [`Features`] says what the front end showing it can do, so
+//! that its help and keys offer only that.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
@@ -18,6 +19,39 @@ use crate::format::{idle, start_time};
 
 /// At most this many games are shown at once in the multi-view.
 pub const MULTI_VIEW_MAX: usize = 4;
+
+/// What the front end showing the menu can do while watching. The menu's
+/// help lists only these, and the keys of a missing one say where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// Several games side by side: Space marks them, `m` shows them.
+    pub multi_view: bool,
+    /// `s` shows or hides the status line below a watched game.
+    pub status_toggle: bool,
+    /// Ctrl+Z suspends the viewer (a local terminal's job control).
+    pub suspend: bool,
+}
+
+impl Features {
+    /// The `dgate` client: everything.
+    pub const CLIENT: Self = Self {
+        multi_view: true,
+        status_toggle: true,
+        suspend: true,
+    };
+    /// The server's SSH front end: one game at a time, `q` back.
+    pub const SSH: Self = Self {
+        multi_view: false,
+        status_toggle: false,
+        suspend: false,
+    };
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Self::CLIENT
+    }
+}
 
 /// One game in progress, as the menu shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +172,10 @@ enum Mode {
 /// `m` (multi-view), `q` (quit) and `r` (recent games), either case.
 pub const LETTERS: &[u8] = b"abcdefghijklnopstuvwxyzABCDEFGHIJKLNOPSTUVWXYZ";
 
+/// What Space and `m` say where there is no multi-view.
+const NO_MULTI_VIEW: &str =
+    "One game at a time here; the dgate client (dgate watch) shows several.";
+
 /// The width of the menu's columns without the extra info.
 const BASE_WIDTH: usize = 80;
 /// The extra info's widest column.
@@ -171,6 +209,7 @@ pub struct WatchMenu {
     /// The user's terminal, to mark games larger than it.
     terminal: (u16, u16),
     page_size: usize,
+    features: Features,
 }
 
 impl WatchMenu {
@@ -186,9 +225,17 @@ impl WatchMenu {
             message: None,
             terminal: (0, 0),
             page_size: 1,
+            features: Features::default(),
         };
         menu.resize(terminal_cols, terminal_rows);
         menu
+    }
+
+    /// The menu of a front end that can do only `features` (the client's,
+    /// everything, when not said).
+    pub fn with_features(mut self, features: Features) -> Self {
+        self.features = features;
+        self
     }
 
     /// The user's terminal changed size: rows per page and "too large" marks follow.
@@ -341,6 +388,10 @@ impl WatchMenu {
                     MenuAction::None
                 }
             },
+            KeyCode::Char(' ' | 'm') if !self.features.multi_view => {
+                self.message = Some(NO_MULTI_VIEW.into());
+                MenuAction::None
+            }
             KeyCode::Char(' ') => {
                 self.toggle_mark();
                 MenuAction::None
@@ -611,11 +662,18 @@ impl WatchMenu {
     }
 
     fn render_help(&self, frame: &mut Frame, area: Rect) {
-        let text = vec![
+        let features = self.features;
+        let mut text = vec![
             Line::from("a-z, A-Z   watch that game (except m, q and r)"),
             Line::from("↑ ↓ Enter  move, then watch the highlighted game"),
-            Line::from("Space      mark a game for the multi-view"),
-            Line::from("m          show the marked games side by side (up to 4)"),
+        ];
+        if features.multi_view {
+            text.push(Line::from("Space      mark a game for the multi-view"));
+            text.push(Line::from(
+                "m          show the marked games side by side (up to 4)",
+            ));
+        }
+        text.extend([
             Line::from("< > PgUp PgDn   previous and next page"),
             Line::from(". ,        sort by the next (previous) column"),
             Line::from("/          filter by player or game name"),
@@ -623,12 +681,9 @@ impl WatchMenu {
             Line::from("?          this help"),
             Line::from("q Esc      quit"),
             Line::default(),
-            Line::from("While watching: q or Ctrl+C returns here, s toggles the"),
-            Line::from("status line, Ctrl+Z suspends. In the multi-view: Tab moves"),
-            Line::from("the focus, Enter shows one game full-screen, q goes back."),
-            Line::default(),
-            Line::from("Press any key.").italic(),
-        ];
+        ]);
+        text.extend(watching_help(features).into_iter().map(Line::from));
+        text.extend([Line::default(), Line::from("Press any key.").italic()]);
         let height = (text.len() as u16 + 2).min(area.height);
         let width = 66.min(area.width);
         let popup = Rect {
@@ -645,6 +700,32 @@ impl WatchMenu {
             popup,
         );
     }
+}
+
+/// What the help says about the keys while watching, a line each.
+fn watching_help(features: Features) -> Vec<String> {
+    if features == Features::CLIENT {
+        return [
+            "While watching: q or Ctrl+C returns here, s toggles the",
+            "status line, Ctrl+Z suspends. In the multi-view: Tab moves",
+            "the focus, Enter shows one game full-screen, q goes back.",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    let mut keys = vec!["q or Ctrl+C returns here"];
+    if features.status_toggle {
+        keys.push("s toggles the status line");
+    }
+    if features.suspend {
+        keys.push("Ctrl+Z suspends");
+    }
+    let mut lines = vec![format!("While watching: {}.", keys.join(", "))];
+    if features.multi_view {
+        lines.push("In the multi-view: Tab moves the focus, Enter shows one".into());
+        lines.push("game full-screen, q goes back.".into());
+    }
+    lines
 }
 
 /// `lines`, then `prompt` on the line after them (as in dgamelaunch; on a
@@ -1028,6 +1109,67 @@ mod tests {
         assert_eq!(press(&mut menu, 'a'), MenuAction::None);
         assert!(!screen(&menu, 80, 24).join("\n").contains("Help"));
         assert_eq!(press(&mut menu, 'a'), MenuAction::Watch("session-0".into()));
+    }
+
+    #[test]
+    fn the_ssh_menus_help_lists_only_what_works_over_ssh() {
+        let help = |features: Features| {
+            let mut menu = menu_with(two(), 80, 30).with_features(features);
+            press(&mut menu, '?');
+            screen(&menu, 80, 30).join("\n")
+        };
+        let client = help(Features::CLIENT);
+        for line in [
+            "Space      mark a game for the multi-view",
+            "m          show the marked games side by side (up to 4)",
+            "While watching: q or Ctrl+C returns here, s toggles the",
+            "status line, Ctrl+Z suspends. In the multi-view: Tab moves",
+            "the focus, Enter shows one game full-screen, q goes back.",
+        ] {
+            assert!(
+                client.contains(line),
+                "{line:?} in the client's help:\n{client}"
+            );
+        }
+        let ssh = help(Features::SSH);
+        assert!(
+            ssh.contains("While watching: q or Ctrl+C returns here."),
+            "{ssh}"
+        );
+        for gone in [
+            "Space",
+            "multi-view",
+            "side by side",
+            "s toggles",
+            "Ctrl+Z",
+            "Tab",
+        ] {
+            assert!(!ssh.contains(gone), "{gone:?} in the SSH help:\n{ssh}");
+        }
+        for kept in [
+            "watch that game",
+            "sort by the next",
+            "filter by player",
+            "recent games",
+        ] {
+            assert!(ssh.contains(kept), "{kept:?} in the SSH help:\n{ssh}");
+        }
+    }
+
+    #[test]
+    fn without_a_multi_view_space_and_m_say_where_it_is() {
+        let mut menu = menu_with(many(3), 80, 24).with_features(Features::SSH);
+        menu.handle_key(key(KeyCode::Down));
+        for c in [' ', 'm'] {
+            assert_eq!(press(&mut menu, c), MenuAction::None);
+            assert_eq!(menu.message.as_deref(), Some(NO_MULTI_VIEW));
+        }
+        // Nothing was marked.
+        assert!(screen(&menu, 80, 24).iter().all(|l| !l.starts_with("a) +")));
+        assert_eq!(
+            menu.handle_key(key(KeyCode::Enter)),
+            MenuAction::Watch("session-0".into())
+        );
     }
 
     #[test]

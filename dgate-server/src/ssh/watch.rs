@@ -1,6 +1,6 @@
-//! Watching over SSH: the watch menu (the dgate client's), one game (its own
-//! bytes passed through when it fits, a cropped view drawn when it does not),
-//! and the recent games with their replays. The watcher's life is
+//! Watching over SSH: the watch menu (the dgate client's, offering what works
+//! here), one game (its own bytes passed through when it fits, a cropped view
+//! drawn when it does not), and the recent games with their replays. The watcher's life is
 //! [`crate::viewing::Watch`]'s; this only draws.
 
 use std::time::{Instant, SystemTime};
@@ -13,7 +13,7 @@ use dgate_term::{GameEvent, StreamEnd};
 use dgate_tui::game_view::{GameView, Update};
 use dgate_tui::recent_menu::{RecentAction, RecentMenu};
 use dgate_tui::replay_screen::{Progress, ReplayScreen, Steer};
-use dgate_tui::watch_menu::{MenuAction, SessionRow, WatchMenu};
+use dgate_tui::watch_menu::{Features, MenuAction, SessionRow, WatchMenu};
 
 use super::connection::{Connection, End, REFRESH, RESET, Step};
 use crate::broadcast::Delivery;
@@ -26,10 +26,10 @@ const REPLAY_MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 /// A replay's progress line is redrawn at least this often.
 const REPLAY_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The watch menu (the same as the dgate client's), until `q`.
+/// The watch menu (the dgate client's, offering what works here), until `q`.
 pub(super) async fn watch_menu(conn: &mut Connection) -> Result<(), End> {
     let (cols, rows) = conn.out.size;
-    let mut menu = WatchMenu::new(cols, rows);
+    let mut menu = WatchMenu::new(cols, rows).with_features(Features::SSH);
     menu.update(session_rows(conn));
     menu.message = conn.message.take();
     let mut refresh = tokio::time::interval(REFRESH);
@@ -43,7 +43,8 @@ pub(super) async fn watch_menu(conn: &mut Connection) -> Result<(), End> {
                     menu.resize(cols, rows);
                 }
                 Step::Key(key) => match menu.handle_key(key) {
-                    MenuAction::None => {}
+                    // Without the multi-view, the menu never asks for it.
+                    MenuAction::None | MenuAction::MultiView(_) => {}
                     MenuAction::Quit => return Ok(()),
                     MenuAction::Watch(id) => {
                         menu.message = watch(conn, &id).await?;
@@ -51,11 +52,6 @@ pub(super) async fn watch_menu(conn: &mut Connection) -> Result<(), End> {
                         let (cols, rows) = conn.out.size;
                         menu.resize(cols, rows);
                         menu.update(session_rows(conn));
-                    }
-                    MenuAction::MultiView(_) => {
-                        menu.message = Some(
-                            "Several games at once: that is the dgate client's multi-view.".into(),
-                        );
                     }
                     MenuAction::Recent => {
                         menu.message = recent(conn).await?;

@@ -1,7 +1,10 @@
 //! The SSH front end through an in-process russh client with its own screen:
 //! every menu key, register and log in (menus, password and public key), the
 //! watch menu and a watcher's screen equal to the player's, playing and
-//! resizing, bad input, and the limits.
+//! resizing, bad input, and the limits. What dgamelaunch players expect of
+//! it has modules of its own: `logins` (the ssh command to come back with, a
+//! refused login's reason in the real OpenSSH client) and `watching` (the
+//! help, the status line through resizes, cropping that keeps the bottom rows).
 
 use crate::common;
 
@@ -10,6 +13,7 @@ use common::*;
 use russh::keys::PrivateKey;
 
 mod logins;
+mod watching;
 
 const SIZE: (u16, u16) = (100, 30);
 
