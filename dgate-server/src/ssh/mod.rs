@@ -13,6 +13,7 @@ mod accounts;
 mod banners;
 mod closable;
 mod connection;
+mod fence;
 mod options;
 mod output;
 mod play;

@@ -1,6 +1,7 @@
 //! Watching over SSH: the watch menu (the dgate client's, offering what works
-//! here), one game (its own bytes passed through when it fits, a cropped view
-//! drawn when it does not), and the recent games with their replays. The watcher's life is
+//! here), one game (its own bytes passed through when it fits, fenced in
+//! when the terminal is larger, a cropped view drawn when it does not), and
+//! the recent games with their replays. The watcher's life is
 //! [`crate::viewing::Watch`]'s; this only draws.
 
 use std::time::{Instant, SystemTime};
@@ -16,6 +17,7 @@ use dgate_tui::replay_screen::{Progress, ReplayScreen, Steer};
 use dgate_tui::watch_menu::{Features, MenuAction, SessionRow, WatchMenu};
 
 use super::connection::{Connection, End, REFRESH, RESET, Step};
+use super::fence::{Breach, Fence};
 use crate::broadcast::Delivery;
 use crate::config::TermSize;
 use crate::game::recordings::{self, Entry, ReplayControl, ReplayEvent};
@@ -194,7 +196,8 @@ enum Drawing {
     /// Until the next snapshot decides.
     Undecided,
     /// The game fits: its own bytes pass through (the hub's snapshots and
-    /// frames, and no screen model parsed here per watcher).
+    /// frames, and no screen model parsed here per watcher), fenced in
+    /// when the terminal is larger ([`Fence`]).
     Passthrough,
     /// The game is larger than this terminal: a cropped view drawn from the
     /// view's model, which follows the cursor, with a status line.
@@ -217,6 +220,8 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
     let summary = watch.session().summary();
     let mut view = GameView::new(SessionRow::from_summary(&summary, SystemTime::now()));
     let mut drawing = Drawing::Undecided;
+    // While a game smaller than this terminal passes through.
+    let mut fence: Option<Fence> = None;
     let removed = watch.removed().clone();
     let outcome = loop {
         tokio::select! {
@@ -224,6 +229,16 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
                 let Some(delivery) = delivery else { break None };
                 if let (Drawing::Passthrough, Delivery::Frame(frame)) = (drawing, &delivery) {
                     conn.out.write(frame.data.clone()).await?;
+                    match fence.as_mut().map_or(Breach::None, |f| f.check(&frame.data)) {
+                        Breach::None => {}
+                        Breach::StatusErased => write_status(conn, &view).await?,
+                        Breach::Escaped => {
+                            // Redraw from the screen as it is, which the
+                            // player's terminal kept within its edges.
+                            watch.request_snapshot();
+                            drawing = Drawing::Undecided;
+                        }
+                    }
                     continue;
                 }
                 if let Update::Ended(why) = view.apply(game_event(&delivery)) {
@@ -237,9 +252,12 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
                         drawing = Drawing::Undecided;
                     }
                     Delivery::Snapshot(s) if fits(view.size(), conn.out.size) => {
-                        // (Re)start the passthrough from the screen as it is.
+                        // (Re)start the passthrough from the screen as it
+                        // is, within the game's edges.
                         conn.out.forget_screen();
-                        conn.out.write([RESET, &s.data[..]].concat()).await?;
+                        fence = Fence::around(view.size(), conn.out.size);
+                        let setup = fence.as_ref().map(Fence::setup).unwrap_or_default();
+                        conn.out.write([RESET, &setup, &s.data[..]].concat()).await?;
                         write_status(conn, &view).await?;
                         drawing = Drawing::Passthrough;
                     }
@@ -270,6 +288,8 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
             }
         }
     };
+    // The game's scroll region and modes stay with the game.
+    conn.out.write(RESET).await?;
     Ok(outcome)
 }
 
@@ -303,9 +323,11 @@ async fn write_status(conn: &Connection, view: &GameView) -> Result<(), End> {
     let mut status = view.status_line(area).to_string();
     status.push_str(" · q: back");
     let status: String = status.chars().take(usize::from(cols)).collect();
+    // Origin mode off, so that the row is the terminal's, not the game's
+    // scroll region's; the cursor save restores it.
     conn.out
         .write(format!(
-            "\x1b7\x1b[{};1H\x1b[0;7m{status}\x1b[K\x1b[0m\x1b8",
+            "\x1b7\x1b[?6l\x1b[{};1H\x1b[0;7m{status}\x1b[K\x1b[0m\x1b8",
             game.rows + 1
         ))
         .await?;

@@ -1,7 +1,8 @@
 //! Watching over SSH as a spectator expects it: a help that offers only what
-//! works here.
+//! works here, and the status line through the player's resizes.
 
 use super::anonymous;
+use crate::common::ssh::SshTerminal;
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,5 +50,73 @@ async fn the_watch_menus_help_lists_only_what_works_over_ssh() {
         })
         .await;
     }
+    server.shutdown().await;
+}
+
+/// The watcher's first `rows` rows are the player's, and the row below them
+/// is the status line naming the game at that size.
+fn game_and_status(t: &SshTerminal, player: &[String], cols: u16, rows: u16) -> bool {
+    let shown = t.rows(cols, rows + 1);
+    let status = format!("pia · TEST · {cols}x{rows} · 1 watching");
+    shown[..usize::from(rows)] == *player && shown[usize::from(rows)].contains(&status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchers_status_line_survives_the_players_resizes() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("pia", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"ff").await;
+    player.wait_for_text("frame 000002").await.expect("frames");
+
+    // A watcher whose terminal (100x30) is larger than every size below.
+    let mut t = anonymous(&server).await;
+    t.send(b"wa").await;
+    let expected = player.rows();
+    t.wait_until("the game at 80x24 and the status line", |t| {
+        game_and_status(t, &expected, 80, 24)
+    })
+    .await;
+
+    // The player shrinks the game, then grows it; the game draws after each.
+    for (cols, rows) in [(70, 20), (60, 16), (90, 26)] {
+        player.send_resize(cols.into(), rows.into()).await;
+        player.send(b"sff").await;
+        player
+            .wait_for_text(&format!("SIZE {cols}x{rows}"))
+            .await
+            .expect("the game's new size");
+        player
+            .catch_up(&server.hub(&game.id))
+            .await
+            .expect("the player's screen");
+        let expected = player.rows();
+        t.wait_until(
+            &format!("the game at {cols}x{rows} and the status line"),
+            |t| game_and_status(t, &expected, cols, rows),
+        )
+        .await;
+        // Below the status line, nothing.
+        let below = t.rows(100, 30);
+        assert!(
+            below[usize::from(rows) + 1..].iter().all(String::is_empty),
+            "rows below the status line at {cols}x{rows}:\n{}",
+            below.join("\n")
+        );
+    }
+    // The game switches to the alternate screen (and clears it): the status
+    // line is written on that screen too.
+    player.send(b"a").await;
+    player
+        .wait_for_text("ALTERNATE SCREEN")
+        .await
+        .expect("the alternate screen");
+    let expected = player.rows();
+    t.wait_until("the alternate screen and the status line", |t| {
+        game_and_status(t, &expected, 90, 26)
+    })
+    .await;
     server.shutdown().await;
 }
