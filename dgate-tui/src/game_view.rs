@@ -1,6 +1,6 @@
 //! A game's screen as the client shows it: [`ScreenView`] draws a screen
-//! model into whatever area it gets (cropped around the cursor when the game
-//! is larger, centred when smaller), and [`GameView`] is one watched game: the
+//! model into whatever area it gets (cropped as [`crate::crop`] says when
+//! the game is larger, centred when smaller), and [`GameView`] is one watched game: the
 //! server's snapshot and then its frames (as [`GameEvent`]s), and its status
 //! line.
 
@@ -13,6 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 use tui_term::widget::{Cursor, PseudoTerminal};
 
+use crate::crop::{Crop, Shown};
 use crate::watch_menu::SessionRow;
 
 /// A game on screen. Everything the server sends for the session goes through
@@ -41,13 +42,6 @@ pub enum Update {
     Ended(String),
     /// Nothing to show (the connect reply).
     Nothing,
-}
-
-/// The top-left game cell shown in the viewer's area.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Crop {
-    pub top: u16,
-    pub left: u16,
 }
 
 impl GameView {
@@ -250,17 +244,15 @@ impl ScreenView {
         self.model.size()
     }
 
-    /// Draws the game into `area` and returns where the game's cursor is, if
-    /// it is visible there.
+    /// Draws the game into `area` (cropped as [`crate::crop`] says when it
+    /// is larger) and returns where the game's cursor is, if it is visible
+    /// there.
     pub fn draw(&mut self, area: Rect, buf: &mut Buffer) -> Option<Position> {
         let screen = self.model.screen();
         let (rows, cols) = screen.size();
         let (width, height) = (cols.min(area.width), rows.min(area.height));
         let (cursor_row, cursor_col) = screen.cursor_position();
-        self.crop = Crop {
-            top: follow(self.crop.top, cursor_row, rows, height),
-            left: follow(self.crop.left, cursor_col, cols, width),
-        };
+        let shown = self.crop.place(screen, width, height);
         // Centred when the area is larger than the game.
         let target = Rect {
             x: area.x + (area.width - width) / 2,
@@ -268,17 +260,15 @@ impl ScreenView {
             width,
             height,
         };
-        let window = Window::of(screen, self.crop, width, height);
+        let window = Window::of(screen, &shown, width);
         // The real terminal cursor is placed by the caller; a drawn one would
         // cover the character under it.
         PseudoTerminal::new(&window)
             .cursor(Cursor::default().visibility(false))
             .render(target, buf);
-        let (row, col) = (
-            cursor_row.checked_sub(self.crop.top)?,
-            cursor_col.checked_sub(self.crop.left)?,
-        );
-        (!screen.hide_cursor() && row < height && col < width)
+        let row = u16::try_from(shown.rows.iter().position(|r| *r == cursor_row)?).ok()?;
+        let col = cursor_col.checked_sub(shown.left)?;
+        (!screen.hide_cursor() && col < width)
             .then(|| Position::new(target.x + col, target.y + row))
     }
 
@@ -287,23 +277,6 @@ impl ScreenView {
         let size = self.size();
         size.cols > area.width || size.rows > area.height
     }
-}
-
-/// The first game line (or column) to show so that `cursor` stays visible,
-/// moving the window only when the cursor comes within a quarter of an edge.
-pub fn follow(offset: u16, cursor: u16, game: u16, visible: u16) -> u16 {
-    if visible == 0 || game <= visible {
-        return 0;
-    }
-    let max = game - visible;
-    let margin = visible / 4;
-    let mut offset = offset.min(max);
-    if cursor < offset + margin {
-        offset = cursor.saturating_sub(margin);
-    } else if cursor >= offset + visible - margin {
-        offset = (cursor + margin + 1).saturating_sub(visible);
-    }
-    offset.min(max)
 }
 
 /// The visible window of a game's screen, in the shape tui-term draws.
@@ -318,10 +291,10 @@ struct WindowCell {
 }
 
 impl Window {
-    fn of(screen: &dgate_term::vt::Terminal, crop: Crop, width: u16, height: u16) -> Self {
-        let mut cells = Vec::with_capacity(usize::from(width) * usize::from(height));
-        for row in crop.top..crop.top + height {
-            for col in crop.left..crop.left + width {
+    fn of(screen: &dgate_term::vt::Terminal, shown: &Shown, width: u16) -> Self {
+        let mut cells = Vec::with_capacity(usize::from(width) * shown.rows.len());
+        for &row in &shown.rows {
+            for col in shown.left..shown.left + width {
                 cells.push(match screen.cell(row, col) {
                     Some(cell) => WindowCell {
                         // A wide character's second half draws nothing.
@@ -596,6 +569,34 @@ mod tests {
     }
 
     #[test]
+    fn a_game_a_few_rows_taller_keeps_its_first_and_last_rows_in_view() {
+        // NetHack on a 100x30 terminal, watched at 80x24 with the status line.
+        let mut view = GameView::new(row(100, 30));
+        view.apply(output(
+            1,
+            b"\x1b[1;1HYou see here a scroll.\x1b[23;1HAgnes St:18/07\x1b[24;1HDlvl:1 HP:16(16)\
+              \x1b[12;40H@\x1b[12;40H",
+        ));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+        let mut cursor = None;
+        terminal
+            .draw(|f| cursor = view.render_with_status(f, f.area(), true))
+            .expect("draw");
+        let buf = terminal.backend().buffer().clone();
+        assert!(text_row(&buf, 0, 0, 80).starts_with("You see here a scroll."));
+        assert!(text_row(&buf, 21, 0, 80).starts_with("Agnes St:18/07"));
+        assert!(text_row(&buf, 22, 0, 80).starts_with("Dlvl:1 HP:16(16)"));
+        let status = text_row(&buf, 23, 0, 80);
+        assert!(
+            status.contains("100x30") && status.contains("cropped to 80x23"),
+            "{status}"
+        );
+        let cursor = cursor.expect("the hero is in view");
+        assert_eq!((cursor.x, cursor.y), (39, 11));
+        assert_eq!(buf[(cursor.x, cursor.y)].symbol(), "@");
+    }
+
+    #[test]
     fn a_larger_area_centres_the_game() {
         let mut view = GameView::new(row(20, 4));
         view.apply(output(1, b"top-left\x1b[4;1Hbottom"));
@@ -608,17 +609,6 @@ mod tests {
                 .to_string()
                 .contains("cropped")
         );
-    }
-
-    #[test]
-    fn the_window_moves_only_when_the_cursor_nears_an_edge() {
-        // 24 game rows in 10: a margin of 2.
-        assert_eq!(follow(0, 5, 24, 10), 0);
-        assert_eq!(follow(0, 8, 24, 10), 1);
-        assert_eq!(follow(5, 8, 24, 10), 5);
-        assert_eq!(follow(5, 6, 24, 10), 4);
-        assert_eq!(follow(0, 23, 24, 10), 14);
-        assert_eq!(follow(9, 3, 24, 24), 0);
     }
 
     #[test]

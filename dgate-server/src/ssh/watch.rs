@@ -200,7 +200,7 @@ enum Drawing {
     /// when the terminal is larger ([`Fence`]).
     Passthrough,
     /// The game is larger than this terminal: a cropped view drawn from the
-    /// view's model, which follows the cursor, with a status line.
+    /// view's model (as `dgate_tui::crop` places it), with a status line.
     Cropped,
 }
 

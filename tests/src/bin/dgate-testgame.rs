@@ -9,6 +9,7 @@
 //! - `a` / `A`: enter / leave the alternate screen (drawing on it)
 //! - `m`: turn on application cursor keys, keypad, bracketed paste and mouse
 //! - `s`: print the terminal size as the game sees it (`SIZE <cols>x<rows>`)
+//! - `z`: the same on the terminal's last row (`BOTTOM <cols>x<rows>`)
 //! - `x`: exit with `--exit-code`
 //! - `q`: exit with 0
 //!
@@ -166,7 +167,7 @@ fn main() -> ExitCode {
                 ),
                 b'A' => buf.extend_from_slice(b"\x1b[?1049l"),
                 b'm' => buf.extend_from_slice(b"\x1b[?1h\x1b=\x1b[?2004h\x1b[?1000h\x1b[?1006h"),
-                b's' => {
+                b's' | b'z' => {
                     let size = std::process::Command::new("stty")
                         .arg("size")
                         .stdin(std::process::Stdio::inherit())
@@ -176,7 +177,11 @@ fn main() -> ExitCode {
                         .unwrap_or_default();
                     let mut parts = size.split_whitespace();
                     let (rows, cols) = (parts.next().unwrap_or("?"), parts.next().unwrap_or("?"));
-                    let _ = write!(buf, "\x1b[3;1H\x1b[2KSIZE {cols}x{rows}");
+                    if key == b's' {
+                        let _ = write!(buf, "\x1b[3;1H\x1b[2KSIZE {cols}x{rows}");
+                    } else {
+                        let _ = write!(buf, "\x1b[{rows};1H\x1b[2KBOTTOM {cols}x{rows}");
+                    }
                 }
                 b'x' => {
                     game.flush(&mut buf);

@@ -1,8 +1,9 @@
 //! Watching over SSH as a spectator expects it: a help that offers only what
-//! works here, and the status line through the player's resizes.
+//! works here, the status line through the player's resizes, and a game
+//! taller than the terminal cropped without losing its bottom rows.
 
 use super::anonymous;
-use crate::common::ssh::SshTerminal;
+use crate::common::ssh::{Login, SshTerminal};
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,5 +119,71 @@ async fn the_watchers_status_line_survives_the_players_resizes() {
         game_and_status(t, &expected, 90, 26)
     })
     .await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_a_few_rows_taller_than_the_terminal_keeps_its_bottom_rows() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("quin", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send_resize(100, 30).await;
+    player.send(b"sfff").await;
+    player
+        .wait_for_text("SIZE 100x30")
+        .await
+        .expect("the game at 100x30");
+    player
+        .catch_up(&server.hub(&game.id))
+        .await
+        .expect("the player's screen");
+
+    // An 80x24 watcher: 23 rows for the game, the status line below them.
+    let mut t = SshTerminal::connect(server.ssh_addr, "guest", Login::None, (80, 24))
+        .await
+        .expect("anonymous login");
+    t.wait_for("=>").await;
+    t.send(b"wa").await;
+    // As NetHack draws on a 100x30 terminal: its status line on row 24, the
+    // rows below blank. The first row and the status line are both in view.
+    let player_rows = player.rows();
+    let (title, dlvl) = (player_rows[0].clone(), player_rows[23].clone());
+    assert!(dlvl.starts_with("Dlvl:1"), "{player_rows:#?}");
+    t.wait_until("the title and the Dlvl line", |t| {
+        let rows = t.rows(80, 24);
+        rows[0] == title && rows[22] == dlvl && rows[23].contains("cropped to 80x23")
+    })
+    .await;
+
+    // A line on the game's last row: the first row and the last two stay.
+    player.send(b"fz").await;
+    player
+        .wait_for_text("BOTTOM 100x30")
+        .await
+        .expect("the bottom line");
+    player
+        .catch_up(&server.hub(&game.id))
+        .await
+        .expect("the player's screen");
+    let player_rows = player.rows();
+    t.wait_until("the title and the game's last two rows", |t| {
+        let rows = t.rows(80, 24);
+        rows[0] == player_rows[0] && rows[21] == player_rows[28] && rows[22] == player_rows[29]
+    })
+    .await;
+    assert_eq!(player_rows[29], "BOTTOM 100x30");
+    // The frame the cursor is on is in view too.
+    player.send(b"f").await;
+    player.wait_for_text("frame 000005").await.expect("frame 5");
+    let frame_row = player
+        .rows()
+        .iter()
+        .find(|r| r.starts_with("frame 000005"))
+        .cloned()
+        .expect("frame 5 drawn");
+    t.wait_until("the latest frame", |t| t.rows(80, 24).contains(&frame_row))
+        .await;
     server.shutdown().await;
 }
