@@ -196,7 +196,13 @@ impl Source for GrpcSource {
                 }
             }
             Some(Response::Disconnected(d)) => Got::Ended(format!("disconnected: {}", d.reason)),
-            Some(Response::Connected(_) | Response::Notice(_)) | None => {
+            Some(
+                Response::Connected(_)
+                | Response::Notice(_)
+                | Response::Chat(_)
+                | Response::Audience(_),
+            )
+            | None => {
                 self.payload = bytes::Bytes::new();
                 Got::Other
             }

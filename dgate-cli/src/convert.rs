@@ -91,7 +91,7 @@ pub fn game_event(response: &Response) -> Option<GameEvent<'_>> {
             frames_skipped: snapshot.frames_skipped,
         },
         // For the player's own view (`dgate play`), not the game's screen.
-        Response::Notice(_) => return None,
+        Response::Notice(_) | Response::Chat(_) | Response::Audience(_) => return None,
         Response::Output(output) => GameEvent::Output {
             frame_id: output.frame_id,
             data: &output.data,

@@ -121,8 +121,20 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
                         }
                         notices.push(line);
                     }
+                    // The game's chat, live, on a row the game does not use.
+                    Some(Response::Chat(line)) if !line.history => {
+                        let (_, rows) = crossterm::terminal::size().unwrap_or((0, 0));
+                        if rows > raw.screen.size().rows {
+                            let text = notice_line(&pb::PlayerNotice {
+                                sender: line.sender,
+                                text: line.text,
+                                ..Default::default()
+                            });
+                            write(&mut out, &[spare_row(rows, &text).as_bytes()])?;
+                        }
+                    }
                     Some(Response::Disconnected(d)) => break format!("Disconnected: {}", d.reason),
-                    Some(Response::Connected(_)) | None => {}
+                    Some(Response::Connected(_) | Response::Chat(_) | Response::Audience(_)) | None => {}
                 },
                 Ok(None) => break "The server closed the connection.".to_owned(),
                 Err(e) => break format!("Connection lost: {}", describe(&e)),

@@ -32,6 +32,16 @@ pub type Tagged = (u64, StreamItem);
 #[derive(Debug)]
 pub struct SpectatorStream {
     task: JoinHandle<()>,
+    /// Lines for the game's chat.
+    chat: mpsc::Sender<String>,
+}
+
+impl SpectatorStream {
+    /// Says `text` in the game's chat; false when the stream is gone or
+    /// lines are queued faster than they are sent.
+    pub fn say(&self, text: String) -> bool {
+        self.chat.try_send(text).is_ok()
+    }
 }
 
 impl Drop for SpectatorStream {
@@ -49,6 +59,7 @@ pub fn spawn(
     key: u64,
     out: mpsc::Sender<Tagged>,
 ) -> SpectatorStream {
+    let (chat, lines) = mpsc::channel(8);
     let task = tokio::spawn(async move {
         let item = match forward(
             &connection,
@@ -57,6 +68,7 @@ pub fn spawn(
             viewer_size,
             key,
             &out,
+            lines,
         )
         .await
         {
@@ -65,7 +77,7 @@ pub fn spawn(
         };
         let _ = out.send((key, item)).await;
     });
-    SpectatorStream { task }
+    SpectatorStream { task, chat }
 }
 
 async fn forward(
@@ -75,6 +87,7 @@ async fn forward(
     (cols, rows): (u16, u16),
     key: u64,
     out: &mpsc::Sender<Tagged>,
+    mut chat: mpsc::Receiver<String>,
 ) -> Result<(), String> {
     let mut client = connection.games();
     let registration = pb::AddSpectatorRequest {
@@ -114,7 +127,19 @@ async fn forward(
         .into_inner();
     // `requests` stays open for as long as we watch: closing it would end the stream.
     loop {
-        match stream.message().await {
+        let message = tokio::select! {
+            message = stream.message() => message,
+            Some(text) = chat.recv() => {
+                let line = pb::GameIoRequest {
+                    request: Some(pb::game_io_request::Request::Chat(pb::ChatSend { text })),
+                };
+                if requests.send(line).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        match message {
             Ok(Some(message)) => {
                 if let Some(response) = message.response
                     && out

@@ -10,8 +10,8 @@ use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyM
 use dgate_proto::pb;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
-use ratatui::style::{Color, Style};
-use ratatui::text::Line;
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -29,6 +29,8 @@ use dgate_tui::watch_menu::{MenuAction, SessionRow, WatchMenu};
 
 /// The longest message to a player (the server's limit).
 const MESSAGE_CHARS: usize = 80;
+/// The longest chat line (the server's limit).
+const CHAT_CHARS: usize = 200;
 
 /// How often the list of games (and the watcher counts) is refreshed.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -273,8 +275,11 @@ struct Watching {
     zoomed: bool,
     /// `s` toggles it; by default shown when there is room for it.
     status_line: Option<bool>,
-    /// `m`: the message being typed to the focused game's player.
-    composing: Option<String>,
+    /// `m` or `c`: the line being typed (to the player, or to the chat).
+    composing: Option<(Compose, String)>,
+    /// `c` shows the chat pane over the game when there is no room beside
+    /// or below it.
+    chat_shown: bool,
     /// One line on the bottom row (a message's fate) until the next key.
     note: Option<String>,
 }
@@ -282,8 +287,24 @@ struct Watching {
 struct View {
     key: u64,
     game: GameView,
-    _stream: SpectatorStream,
+    stream: SpectatorStream,
+    /// The game's chat, as lines to show, oldest first.
+    chat: std::collections::VecDeque<Line<'static>>,
+    /// Who watches: names and the anonymous count.
+    audience: (Vec<String>, u32),
 }
+
+/// What a line being typed is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compose {
+    /// `m`: a message to the player.
+    Message,
+    /// `c`: a line for the game's chat.
+    Chat,
+}
+
+/// Chat lines a view keeps.
+const CHAT_KEPT: usize = 200;
 
 impl App {
     fn watch(&mut self, rows: Vec<SessionRow>) {
@@ -302,7 +323,9 @@ impl App {
                 View {
                     key: self.next_key,
                     game: GameView::new(row),
-                    _stream: stream,
+                    stream,
+                    chat: std::collections::VecDeque::new(),
+                    audience: (Vec::new(), 0),
                 }
             })
             .collect();
@@ -312,6 +335,7 @@ impl App {
             zoomed: false,
             status_line: None,
             composing: None,
+            chat_shown: false,
             note: None,
         });
     }
@@ -377,10 +401,23 @@ impl App {
         match key.code {
             _ if ctrl_c => self.leave(None),
             KeyCode::Char('m') => {
-                watching.composing = self.login.is_some().then(String::new);
+                watching.composing = self
+                    .login
+                    .is_some()
+                    .then(|| (Compose::Message, String::new()));
                 if self.login.is_none() {
                     watching.note =
                         Some("Log in (dgate login) to send messages to players.".to_owned());
+                }
+            }
+            KeyCode::Char('c') => {
+                watching.chat_shown = true;
+                watching.composing = self.login.is_some().then(|| (Compose::Chat, String::new()));
+                if self.login.is_none() {
+                    watching.note = Some(
+                        "Anonymous spectators read the chat; log in (dgate login) to write."
+                            .to_owned(),
+                    );
                 }
             }
             KeyCode::Char('q') | KeyCode::Esc if multi && watching.zoomed => {
@@ -414,11 +451,23 @@ impl App {
         let Some(watching) = &mut self.watching else {
             return;
         };
-        let Some(text) = &mut watching.composing else {
+        let Some((kind, text)) = &mut watching.composing else {
             return;
         };
+        let kind = *kind;
         match key.code {
-            KeyCode::Esc => watching.composing = None,
+            KeyCode::Esc => {
+                watching.composing = None;
+                watching.chat_shown = false;
+            }
+            KeyCode::Enter if kind == Compose::Chat => {
+                let text = std::mem::take(text);
+                watching.composing = None;
+                watching.chat_shown = false;
+                if !text.trim().is_empty() && !watching.views[watching.focus].stream.say(text) {
+                    watching.note = Some("Not sent: too many lines at once.".to_owned());
+                }
+            }
             KeyCode::Backspace => {
                 text.pop();
             }
@@ -445,7 +494,12 @@ impl App {
             }
             KeyCode::Char(c)
                 if !key.modifiers.contains(KeyModifiers::CONTROL)
-                    && text.chars().count() < MESSAGE_CHARS =>
+                    && text.chars().count()
+                        < if kind == Compose::Chat {
+                            CHAT_CHARS
+                        } else {
+                            MESSAGE_CHARS
+                        } =>
             {
                 text.push(c);
             }
@@ -461,6 +515,17 @@ impl App {
             return;
         };
         let update = match item {
+            StreamItem::Message(pb::game_io_response::Response::Chat(line)) => {
+                view.chat.push_back(chat_line(&line));
+                while view.chat.len() > CHAT_KEPT {
+                    view.chat.pop_front();
+                }
+                Update::Nothing
+            }
+            StreamItem::Message(pb::game_io_response::Response::Audience(audience)) => {
+                view.audience = (audience.names, audience.anonymous);
+                Update::Nothing
+            }
             StreamItem::Message(response) => match convert::game_event(&response) {
                 Some(event) => view.game.apply(event),
                 None => Update::Nothing,
@@ -503,10 +568,28 @@ impl App {
                     watching.focus
                 };
                 let status = watching.status_line;
+                let chat_shown = watching.chat_shown;
                 let view = &mut watching.views[at];
-                render_single(frame, area, &mut view.game, status);
+                match chat_place(area, view.game.size(), chat_shown) {
+                    ChatPlace::Beside { game, chat } | ChatPlace::Below { game, chat } => {
+                        render_single(frame, game, &mut view.game, status);
+                        render_chat(frame, chat, view);
+                    }
+                    ChatPlace::Over { chat } => {
+                        render_single(frame, area, &mut view.game, status);
+                        render_chat(frame, chat, view);
+                    }
+                    ChatPlace::Hidden => render_single(frame, area, &mut view.game, status),
+                }
             }
-            Some(watching) => render_grid(frame, area, watching),
+            Some(watching) => {
+                render_grid(frame, area, watching);
+                // The focused game's chat, over the grid when asked for.
+                if watching.chat_shown {
+                    let chat = bottom_rows(area, CHAT_OVERLAY_ROWS);
+                    render_chat(frame, chat, &watching.views[watching.focus]);
+                }
+            }
         }
         if let Some(watching) = &self.watching {
             render_message_line(frame, area, watching);
@@ -525,11 +608,14 @@ fn status_by_default(area: Rect, game: dgate_term::TermSize) -> bool {
 /// row while it lasts (over the status line when it is shown).
 fn render_message_line(frame: &mut Frame, area: Rect, watching: &Watching) {
     let line = match (&watching.composing, &watching.note) {
-        (Some(text), _) => {
+        (Some((Compose::Message, text)), _) => {
             let player = &watching.views[watching.focus].game.row.username;
             Line::from(format!(
                 "Message to {player} (Enter sends, Esc cancels): {text}"
             ))
+        }
+        (Some((Compose::Chat, text)), _) => {
+            Line::from(format!("Chat (Enter says it, Esc closes): {text}"))
         }
         (None, Some(note)) => Line::from(note.clone()),
         (None, None) => return,
@@ -549,6 +635,109 @@ fn render_message_line(frame: &mut Frame, area: Rect, watching: &Watching) {
         let x = row.x + end.min(row.width.saturating_sub(1));
         frame.set_cursor_position(Position::new(x, row.y));
     }
+}
+
+/// Where a single view's chat goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChatPlace {
+    /// A pane right of the game.
+    Beside {
+        game: Rect,
+        chat: Rect,
+    },
+    /// A pane under the game (and its status line).
+    Below {
+        game: Rect,
+        chat: Rect,
+    },
+    /// Over the bottom of the game, while `c` shows it.
+    Over {
+        chat: Rect,
+    },
+    Hidden,
+}
+
+/// The narrowest chat pane beside a game.
+const CHAT_MIN_COLS: u16 = 30;
+/// The fewest chat rows under a game (a border and three lines).
+const CHAT_MIN_ROWS: u16 = 4;
+/// The chat's rows over a game that leaves no room for it.
+const CHAT_OVERLAY_ROWS: u16 = 8;
+
+/// Beside the game when the terminal is wide enough, else below it when it
+/// is tall enough, else over it while `shown` (never over the game
+/// otherwise).
+fn chat_place(area: Rect, game: dgate_term::TermSize, shown: bool) -> ChatPlace {
+    if area.width >= game.cols + CHAT_MIN_COLS && area.height >= game.rows {
+        let [game, chat] =
+            Layout::horizontal([Constraint::Length(game.cols), Constraint::Min(0)]).areas(area);
+        return ChatPlace::Beside { game, chat };
+    }
+    // The game's rows and its status line.
+    let needed = game.rows.saturating_add(1);
+    if area.width >= game.cols && area.height >= needed + CHAT_MIN_ROWS {
+        let [game, chat] =
+            Layout::vertical([Constraint::Length(needed), Constraint::Min(0)]).areas(area);
+        return ChatPlace::Below { game, chat };
+    }
+    if shown {
+        return ChatPlace::Over {
+            chat: bottom_rows(area, CHAT_OVERLAY_ROWS),
+        };
+    }
+    ChatPlace::Hidden
+}
+
+/// The bottom `rows` of `area` (less the last row, kept for the prompt).
+fn bottom_rows(area: Rect, rows: u16) -> Rect {
+    let height = rows.min(area.height.saturating_sub(1));
+    Rect {
+        y: area.bottom().saturating_sub(height + 1),
+        height,
+        ..area
+    }
+}
+
+/// A view's chat: who watches in the title, the latest lines that fit.
+fn render_chat(frame: &mut Frame, area: Rect, view: &View) {
+    let (names, anonymous) = &view.audience;
+    let mut title = format!(" Chat · {} watching", names.len() + *anonymous as usize);
+    if !names.is_empty() {
+        title.push_str(&format!(": {}", names.join(", ")));
+    }
+    if *anonymous > 0 && !names.is_empty() {
+        title.push_str(&format!(" +{anonymous} anonymous"));
+    }
+    title.push(' ');
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    let lines: Vec<Line> = if view.chat.is_empty() {
+        vec![Line::from("No one has said anything yet; c to talk.").dim()]
+    } else {
+        let skip = view.chat.len().saturating_sub(usize::from(inner.height));
+        view.chat.iter().skip(skip).cloned().collect()
+    };
+    frame.render_widget(ratatui::widgets::Clear, area);
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// A chat event as the pane shows it, without a server's control
+/// characters: the player's name bold, admins marked, answers apart.
+fn chat_line(event: &pb::ChatEvent) -> Line<'static> {
+    let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
+    if event.answer {
+        return Line::from(format!("» {}", clean(&event.text))).fg(Color::Yellow);
+    }
+    let mut sender = Span::from(clean(&event.sender));
+    if event.from_player {
+        sender = sender.bold();
+    }
+    let mut spans = vec![sender];
+    if event.from_admin {
+        spans.push(Span::from(" [admin]").fg(Color::Red));
+    }
+    spans.push(Span::from(format!(": {}", clean(&event.text))));
+    Line::from(spans)
 }
 
 /// One game on the whole screen, with its status line at the bottom unless

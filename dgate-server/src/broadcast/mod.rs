@@ -1,7 +1,9 @@
 //! Broadcasting one game: the hub (its ordered pipeline from the PTY reader to
-//! every subscriber) and the spectator registry (who is watching).
+//! every subscriber), the spectator registry (who is watching) and the chat
+//! (its lines fanned out the same way).
 //! Neither knows about networks, protocols or accounts.
 
+pub mod chat;
 pub mod hub;
 pub mod spectators;
 

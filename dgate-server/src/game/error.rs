@@ -39,6 +39,9 @@ pub enum SessionError {
     ShuttingDown,
     #[error("{0}")]
     Limit(String),
+    /// The player's rules (or a chat's) say no, for this reason.
+    #[error("{0}")]
+    NotAllowed(String),
 }
 
 impl SessionError {

@@ -20,6 +20,8 @@ use crate::broadcast::{HubCounters, HubOptions, SpectatorRegistry};
 use crate::config::{Config, GameConfig, TermSize};
 use crate::limits::{AddressLimiter, Trusted};
 use crate::metrics::Metrics;
+use crate::viewing::audience::Audiences;
+use crate::viewing::chat::ChatLimit;
 use dgate_term::recording::EndReason;
 
 /// What a start request asks for.
@@ -62,6 +64,10 @@ struct Inner {
     library: recordings::Library,
     /// Messages to players: the senders' rate limit, the announcements.
     messenger: messages::Messenger,
+    /// Players' rules for their audiences.
+    audiences: Audiences,
+    /// Chat lines each user said lately.
+    chat_limit: ChatLimit,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -100,6 +106,7 @@ impl SessionManager {
                 spectator_addresses,
                 library,
                 data_dir: config.data_dir.clone(),
+                audiences: Audiences::new(&config.data_dir),
                 config,
                 sessions: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
@@ -107,6 +114,7 @@ impl SessionManager {
                 metrics: Arc::new(Metrics::new()),
                 shutting_down: CancellationToken::new(),
                 messenger: messages::Messenger::default(),
+                chat_limit: ChatLimit::default(),
             }),
         }
     }
@@ -123,6 +131,16 @@ impl SessionManager {
             .ttyrec
             .directory
             .clone()
+    }
+
+    /// Players' rules for who watches them and speaks in their chats.
+    pub fn audiences(&self) -> &Audiences {
+        &self.inner.audiences
+    }
+
+    /// The chat's rate limit, over every game.
+    pub fn chat_limit(&self) -> &ChatLimit {
+        &self.inner.chat_limit
     }
 
     /// Messages to players ([`messages`]).
@@ -269,6 +287,7 @@ impl SessionManager {
         if let Some(environment) = hook_environment {
             command.environment = environment;
         }
+        let audience = inner.audiences.of(&request.username);
         let info = SessionInfo {
             id: uuid::Uuid::new_v4().simple().to_string(),
             user_id: request.user_id,
@@ -303,6 +322,7 @@ impl SessionManager {
             &command,
             hub,
             spectators,
+            audience,
             Arc::clone(&metrics),
             move |s| {
                 metrics.game_sessions_active.get_or_create(&label).dec();

@@ -27,6 +27,12 @@ use dgate_term::recording::{MetaResize, RecordingMeta};
 use dgate_term::ttyrec::write_record;
 
 /// The plain recording's path for a session.
+/// Where a game's chat is kept beside its recording at `recording`
+/// (`X.ttyrec` -> `X.chat.jsonl`).
+pub fn chat_path(recording: &Path) -> PathBuf {
+    recording.with_extension("chat.jsonl")
+}
+
 pub fn recording_path(directory: &Path, session: &Session) -> PathBuf {
     let start = humantime::format_rfc3339_millis(session.info.started_at).to_string();
     directory
@@ -77,7 +83,10 @@ fn record(
 ) {
     let id = &session.info.id;
     let mut file = match create(path) {
-        Ok(file) => Some(file),
+        Ok(file) => {
+            session.chat.record_to(chat_path(path));
+            Some(file)
+        }
         Err(e) => {
             error!(session_id = %id, path = %path.display(), error = %e, "cannot record this game");
             None
@@ -106,6 +115,7 @@ fn record(
     );
     let Some(file) = file else { return };
     drop(file);
+    session.chat.stop_recording();
     meta.end = humantime::format_rfc3339_millis(session.ended_at().unwrap_or_else(SystemTime::now))
         .to_string();
     meta.exit_code = exit.as_ref().and_then(GameExit::code);
@@ -273,7 +283,7 @@ pub fn sweep(directory: &Path, retention_days: u32, now: SystemTime) -> io::Resu
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
-            let ours = [".ttyrec", ".ttyrec.gz", ".json"]
+            let ours = [".ttyrec", ".ttyrec.gz", ".json", ".chat.jsonl"]
                 .iter()
                 .any(|s| name.ends_with(s));
             if kind.is_file() && ours && entry.metadata()?.modified()? < cutoff {

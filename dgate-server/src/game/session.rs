@@ -26,11 +26,13 @@ use super::inprogress::InProgress;
 use super::messages::{Notice, Notices};
 use super::pty::{GameCommand, GameProcess, pty_size, spawn};
 use crate::accounts::User;
+use crate::broadcast::chat::ChatRoom;
 use crate::broadcast::{
     GameExit, Hub, HubOptions, Publisher, Resizer, SpectatorRegistry, pipeline,
 };
 use crate::config::TermSize;
 use crate::metrics::Metrics;
+use crate::viewing::audience::Audience;
 use dgate_term::listing::{ExtraInfo, SessionSummary, SpectatorSummary};
 use dgate_term::recording::EndReason;
 
@@ -76,6 +78,10 @@ pub struct Session {
     extra_info: Mutex<Option<ExtraInfoFile>>,
     /// Messages for the player's views (spectators' `m`, announcements).
     notices: tokio::sync::broadcast::Sender<Notice>,
+    /// The game's chat.
+    pub chat: ChatRoom,
+    /// The player's rules for their audience (shared by their games).
+    audience: Arc<Audience>,
 }
 
 /// The PTY's master side and the hub's resizer: the terminal's size changes
@@ -119,6 +125,7 @@ impl Session {
         command: &GameCommand,
         hub: HubOptions,
         spectators: SpectatorRegistry,
+        audience: Arc<Audience>,
         metrics: Arc<Metrics>,
         on_end: impl FnOnce(&Arc<Session>) + Send + 'static,
     ) -> Result<Arc<Self>, SessionError> {
@@ -152,6 +159,8 @@ impl Session {
             in_progress: Mutex::new(None),
             extra_info: Mutex::new(None),
             notices: tokio::sync::broadcast::channel(NOTICE_QUEUE).0,
+            chat: ChatRoom::default(),
+            audience,
             info,
         });
         let spawned = std::thread::Builder::new()
@@ -242,6 +251,11 @@ impl Session {
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
             .and_then(ExtraInfoFile::current)
+    }
+
+    /// The player's rules for who watches and speaks.
+    pub fn audience(&self) -> &Arc<Audience> {
+        &self.audience
     }
 
     /// Tells the player's views (if any are attached) of `notice`.

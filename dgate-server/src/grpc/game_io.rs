@@ -17,8 +17,10 @@ use tracing::debug;
 use super::convert::{delivery_message, term_size};
 use crate::accounts::{Revocation, User};
 use crate::broadcast::Delivery;
-use crate::game::SessionManager;
+use crate::broadcast::chat::{ChatItem, ChatLine};
 use crate::game::messages::{Notice, Notices};
+use crate::game::{Session, SessionManager};
+use crate::viewing::chat::{self, Said};
 use crate::viewing::{Play, PlayerInput, Transport, Watch};
 
 /// The largest input message a stream accepts.
@@ -109,6 +111,9 @@ enum Step {
     Idle,
     Delivery(Option<Delivery>),
     Notice(Notice),
+    Chat(ChatItem),
+    Answer(String),
+    AudienceCheck,
     Input(InputEnd),
     PushedOut,
     /// The caller's account was banned or its password changed.
@@ -131,6 +136,7 @@ fn shutdown_notice(session_id: &str) -> pb::GameIoResponse {
 /// Dropping the stream (the client gone) drops the viewer, which cleans up.
 pub fn responses(
     mut viewer: Viewer,
+    caller: Option<User>,
     manager: SessionManager,
     inbound: Streaming<pb::GameIoRequest>,
     revocation: Option<Arc<Revocation>>,
@@ -160,12 +166,32 @@ pub fn responses(
             ),
         };
         let is_spectator = input.is_none();
+        let session = match &viewer {
+            Viewer::Player(play) => Arc::clone(play.session()),
+            Viewer::Spectator(watch) => Arc::clone(watch.session()),
+        };
+        // The chat: its history first, then each line; answers to this
+        // stream's own lines; who is watching whenever it changes.
+        let (history, mut chat) = session.chat.join();
+        for line in history {
+            yield Ok(chat_event(&line, true));
+        }
+        let mut audience = audience_of(&session);
+        yield Ok(message(Out::Audience(audience.clone())));
+        let mut audience_check = tokio::time::interval(AUDIENCE_CHECK);
+        let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<String>(8);
+        let speaker = Speaker {
+            session: Arc::clone(&session),
+            manager: manager.clone(),
+            who: caller,
+            answers: answers_tx,
+        };
         // Messages for the player; spectators get none.
         let mut notices = match &viewer {
             Viewer::Player(play) => Some(play.session().notices()),
             Viewer::Spectator(_) => None,
         };
-        let input = tokio::spawn(read_input(input, inbound));
+        let input = tokio::spawn(read_input(input, speaker, inbound));
         // Aborted however the stream ends.
         let _input = AbortOnDrop(input.abort_handle());
         let mut input = input;
@@ -187,6 +213,9 @@ pub fn responses(
                 () = &mut idle => Step::Idle,
                 delivery = viewer.next() => Step::Delivery(delivery),
                 notice = next_notice(&mut notices) => Step::Notice(notice),
+                item = chat.next() => Step::Chat(item),
+                Some(answer) = answers.recv() => Step::Answer(answer),
+                _ = audience_check.tick() => Step::AudienceCheck,
                 end = &mut input => Step::Input(end.unwrap_or(InputEnd::Closed)),
                 () = &mut pushed_out => Step::PushedOut,
                 () = &mut revoked => Step::Revoked,
@@ -227,6 +256,27 @@ pub fn responses(
                     }
                 }
                 Step::Delivery(None) => break,
+                Step::Chat(ChatItem::Line(line)) => yield Ok(chat_event(&line, false)),
+                Step::Chat(ChatItem::Skipped(lines)) => {
+                    for line in lines {
+                        yield Ok(chat_event(&line, false));
+                    }
+                }
+                Step::Answer(text) => {
+                    yield Ok(message(Out::Chat(pb::ChatEvent {
+                        text,
+                        sent_at: Some(std::time::SystemTime::now().into()),
+                        answer: true,
+                        ..Default::default()
+                    })));
+                }
+                Step::AudienceCheck => {
+                    let now = audience_of(&session);
+                    if now != audience {
+                        audience = now;
+                        yield Ok(message(Out::Audience(audience.clone())));
+                    }
+                }
                 Step::Notice(notice) => {
                     yield Ok(message(Out::Notice(pb::PlayerNotice {
                         announcement: notice.sender.is_none(),
@@ -270,6 +320,63 @@ async fn next_notice(notices: &mut Option<Notices>) -> Notice {
     }
 }
 
+/// How often a stream looks whether its audience changed.
+const AUDIENCE_CHECK: Duration = Duration::from_secs(1);
+
+/// A chat line as its event.
+fn chat_event(line: &ChatLine, history: bool) -> pb::GameIoResponse {
+    message(Out::Chat(pb::ChatEvent {
+        id: line.id,
+        sender: line.sender.clone(),
+        text: line.text.clone(),
+        sent_at: Some(line.sent_at.into()),
+        from_player: line.from_player,
+        from_admin: line.from_admin,
+        answer: false,
+        history,
+    }))
+}
+
+/// Who watches `session` now: names in the order they came, and the
+/// anonymous count.
+fn audience_of(session: &Session) -> pb::AudienceInfo {
+    let registry = session.spectators.load();
+    let mut info = pb::AudienceInfo::default();
+    for spectator in registry.in_join_order() {
+        if spectator.user_id == 0 {
+            info.anonymous += 1;
+        } else {
+            info.names.push(spectator.username.clone());
+        }
+    }
+    info
+}
+
+/// A stream's way into its game's chat.
+struct Speaker {
+    session: Arc<Session>,
+    manager: SessionManager,
+    who: Option<User>,
+    /// Answers for this stream alone.
+    answers: tokio::sync::mpsc::Sender<String>,
+}
+
+impl Speaker {
+    async fn say(&self, text: &str) {
+        let answer = match chat::say(
+            &self.session,
+            self.manager.chat_limit(),
+            self.who.as_ref(),
+            text,
+        ) {
+            Ok(Said::Posted) => return,
+            Ok(Said::Answer(answer)) => answer,
+            Err(e) => e.to_string(),
+        };
+        let _ = self.answers.send(answer).await;
+    }
+}
+
 /// Aborts the stream's input task when the stream goes.
 struct AbortOnDrop(tokio::task::AbortHandle);
 
@@ -297,6 +404,7 @@ fn disconnected(session_id: &str, reason: &str) -> pb::GameIoResponse {
 /// input is dropped, except that a `q` ends its stream.
 async fn read_input(
     player: Option<PlayerInput>,
+    speaker: Speaker,
     mut inbound: Streaming<pb::GameIoRequest>,
 ) -> InputEnd {
     loop {
@@ -334,6 +442,7 @@ async fn read_input(
                     None => debug!(bytes = input.data.len(), "spectator input dropped"),
                 }
             }
+            In::Chat(line) => speaker.say(&line.text).await,
             In::Resize(resize) => {
                 // Viewers never resize the game: only the player's size counts.
                 let Some(player) = &player else { continue };

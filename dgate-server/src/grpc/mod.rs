@@ -274,9 +274,10 @@ impl GameService for GameServiceImpl {
         let revocation = caller
             .as_ref()
             .map(|user| self.auth.live().watch(user, CancellationToken::new()));
-        let viewer = Viewer::connect(&self.manager, &connect, caller)?;
+        let viewer = Viewer::connect(&self.manager, &connect, caller.clone())?;
         Ok(Response::new(Box::pin(game_io::responses(
             viewer,
+            caller,
             self.manager.clone(),
             inbound,
             revocation,

@@ -22,9 +22,9 @@ impl From<SessionError> for Status {
             }
             SessionError::Invalid { .. } => Status::invalid_argument(message),
             SessionError::LoginRequired(_) => Status::unauthenticated(message),
-            SessionError::NotRegistered | SessionError::NotYours { .. } => {
-                Status::permission_denied(message)
-            }
+            SessionError::NotRegistered
+            | SessionError::NotYours { .. }
+            | SessionError::NotAllowed(_) => Status::permission_denied(message),
             SessionError::SpectatorsFull(_) | SessionError::Limit(_) => {
                 Status::resource_exhausted(message)
             }

@@ -4,6 +4,8 @@
 //! ([`play`]). The front ends (gRPC, SSH, the browser) open one of these and
 //! only encode what it yields into their own bytes.
 
+pub mod audience;
+pub mod chat;
 pub mod play;
 pub mod watch;
 

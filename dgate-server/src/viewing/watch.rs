@@ -41,6 +41,9 @@ pub fn register(
     }
     may_watch(manager.config(), who.is_some())?;
     let session = manager.get(session_id)?;
+    if let Some(why) = session.audience().refuses(who) {
+        return Err(SessionError::NotAllowed(why));
+    }
     let (user_id, username) = match who {
         // Account ids beyond i32 do not occur; such a viewer counts as anonymous.
         Some(user) => (i32::try_from(user.id).unwrap_or(0), user.username.as_str()),

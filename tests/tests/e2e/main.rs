@@ -11,6 +11,7 @@ mod common;
 mod accounts;
 mod bench;
 mod binaries;
+mod chat;
 mod client;
 mod errors;
 mod import;

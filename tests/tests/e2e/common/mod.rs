@@ -395,6 +395,10 @@ pub struct Viewer {
     pub ended: bool,
     /// Every frame as received: id, timestamp, bytes.
     pub frames: Vec<(u64, std::time::SystemTime, bytes::Bytes)>,
+    /// The chat as this stream was given it, answers to it included.
+    pub chat: Vec<pb::ChatEvent>,
+    /// Who watches, as last told: names and the anonymous count.
+    pub audience: Option<(Vec<String>, u32)>,
 }
 
 fn connect_request(session_id: &str, username: &str, spectator_id: &str) -> pb::GameIoRequest {
@@ -510,7 +514,34 @@ impl Viewer {
             last_frame: 0,
             ended: false,
             frames: Vec::new(),
+            chat: Vec::new(),
+            audience: None,
         })
+    }
+
+    /// Says `text` in the game's chat.
+    pub async fn say(&self, text: &str) {
+        self.input
+            .send(pb::GameIoRequest {
+                request: Some(In::Chat(pb::ChatSend { text: text.into() })),
+            })
+            .await
+            .expect("send a chat line");
+    }
+
+    /// Reads until a chat event satisfies `wanted`; that event.
+    pub async fn wait_for_chat(
+        &mut self,
+        wanted: impl Fn(&pb::ChatEvent) -> bool,
+    ) -> anyhow::Result<pb::ChatEvent> {
+        loop {
+            if let Some(event) = self.chat.iter().find(|e| wanted(e)) {
+                return Ok(event.clone());
+            }
+            if !self.step().await? {
+                bail!("the stream ended; chat so far: {:?}", self.chat);
+            }
+        }
     }
 
     /// Sends keystrokes (as the player they reach the game).
@@ -603,6 +634,8 @@ impl Viewer {
             Out::Notice(n) => self
                 .seen
                 .push(Seen::Notice(n.sender, n.text, n.announcement)),
+            Out::Chat(line) => self.chat.push(line),
+            Out::Audience(a) => self.audience = Some((a.names, a.anonymous)),
             Out::Connected(c) => bail!("a second `connected`: {c:?}"),
         }
         Ok(true)

@@ -1,0 +1,138 @@
+//! Who may say what in a game's chat, the same on every transport: logged-in
+//! spectators and the player write, anonymous spectators only read; the
+//! sender's name is their login's; a line is at most [`MAX_CHARS`]
+//! characters without control characters; each user says at most
+//! [`PER_WINDOW`] lines per [`WINDOW`]. A line starting with `/` is a
+//! command of the player (or an admin): the [`audience`](super::audience)
+//! rules, applied at once to whoever watches now.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tracing::info;
+
+use super::audience::{Block, Command};
+use crate::accounts::User;
+use crate::game::{Session, SessionError};
+
+/// The longest line, in characters.
+pub const MAX_CHARS: usize = 200;
+/// Lines one user may say per [`WINDOW`].
+pub const PER_WINDOW: usize = 5;
+pub const WINDOW: Duration = Duration::from_secs(10);
+
+/// What came of a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    /// It is in the chat.
+    Posted,
+    /// For the sender alone: a command's result, or why the line went
+    /// nowhere.
+    Answer(String),
+}
+
+/// The lines each user said lately, for the rate limit.
+#[derive(Debug, Default)]
+pub struct ChatLimit(Mutex<HashMap<String, VecDeque<Instant>>>);
+
+impl ChatLimit {
+    fn allow(&self, user: &str) -> Result<(), SessionError> {
+        let now = Instant::now();
+        let mut said = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        said.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < WINDOW);
+            !times.is_empty()
+        });
+        let times = said.entry(user.to_lowercase()).or_default();
+        if times.len() >= PER_WINDOW {
+            return Err(SessionError::Limit(format!(
+                "at most {PER_WINDOW} lines per {} s; wait a moment",
+                WINDOW.as_secs()
+            )));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+}
+
+/// `text` from `who` (anonymous when `None`) in `session`'s chat.
+pub fn say(
+    session: &Session,
+    limit: &ChatLimit,
+    who: Option<&User>,
+    text: &str,
+) -> Result<Said, SessionError> {
+    let Some(user) = who else {
+        return Err(SessionError::LoginRequired(
+            "log in to chat; anonymous spectators only read".into(),
+        ));
+    };
+    let text: String = text.chars().filter(|c| !c.is_control()).collect();
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(SessionError::invalid("chat line", "it is empty"));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_CHARS {
+        return Err(SessionError::invalid(
+            "chat line",
+            format!("{chars} characters; at most {MAX_CHARS}"),
+        ));
+    }
+    let is_player = session.is_owned_by(user);
+    if text.starts_with('/') {
+        if !is_player && !user.is_admin {
+            return Err(SessionError::NotAllowed(format!(
+                "only {} (or an admin) gives commands in this chat",
+                session.info.username
+            )));
+        }
+        let command = Command::parse(text).map_err(|why| SessionError::invalid("command", why))?;
+        return command_of(session, user, &command).map(Said::Answer);
+    }
+    limit.allow(&user.username)?;
+    if session.audience().is_muted(&user.username) {
+        return Ok(Said::Answer(format!(
+            "you are muted in {}'s chat",
+            session.info.username
+        )));
+    }
+    session
+        .chat
+        .post(&user.username, text.to_owned(), is_player, user.is_admin);
+    Ok(Said::Posted)
+}
+
+/// Applies `command` of `by` to the session's player's audience, and to
+/// whoever watches this game now.
+fn command_of(session: &Session, by: &User, command: &Command) -> Result<String, SessionError> {
+    let registry = session.spectators.load();
+    let watching = registry.in_join_order();
+    if let Command::Kick { name, .. } = command
+        && !watching
+            .iter()
+            .any(|s| s.username.eq_ignore_ascii_case(name))
+    {
+        return Err(SessionError::invalid(
+            "command",
+            format!("{name} is not watching this game"),
+        ));
+    }
+    let answer = session.audience().apply(command);
+    let leaving: Vec<_> = watching
+        .iter()
+        .filter(|s| match command {
+            Command::Kick { name, .. } => s.username.eq_ignore_ascii_case(name),
+            Command::Block(Block::Anon) => s.user_id == 0,
+            Command::Block(_) => true,
+            _ => false,
+        })
+        .collect();
+    for spectator in &leaving {
+        session.spectators.remove(&spectator.id);
+    }
+    info!(session_id = %session.info.id, by = %by.username, ?command, removed = leaving.len(),
+          "chat command");
+    Ok(answer)
+}

@@ -1,0 +1,227 @@
+//! A game's chat over gRPC: logged-in spectators and the player speak,
+//! anonymous spectators read; joiners get the history; the player mutes,
+//! kicks and blocks, which holds for their later games; the chat is kept
+//! beside the recording. Nothing said in the chat reaches the game.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::*;
+use dgate_proto::pb;
+use tonic::Code;
+
+fn said(text: &'static str) -> impl Fn(&pb::ChatEvent) -> bool {
+    move |e: &pb::ChatEvent| !e.answer && e.text == text
+}
+
+fn answered(part: &'static str) -> impl Fn(&pb::ChatEvent) -> bool {
+    move |e: &pb::ChatEvent| e.answer && e.text.contains(part)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spectators_and_the_player_chat_and_the_player_is_in_charge() {
+    let server = start_server(|c| {
+        c.games
+            .push(testgame("chatty", &["--keylog", "%d/games/%u/keys"]));
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("pat", "chatty").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let sue_token = server.account("sue").await;
+    let tom_token = server.account("tom").await;
+    let mut sue = Viewer::spectator_with(&mut client, &game.id, Some(&sue_token))
+        .await
+        .expect("sue watches");
+    let mut anon = Viewer::spectator(&mut client, &game.id, "anon")
+        .await
+        .expect("an anonymous spectator");
+
+    // Everyone sees a logged-in spectator's line, with the sender's login.
+    sue.say("  hello from sue\x1b[2J ").await;
+    for viewer in [&mut player, &mut sue, &mut anon] {
+        let line = viewer
+            .wait_for_chat(said("hello from sue[2J"))
+            .await
+            .expect("the line");
+        assert_eq!(line.sender, "sue");
+        assert!(!line.from_player && !line.history);
+    }
+    player.say("thanks!").await;
+    let line = sue
+        .wait_for_chat(said("thanks!"))
+        .await
+        .expect("the player's line");
+    assert!(line.from_player);
+    assert_eq!(line.sender, "pat");
+
+    // An anonymous spectator reads but cannot write; bad lines get answers.
+    anon.say("can I talk?").await;
+    anon.wait_for_chat(answered("log in to chat"))
+        .await
+        .expect("told why");
+    sue.say("").await;
+    sue.wait_for_chat(answered("empty")).await.expect("told");
+    sue.say(&"x".repeat(201)).await;
+    sue.wait_for_chat(answered("at most 200"))
+        .await
+        .expect("told");
+    sue.say("/kick pat").await;
+    sue.wait_for_chat(answered("only pat (or an admin) gives commands"))
+        .await
+        .expect("told");
+
+    // A joiner gets the history first, marked as such.
+    let tom = Viewer::spectator_with(&mut client, &game.id, Some(&tom_token))
+        .await
+        .expect("tom watches");
+    let mut tom = tom;
+    let history = tom
+        .wait_for_chat(said("thanks!"))
+        .await
+        .expect("the history");
+    assert!(history.history);
+    assert!(tom.chat.iter().all(|e| e.history));
+    assert!(!tom.chat.iter().any(|e| e.text.contains("can I talk")));
+
+    // Who is watching, live.
+    player.say("/help").await;
+    player
+        .wait_for_chat(answered("/mute NAME"))
+        .await
+        .expect("the commands");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while player.audience != Some((vec!["sue".into(), "tom".into()], 1)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            player.audience
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(300), player.step()).await;
+    }
+
+    // /mute: sue's lines reach nobody, and she is told.
+    player.say("/mute sue").await;
+    player
+        .wait_for_chat(answered("sue is muted"))
+        .await
+        .expect("muted");
+    sue.say("am I heard?").await;
+    sue.wait_for_chat(answered("you are muted"))
+        .await
+        .expect("told");
+    tom.say("tom here").await;
+    let seen = player
+        .wait_for_chat(said("tom here"))
+        .await
+        .expect("tom's line");
+    assert_eq!(seen.sender, "tom");
+    assert!(!player.chat.iter().any(|e| e.text == "am I heard?"));
+
+    // /kick: sue's watch ends, and she may not come back for a while.
+    player.say("/kick zed").await;
+    player
+        .wait_for_chat(answered("zed is not watching this game"))
+        .await
+        .expect("told");
+    player.say("/kick sue 5").await;
+    player
+        .wait_for_chat(answered("sue is sent away for 5 min"))
+        .await
+        .expect("kicked");
+    sue.read_to_end().await.expect("sue's stream ends");
+    let refused = Viewer::spectator_with(&mut client, &game.id, Some(&sue_token))
+        .await
+        .err()
+        .expect("sue may not come back");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("sent you away"), "{refused:?}");
+
+    // /block anon: the anonymous spectator leaves and no other comes in.
+    player.say("/block anon").await;
+    anon.read_to_end().await.expect("the anonymous stream ends");
+    let refused = Viewer::spectator(&mut client, &game.id, "again")
+        .await
+        .err()
+        .expect("anonymous spectators are refused");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    // Nothing said reached the game.
+    let keys = std::fs::read(server.data_dir.path().join("games/pat/keys")).unwrap_or_default();
+    assert!(keys.is_empty(), "{:?}", String::from_utf8_lossy(&keys));
+
+    // The chat is kept beside the recording once the game ends.
+    stop_game(&mut client, &game).await;
+    player.read_to_end().await.expect("the game ends");
+    let ttyrec = server.data_dir.path().join("ttyrec");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let chat_file = loop {
+        let found = walk(&ttyrec)
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(".chat.jsonl"));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no chat file under {ttyrec:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let kept = std::fs::read_to_string(chat_file).expect("chat file");
+    let texts: Vec<String> = kept
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON line")["text"].to_string()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        ["\"hello from sue[2J\"", "\"thanks!\"", "\"tom here\""]
+    );
+
+    // The rules hold for pat's next game: /block all makes it private.
+    let again = server.start_game("pat", "chatty").await;
+    let refused = Viewer::spectator(&mut client, &again.id, "anon")
+        .await
+        .err()
+        .expect("still blocked");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let mut player = Viewer::player(&mut client, &again).await.expect("player");
+    player.ready().await;
+    player.say("/block all").await;
+    player
+        .wait_for_chat(answered("nobody may watch"))
+        .await
+        .expect("private");
+    let refused = Viewer::spectator_with(&mut client, &again.id, Some(&tom_token))
+        .await
+        .err()
+        .expect("nobody may watch");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    player.say("/unblock").await;
+    player
+        .wait_for_chat(answered("anyone may watch"))
+        .await
+        .expect("open");
+    Viewer::spectator(&mut client, &again.id, "anon")
+        .await
+        .expect("anyone may watch again");
+    server.shutdown().await;
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
