@@ -350,7 +350,7 @@ async fn playing_over_ssh_follows_resizes_and_returns_to_the_menu() {
 async fn a_dropped_ssh_player_can_come_back_to_the_same_game() {
     let server = start_server(|_| {}).await;
     let mut t = register(&server, "ivy", "ivy-password").await;
-    t.send(b"pb").await;
+    t.send(b"pc").await;
     t.wait_for("dgate test game").await;
     t.send(b"fff").await;
     t.wait_for("frame 000003").await;
@@ -372,7 +372,7 @@ async fn a_dropped_ssh_player_can_come_back_to_the_same_game() {
     .await
     .expect("log in again");
     back.wait_for("Logged in as ivy.").await;
-    back.send(b"pb").await;
+    back.send(b"pc").await;
     back.wait_for("frame 000003").await;
     assert_eq!(
         server.manager.list().len(),
@@ -446,7 +446,7 @@ async fn the_real_openssh_client_registers_plays_and_watches() {
         tmux.wait_for_text("play", "Logged in as kim.");
         tmux.send("play", &["p"]);
         tmux.wait_for_text("play", "Play which game?");
-        tmux.send("play", &["b"]);
+        tmux.send("play", &["c"]);
         tmux.wait_for_text("play", "dgate test game");
         tmux.send("play", &["f", "f"]);
         tmux.wait_for_text("play", "frame 000002");
