@@ -18,6 +18,7 @@ mod options;
 mod output;
 mod play;
 mod startups;
+mod talk;
 mod watch;
 
 use std::net::SocketAddr;

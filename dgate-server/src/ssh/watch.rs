@@ -18,6 +18,7 @@ use dgate_tui::watch_menu::{Features, MenuAction, SessionRow, WatchMenu};
 
 use super::connection::{Connection, End, REFRESH, RESET, Step};
 use super::fence::{Breach, Fence};
+use super::talk;
 use crate::broadcast::Delivery;
 use crate::config::TermSize;
 use crate::game::recordings::{self, Entry, ReplayControl, ReplayEvent};
@@ -223,6 +224,12 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
     // While a game smaller than this terminal passes through.
     let mut fence: Option<Fence> = None;
     let removed = watch.removed().clone();
+    let session = std::sync::Arc::clone(watch.session());
+    // The game's chat: its latest lines for `c`, the last one on the status line.
+    let (history, mut chat) = session.chat.join();
+    let mut recent: Vec<String> = history.iter().map(|l| talk::line_text(l)).collect();
+    // What `m` or `c` came to, on the status line until the next key.
+    let mut note = String::new();
     let outcome = loop {
         tokio::select! {
             delivery = watch.next() => {
@@ -231,7 +238,7 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
                     conn.out.write(frame.data.clone()).await?;
                     match fence.as_mut().map_or(Breach::None, |f| f.check(&frame.data)) {
                         Breach::None => {}
-                        Breach::StatusErased => write_status(conn, &view).await?,
+                        Breach::StatusErased => write_status(conn, &view, &note, &recent).await?,
                         Breach::Escaped => {
                             // Redraw from the screen as it is, which the
                             // player's terminal kept within its edges.
@@ -258,7 +265,7 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
                         fence = Fence::around(view.size(), conn.out.size);
                         let setup = fence.as_ref().map(Fence::setup).unwrap_or_default();
                         conn.out.write([RESET, &setup, &s.data[..]].concat()).await?;
-                        write_status(conn, &view).await?;
+                        write_status(conn, &view, &note, &recent).await?;
                         drawing = Drawing::Passthrough;
                     }
                     Delivery::Snapshot(_) => drawing = Drawing::Cropped,
@@ -266,6 +273,12 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
                 }
                 if drawing == Drawing::Cropped {
                     conn.out.draw(|f| draw_cropped(f, &mut view)).await?;
+                }
+            }
+            item = chat.next() => {
+                talk::remember(&mut recent, item);
+                if drawing == Drawing::Passthrough {
+                    write_status(conn, &view, &note, &recent).await?;
                 }
             }
             step = conn.next_key(false) => match step? {
@@ -280,7 +293,18 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
                     if ctrl_c || matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) {
                         break None;
                     }
-                    // Anything else is the watcher's own: it never reaches the game.
+                    note = match key.code {
+                        KeyCode::Char('m') => talk::message(conn, &session).await?,
+                        KeyCode::Char('c') => {
+                            talk::chat(conn, &session, &mut recent, &mut chat).await?
+                        }
+                        // Anything else is the watcher's own: it never reaches the game.
+                        _ => continue,
+                    };
+                    // Redraw what the line typed over (a cropped view whole).
+                    conn.out.forget_screen();
+                    watch.request_snapshot();
+                    drawing = Drawing::Undecided;
                 }
             },
             () = removed.cancelled() => {
@@ -312,8 +336,14 @@ fn game_event(delivery: &Delivery) -> GameEvent<'_> {
     }
 }
 
-/// Below a passed-through game, when the terminal has a spare row.
-async fn write_status(conn: &Connection, view: &GameView) -> Result<(), End> {
+/// Below a passed-through game, when the terminal has a spare row: the
+/// game's status, then `note` or the chat's last line.
+async fn write_status(
+    conn: &Connection,
+    view: &GameView,
+    note: &str,
+    chat: &[String],
+) -> Result<(), End> {
     let (cols, rows) = conn.out.size;
     let game = view.size();
     if rows <= game.rows {
@@ -321,7 +351,18 @@ async fn write_status(conn: &Connection, view: &GameView) -> Result<(), End> {
     }
     let area = ratatui::layout::Rect::new(0, 0, cols, rows);
     let mut status = view.status_line(area).to_string();
-    status.push_str(" · q: back");
+    // What `m` or `c` came to, else the chat's last line, else the keys.
+    let said = if note.is_empty() {
+        chat.last().map_or("", String::as_str)
+    } else {
+        note
+    };
+    if said.is_empty() {
+        status.push_str(" · q: back · m: message · c: chat");
+    } else {
+        status.push_str(" · ");
+        status.push_str(said);
+    }
     let status: String = status.chars().take(usize::from(cols)).collect();
     // Origin mode off, so that the row is the terminal's, not the game's
     // scroll region's; the cursor save restores it.

@@ -225,3 +225,94 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// Over SSH: `c` opens the chat over the game and says a line, `m` sends
+/// the player a message; the chat's last line shows on the status line;
+/// the game is redrawn whole after either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_spectator_chats_and_messages_the_player() {
+    use common::ssh::{Login, SshTerminal};
+    let server = start_server(|c| {
+        let mut game = testgame("talky", &[]);
+        game.mail_spool = Some("%d/mail/%u".into());
+        c.games.push(game);
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("pia", "talky").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    server.account("sam").await;
+    let password = String::from_utf8(password_of("sam")).expect("utf-8");
+    let mut sam = SshTerminal::connect(
+        server.ssh_addr,
+        "sam",
+        Login::Password(&password),
+        (100, 30),
+    )
+    .await
+    .expect("ssh");
+    sam.wait_for("Logged in as sam.").await;
+    sam.send(b"wa").await;
+    sam.wait_for("pia · TEST").await;
+    sam.wait_for("m: message · c: chat").await;
+
+    sam.send(b"c").await;
+    sam.wait_for("Chat (Enter says it, Esc closes)").await;
+    sam.send(b"hello pia\r").await;
+    let line = player
+        .wait_for_chat(|e| e.text == "hello pia")
+        .await
+        .expect("the player hears it");
+    assert_eq!(line.sender, "sam");
+    // Redrawn after: the game's screen again, and the line on the status line.
+    sam.wait_for("sam: hello pia").await;
+    sam.wait_for("dgate test game").await;
+
+    player.say("hi sam").await;
+    sam.wait_for("pia: hi sam").await;
+
+    sam.send(b"m").await;
+    sam.wait_for("Message to pia").await;
+    sam.send(b"look behind you\r").await;
+    sam.wait_for("Sent to pia.").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if player
+            .seen
+            .iter()
+            .any(|s| matches!(s, Seen::Notice(from, text, false) if from == "sam" && text == "look behind you"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notice: {:?}",
+            player.seen
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(300), player.step()).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(server.data_dir.path().join("mail/pia")).expect("spool"),
+        "sam:look behind you\n"
+    );
+
+    // An anonymous watcher reads the chat but is told it cannot write.
+    let mut guest = SshTerminal::connect(server.ssh_addr, "guest", Login::None, (100, 30))
+        .await
+        .expect("ssh");
+    guest.wait_for("=>").await;
+    guest.send(b"wa").await;
+    // The status line shows the chat's last line.
+    guest.wait_for("pia: hi sam").await;
+    guest.send(b"m").await;
+    guest
+        .wait_for("Log in (l in the main menu) to send messages")
+        .await;
+    guest.send(b"c").await;
+    guest.wait_for("anonymous spectators read").await;
+    guest.wait_for("sam: hello pia").await;
+    guest.send(b"\x1b").await;
+    guest.wait_for("dgate test game").await;
+    server.shutdown().await;
+}
