@@ -316,3 +316,84 @@ async fn an_ssh_spectator_chats_and_messages_the_player() {
     guest.wait_for("dgate test game").await;
     server.shutdown().await;
 }
+
+/// `dgate watch` in a real terminal: the chat beside the game (the
+/// terminal has room), who watches in its title, `c` says a line, `m`
+/// messages the player.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dgate_watch_shows_the_chat_beside_the_game_and_talks() {
+    use common::tmux::Tmux;
+    let server = start_server(|c| {
+        let mut game = testgame("talky", &[]);
+        game.mail_spool = Some("%d/mail/%u".into());
+        c.games.push(game);
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("pia", "talky").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.say("welcome, watchers").await;
+    server.account("wes").await;
+    let url = server.url();
+    let homes = tempfile::tempdir().expect("homes");
+    let home = homes.path().join("wes");
+    let spool = server.data_dir.path().join("mail/pia");
+    let tmux = tokio::task::spawn_blocking(move || {
+        let login = dgate_as(
+            &home,
+            &url,
+            &["login", "--username", "wes", "--password-stdin"],
+            &format!("{}\n", String::from_utf8_lossy(&password_of("wes"))),
+        );
+        assert!(login.status.success(), "{login:?}");
+        let tmux = Tmux::new();
+        let (config, state) = (
+            format!("{}/config", home.display()),
+            format!("{}/state", home.display()),
+        );
+        let env = [
+            ("DGATE_SERVER", url.as_str()),
+            ("XDG_CONFIG_HOME", config.as_str()),
+            ("XDG_STATE_HOME", state.as_str()),
+        ];
+        let dgate = workspace_binary("dgate");
+        tmux.start(
+            "watch",
+            (120, 30),
+            &env,
+            &format!("{} watch; sleep 30", dgate.display()),
+        );
+        tmux.wait_for_text("watch", "pia");
+        tmux.send("watch", &["a"]);
+        tmux.wait_for_text("watch", "dgate test game");
+        // The history, and who watches, beside the game.
+        tmux.wait_for_text("watch", "pia: welcome, watchers");
+        tmux.wait_for_text("watch", "Chat · 1 watching: wes");
+        tmux.send("watch", &["c"]);
+        tmux.wait_for_text("watch", "Chat (Enter says it, Esc closes)");
+        tmux.send("watch", &["h", "i", " ", "p", "i", "a", "Enter"]);
+        tmux.wait_for_text("watch", "wes: hi pia");
+        tmux.send("watch", &["m"]);
+        tmux.wait_for_text("watch", "Message to pia");
+        tmux.send(
+            "watch",
+            &["b", "e", "h", "i", "n", "d", " ", "y", "o", "u", "Enter"],
+        );
+        tmux.wait_for_text("watch", "Sent to pia.");
+        assert_eq!(
+            std::fs::read_to_string(&spool).expect("spool"),
+            "wes:behind you\n"
+        );
+        tmux
+    })
+    .await
+    .expect("the terminal part");
+    let line = player
+        .wait_for_chat(|e| e.text == "hi pia")
+        .await
+        .expect("the player hears the watcher");
+    assert_eq!(line.sender, "wes");
+    drop(tmux);
+    server.shutdown().await;
+}
