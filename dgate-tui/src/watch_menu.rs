@@ -709,6 +709,7 @@ fn watching_help(features: Features) -> Vec<String> {
             "While watching: q or Ctrl+C returns here, s toggles the",
             "status line, Ctrl+Z suspends. In the multi-view: Tab moves",
             "the focus, Enter shows one game full-screen, q goes back.",
+            "c opens the game's chat, m sends the player a message.",
         ]
         .map(String::from)
         .to_vec();
@@ -720,7 +721,10 @@ fn watching_help(features: Features) -> Vec<String> {
     if features.suspend {
         keys.push("Ctrl+Z suspends");
     }
-    let mut lines = vec![format!("While watching: {}.", keys.join(", "))];
+    let mut lines = vec![
+        format!("While watching: {}.", keys.join(", ")),
+        "c opens the game's chat, m sends the player a message.".to_owned(),
+    ];
     if features.multi_view {
         lines.push("In the multi-view: Tab moves the focus, Enter shows one".into());
         lines.push("game full-screen, q goes back.".into());
