@@ -109,6 +109,19 @@ pub struct Metrics {
     /// SSH connections accepted, and open now.
     pub ssh_connections: Counter,
     pub ssh_connections_active: Gauge,
+    /// Chat lines said, in every game.
+    pub chat_lines: Counter,
+    /// Chat lines that went nowhere, by reason.
+    pub chat_refused: Family<ReasonLabel, Counter>,
+    /// Players' (and admins') chat commands, by command.
+    pub chat_commands: Family<CommandLabel, Counter>,
+    /// Spectators' messages to players (`m`) and announcements delivered.
+    pub player_messages: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabel {
+    pub command: &'static str,
 }
 
 impl Metrics {
@@ -149,6 +162,10 @@ impl Metrics {
             screen_model_resets: Counter::default(),
             ssh_connections: Counter::default(),
             ssh_connections_active: Gauge::default(),
+            chat_lines: Counter::default(),
+            chat_refused: Family::default(),
+            chat_commands: Family::default(),
+            player_messages: Counter::default(),
         };
         // OpenMetrics adds `_total` to counter names.
         let r = &mut m.registry;
@@ -241,6 +258,26 @@ impl Metrics {
             "hub_resyncs",
             "Resync snapshots taken for any subscriber (players, spectators, recorders) that fell behind",
             m.hub_resyncs.clone(),
+        );
+        r.register(
+            "chat_lines",
+            "Chat lines said, in every game",
+            m.chat_lines.clone(),
+        );
+        r.register(
+            "chat_refused",
+            "Chat lines that went nowhere, by reason",
+            m.chat_refused.clone(),
+        );
+        r.register(
+            "chat_commands",
+            "Chat commands of players and admins (mute, kick, block...), by command",
+            m.chat_commands.clone(),
+        );
+        r.register(
+            "player_messages",
+            "Spectators' messages and announcements delivered to players",
+            m.player_messages.clone(),
         );
         r.register(
             "screen_model_resets",

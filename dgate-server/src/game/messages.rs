@@ -172,6 +172,7 @@ pub async fn send(
         sent_at: SystemTime::now(),
     };
     let spooled = deliver(manager, &session, &notice).await;
+    manager.metrics().player_messages.inc();
     info!(session_id, from = %sender.username, to = %session.info.username, spooled,
           "message to a player");
     Ok(spooled)
@@ -192,6 +193,7 @@ pub async fn announce(manager: &SessionManager, text: &str) -> Result<usize, Ses
         .collect();
     for session in &sessions {
         deliver(manager, session, &notice).await;
+        manager.metrics().player_messages.inc();
     }
     manager.messenger().remember(notice.clone());
     info!(players = sessions.len(), text = %notice.text, "announcement");

@@ -62,7 +62,7 @@ pub(super) async fn chat(
     };
     let manager = conn.front.manager.clone();
     Ok(
-        match chat::say(session, manager.chat_limit(), conn.user.as_ref(), &text) {
+        match chat::say(&manager, session, conn.user.as_ref(), &text) {
             Ok(Said::Posted) => String::new(),
             Ok(Said::Answer(answer)) => answer,
             Err(e) => format!("Not said: {e}."),

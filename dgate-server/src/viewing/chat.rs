@@ -14,7 +14,8 @@ use tracing::info;
 
 use super::audience::{Block, Command};
 use crate::accounts::User;
-use crate::game::{Session, SessionError};
+use crate::game::{Session, SessionError, SessionManager};
+use crate::metrics::{CommandLabel, ReasonLabel};
 
 /// The longest line, in characters.
 pub const MAX_CHARS: usize = 200;
@@ -56,10 +57,56 @@ impl ChatLimit {
     }
 }
 
-/// `text` from `who` (anonymous when `None`) in `session`'s chat.
+/// `text` from `who` (anonymous when `None`) in `session`'s chat, counted
+/// in the metrics as said, refused (by reason) or a command.
 pub fn say(
+    manager: &SessionManager,
     session: &Session,
+    who: Option<&User>,
+    text: &str,
+) -> Result<Said, SessionError> {
+    let metrics = manager.metrics();
+    let refused = |reason: &'static str| {
+        metrics
+            .chat_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    };
+    let said = say_counted(manager.chat_limit(), session, who, text);
+    match &said {
+        Ok(Said::Posted) => {
+            metrics.chat_lines.inc();
+        }
+        Ok(Said::Answer(_)) if text.trim_start().starts_with('/') => {
+            let command = text
+                .trim_start()
+                .split_whitespace()
+                .next()
+                .and_then(|verb| {
+                    ["/mute", "/unmute", "/kick", "/block", "/unblock", "/help"]
+                        .into_iter()
+                        .find(|known| verb.eq_ignore_ascii_case(known))
+                })
+                .unwrap_or("other");
+            metrics
+                .chat_commands
+                .get_or_create(&CommandLabel {
+                    command: command.trim_start_matches('/'),
+                })
+                .inc();
+        }
+        Ok(Said::Answer(_)) => refused("muted"),
+        Err(SessionError::LoginRequired(_)) => refused("anonymous"),
+        Err(SessionError::Limit(_)) => refused("rate"),
+        Err(SessionError::NotAllowed(_)) => refused("not_the_player"),
+        Err(_) => refused("invalid"),
+    }
+    said
+}
+
+fn say_counted(
     limit: &ChatLimit,
+    session: &Session,
     who: Option<&User>,
     text: &str,
 ) -> Result<Said, SessionError> {

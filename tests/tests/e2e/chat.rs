@@ -209,6 +209,20 @@ async fn spectators_and_the_player_chat_and_the_player_is_in_charge() {
     Viewer::spectator(&mut client, &again.id, "anon")
         .await
         .expect("anyone may watch again");
+
+    // Counted: lines said, lines refused by reason, commands.
+    let (_, metrics) = http_get(server.http_addr, "/metrics");
+    for counted in [
+        "chat_lines_total 3",
+        "chat_refused_total{reason=\"anonymous\"} 1",
+        "chat_refused_total{reason=\"muted\"} 1",
+        "chat_refused_total{reason=\"not_the_player\"} 1",
+        "chat_refused_total{reason=\"invalid\"} 3",
+        "chat_commands_total{command=\"kick\"} 1",
+        "chat_commands_total{command=\"block\"} 2",
+    ] {
+        assert!(metrics.contains(counted), "{counted} in\n{metrics}");
+    }
     server.shutdown().await;
 }
 
