@@ -32,6 +32,7 @@ pub fn session_summary(s: &pb::GameSession) -> SessionSummary {
         spectators: s.spectators.iter().map(spectator_summary).collect(),
         detached: s.detached,
         frames: s.frame_count,
+        private: s.private,
         // Drawn in a terminal: a server's control characters never are.
         extra_info: Some(
             s.extra_info
@@ -169,6 +170,7 @@ mod tests {
             detached: true,
             extra_info: "Dlvl:12\x1b[2J".into(),
             extra_info_weight: 12,
+            private: true,
         };
         assert_eq!(
             session_summary(&session),
@@ -195,6 +197,7 @@ mod tests {
                     weight: 12,
                     text: "Dlvl:12[2J".into(),
                 }),
+                private: true,
             }
         );
 

@@ -854,6 +854,7 @@ mod tests {
             detached: false,
             extra_info: String::new(),
             extra_weight: 0,
+            private: false,
         });
         view.apply(dgate_term::GameEvent::Output {
             frame_id: 1,

@@ -34,6 +34,8 @@ pub struct SessionSummary {
     /// What the game says about itself ("Dlvl:12 Val-Hum-Fem"), when its
     /// config names a file for it.
     pub extra_info: Option<ExtraInfo>,
+    /// The player lets nobody watch (`/block all`).
+    pub private: bool,
 }
 
 /// The one line a game writes about itself for the watch menus, and the
@@ -142,6 +144,9 @@ pub struct SessionListing {
     /// nothing.
     #[serde(default)]
     pub extra_info: String,
+    /// The player lets nobody watch (`/block all`).
+    #[serde(default)]
+    pub private: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,6 +195,7 @@ impl SessionListing {
             idle_seconds: session.idle(now).as_secs(),
             spectator_count: u32::try_from(session.spectators.len()).unwrap_or(u32::MAX),
             detached: session.detached,
+            private: session.private,
             extra_info: session
                 .extra_info
                 .as_ref()

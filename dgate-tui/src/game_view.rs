@@ -401,6 +401,7 @@ mod tests {
             detached: false,
             extra_info: String::new(),
             extra_weight: 0,
+            private: false,
         }
     }
 

@@ -72,6 +72,8 @@ pub struct SessionRow {
     pub extra_info: String,
     /// The extra info's sort weight, higher first.
     pub extra_weight: i64,
+    /// The player lets nobody watch: listed, not watchable.
+    pub private: bool,
 }
 
 impl SessionRow {
@@ -93,6 +95,7 @@ impl SessionRow {
                 .map(|e| e.text.clone())
                 .unwrap_or_default(),
             extra_weight: s.extra_info.as_ref().map_or(i64::MIN, |e| e.weight),
+            private: s.private,
         }
     }
 }
@@ -645,7 +648,11 @@ impl WatchMenu {
             size,
             fourth,
             idle_text,
-            s.watchers,
+            if s.private {
+                "private".to_owned()
+            } else {
+                s.watchers.to_string()
+            },
         );
         if let Some(ExtraColumn::After(width)) = extra {
             text.push_str("  ");
@@ -655,7 +662,7 @@ impl WatchMenu {
         if self.highlighted.as_deref() == Some(s.id.as_str()) {
             style = style.add_modifier(Modifier::REVERSED);
         }
-        if s.detached {
+        if s.detached || s.private {
             style = style.add_modifier(Modifier::DIM);
         }
         Line::from(text).style(style)
@@ -786,6 +793,7 @@ mod tests {
             detached: false,
             extra_info: String::new(),
             extra_weight: i64::MIN,
+            private: false,
         }
     }
 
@@ -860,6 +868,7 @@ mod tests {
                 weight: 12,
                 text: "Dlvl:12".into(),
             }),
+            private: false,
         };
         let now = started + Duration::from_secs(383);
         assert_eq!(
@@ -876,6 +885,7 @@ mod tests {
                 detached: true,
                 extra_info: "Dlvl:12".into(),
                 extra_weight: 12,
+                private: false,
             }
         );
         // Without a short name the game's id is shown; a clock behind the

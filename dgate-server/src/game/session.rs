@@ -403,6 +403,7 @@ impl Session {
             detached: self.is_detached(),
             frames: self.hub.last_frame_id().get(),
             extra_info: self.extra_info(),
+            private: self.audience.block() == crate::viewing::audience::Block::All,
         }
     }
 }

@@ -88,6 +88,7 @@ pub fn game_session(s: &SessionSummary) -> pb::GameSession {
             .map(|e| e.text.clone())
             .unwrap_or_default(),
         extra_info_weight: s.extra_info.as_ref().map_or(0, |e| e.weight),
+        private: s.private,
     }
 }
 
@@ -279,12 +280,14 @@ mod tests {
                 weight: 12,
                 text: "Dlvl:12".into(),
             }),
+            private: true,
         };
         let message = game_session(&summary);
         assert_eq!(
             (message.extra_info.as_str(), message.extra_info_weight),
             ("Dlvl:12", 12)
         );
+        assert!(message.private);
         assert_eq!(message.status(), pb::SessionStatus::Active);
         assert_eq!(message.spectator_count, 1);
         assert_eq!(

@@ -201,6 +201,16 @@ async fn spectators_and_the_player_chat_and_the_player_is_in_charge() {
         .err()
         .expect("nobody may watch");
     assert_eq!(refused.code(), Code::PermissionDenied);
+    // Listed as private meanwhile.
+    let (_, sessions) = http_get(server.http_addr, "/sessions");
+    let sessions: serde_json::Value = serde_json::from_str(&sessions).expect("JSON");
+    let listed = sessions["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["id"] == again.id.as_str())
+        .expect("listed");
+    assert_eq!(listed["private"], true, "{listed}");
     player.say("/unblock").await;
     player
         .wait_for_chat(answered("anyone may watch"))
