@@ -1,7 +1,9 @@
 //! The firehose game: `dgate-bench firehose`, run by the server in a PTY.
 //! It draws NetHack-like frames at a fixed rate: a message line that starts
 //! with the frame's stamp, coloured map cells at moving places, two status
-//! lines, and the cursor left on the hero. Keys (raw mode): `s` draws the
+//! lines, and the cursor left on the hero; or, with `--scroll`, a line of
+//! coloured text a frame that scrolls the whole screen (a log, a shell).
+//! Keys (raw mode): `s` draws the
 //! last frame, marked `~end~`, and stops drawing; `q` quits. It quits by
 //! itself after `--max-seconds`, so no run outlives its bound.
 
@@ -29,6 +31,10 @@ pub struct FirehoseArgs {
     /// Quits after this long whatever happens.
     #[arg(long, default_value_t = 3600)]
     pub max_seconds: u64,
+    /// Each frame is one line of coloured text ending in a newline, so the
+    /// screen scrolls (every row changes at every frame).
+    #[arg(long)]
+    pub scroll: bool,
 }
 
 const RUNNING: u8 = 0;
@@ -58,6 +64,7 @@ pub fn run(args: &FirehoseArgs) -> anyhow::Result<()> {
 
     let mut out = std::io::stdout().lock();
     let mut painter = Painter::new(args.cols.max(40), args.rows.max(10), args.bytes);
+    painter.scroll = args.scroll;
     let mut buf = Vec::with_capacity(args.bytes * 2);
     buf.extend_from_slice(b"\x1b[H\x1b[2J");
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
@@ -103,6 +110,7 @@ struct Painter {
     seq: u64,
     random: u64,
     hero: (u16, u16),
+    scroll: bool,
 }
 
 const MAP: &[u8] = b".#@d$+|-<>%!?)[=*";
@@ -117,6 +125,7 @@ impl Painter {
             seq: 0,
             random: 0x9e37_79b9_7f4a_7c15,
             hero: (10, 40),
+            scroll: false,
         }
     }
 
@@ -129,6 +138,9 @@ impl Painter {
     }
 
     fn frame(&mut self, buf: &mut Vec<u8>, last: bool) {
+        if self.scroll {
+            return self.line(buf, last);
+        }
         self.seq += 1;
         let seq = self.seq;
         let start = buf.len();
@@ -178,9 +190,70 @@ impl Painter {
     }
 }
 
+impl Painter {
+    /// A scrolling frame: the stamp, then coloured words up to the frame's
+    /// size (within the screen's width, so it never wraps), then a newline.
+    fn line(&mut self, buf: &mut Vec<u8>, last: bool) {
+        self.seq += 1;
+        let start = buf.len();
+        let mut shown = 0;
+        buf.extend_from_slice(b"\x1b[0m");
+        let before = buf.len();
+        stamp::write(
+            buf,
+            Stamp {
+                seq: self.seq,
+                micros: stamp::now_micros(),
+            },
+        );
+        if last {
+            buf.extend_from_slice(b" ");
+            buf.extend_from_slice(stamp::END);
+        }
+        shown += buf.len() - before;
+        const WORDS: &[&str] = &[
+            "hunger", "potion", "dagger", "scroll", "newt", "altar", "fountain",
+        ];
+        let width = usize::from(self.cols) - 1;
+        while buf.len() - start + 16 < self.bytes {
+            let r = self.next_random();
+            let word = WORDS[(r % WORDS.len() as u64) as usize];
+            if shown + 1 + word.len() > width {
+                break;
+            }
+            let colour = COLOURS[((r >> 8) % COLOURS.len() as u64) as usize] as char;
+            let bold = u8::from((r >> 16).is_multiple_of(3));
+            let _ = write!(buf, "\x1b[{bold};3{colour}m {word}");
+            shown += 1 + word.len();
+        }
+        buf.extend_from_slice(b"\x1b[0m\r\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrolling_lines_have_about_the_asked_size_and_never_wrap() {
+        let mut painter = Painter::new(180, 50, 230);
+        painter.scroll = true;
+        let mut screen = dgate_term::ScreenModel::new(dgate_term::TermSize::new(180, 50));
+        for n in 1..=60u64 {
+            let mut buf = Vec::new();
+            painter.frame(&mut buf, n == 60);
+            assert!(
+                (200..260).contains(&buf.len()),
+                "line {n}: {} bytes",
+                buf.len()
+            );
+            screen.process(&buf);
+            let rows: Vec<String> = screen.screen().rows(0, 180).collect();
+            // The newest line sits above the cursor's (empty) row.
+            let at = (n as usize).min(49) - 1;
+            assert!(rows[at].starts_with(&format!("~dg{n}.")), "{:?}", rows[at]);
+        }
+    }
 
     #[test]
     fn frames_have_the_asked_size_a_stamp_and_fit_the_screen() {

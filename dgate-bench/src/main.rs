@@ -111,6 +111,10 @@ struct RunArgs {
     /// The games' terminal size.
     #[arg(long, default_value = "80x24")]
     size: dgate_term::TermSize,
+    /// The games print scrolling lines (a frame a line) instead of
+    /// NetHack-like frames.
+    #[arg(long)]
+    scroll: bool,
     /// Fraction of viewers that stop reading for the second half (0 to 1):
     /// the table then shows the others' latency in both halves.
     #[arg(long, default_value_t = 0.0)]
@@ -194,6 +198,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
         cols: args.size.cols,
         rows: args.size.rows,
         max_seconds: args.seconds as u64 + 300,
+        scroll: args.scroll,
     };
     let target = match (args.grpc, args.http) {
         (Some(grpc), Some(http)) => {
@@ -244,6 +249,7 @@ fn soak_command(args: &SoakArgs) -> anyhow::Result<bool> {
             cols: size.cols,
             rows: size.rows,
             max_seconds: args.seconds as u64 + 300,
+            scroll: false,
         },
         record: !args.no_record,
         queue_frames: None,

@@ -169,6 +169,25 @@ pub fn start(settings: &OwnSettings) -> anyhow::Result<Target> {
     if let Some(queue) = settings.queue_frames {
         session_management["queue_frames"] = json!(queue);
     }
+    let mut args: Vec<String> = [
+        "firehose",
+        "--rate",
+        &f.rate.to_string(),
+        "--bytes",
+        &f.bytes.to_string(),
+        "--cols",
+        &f.cols.to_string(),
+        "--rows",
+        &f.rows.to_string(),
+        "--max-seconds",
+        &f.max_seconds.to_string(),
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    if f.scroll {
+        args.push("--scroll".into());
+    }
     // JSON is YAML.
     let config = json!({
         "server": { "max_connections_per_address": 1_000_000 },
@@ -180,14 +199,7 @@ pub fn start(settings: &OwnSettings) -> anyhow::Result<Target> {
             "short_name": "FIRE",
             "binary": {
                 "path": me,
-                "args": [
-                    "firehose",
-                    "--rate", f.rate.to_string(),
-                    "--bytes", f.bytes.to_string(),
-                    "--cols", f.cols.to_string(),
-                    "--rows", f.rows.to_string(),
-                    "--max-seconds", f.max_seconds.to_string(),
-                ],
+                "args": args,
             },
         }],
         "session_management": session_management,

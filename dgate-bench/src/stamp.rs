@@ -1,6 +1,7 @@
 //! The firehose's frame stamp: `~dg<seq>.<unix micros>~`, plain text on the
-//! game's top line, so it reaches every transport: in the raw bytes of gRPC
-//! and SSH, and in the rows of the browser's JSON. `~end~` beside it marks
+//! game's top line (or at the start of a scrolling line), so it reaches
+//! every transport in the raw bytes they all carry (gRPC, SSH and the
+//! browser's WebSocket). `~end~` beside it marks
 //! the last frame, drawn when the player presses `s`.
 
 use memchr::memmem;

@@ -1,6 +1,8 @@
 //! The viewers' side of each transport, as one `Source` of what arrives:
 //! snapshots, frames, resizes and the end. gRPC gives raw terminal bytes with
-//! frame ids; the WebSocket gives the server's JSON rows with frame ids.
+//! frame ids; the WebSocket gives raw terminal bytes too (binary messages,
+//! a page's protocol: `dgate-server/src/web/wire.rs`), its frame ids counted
+//! from each snapshot's.
 //! A source that checks the screen keeps a screen of its own, so the run can
 //! compare it with the player's at the end.
 
@@ -227,53 +229,41 @@ pub fn screen_rows(screen: &ScreenModel) -> Vec<String> {
         .collect()
 }
 
-/// `/ws/spectate?session=ID`: the server's JSON rows.
+/// `/ws/spectate?session=ID` as a browser's page reads it: JSON controls
+/// (a `snapshot` announces that the next binary message is a whole screen)
+/// and the game's bytes as binary messages, one frame each.
 pub struct WsSource {
     socket: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
     payload: bytes::Bytes,
-    rows: Option<Vec<String>>,
+    /// The page's terminal, for a viewer whose screen is checked.
+    screen: Option<ScreenModel>,
+    /// The last frame's id: the snapshot's, then one more a frame.
+    frame_id: u64,
+    /// A snapshot was announced: the next binary message is its body.
+    announced: Option<(TermSize, u64, u64)>,
 }
 
+/// The controls a viewer acts on (the status line is skipped).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum WsMessage {
+enum WsControl {
     Snapshot {
         frame_id: u64,
+        cols: u16,
+        rows: u16,
         skipped: u64,
-        lines: Vec<Vec<Run>>,
     },
-    Delta {
-        frame_id: u64,
-        lines: Vec<(usize, Vec<Run>)>,
+    Resize {
+        cols: u16,
+        rows: u16,
     },
-    Status {},
     End {
         message: String,
     },
-}
-
-/// A message's type and numbers, its rows skipped.
-#[derive(Debug, Deserialize)]
-struct WsHead {
-    #[serde(rename = "type")]
-    kind: String,
-    frame_id: Option<u64>,
-    #[serde(default)]
-    skipped: u64,
-    #[serde(default)]
-    message: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Run {
-    t: String,
-}
-
-fn row_text(runs: &[Run]) -> String {
-    let text: String = runs.iter().map(|r| r.t.as_str()).collect();
-    text.trim_end().to_owned()
+    #[serde(other)]
+    Other,
 }
 
 impl WsSource {
@@ -285,73 +275,70 @@ impl WsSource {
         Ok(Self {
             socket,
             payload: bytes::Bytes::new(),
-            rows: check.then(Vec::new),
+            screen: check.then(|| ScreenModel::new(TermSize::new(80, 24))),
+            frame_id: 0,
+            announced: None,
         })
     }
 }
 
 impl Source for WsSource {
     async fn next(&mut self) -> anyhow::Result<Got> {
+        use tokio_tungstenite::tungstenite::Message;
         loop {
             let message = match self.socket.next().await {
                 Some(Ok(message)) => message,
                 Some(Err(e)) => return Ok(Got::Ended(format!("WebSocket error: {e}"))),
                 None => return Ok(Got::Ended("the WebSocket closed".into())),
             };
-            let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
-                continue;
+            let data = match message {
+                Message::Binary(data) => data,
+                Message::Text(text) => {
+                    let control: WsControl = serde_json::from_str(&text)
+                        .with_context(|| format!("bad message {text}"))?;
+                    self.payload = bytes::Bytes::new();
+                    return Ok(match control {
+                        WsControl::Snapshot {
+                            frame_id,
+                            cols,
+                            rows,
+                            skipped,
+                        } => {
+                            self.announced = Some((TermSize::new(cols, rows), frame_id, skipped));
+                            continue;
+                        }
+                        WsControl::Resize { cols, rows } => {
+                            if let Some(screen) = &mut self.screen {
+                                screen.resize(TermSize::new(cols, rows));
+                            }
+                            Got::Other
+                        }
+                        WsControl::End { message } => Got::Ended(message),
+                        WsControl::Other => Got::Other,
+                    });
+                }
+                _ => continue,
             };
-            if self.rows.is_none() {
-                // Only the numbers: skipping the rows is much cheaper than
-                // building them, and this side must not be what is measured.
-                let head: WsHead =
-                    serde_json::from_str(&text).with_context(|| format!("bad message {text}"))?;
-                self.payload = bytes::Bytes::from(text);
-                return Ok(match head.kind.as_str() {
-                    "snapshot" => Got::Snapshot {
-                        frame_id: head.frame_id,
-                        skipped: head.skipped,
-                        resync: head.skipped > 0,
-                    },
-                    "delta" => Got::Frame {
-                        frame_id: head.frame_id,
-                    },
-                    "end" => Got::Ended(head.message),
-                    _ => Got::Other,
+            if let Some((size, frame_id, skipped)) = self.announced.take() {
+                if let Some(screen) = &mut self.screen {
+                    *screen = ScreenModel::new(size);
+                    screen.process(&data);
+                }
+                self.frame_id = frame_id;
+                self.payload = data;
+                return Ok(Got::Snapshot {
+                    frame_id: Some(frame_id),
+                    skipped,
+                    resync: skipped > 0,
                 });
             }
-            let parsed: WsMessage =
-                serde_json::from_str(&text).with_context(|| format!("bad message {text}"))?;
-            self.payload = bytes::Bytes::from(text);
-            return Ok(match parsed {
-                WsMessage::Snapshot {
-                    frame_id,
-                    skipped,
-                    lines,
-                } => {
-                    if let Some(rows) = &mut self.rows {
-                        *rows = lines.iter().map(|r| row_text(r)).collect::<Vec<_>>();
-                    }
-                    Got::Snapshot {
-                        frame_id: Some(frame_id),
-                        skipped,
-                        resync: skipped > 0,
-                    }
-                }
-                WsMessage::Delta { frame_id, lines } => {
-                    if let Some(rows) = &mut self.rows {
-                        for (at, runs) in &lines {
-                            if let Some(row) = rows.get_mut(*at) {
-                                *row = row_text(runs);
-                            }
-                        }
-                    }
-                    Got::Frame {
-                        frame_id: Some(frame_id),
-                    }
-                }
-                WsMessage::Status {} => Got::Other,
-                WsMessage::End { message } => Got::Ended(message),
+            if let Some(screen) = &mut self.screen {
+                screen.process(&data);
+            }
+            self.frame_id += 1;
+            self.payload = data;
+            return Ok(Got::Frame {
+                frame_id: Some(self.frame_id),
             });
         }
     }
@@ -361,7 +348,12 @@ impl Source for WsSource {
     }
 
     fn screen_rows(&self) -> Option<Vec<String>> {
-        self.rows.clone()
+        self.screen.as_ref().map(screen_rows)
+    }
+
+    /// The ids are counted here, so loss is told by the frames' stamps.
+    fn frame_ids(&self) -> bool {
+        false
     }
 }
 

@@ -56,16 +56,16 @@ pub fn metrics_router(manager: SessionManager) -> Router {
 
 /// What every page and answer carries: nothing but the server's own
 /// scripts, styles and sockets; no framing by other sites; no MIME sniffing;
-/// no referrer beyond the origin.
+/// no referrer beyond the origin. A page that needs a policy of its own
+/// (the terminal pages' inline styles, `web::terminal_page`) keeps it.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
             "default-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
              base-uri 'none'; form-action 'self'",
-        ),
-    );
+        ));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

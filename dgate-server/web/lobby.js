@@ -1,4 +1,9 @@
 "use strict";
+// The games' names as the menus show them (NH36), by id: from the server.
+const GAME_NAMES = JSON.parse(document.getElementById("game-names").textContent || "{}");
+function gameName(id) {
+  return GAME_NAMES[id] || id;
+}
 function idle(seconds) {
   if (seconds < 60) return seconds + "s";
   if (seconds < 3600) return Math.floor(seconds / 60) + "m " + (seconds % 60) + "s";
@@ -25,7 +30,7 @@ async function refresh() {
       link.textContent = s.username;
       name.appendChild(link);
       tr.appendChild(name);
-      tr.appendChild(cell(s.game_id));
+      tr.appendChild(cell(gameName(s.game_id)));
       tr.appendChild(cell(s.terminal.cols + "x" + s.terminal.rows));
       tr.appendChild(cell(s.start_time.replace("T", " ").replace(/\.\d+Z$|Z$/, "")));
       tr.appendChild(cell(s.detached ? "detached" : idle(s.idle_seconds)));
@@ -58,7 +63,7 @@ async function refreshRecent() {
       link.textContent = r.username;
       name.appendChild(link);
       tr.appendChild(name);
-      tr.appendChild(cell(r.game_id));
+      tr.appendChild(cell(gameName(r.game_id)));
       tr.appendChild(cell(r.cols + "x" + r.rows));
       tr.appendChild(cell(when(r.start)));
       const seconds = Math.max(0, Math.round((Date.parse(r.end) - Date.parse(r.start)) / 1000));

@@ -1,7 +1,14 @@
-// dgate's watch and replay pages: rows of styled text from the server's
-// screen model. A snapshot replaces every row; a delta replaces the rows a
-// frame changed. On a replay page the same messages come from a recording,
-// with `replay` and `replay_state` for the controls.
+// dgate's watch and replay pages: the game's own bytes drawn by a real
+// terminal emulator (xterm.js, its DOM renderer: the text stays in the page).
+//
+// The socket (dgate-server/src/web/wire.rs) sends terminal bytes as binary
+// messages and JSON controls as text: `snapshot` (frame_id, cols, rows,
+// skipped) announces that the next binary message is a whole screen (reset
+// the terminal, make it cols x rows, write it); every other binary message
+// is the next frame (ids count on from the snapshot's); `resize`, `status`,
+// `end`, and on a replay page `replay` and `replay_state`. The terminal is always the game's
+// size (the page never asks the game to resize); the font is scaled so it
+// fits the window's width. The page is read-only: nothing typed is sent.
 "use strict";
 
 const mode = document.body.dataset.mode || "watch";
@@ -12,112 +19,127 @@ const stateEl = document.getElementById("state");
 const sessionId = decodeURIComponent(location.pathname.split("/").pop());
 const recordingId = decodeURIComponent(location.pathname.slice("/replay/".length));
 
-// The 16 ANSI colours, then the 6x6x6 cube and the grey ramp.
-const PALETTE = [
-  "#000000", "#cd3131", "#0dbc79", "#e5e510", "#2472c8", "#bc3fbc", "#11a8cd", "#e5e5e5",
-  "#666666", "#f14c4c", "#23d18b", "#f5f543", "#3b8eea", "#d670d6", "#29b8db", "#ffffff",
-];
-for (let i = 16; i < 232; i++) {
-  const n = i - 16;
-  const level = (v) => (v === 0 ? 0 : 55 + v * 40);
-  const hex = (v) => level(v).toString(16).padStart(2, "0");
-  PALETTE.push("#" + hex(Math.floor(n / 36)) + hex(Math.floor(n / 6) % 6) + hex(n % 6));
-}
-for (let i = 0; i < 24; i++) {
-  const v = (8 + i * 10).toString(16).padStart(2, "0");
-  PALETTE.push("#" + v + v + v);
-}
+// xterm's own 16 colours (X11 xterm's defaults): colour 3 is a dark yellow
+// and bold draws it as colour 11, bright yellow, as NetHack's gold expects.
+const THEME = {
+  foreground: "#e5e5e5", background: "#000000", cursor: "#e5e5e5", cursorAccent: "#000000",
+  black: "#000000", red: "#cd0000", green: "#00cd00", yellow: "#cdcd00",
+  blue: "#0000ee", magenta: "#cd00cd", cyan: "#00cdcd", white: "#e5e5e5",
+  brightBlack: "#7f7f7f", brightRed: "#ff0000", brightGreen: "#00ff00", brightYellow: "#ffff00",
+  brightBlue: "#5c5cff", brightMagenta: "#ff00ff", brightCyan: "#00ffff", brightWhite: "#ffffff",
+};
 
-function color(n) {
-  if (n === undefined || n === null) return null;
-  if (n >= 0x1000000) return "#" + (n & 0xffffff).toString(16).padStart(6, "0");
-  return PALETTE[n] || null;
-}
+const term = new Terminal({
+  cols: 80,
+  rows: 24,
+  scrollback: 0,
+  disableStdin: true,
+  cursorBlink: false,
+  drawBoldTextInBrightColors: true,
+  fontFamily: '"DejaVu Sans Mono", "Noto Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
+  fontSize: 16,
+  theme: THEME,
+});
+const fitter = new FitAddon.FitAddon();
+term.loadAddon(fitter);
+term.open(screenEl);
 
-function rowElement(runs) {
-  const row = document.createElement("div");
-  row.className = "row";
-  for (const run of runs) {
-    const span = document.createElement("span");
-    span.textContent = run.t;
-    const a = run.a || 0;
-    let fg = color(run.fg);
-    let bg = color(run.bg);
-    if (a & 16) {
-      [fg, bg] = [bg || "#000000", fg || "#c0c0c0"];
-    }
-    if (fg) span.style.color = fg;
-    if (bg) span.style.backgroundColor = bg;
-    if (a & 1) span.style.fontWeight = "bold";
-    if (a & 2) span.style.opacity = "0.7";
-    if (a & 4) span.style.fontStyle = "italic";
-    if (a & 8) span.style.textDecoration = "underline";
-    row.appendChild(span);
+// Scales the font so that the game's columns fit the window's width.
+function fitFont() {
+  const proposed = fitter.proposeDimensions();
+  if (!proposed || !proposed.cols) return;
+  const wanted = term.options.fontSize * proposed.cols / term.cols;
+  const size = Math.max(6, Math.min(18, Math.floor(wanted * 2) / 2));
+  if (size !== term.options.fontSize) term.options.fontSize = size;
+}
+window.addEventListener("resize", fitFont);
+
+function setSize(cols, rows) {
+  if (cols !== term.cols || rows !== term.rows) {
+    term.resize(cols, rows);
+    fitFont();
   }
-  return row;
 }
 
-let rows = [];
-let size = { cols: 80, rows: 24 };
-const cursorEl = document.createElement("div");
-cursorEl.id = "cursor";
+// The last frame written: a page that reconnects resumes after it. The
+// page's `data-frame` says which frame the rows show (set once xterm has
+// parsed the bytes and drawn them).
 let lastFrame = 0;
+let shownFrame = 0;
+let marking = false;
+let snapshots = 0;
+let skipped = 0;
 
-function placeCursor(cursor) {
-  cursorEl.hidden = !cursor.visible;
-  cursorEl.style.left = "calc(0.2rem + " + cursor.col + "ch)";
-  cursorEl.style.top = "calc(0.2rem + " + cursor.row * 1.2 + "em)";
+function markShown(id) {
+  shownFrame = id;
+  if (marking) return;
+  marking = true;
+  // xterm draws on the next animation frame: mark after it.
+  requestAnimationFrame(() => {
+    marking = false;
+    screenEl.dataset.frame = shownFrame;
+    screenEl.dataset.snapshots = snapshots;
+    screenEl.dataset.skipped = skipped;
+  });
 }
 
-// Scales the terminal to the window's width (a phone shows a whole 80 columns).
-function fit() {
-  const available = window.innerWidth - 24;
-  const px = Math.max(6, Math.min(18, available / (size.cols * 0.62)));
-  screenEl.style.setProperty("--cell-size", px.toFixed(1) + "px");
-}
-window.addEventListener("resize", fit);
+// A snapshot announced: its body is the next binary message.
+let announced = null;
 
-function apply(message) {
+function binary(buffer) {
+  const bytes = new Uint8Array(buffer);
+  if (announced) {
+    const snapshot = announced;
+    announced = null;
+    lastFrame = snapshot.frame_id;
+    snapshots += 1;
+    skipped += snapshot.skipped;
+    term.reset();
+    setSize(snapshot.cols, snapshot.rows);
+    term.write(bytes, () => markShown(snapshot.frame_id));
+    return;
+  }
+  const id = ++lastFrame;
+  term.write(bytes, () => markShown(id));
+}
+
+let game = { player: "", game: "", watchers: 0 };
+function showStatus() {
+  if (mode === "replay" || !game.player) return;
+  statusEl.textContent = game.player + " · " + game.game + " · " + term.cols + "x" + term.rows +
+    " · " + game.watchers + " watching";
+}
+
+function control(message) {
   switch (message.type) {
     case "snapshot":
-      size = { cols: message.cols, rows: message.rows };
-      rows = message.lines.map(rowElement);
-      screenEl.replaceChildren(...rows, cursorEl);
-      screenEl.dataset.frame = message.frame_id;
-      lastFrame = message.frame_id;
-      placeCursor(message.cursor);
-      fit();
+      announced = message;
       break;
-    case "delta":
-      for (const [index, runs] of message.lines) {
-        const row = rowElement(runs);
-        if (rows[index]) {
-          screenEl.replaceChild(row, rows[index]);
-        }
-        rows[index] = row;
-      }
-      screenEl.dataset.frame = message.frame_id;
-      lastFrame = message.frame_id;
-      placeCursor(message.cursor);
+    case "resize":
+      setSize(message.cols, message.rows);
+      showStatus();
       break;
     case "status":
-      document.title = "dgate: " + message.player + " · " + message.game;
-      statusEl.textContent = message.player + " · " + message.game + " · " +
-        size.cols + "x" + size.rows + " · " + message.watchers +
-        (message.watchers === 1 ? " watching" : " watching");
+      game = message;
+      document.title = "dgate: watching " + message.player + " · " + message.game;
+      showStatus();
       break;
     case "end":
       ended = true;
       statusEl.textContent = message.message;
       setState("ended", false);
+      if (message.replay) linkReplay(message.replay);
       break;
-    case "replay":
+    case "replay": {
       replay.duration = message.duration;
+      const name = message.game_id && message.game_id !== message.game
+        ? message.game_id + " (" + message.game + ")" : message.game;
       document.title = "dgate: replay of " + message.player + " · " + message.game;
-      statusEl.textContent = "Replay: " + message.player + " · " + message.game + " · " +
+      statusEl.textContent = "Replay: " + message.player + " · " + name + " · " +
         message.start.replace("T", " ").replace(/\.\d+Z$|Z$/, "") + " UTC";
       document.getElementById("progress").max = message.duration.toFixed(1);
       break;
+    }
     case "replay_state":
       replay.position = message.position;
       replay.speed = message.speed;
@@ -132,14 +154,42 @@ function apply(message) {
   }
 }
 
+// The game is over: its replay is linked once its recording is on disk
+// (the recorder finishes it just after the end).
+function linkReplay(path) {
+  const link = document.getElementById("replay-link");
+  const file = "/recordings/" + path.slice("/replay/".length);
+  let tries = 0;
+  const check = async () => {
+    try {
+      const response = await fetch(file, { method: "HEAD", cache: "no-store" });
+      if (response.ok) {
+        link.href = path;
+        link.hidden = false;
+        return;
+      }
+    } catch (e) {
+      // The server is away: try again.
+    }
+    if (++tries < 60) setTimeout(check, 500);
+  };
+  check();
+}
+
 function setState(text, live) {
   stateEl.textContent = text;
   stateEl.className = live ? "state-live" : "state-down";
 }
 
+function receive(event) {
+  if (typeof event.data === "string") control(JSON.parse(event.data));
+  else binary(event.data);
+}
+
 let ended = false;
 let backoff = 500;
 function connect() {
+  announced = null;
   if (mode === "replay") return connectReplay();
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   // After a drop, say where the screen is: the server sends the frames since
@@ -147,8 +197,9 @@ function connect() {
   const resume = lastFrame > 0 ? "&from=" + lastFrame : "";
   const socket = new WebSocket(scheme + location.host + "/ws/spectate?session=" +
     encodeURIComponent(sessionId) + resume);
+  socket.binaryType = "arraybuffer";
   socket.onopen = () => { backoff = 500; setState("live", true); };
-  socket.onmessage = (event) => apply(JSON.parse(event.data));
+  socket.onmessage = receive;
   socket.onclose = () => {
     if (ended) return;
     // Reconnect with backoff, resuming from the last frame shown.
@@ -193,6 +244,7 @@ function seek(seconds) {
 }
 
 function connectReplay() {
+  announced = null;
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   // A link may start at a moment (?at=seconds); after a drop, go on from
   // where the replay was.
@@ -201,9 +253,10 @@ function connectReplay() {
   const at = from > 0 ? "&at=" + from.toFixed(2) : "";
   const socket = new WebSocket(scheme + location.host + "/ws/replay?id=" +
     encodeURIComponent(recordingId) + at);
+  socket.binaryType = "arraybuffer";
   replay.socket = socket;
   socket.onopen = () => { backoff = 500; };
-  socket.onmessage = (event) => apply(JSON.parse(event.data));
+  socket.onmessage = receive;
   socket.onclose = () => {
     if (replay.ended) return;
     setState("reconnecting", false);
@@ -220,7 +273,8 @@ if (mode === "replay") {
   document.getElementById("slower").onclick = () => steer({ speed: Math.max(0.25, replay.speed / 2) });
   document.getElementById("faster").onclick = () => steer({ speed: Math.min(16, replay.speed * 2) });
   document.getElementById("progress").onchange = (e) => seek(Number(e.target.value));
-  document.addEventListener("keydown", (e) => {
+  // Captured before the terminal's own (hidden) input sees them.
+  window.addEventListener("keydown", (e) => {
     if (e.target instanceof HTMLInputElement || e.ctrlKey || e.metaKey || e.altKey) return;
     const keys = {
       " ": () => document.getElementById("play").click(),
@@ -232,9 +286,10 @@ if (mode === "replay") {
       "Home": () => seek(0),
       "End": () => seek(replay.duration),
     };
-    if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
-  });
+    if (keys[e.key]) { e.preventDefault(); e.stopPropagation(); keys[e.key](); }
+  }, true);
   setInterval(showPosition, 250);
 }
 
+fitFont();
 connect();

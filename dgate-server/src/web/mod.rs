@@ -1,53 +1,68 @@
 //! Watching in a browser: the lobby page (`GET /`), a game's page
 //! (`GET /watch/{session_id}`) and its WebSocket (`GET /ws/spectate?session=ID`).
-//! The pages and their script are compiled in (no CDN, no build step).
+//! The pages, their scripts and the terminal emulator they draw with
+//! (xterm.js, vendored in `web/vendor/` by `scripts/vendor-xterm.sh`) are
+//! compiled in: no CDN, no build step, the pages work offline.
 //!
-//! The WebSocket sends screen snapshots and per-frame row deltas as JSON
-//! ([`screen_json`]), never the game's bytes: the page is a small renderer of
-//! rows of styled text in the DOM (selectable, copyable, readable by a screen
-//! reader). A browser is a spectator like any other: read-only (what it sends
-//! is ignored; oversized or binary messages close its socket), counted against
-//! `max_spectators_per_session`, and resynced with a snapshot when it falls behind.
+//! The WebSocket sends the hub's own bytes ([`wire`]): the snapshot on join
+//! and resync, then each frame as the game wrote it, encoded once per game
+//! ([`feed`]); the page's emulator draws them, so its screen is the player's
+//! (bold as bright, the 16 colours, line drawing, wide characters, the
+//! alternate screen) and its text stays in the DOM (selectable, copyable,
+//! readable by a screen reader). A browser is a spectator like any other:
+//! read-only (what it sends is ignored; oversized or binary messages close
+//! its socket), counted against `max_spectators_per_session`, resynced with a
+//! snapshot when it falls behind, and never resizes the game: the page's
+//! terminal is the game's size. A finished game's page says it ended and
+//! links its replay.
 
 pub mod feed;
 mod files;
 mod replay;
-pub mod screen_json;
+pub mod wire;
 
 pub use replay::page_control;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use std::net::SocketAddr;
-
-use axum::Extension;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
-use crate::broadcast::SnapshotReason;
-
-use crate::game::{SessionError, SessionManager};
+use crate::config::Config;
+use crate::game::{Session, SessionError, SessionManager};
 use crate::limits::loggable;
 use crate::metrics::Refusal;
-use crate::viewing::{Spectating, Transport};
-use feed::{Feed, Feeds};
-use screen_json::Message as Out;
+use crate::viewing::{self, Spectating, Transport};
+use feed::{Feed, Feeds, Kind};
+use wire::Control;
 
 /// The largest message a page may send (it has nothing to say; this is a guard).
 const MAX_INBOUND_BYTES: usize = 1024;
 
 const LOBBY: &str = include_str!("../../web/lobby.html");
 const WATCH: &str = include_str!("../../web/watch.html");
+const ENDED: &str = include_str!("../../web/ended.html");
 const SCRIPT: &str = include_str!("../../web/term.js");
 const LOBBY_SCRIPT: &str = include_str!("../../web/lobby.js");
 const STYLE: &str = include_str!("../../web/style.css");
+const XTERM: &str = include_str!("../../web/vendor/xterm/xterm.js");
+const XTERM_STYLE: &str = include_str!("../../web/vendor/xterm/xterm.css");
+const XTERM_FIT: &str = include_str!("../../web/vendor/addon-fit/addon-fit.js");
+
+/// The pages that hold a terminal: xterm.js styles its rows with `<style>`
+/// elements and `style` attributes, so these allow inline styles (never
+/// inline scripts).
+const TERMINAL_PAGE_POLICY: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; \
+     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// What the browser side shares: the games, and one feed per watched game.
 #[derive(Debug, Clone)]
@@ -65,49 +80,165 @@ pub fn routes<S: Clone + Send + Sync + 'static>(manager: SessionManager) -> axum
         .route("/", axum::routing::get(lobby))
         .route("/watch/{session_id}", axum::routing::get(watch_page))
         .route("/ws/spectate", axum::routing::get(spectate))
-        .route("/assets/term.js", axum::routing::get(script))
-        .route("/assets/lobby.js", axum::routing::get(lobby_script))
-        .route("/assets/style.css", axum::routing::get(style))
+        .route("/assets/term.js", axum::routing::get(|| script(SCRIPT)))
+        .route(
+            "/assets/lobby.js",
+            axum::routing::get(|| script(LOBBY_SCRIPT)),
+        )
+        .route("/assets/xterm.js", axum::routing::get(|| script(XTERM)))
+        .route(
+            "/assets/addon-fit.js",
+            axum::routing::get(|| script(XTERM_FIT)),
+        )
+        .route(
+            "/assets/style.css",
+            axum::routing::get(|| stylesheet(STYLE)),
+        )
+        .route(
+            "/assets/xterm.css",
+            axum::routing::get(|| stylesheet(XTERM_STYLE)),
+        )
         .with_state(web)
         .merge(replay::routes(manager.clone()))
         .merge(files::routes(manager))
 }
 
-async fn lobby() -> Html<&'static str> {
-    Html(LOBBY)
+/// The lobby, with the games' short names (`NH36`) for its list.
+async fn lobby(State(web): State<Web>) -> Html<String> {
+    let names: serde_json::Map<String, serde_json::Value> = web
+        .manager
+        .config()
+        .games
+        .iter()
+        .map(|g| (g.id.clone(), game_label(web.manager.config(), &g.id).into()))
+        .collect();
+    // JSON in a data block: `<` escaped, so no text closes the element.
+    let names = serde_json::Value::Object(names)
+        .to_string()
+        .replace('<', "\\u003c");
+    Html(LOBBY.replace("{{GAMES}}", &names))
+}
+
+/// The name menus show for a game: its short name (`NH36`), else its id.
+pub(crate) fn game_label(config: &Config, game_id: &str) -> String {
+    config
+        .game(game_id)
+        .map(|g| g.short_name.as_str())
+        .filter(|name| !name.is_empty())
+        .unwrap_or(game_id)
+        .to_owned()
+}
+
+/// A page with a terminal in it, under [`TERMINAL_PAGE_POLICY`].
+pub(crate) fn terminal_page(html: String) -> Response {
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(TERMINAL_PAGE_POLICY),
+        )],
+        Html(html),
+    )
+        .into_response()
 }
 
 async fn watch_page(State(web): State<Web>, Path(session_id): Path<String>) -> Response {
     match web.manager.get(&session_id) {
-        Ok(_) => Html(WATCH).into_response(),
-        Err(e) => (
-            StatusCode::NOT_FOUND,
-            Html(format!(
-                "<!doctype html><meta charset=utf-8><title>dgate</title>\
-                 <p>{}</p><p><a href=\"/\">The games in progress</a></p>",
-                escape(&e.to_string())
-            )),
-        )
-            .into_response(),
+        Ok(session) => {
+            let title = format!(
+                "{} · {}",
+                session.info.username,
+                game_label(web.manager.config(), &session.info.game_id)
+            );
+            terminal_page(WATCH.replace("{{TITLE}}", &escape(&title)))
+        }
+        Err(e) => match ended_page(&web.manager, &session_id).await {
+            Some(page) => page,
+            None => (
+                StatusCode::NOT_FOUND,
+                Html(format!(
+                    "<!doctype html><meta charset=utf-8><title>dgate</title>\
+                     <p>{}</p><p><a href=\"/\">The games in progress</a></p>",
+                    escape(&e.to_string())
+                )),
+            )
+                .into_response(),
+        },
     }
 }
 
-async fn script() -> impl IntoResponse {
+/// The page of a game that is over and recorded: that it ended, how, and
+/// links to its replay and its file. `None` when no recording of it is
+/// known (or anonymous browsers may not see recordings).
+async fn ended_page(manager: &SessionManager, session_id: &str) -> Option<Response> {
+    viewing::may_watch(manager.config(), false).ok()?;
+    let entry = manager
+        .library()
+        .list("", "", i32::MAX)
+        .await
+        .into_iter()
+        .find(|e| e.meta.session_id == session_id)?;
+    let m = &entry.meta;
+    let title = format!(
+        "{} · {}",
+        m.username,
+        game_label(manager.config(), &m.game_id)
+    );
+    let ending = entry.summary().ending();
+    let start = m.start.replace('T', " ");
+    let start = start.split('.').next().unwrap_or(&start);
+    let message = format!(
+        "{}'s game of {} (started {start} UTC) has ended: {ending}.",
+        m.username, m.game_id
+    );
+    let path = url_path(&entry.id);
+    let page = ENDED
+        .replace("{{TITLE}}", &escape(&title))
+        .replace("{{MESSAGE}}", &escape(&message))
+        .replace("{{REPLAY}}", &format!("/replay/{path}"))
+        .replace("{{DOWNLOAD}}", &format!("/recordings/{path}"));
+    Some(Html(page).into_response())
+}
+
+/// Where a running game's replay will be once it has ended, when it is
+/// recorded: its recording's id as the recorder names it.
+fn replay_path(manager: &SessionManager, session: &Session) -> Option<String> {
+    let config = manager.config();
+    if !config.session_management.ttyrec.enabled || viewing::may_watch(config, false).is_err() {
+        return None;
+    }
+    let file = crate::game::recorder::recording_path(std::path::Path::new(""), session);
+    let id = file.to_str()?.strip_suffix(".ttyrec")?;
+    Some(format!("/replay/{}", url_path(id)))
+}
+
+/// `id` with each `/`-separated segment percent-encoded (as the lobby's
+/// `encodeURIComponent` does).
+pub(crate) fn url_path(id: &str) -> String {
+    id.split('/')
+        .map(|segment| {
+            segment
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        char::from(b).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn script(text: &'static str) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        SCRIPT,
+        text,
     )
 }
 
-async fn lobby_script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        LOBBY_SCRIPT,
-    )
-}
-
-async fn style() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+async fn stylesheet(text: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], text)
 }
 
 fn escape(text: &str) -> String {
@@ -211,7 +342,12 @@ async fn spectate(
 async fn watch(mut socket: WebSocket, web: Web, spectating: Spectating, resume_after: Option<u64>) {
     let session = Arc::clone(spectating.session());
     let ring = web.manager.config().session_management.queue_frames;
-    let mut follower = Feed::follow(&web.feeds, &session, ring, resume_after).await;
+    let end = Control::End {
+        message: format!("{}'s game has ended.", session.info.username),
+        replay: replay_path(&web.manager, &session),
+    };
+    let mut follower = Feed::follow(&web.feeds, &session, ring, resume_after, end).await;
+    let game = game_label(web.manager.config(), &session.info.game_id);
     let mut frame_id = 0;
     let mut watchers = usize::MAX;
     let removed = spectating.removed().clone();
@@ -224,9 +360,9 @@ async fn watch(mut socket: WebSocket, web: Web, spectating: Spectating, resume_a
         let now = session.spectators.len();
         if now != watchers {
             watchers = now;
-            let status = Out::Status {
+            let status = Control::Status {
                 player: session.info.username.clone(),
-                game: session.info.game_id.clone(),
+                game: game.clone(),
                 watchers,
             };
             if send(&mut socket, &status).await.is_none() {
@@ -259,34 +395,37 @@ async fn watch(mut socket: WebSocket, web: Web, spectating: Spectating, resume_a
     }
 }
 
-/// Sends one of the feed's messages; false when the socket is gone or the
-/// game is over.
+/// Sends one of the feed's messages (the same bytes every browser gets);
+/// false when the socket is gone or the game is over.
 async fn forward(
     socket: &mut WebSocket,
     item: &feed::Item,
     frame_id: &mut u64,
     spectating: &Spectating,
 ) -> bool {
-    if socket.send(Message::Text(item.json.clone())).await.is_err() {
+    if socket.send(item.message.clone()).await.is_err() {
+        return false;
+    }
+    if let Some(body) = &item.body
+        && socket.send(body.clone()).await.is_err()
+    {
         return false;
     }
     *frame_id = item.frame_id;
-    if item.frame {
-        spectating.sent_frame(item.json.len());
-    } else {
-        let reason = if item.skipped > 0 {
-            SnapshotReason::Resync
-        } else {
-            SnapshotReason::Join
-        };
-        spectating.sent_snapshot(item.json.len(), reason, item.skipped);
+    match item.kind {
+        Kind::Frame => spectating.sent_frame(item.wire_bytes()),
+        Kind::Snapshot { skipped, reason } => {
+            spectating.sent_snapshot(item.wire_bytes(), reason, skipped)
+        }
+        Kind::Resize => {}
+        Kind::End => return false,
     }
-    !item.end
+    true
 }
 
 /// The bytes sent, or `None` when the socket is gone.
-async fn send(socket: &mut WebSocket, message: &Out) -> Option<u64> {
-    let text = serde_json::to_string(message).ok()?;
+async fn send(socket: &mut WebSocket, message: &Control) -> Option<u64> {
+    let text = message.json();
     let bytes = text.len() as u64;
     socket.send(Message::Text(text.into())).await.ok()?;
     Some(bytes)

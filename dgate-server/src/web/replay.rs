@@ -4,12 +4,15 @@
 //! page's WebSocket (`GET /ws/replay?id=ID`).
 //!
 //! The replay is played by the same player as `StreamRecording`
-//! ([`recordings::play`]) and drawn by the watch page's renderer: the socket
-//! sends the same snapshot and row-delta messages as live watching, plus
-//! `replay` (what is playing) and `replay_state` (position, speed, pause).
-//! The page steers it with `{"seek": seconds}`, `{"speed": x}` and
-//! `{"paused": bool}`; anything else it sends is ignored. Ids are looked up
-//! in the recordings directory, never used as paths.
+//! ([`recordings::play`]), with the same cap on idle stretches as `dgate
+//! replay` and SSH ([`MAX_IDLE`]), and drawn by the watch page's terminal:
+//! the socket sends the recording's bytes as live watching sends the game's
+//! ([`super::wire`]: a snapshot after opening and after each seek, then each
+//! frame), plus `replay` (what is playing) and
+//! `replay_state` (position, speed, pause). The page steers it with
+//! `{"seek": seconds}`, `{"speed": x}` and `{"paused": bool}`; anything else
+//! it sends is ignored. Ids are looked up in the recordings directory, never
+//! used as paths.
 
 use std::time::{Duration, Instant};
 
@@ -18,15 +21,16 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Json, Response};
+use bytes::Bytes;
 use dgate_term::ScreenModel;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use super::screen_json::{self, Message as Out};
-use super::{MAX_INBOUND_BYTES, escape, send};
+use super::wire::{self, Control as Out};
+use super::{MAX_INBOUND_BYTES, escape, game_label, send, terminal_page};
 use crate::game::SessionManager;
 use crate::game::recordings::{self, Entry, RecordingError, ReplayControl, ReplayEvent};
 use crate::viewing;
@@ -34,6 +38,10 @@ use crate::viewing;
 const REPLAY: &str = include_str!("../../web/replay.html");
 /// How often a playing replay tells the page where it is.
 const POSITION_EVERY: Duration = Duration::from_millis(250);
+/// Pauses longer than this are shortened, as `dgate replay` (its
+/// `replay.max_idle` default) and SSH replays shorten them, so that a
+/// moment (`?at=`, `g`) is the same time in all three.
+pub const MAX_IDLE: Duration = Duration::from_secs(5);
 /// Recordings the lobby lists.
 const LISTED: i32 = 20;
 
@@ -132,8 +140,9 @@ async fn page(State(manager): State<SessionManager>, Path(id): Path<String>) -> 
     }
     match find(&manager, id.clone()).await {
         Some(entry) => {
-            let title = format!("{}'s {}", entry.meta.username, entry.meta.game_id);
-            Html(REPLAY.replace("{{TITLE}}", &escape(&title))).into_response()
+            let game = game_label(manager.config(), &entry.meta.game_id);
+            let title = format!("{}'s {game}", entry.meta.username);
+            terminal_page(REPLAY.replace("{{TITLE}}", &escape(&title)))
         }
         None => not_found(&id),
     }
@@ -187,12 +196,7 @@ async fn replay(
     };
     let library = manager.library();
     let replay = match library.admit(crate::http::peer(connection)) {
-        // Idle stretches are capped as `dgate replay` caps them by default.
-        Ok(permit) => {
-            library
-                .open(entry, Some(Duration::from_secs(3)), permit)
-                .await
-        }
+        Ok(permit) => library.open(entry, Some(MAX_IDLE), permit).await,
         Err(e) => Err(e),
     };
     let replay = match replay {
@@ -212,7 +216,8 @@ async fn replay(
     let meta = replay.entry().meta.clone();
     let header = Out::Replay {
         player: meta.username.clone(),
-        game: meta.game_id.clone(),
+        game: game_label(manager.config(), &meta.game_id),
+        game_id: meta.game_id.clone(),
         start: meta.start.clone(),
         duration: replay.duration().as_secs_f64(),
     };
@@ -231,7 +236,7 @@ async fn replay(
         .on_upgrade(move |socket| relay(socket, header, events, steer))
 }
 
-/// Draws what the player plays as the page's messages, and passes the
+/// Sends what the player plays as the page's messages, and passes the
 /// page's steering to the player.
 async fn relay(
     mut socket: WebSocket,
@@ -247,7 +252,7 @@ async fn relay(
         let out = tokio::select! {
             event = events.recv() => match event {
                 Some(Ok(event)) => view.draw(event),
-                Some(Err(e)) => vec![Out::End { message: e.to_string() }],
+                Some(Err(e)) => vec![text(&Out::End { message: e.to_string(), replay: None })],
                 None => break,
             },
             inbound = socket.recv() => match inbound {
@@ -268,18 +273,27 @@ async fn relay(
             },
         };
         for message in out {
-            if send(&mut socket, &message).await.is_none() {
+            if socket.send(message).await.is_err() {
                 return;
             }
         }
     }
 }
 
-/// The page's screen, kept to send row deltas, and where the replay is.
+fn text(control: &Out) -> Message {
+    wire::text(control)
+}
+
+/// Where the replay is, to tell the page; and the messages' numbers.
+///
+/// A recording holds no snapshot where the game was resized, and the page's
+/// emulator need not resize as the player's terminal did: after a resize
+/// the page gets the whole screen, as live pages get the hub's. For that
+/// the view keeps the replay's screen model (one per replaying page, fed
+/// the frames it sends; live watching has none).
 struct ReplayView {
     model: Option<ScreenModel>,
-    shown: Vec<screen_json::Row>,
-    /// Numbers the messages as frames, for the renderer's order check.
+    /// Numbers the messages as frames, for the page's order.
     frame_id: u64,
     position: f64,
     speed: f64,
@@ -292,7 +306,6 @@ impl Default for ReplayView {
     fn default() -> Self {
         Self {
             model: None,
-            shown: Vec::new(),
             frame_id: 0,
             position: 0.0,
             speed: 1.0,
@@ -304,7 +317,7 @@ impl Default for ReplayView {
 }
 
 impl ReplayView {
-    fn draw(&mut self, event: ReplayEvent) -> Vec<Out> {
+    fn draw(&mut self, event: ReplayEvent) -> Vec<Message> {
         match event {
             ReplayEvent::Opened { .. } => Vec::new(),
             ReplayEvent::Screen {
@@ -312,39 +325,35 @@ impl ReplayView {
                 size,
                 data,
             } => {
-                let mut model = ScreenModel::new(size);
-                model.process(&data);
                 self.position = position.as_secs_f64();
                 self.ended = false;
                 self.frame_id += 1;
-                let out = vec![self.snapshot(&model), self.state()];
+                let mut model = ScreenModel::new(size);
+                model.process(&data);
                 self.model = Some(model);
-                out
+                let [control, body] = wire::snapshot(self.frame_id, size, 0, data);
+                vec![control, body, self.state()]
             }
             ReplayEvent::Frame {
                 position,
                 resize,
                 data,
             } => {
-                let Some(mut model) = self.model.take() else {
+                let Some(model) = &mut self.model else {
                     return Vec::new();
                 };
                 self.frame_id += 1;
                 self.position = position.as_secs_f64();
-                let mut out = Vec::with_capacity(2);
+                let mut out = Vec::with_capacity(3);
                 if let Some(size) = resize {
                     model.resize(size);
                     model.process(&data);
-                    out.push(self.snapshot(&model));
+                    let screen = Bytes::from(model.snapshot());
+                    out.extend(wire::snapshot(self.frame_id, size, 0, screen));
                 } else {
                     model.process(&data);
-                    out.push(Out::Delta {
-                        frame_id: self.frame_id,
-                        lines: screen_json::changed_rows(&mut self.shown, model.screen()),
-                        cursor: screen_json::cursor(model.screen()),
-                    });
+                    out.push(Message::Binary(data));
                 }
-                self.model = Some(model);
                 if self.told_position.elapsed() >= POSITION_EVERY {
                     out.push(self.state());
                 }
@@ -365,26 +374,13 @@ impl ReplayView {
         }
     }
 
-    fn snapshot(&mut self, model: &ScreenModel) -> Out {
-        self.shown = screen_json::rows(model.screen());
-        let size = model.size();
-        Out::Snapshot {
-            frame_id: self.frame_id,
-            cols: size.cols,
-            rows: size.rows,
-            lines: self.shown.clone(),
-            cursor: screen_json::cursor(model.screen()),
-            skipped: 0,
-        }
-    }
-
-    fn state(&mut self) -> Out {
+    fn state(&mut self) -> Message {
         self.told_position = Instant::now();
-        Out::ReplayState {
+        text(&Out::ReplayState {
             position: self.position,
             speed: self.speed,
             paused: self.paused,
             ended: self.ended,
-        }
+        })
     }
 }

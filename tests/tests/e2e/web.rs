@@ -1,12 +1,18 @@
 //! Watching in a browser: real headless Chromium (Debian `chromium`,
-//! installed by `.ci/run`) shows the player's screen on `/watch/ID` and the
-//! session on `/`; a WebSocket viewer that stops reading converges after a
-//! resync; hostile WebSocket input closes that socket alone.
+//! installed by `.ci/run`) draws the game's bytes with xterm.js on
+//! `/watch/ID`: a late joiner's page shows the player's screen in xterm's
+//! bright colours, a paused page converges after a resync, a spectator's
+//! keys never reach the game, the end links the replay, which plays to its
+//! end, and a finished game's page links it too. The socket's protocol
+//! (terminal bytes as binary messages, JSON controls) is checked as a page
+//! applies it, with a screen model: resync, resume, hostile input.
+//! Screenshots of the Chromium pages are kept in `target/tmp/web-screenshots/`.
 
 use crate::common;
 
-use common::browser::{chromium_dom_until, next_json, terminal_rows};
+use common::browser::{Browser, chromium_dom_until, next_json, terminal_rows};
 use common::*;
+use dgate_term::{ScreenModel, TermSize};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -36,15 +42,15 @@ async fn chromium_shows_the_players_screen_and_the_lobby_lists_the_game() {
     assert_eq!(
         terminal_rows(&dom),
         player.rows(),
-        "the page's text is the player's screen"
+        "the page's text is the player's screen: {dom}"
     );
     assert!(
         dom.contains(&format!("data-frame=\"{last}\"")),
         "at the player's last frame"
     );
     assert!(
-        dom.contains("opal · test · 80x24"),
-        "the status line names the game"
+        dom.contains("opal · TEST · 80x24"),
+        "the status line names the game as menus do: {dom}"
     );
     assert!(dom.contains("class=\"state-live\""));
     assert!(
@@ -52,53 +58,302 @@ async fn chromium_shows_the_players_screen_and_the_lobby_lists_the_game() {
         "{lobby_dom}"
     );
     assert!(lobby_dom.contains(">opal<"));
+    assert!(lobby_dom.contains(">TEST<"), "the game's short name");
     assert!(lobby_dom.contains("80x24"));
     server.shutdown().await;
 }
 
-/// The WebSocket protocol as a page applies it: the rows' text.
+/// The class and colour of the terminal's cell run holding `text`.
+async fn style_of(browser: &mut Browser, text: &str) -> (String, String) {
+    let found = browser
+        .eval(&format!(
+            "(() => {{ const span = Array.from(document.querySelectorAll('#screen .xterm-rows span'))\
+             .find(s => s.textContent.includes({text:?})); \
+             return span ? [span.className, getComputedStyle(span).color] : null; }})()"
+        ))
+        .await;
+    (
+        found[0].as_str().unwrap_or_default().to_owned(),
+        found[1].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_sees_the_game_in_bright_colours_and_its_keys_never_reach_it() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("iris", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    // Frames (bold colours), then the alternate screen's bold yellow title.
+    player.send(b"fffa").await;
+    player
+        .wait_for_text("ALTERNATE SCREEN")
+        .await
+        .expect("alternate screen");
+    let last = server.hub(&game.id).last_frame_id().get();
+    player.wait_for_frame(last).await.expect("all frames");
+
+    // Joining late: the snapshot alone draws the player's screen.
+    let mut browser = Browser::launch(1200, 800).await;
+    browser
+        .goto(&format!("http://{}/watch/{}", server.http_addr, game.id))
+        .await;
+    browser
+        .wait_for(
+            "the player's last frame",
+            &format!("document.getElementById('screen').dataset.frame === '{last}'"),
+        )
+        .await;
+    assert_eq!(browser.terminal_rows().await, player.rows());
+    // `ESC[1;33m`: bold draws colour 3 as colour 11, xterm's bright yellow.
+    let (class, colour) = style_of(&mut browser, "ALTERNATE SCREEN").await;
+    assert!(
+        class.split(' ').any(|c| c == "xterm-fg-11"),
+        "bold yellow is drawn bright: {class}"
+    );
+    assert_eq!(colour, "rgb(255, 255, 0)");
+    let (class, colour) = style_of(&mut browser, "@").await;
+    assert!(class.split(' ').any(|c| c == "xterm-fg-2"), "{class}");
+    assert_eq!(colour, "rgb(0, 205, 0)", "plain green stays green");
+    // Back on the primary screen: each frame's bold colour brightened.
+    player.send(b"Af").await;
+    player.wait_for_text("frame 000004").await.expect("frame 4");
+    let last = server.hub(&game.id).last_frame_id().get();
+    player.wait_for_frame(last).await.expect("all frames");
+    browser
+        .wait_for(
+            "the primary screen",
+            &format!("document.getElementById('screen').dataset.frame === '{last}'"),
+        )
+        .await;
+    assert_eq!(browser.terminal_rows().await, player.rows());
+    // Frame 4 is drawn in `ESC[1;35m` (the game's colour is 31 + n % 7):
+    // magenta, drawn as colour 13 (bright) as xterm draws bold.
+    let (class, _) = style_of(&mut browser, "frame 000004").await;
+    assert!(class.split(' ').any(|c| c == "xterm-fg-13"), "{class}");
+    assert!(class.split(' ').any(|c| c == "xterm-bold"), "{class}");
+    browser.screenshot("late-joiner").await;
+
+    // A spectator types into the page: nothing reaches the game.
+    browser.click("#screen").await;
+    browser.type_text("qxyz\r").await;
+    player.send(b"f").await;
+    player.wait_for_text("frame 000005").await.expect("frame 5");
+    let last = server.hub(&game.id).last_frame_id().get();
+    browser
+        .wait_for(
+            "the frame after the typing",
+            &format!("document.getElementById('screen').dataset.frame === '{last}'"),
+        )
+        .await;
+    // The game shows the last keys it read: the player's, not the page's
+    // (whose `q` and `x` would have ended it).
+    assert_eq!(
+        player.rows()[1],
+        "keys: f",
+        "only the player's keys reached the game"
+    );
+    assert!(server.manager.get(&game.id).is_ok(), "the game goes on");
+    browser.screenshot("spectator-typed").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_links_the_replay_which_plays_to_its_end() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("juno", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"fff").await;
+    player.wait_for_text("frame 000003").await.expect("frames");
+
+    let mut browser = Browser::launch(1200, 800).await;
+    browser
+        .goto(&format!("http://{}/watch/{}", server.http_addr, game.id))
+        .await;
+    browser
+        .wait_for(
+            "the live page",
+            "document.getElementById('state').textContent === 'live'",
+        )
+        .await;
+    // The game ends while the page watches: it says so and links the replay
+    // once the recording is on disk.
+    player.send(b"q").await;
+    player.read_to_end().await.expect("game over");
+    let final_rows = player.rows();
+    let replay = browser
+        .wait_for(
+            "the replay's link",
+            "(() => { const a = document.getElementById('replay-link'); \
+             return a && !a.hidden && a.getAttribute('href'); })()",
+        )
+        .await;
+    let replay = replay.as_str().expect("a link").to_owned();
+    assert!(
+        replay.starts_with("/replay/juno/test/"),
+        "the link is the recording's replay: {replay}"
+    );
+    let status = browser
+        .eval("document.getElementById('status').textContent")
+        .await;
+    assert!(
+        status.as_str().unwrap_or_default().contains("has ended"),
+        "{status}"
+    );
+    browser.screenshot("game-ended").await;
+
+    // The finished game's own page: it ended, and where its replay is.
+    let (status, body) = http_get(server.http_addr, &format!("/watch/{}", game.id));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("has ended"), "{body}");
+    assert!(
+        body.contains(&format!("href=\"{replay}\"")),
+        "the finished game's page links its replay: {body}"
+    );
+    browser
+        .goto(&format!("http://{}/watch/{}", server.http_addr, game.id))
+        .await;
+    browser
+        .wait_for(
+            "the finished game's page",
+            "document.getElementById('replay-link') !== null",
+        )
+        .await;
+    browser.screenshot("finished-game-page").await;
+
+    // Its replay plays to the end and shows the player's last screen.
+    browser.click("#replay-link").await;
+    browser
+        .wait_for(
+            "the replay's end",
+            "document.getElementById('state') && \
+             document.getElementById('state').textContent === 'ended' && \
+             document.getElementById('screen').dataset.frame",
+        )
+        .await;
+    assert_eq!(browser.terminal_rows().await, final_rows);
+    let status = browser
+        .eval("document.getElementById('status').textContent")
+        .await;
+    assert!(
+        status
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Replay: juno · test (TEST)"),
+        "{status}"
+    );
+    browser.screenshot("replay-ended").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_chromium_page_is_resynced_and_converges() {
+    let server = start_server(|c| {
+        c.games
+            .push(testgame("burst", &["--burst", "30000", "--pad", "8"]));
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("pax", "burst").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let mut browser = Browser::launch(1200, 800).await;
+    browser
+        .goto(&format!("http://{}/watch/{}", server.http_addr, game.id))
+        .await;
+    browser
+        .wait_for(
+            "the first screen",
+            "document.getElementById('screen').dataset.frame !== undefined",
+        )
+        .await;
+    // The page stops (its script paused in the debugger, so it reads
+    // nothing: Chromium stops reading its socket) while the game bursts; the
+    // player is not held up.
+    browser.call("Debugger.enable", serde_json::json!({})).await;
+    browser.call("Debugger.pause", serde_json::json!({})).await;
+    player.send(b"b").await;
+    player
+        .wait_for_text("BURST-DONE 30000")
+        .await
+        .expect("the player gets the whole burst");
+    let last = server.hub(&game.id).last_frame_id().get();
+    player
+        .wait_for_frame(last)
+        .await
+        .expect("the player is at the last frame");
+    browser.call("Debugger.resume", serde_json::json!({})).await;
+    browser
+        .wait_for(
+            "the last frame after the pause",
+            &format!("document.getElementById('screen').dataset.frame === '{last}'"),
+        )
+        .await;
+    let skipped = browser
+        .eval("Number(document.getElementById('screen').dataset.skipped)")
+        .await;
+    assert!(
+        skipped.as_u64().unwrap_or(0) > 0,
+        "the paused page was resynced (skipped {skipped})"
+    );
+    assert_eq!(browser.terminal_rows().await, player.rows());
+    browser.screenshot("paused-and-resynced").await;
+    server.shutdown().await;
+}
+
+/// The WebSocket protocol as a page applies it: a terminal of its own fed
+/// the snapshots and frames, the frames counted on from each snapshot.
 #[derive(Default)]
 struct Page {
-    rows: Vec<String>,
+    screen: Option<ScreenModel>,
     frame: u64,
     snapshots: u32,
     skipped: u64,
+    /// A snapshot was announced: the next binary message is its body.
+    announced: Option<serde_json::Value>,
 }
 
 impl Page {
-    fn apply(&mut self, message: &serde_json::Value) {
-        let row_text = |runs: &serde_json::Value| -> String {
-            runs.as_array()
-                .expect("runs")
-                .iter()
-                .map(|r| r["t"].as_str().unwrap_or("").to_owned())
-                .collect::<String>()
-                .trim_end()
-                .to_owned()
-        };
-        match message["type"].as_str() {
-            Some("snapshot") => {
-                self.rows = message["lines"]
-                    .as_array()
-                    .expect("lines")
-                    .iter()
-                    .map(row_text)
-                    .collect();
-                self.frame = message["frame_id"].as_u64().expect("frame id");
-                self.snapshots += 1;
-                self.skipped += message["skipped"].as_u64().unwrap_or(0);
-            }
-            Some("delta") => {
-                for change in message["lines"].as_array().expect("lines") {
-                    let index = change[0].as_u64().expect("index") as usize;
-                    self.rows[index] = row_text(&change[1]);
+    fn apply(&mut self, message: &Message) {
+        match message {
+            Message::Text(text) => {
+                let control: serde_json::Value = serde_json::from_str(text).expect("JSON");
+                if control["type"] == "snapshot" {
+                    self.announced = Some(control);
                 }
-                let frame = message["frame_id"].as_u64().expect("frame id");
-                assert_eq!(frame, self.frame + 1, "deltas come in order, none missing");
-                self.frame = frame;
             }
+            Message::Binary(bytes) => match self.announced.take() {
+                Some(snapshot) => {
+                    let size = |key: &str| snapshot[key].as_u64().expect("size") as u16;
+                    let mut screen = ScreenModel::new(TermSize::new(size("cols"), size("rows")));
+                    screen.process(bytes);
+                    self.screen = Some(screen);
+                    self.frame = snapshot["frame_id"].as_u64().expect("frame id");
+                    self.snapshots += 1;
+                    self.skipped += snapshot["skipped"].as_u64().unwrap_or(0);
+                }
+                None => {
+                    self.screen
+                        .as_mut()
+                        .expect("a snapshot comes first")
+                        .process(bytes);
+                    self.frame += 1;
+                }
+            },
             _ => {}
         }
+    }
+
+    fn rows(&self) -> Vec<String> {
+        let screen = self.screen.as_ref().expect("a screen");
+        screen
+            .screen()
+            .rows(0, screen.size().cols)
+            .map(|row| row.trim_end().to_owned())
+            .collect()
     }
 }
 
@@ -117,26 +372,37 @@ async fn open_query(server: &TestServer, query: &str) -> Socket {
         .0
 }
 
-/// Reads until the page is at `frame`.
+async fn next_message(socket: &mut Socket) -> Message {
+    tokio::time::timeout(WAIT, socket.next())
+        .await
+        .expect("a message in time")
+        .expect("the socket is open")
+        .expect("a message")
+}
+
 /// The next message about the screen: status messages (watcher counts) can
 /// come at any point and say nothing about frames.
-async fn next_screen_message(socket: &mut Socket) -> serde_json::Value {
+async fn next_screen_message(socket: &mut Socket) -> Message {
     loop {
-        let message = next_json(socket).await;
-        if message["type"] != "status" {
-            return message;
+        let message = next_message(socket).await;
+        if let Message::Text(text) = &message
+            && text.contains("\"type\":\"status\"")
+        {
+            continue;
         }
+        return message;
     }
 }
 
+/// Reads until the page is at `frame` (with a screen).
 async fn read_until(socket: &mut Socket, page: &mut Page, frame: u64) {
-    while page.frame < frame {
-        page.apply(&next_json(socket).await);
+    while page.screen.is_none() || page.frame < frame || page.announced.is_some() {
+        page.apply(&next_message(socket).await);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_browser_is_resynced_and_converges() {
+async fn a_paused_socket_is_resynced_and_converges() {
     let server = start_server(|c| {
         c.games
             .push(testgame("burst", &["--burst", "30000", "--pad", "8"]));
@@ -168,7 +434,7 @@ async fn a_paused_browser_is_resynced_and_converges() {
         page.snapshots >= 2 && page.skipped > 0,
         "the paused page was resynced"
     );
-    assert_eq!(page.rows, player.rows());
+    assert_eq!(page.rows(), player.rows());
     server.shutdown().await;
 }
 
@@ -199,16 +465,15 @@ async fn a_page_that_reconnects_resumes_from_its_last_frame() {
     let query = format!("session={}&from={}", game.id, page.frame);
     let mut socket = open_query(&server, &query).await;
     let first = next_screen_message(&mut socket).await;
-    assert_eq!(
-        first["type"], "delta",
-        "the frames since, not the whole screen: {first}"
+    assert!(
+        matches!(first, Message::Binary(_)),
+        "the frames since, not the whole screen: {first:?}"
     );
-    assert_eq!(first["frame_id"].as_u64(), Some(page.frame + 1));
     page.apply(&first);
     read_until(&mut socket, &mut page, last).await;
     assert_eq!(page.snapshots, 1, "one snapshot in all: the first join");
     assert_eq!(
-        page.rows,
+        page.rows(),
         player.rows(),
         "the resumed page shows the player's screen"
     );
@@ -216,9 +481,13 @@ async fn a_page_that_reconnects_resumes_from_its_last_frame() {
     // A frame the server never had (or no longer keeps): the whole screen.
     let query = format!("session={}&from={}", game.id, last + 1_000);
     let mut socket = open_query(&server, &query).await;
-    let first = next_screen_message(&mut socket).await;
+    let first = next_json(&mut socket).await;
     assert_eq!(first["type"], "snapshot", "{first}");
-    assert_eq!(first["frame_id"].as_u64(), Some(last));
+    assert!(first["frame_id"].as_u64() <= Some(last), "{first}");
+    let mut again = Page::default();
+    again.apply(&Message::text(first.to_string()));
+    read_until(&mut socket, &mut again, last).await;
+    assert_eq!(again.rows(), player.rows());
     // Not a number: a clear HTTP error, not a socket.
     let url = format!(
         "http://{}/ws/spectate?session={}&from=yesterday",
@@ -274,7 +543,7 @@ async fn hostile_websocket_input_closes_that_socket_alone() {
     player.wait_for_text("frame 000002").await.expect("frames");
     let last = server.hub(&game.id).last_frame_id().get();
     read_until(&mut good, &mut page, last).await;
-    assert_eq!(page.rows, player.rows());
+    assert_eq!(page.rows(), player.rows());
     let mut chatty_page = Page::default();
     read_until(&mut chatty, &mut chatty_page, last).await;
     assert!(
