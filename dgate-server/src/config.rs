@@ -390,6 +390,27 @@ pub struct SpectatingConfig {
     /// A spectator stream ends after this long without game output.
     #[serde(deserialize_with = "duration")]
     pub spectator_timeout: Duration,
+    /// The games' chat.
+    pub chat: ChatConfig,
+}
+
+/// `session_management.spectating.chat`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Anonymous spectators see the chat (they never write in it).
+    pub anonymous_read: bool,
+    /// Lines one user may say per 10 seconds, over every game.
+    pub lines_per_10s: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            anonymous_read: true,
+            lines_per_10s: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -541,6 +562,7 @@ impl Default for SpectatingConfig {
             max_spectators_per_address: 5,
             max_spectators_per_address_total: 20,
             spectator_timeout: Duration::from_secs(30 * 60),
+            chat: ChatConfig::default(),
         }
     }
 }

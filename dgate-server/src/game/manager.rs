@@ -107,6 +107,7 @@ impl SessionManager {
                 library,
                 data_dir: config.data_dir.clone(),
                 audiences: Audiences::new(&config.data_dir),
+                chat_limit: ChatLimit::new(config.session_management.spectating.chat.lines_per_10s),
                 config,
                 sessions: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
@@ -114,7 +115,6 @@ impl SessionManager {
                 metrics: Arc::new(Metrics::new()),
                 shutting_down: CancellationToken::new(),
                 messenger: messages::Messenger::default(),
-                chat_limit: ChatLimit::default(),
             }),
         }
     }

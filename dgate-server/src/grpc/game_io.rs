@@ -17,7 +17,7 @@ use tracing::debug;
 use super::convert::{delivery_message, term_size};
 use crate::accounts::{Revocation, User};
 use crate::broadcast::Delivery;
-use crate::broadcast::chat::{ChatItem, ChatLine};
+use crate::broadcast::chat::{ChatItem, ChatLine, ChatReceiver};
 use crate::game::messages::{Notice, Notices};
 use crate::game::{Session, SessionManager};
 use crate::viewing::chat::{self, Said};
@@ -172,7 +172,15 @@ pub fn responses(
         };
         // The chat: its history first, then each line; answers to this
         // stream's own lines; who is watching whenever it changes.
-        let (history, mut chat) = session.chat.join();
+        // Anonymous spectators read it unless `spectating.chat.anonymous_read` is off.
+        let reads_chat = caller.is_some()
+            || manager.config().session_management.spectating.chat.anonymous_read;
+        let (history, mut chat) = if reads_chat {
+            let (history, receiver) = session.chat.join();
+            (history, Some(receiver))
+        } else {
+            (Vec::new(), None)
+        };
         for line in history {
             yield Ok(chat_event(&line, true));
         }
@@ -213,7 +221,7 @@ pub fn responses(
                 () = &mut idle => Step::Idle,
                 delivery = viewer.next() => Step::Delivery(delivery),
                 notice = next_notice(&mut notices) => Step::Notice(notice),
-                item = chat.next() => Step::Chat(item),
+                item = next_chat(&mut chat) => Step::Chat(item),
                 Some(answer) = answers.recv() => Step::Answer(answer),
                 _ = audience_check.tick() => Step::AudienceCheck,
                 end = &mut input => Step::Input(end.unwrap_or(InputEnd::Closed)),
@@ -309,6 +317,14 @@ pub fn responses(
                 }
             }
         }
+    }
+}
+
+/// The next chat item, if the stream reads the chat.
+async fn next_chat(chat: &mut Option<ChatReceiver>) -> ChatItem {
+    match chat {
+        Some(chat) => chat.next().await,
+        None => std::future::pending().await,
     }
 }
 

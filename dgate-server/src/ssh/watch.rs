@@ -226,8 +226,19 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
     let removed = watch.removed().clone();
     let session = std::sync::Arc::clone(watch.session());
     // The game's chat: its latest lines for `c`, the last one on the status line.
+    let reads_chat = conn.user.is_some()
+        || manager
+            .config()
+            .session_management
+            .spectating
+            .chat
+            .anonymous_read;
     let (history, mut chat) = session.chat.join();
-    let mut recent: Vec<String> = history.iter().map(|l| talk::line_text(l)).collect();
+    let mut recent: Vec<String> = if reads_chat {
+        history.iter().map(|l| talk::line_text(l)).collect()
+    } else {
+        Vec::new()
+    };
     // What `m` or `c` came to, on the status line until the next key.
     let mut note = String::new();
     let outcome = loop {
@@ -275,7 +286,7 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
                     conn.out.draw(|f| draw_cropped(f, &mut view)).await?;
                 }
             }
-            item = chat.next() => {
+            item = chat.next(), if reads_chat => {
                 talk::remember(&mut recent, item);
                 if drawing == Drawing::Passthrough {
                     write_status(conn, &view, &note, &recent).await?;
@@ -295,6 +306,9 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
                     }
                     note = match key.code {
                         KeyCode::Char('m') => talk::message(conn, &session).await?,
+                        KeyCode::Char('c') if !reads_chat => {
+                            "This server's chat is for logged-in spectators.".to_owned()
+                        }
                         KeyCode::Char('c') => {
                             talk::chat(conn, &session, &mut recent, &mut chat).await?
                         }

@@ -2,7 +2,7 @@
 //! spectators and the player write, anonymous spectators only read; the
 //! sender's name is their login's; a line is at most [`MAX_CHARS`]
 //! characters without control characters; each user says at most
-//! [`PER_WINDOW`] lines per [`WINDOW`]. A line starting with `/` is a
+//! `spectating.chat.lines_per_10s` lines per [`WINDOW`]. A line starting with `/` is a
 //! command of the player (or an admin): the [`audience`](super::audience)
 //! rules, applied at once to whoever watches now.
 
@@ -19,8 +19,7 @@ use crate::metrics::{CommandLabel, ReasonLabel};
 
 /// The longest line, in characters.
 pub const MAX_CHARS: usize = 200;
-/// Lines one user may say per [`WINDOW`].
-pub const PER_WINDOW: usize = 5;
+/// The rate limit's window.
 pub const WINDOW: Duration = Duration::from_secs(10);
 
 /// What came of a line.
@@ -33,22 +32,34 @@ pub enum Said {
     Answer(String),
 }
 
-/// The lines each user said lately, for the rate limit.
-#[derive(Debug, Default)]
-pub struct ChatLimit(Mutex<HashMap<String, VecDeque<Instant>>>);
+/// The lines each user said lately, for the rate limit of
+/// `spectating.chat.lines_per_10s` per [`WINDOW`].
+#[derive(Debug)]
+pub struct ChatLimit {
+    per_window: usize,
+    said: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
 
 impl ChatLimit {
+    pub fn new(per_window: usize) -> Self {
+        Self {
+            per_window,
+            said: Mutex::default(),
+        }
+    }
+
     fn allow(&self, user: &str) -> Result<(), SessionError> {
         let now = Instant::now();
-        let mut said = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut said = self.said.lock().unwrap_or_else(|p| p.into_inner());
         said.retain(|_, times| {
             times.retain(|t| now.duration_since(*t) < WINDOW);
             !times.is_empty()
         });
         let times = said.entry(user.to_lowercase()).or_default();
-        if times.len() >= PER_WINDOW {
+        if times.len() >= self.per_window {
             return Err(SessionError::Limit(format!(
-                "at most {PER_WINDOW} lines per {} s; wait a moment",
+                "at most {} lines per {} s; wait a moment",
+                self.per_window,
                 WINDOW.as_secs()
             )));
         }

@@ -421,3 +421,39 @@ async fn dgate_watch_shows_the_chat_beside_the_game_and_talks() {
     drop(tmux);
     server.shutdown().await;
 }
+
+/// `spectating.chat.anonymous_read: false`: anonymous spectators see no
+/// chat at all; logged-in ones do. `lines_per_10s` sets the rate limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_can_be_kept_from_anonymous_spectators() {
+    let server = start_server(|c| {
+        let chat = &mut c.session_management.spectating.chat;
+        chat.anonymous_read = false;
+        chat.lines_per_10s = 2;
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("pat", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let sue_token = server.account("sue").await;
+    let mut sue = Viewer::spectator_with(&mut client, &game.id, Some(&sue_token))
+        .await
+        .expect("sue watches");
+    let mut anon = Viewer::spectator(&mut client, &game.id, "anon")
+        .await
+        .expect("anonymous");
+    player.say("one").await;
+    player.say("two").await;
+    player.say("three").await;
+    sue.wait_for_chat(said("two")).await.expect("sue reads");
+    player
+        .wait_for_chat(answered("at most 2 lines per 10 s"))
+        .await
+        .expect("the third is refused");
+    // The anonymous stream went on (frames), with no chat in it.
+    player.send(b"f").await;
+    anon.wait_for_text("frame 000001").await.expect("frames");
+    assert!(anon.chat.is_empty(), "{:?}", anon.chat);
+    server.shutdown().await;
+}
