@@ -9,12 +9,54 @@
 //! - [`AddressLimiter`]: connections one address holds open at once
 //!   (`server.max_connections_per_address`), over gRPC, SSH and HTTP together;
 //! - [`LogOnce`]: a refusal is logged at most once a minute per address, so
-//!   that an attack cannot flood the log.
+//!   that an attack cannot flood the log;
+//! - [`PerName`]: at most so many acts of one user per window (chat lines,
+//!   messages to players).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// At most `max` acts of one name (case-insensitively) per sliding `window`.
+#[derive(Debug)]
+pub struct PerName {
+    max: usize,
+    window: Duration,
+    acts: Mutex<HashMap<String, std::collections::VecDeque<Instant>>>,
+}
+
+impl PerName {
+    pub fn new(max: usize, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            acts: Mutex::default(),
+        }
+    }
+
+    /// Counts one act of `name`; `Err(wait)` (how long until the next is
+    /// allowed) past the limit, which then counts nothing.
+    pub fn allow(&self, name: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut acts = self.acts.lock().unwrap_or_else(|p| p.into_inner());
+        acts.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < self.window);
+            !times.is_empty()
+        });
+        let times = acts.entry(name.to_lowercase()).or_default();
+        if times.len() >= self.max {
+            let oldest = times.front().copied().unwrap_or(now);
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
 
 /// The key every per-address limit counts under: IPv4 as is (IPv4-mapped
 /// IPv6 included), IPv6 by its /64.

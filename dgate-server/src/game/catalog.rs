@@ -179,17 +179,23 @@ pub fn command_for(
     })
 }
 
+/// Makes `path` the game account's (`run_as`).
+pub(super) fn give_to(path: &Path, run_as: &RunAs) -> std::io::Result<()> {
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(run_as.uid)),
+        Some(nix::unistd::Gid::from_raw(run_as.gid)),
+    )?;
+    Ok(())
+}
+
 /// Makes `dir` (under `data_dir`) the game account's, and every directory
 /// from `data_dir` down to it passable (never readable) by others, so that
 /// the account reaches it while the rest of the data directory (the
 /// database, the host key) stays the server's.
 pub(super) fn hand_over(dir: &Path, data_dir: &Path, run_as: &RunAs) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let owner = (
-        Some(nix::unistd::Uid::from_raw(run_as.uid)),
-        Some(nix::unistd::Gid::from_raw(run_as.gid)),
-    );
-    nix::unistd::chown(dir, owner.0, owner.1)?;
+    give_to(dir, run_as)?;
     let mut parent = dir.parent();
     while let Some(p) = parent {
         if !p.starts_with(data_dir) {

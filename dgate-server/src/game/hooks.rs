@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tracing::{info, warn};
 
-use super::catalog::{Substitutions, hand_over};
+use super::catalog::{Substitutions, give_to, hand_over};
 use super::pty::{RunAs, confinement};
 use crate::config::{GameConfig, Rlimits};
 
@@ -218,12 +218,9 @@ impl HookRun<'_> {
 
     fn give_file(&self, file: &Path) -> Result<(), String> {
         match &self.run_as {
-            Some(run_as) if file.starts_with(self.data_dir) => nix::unistd::chown(
-                file,
-                Some(nix::unistd::Uid::from_raw(run_as.uid)),
-                Some(nix::unistd::Gid::from_raw(run_as.gid)),
-            )
-            .map_err(|e| format!("{}: {e}", file.display())),
+            Some(run_as) if file.starts_with(self.data_dir) => {
+                give_to(file, run_as).map_err(|e| format!("{}: {e}", file.display()))
+            }
             _ => Ok(()),
         }
     }

@@ -12,7 +12,7 @@
 //! the data directory's `announcements/` queue, which the server delivers
 //! from within a second ([`deliver_queued`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -25,11 +25,12 @@ use nix::libc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::catalog::{Substitutions, hand_over};
+use super::catalog::{Substitutions, give_to, hand_over};
 use super::pty::RunAs;
 use super::{Session, SessionError, SessionManager};
 use crate::accounts::User;
 use crate::config::{Config, GameConfig};
+use crate::limits::PerName;
 
 /// The longest message, in characters (dgamelaunch's prompt holds 80).
 pub const MAX_CHARS: usize = 80;
@@ -106,34 +107,30 @@ pub fn clean(text: &str) -> Result<String, SessionError> {
 }
 
 /// The per-sender rate limit and the announcements of the last hour.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Messenger {
-    sent: Mutex<HashMap<String, VecDeque<Instant>>>,
+    sent: PerName,
     announcements: Mutex<VecDeque<(Instant, Notice)>>,
+}
+
+impl Default for Messenger {
+    fn default() -> Self {
+        Self {
+            sent: PerName::new(PER_SENDER, SENDER_WINDOW),
+            announcements: Mutex::default(),
+        }
+    }
 }
 
 impl Messenger {
     /// Counts one message of `sender`; refused past [`PER_SENDER`] a window.
     fn allow(&self, sender: &str) -> Result<(), SessionError> {
-        let now = Instant::now();
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        sent.retain(|_, times| {
-            times.retain(|t| now.duration_since(*t) < SENDER_WINDOW);
-            !times.is_empty()
-        });
-        let times = sent.entry(sender.to_lowercase()).or_default();
-        if times.len() >= PER_SENDER {
-            let wait = times
-                .front()
-                .map(|t| SENDER_WINDOW.saturating_sub(now.duration_since(*t)))
-                .unwrap_or(SENDER_WINDOW);
-            return Err(SessionError::Limit(format!(
+        self.sent.allow(sender).map_err(|wait| {
+            SessionError::Limit(format!(
                 "at most {PER_SENDER} messages a minute; try again in {} s",
                 wait.as_secs().max(1)
-            )));
-        }
-        times.push_back(now);
-        Ok(())
+            ))
+        })
     }
 
     fn remember(&self, notice: Notice) {
@@ -287,11 +284,7 @@ fn open_spool(
     if created {
         file.set_permissions(std::fs::Permissions::from_mode(0o660))?;
         if let Some(run_as) = run_as {
-            nix::unistd::chown(
-                path,
-                Some(nix::unistd::Uid::from_raw(run_as.uid)),
-                Some(nix::unistd::Gid::from_raw(run_as.gid)),
-            )?;
+            give_to(path, run_as)?;
         }
     }
     Ok(file)

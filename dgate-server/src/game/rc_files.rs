@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::catalog::{Substitutions, hand_over};
+use super::catalog::{Substitutions, give_to, hand_over};
 use super::pty::RunAs;
 use crate::config::{Config, GameConfig};
 
@@ -160,14 +160,10 @@ pub fn save(
 /// account's.
 fn give_to_game(path: &Path, run_as: Option<&RunAs>) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
-    if let Some(run_as) = run_as {
-        nix::unistd::chown(
-            path,
-            Some(nix::unistd::Uid::from_raw(run_as.uid)),
-            Some(nix::unistd::Gid::from_raw(run_as.gid)),
-        )?;
+    match run_as {
+        Some(run_as) => give_to(path, run_as),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,15 +6,14 @@
 //! command of the player (or an admin): the [`audience`](super::audience)
 //! rules, applied at once to whoever watches now.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::info;
 
 use super::audience::{Block, Command};
 use crate::accounts::User;
 use crate::game::{Session, SessionError, SessionManager};
+use crate::limits::PerName;
 use crate::metrics::{CommandLabel, ReasonLabel};
 
 /// The longest line, in characters.
@@ -33,38 +32,23 @@ pub enum Said {
 }
 
 /// The lines each user said lately, for the rate limit of
-/// `spectating.chat.lines_per_10s` per [`WINDOW`].
+/// `spectating.chat.lines_per_10s` per [`WINDOW`], over every game.
 #[derive(Debug)]
-pub struct ChatLimit {
-    per_window: usize,
-    said: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
+pub struct ChatLimit(PerName);
 
 impl ChatLimit {
     pub fn new(per_window: usize) -> Self {
-        Self {
-            per_window,
-            said: Mutex::default(),
-        }
+        Self(PerName::new(per_window, WINDOW))
     }
 
     fn allow(&self, user: &str) -> Result<(), SessionError> {
-        let now = Instant::now();
-        let mut said = self.said.lock().unwrap_or_else(|p| p.into_inner());
-        said.retain(|_, times| {
-            times.retain(|t| now.duration_since(*t) < WINDOW);
-            !times.is_empty()
-        });
-        let times = said.entry(user.to_lowercase()).or_default();
-        if times.len() >= self.per_window {
-            return Err(SessionError::Limit(format!(
+        self.0.allow(user).map_err(|_| {
+            SessionError::Limit(format!(
                 "at most {} lines per {} s; wait a moment",
-                self.per_window,
+                self.0.max(),
                 WINDOW.as_secs()
-            )));
-        }
-        times.push_back(now);
-        Ok(())
+            ))
+        })
     }
 }
 
