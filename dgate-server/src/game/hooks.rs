@@ -137,7 +137,18 @@ pub struct HookRun<'a> {
 impl HookRun<'_> {
     /// Runs `actions` in order; returns the environment with what `setenv`
     /// set.
-    pub fn run(mut self, moment: &str, actions: &[HookAction]) -> Vec<(String, String)> {
+    pub fn run(self, moment: &str, actions: &[HookAction]) -> Vec<(String, String)> {
+        // Called from async code: on a multi-threaded runtime its worker is
+        // handed over while an `exec` runs, so other tasks go on.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.run_all(moment, actions))
+            }
+            _ => self.run_all(moment, actions),
+        }
+    }
+
+    fn run_all(mut self, moment: &str, actions: &[HookAction]) -> Vec<(String, String)> {
         let substitutions = Substitutions::new(self.game, self.username, self.data_dir);
         for (at, action) in actions.iter().enumerate() {
             let expand = |t: &str| substitutions.expand(t);
@@ -240,8 +251,13 @@ impl HookRun<'_> {
             .envs(self.environment.iter().map(|(k, v)| (k, v)))
             .current_dir(self.data_dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::null());
+        // Its errors to a file, read after it exits (a pipe could fill and
+        // hold it up).
+        let errors = tempfile::tempfile().map_err(|e| format!("{program}: {e}"))?;
+        if let Ok(copy) = errors.try_clone() {
+            command.stderr(copy);
+        }
         let mut child = command.spawn().map_err(|e| format!("{program}: {e}"))?;
         let deadline = Instant::now() + EXEC_TIMEOUT;
         loop {
@@ -251,11 +267,11 @@ impl HookRun<'_> {
                     return Ok(());
                 }
                 Ok(Some(status)) => {
+                    use std::io::{Read, Seek};
                     let mut stderr = String::new();
-                    if let Some(mut pipe) = child.stderr.take() {
-                        use std::io::Read;
-                        let _ = (&mut pipe).take(1024).read_to_string(&mut stderr);
-                    }
+                    let mut errors = &errors;
+                    let _ = errors.rewind();
+                    let _ = errors.take(1024).read_to_string(&mut stderr);
                     return Err(format!("{program}: {status}: {}", stderr.trim()));
                 }
                 Ok(None) if Instant::now() < deadline => {

@@ -162,6 +162,16 @@ pub async fn send(
     if session.is_ended() {
         return Err(SessionError::Ended);
     }
+    // Whom the player keeps away or mutes does not write to them either.
+    if let Some(why) = session.audience().refuses(Some(sender)) {
+        return Err(SessionError::NotAllowed(why));
+    }
+    if session.audience().is_muted(&sender.username) {
+        return Err(SessionError::NotAllowed(format!(
+            "{} has muted you",
+            session.info.username
+        )));
+    }
     manager.messenger().allow(&sender.username)?;
     let notice = Notice {
         sender: Some(sender.username.clone()),
@@ -359,6 +369,13 @@ pub fn queue_announcement(data_dir: &Path, text: &str) -> Result<PathBuf, String
 /// server ran) are removed unsent.
 pub async fn deliver_queued(manager: SessionManager, stop: CancellationToken) {
     let dir = manager.config().data_dir.join(QUEUE_DIR);
+    // The server's own, so that whoever queues (root too) leaves files it
+    // can read and remove.
+    if let Err(e) = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+    {
+        warn!(path = %dir.display(), error = %e, "cannot make the announcement queue");
+    }
     loop {
         tokio::select! {
             () = stop.cancelled() => return,

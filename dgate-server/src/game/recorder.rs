@@ -26,13 +26,13 @@ use crate::metrics::Metrics;
 use dgate_term::recording::{MetaResize, RecordingMeta};
 use dgate_term::ttyrec::write_record;
 
-/// The plain recording's path for a session.
 /// Where a game's chat is kept beside its recording at `recording`
 /// (`X.ttyrec` -> `X.chat.jsonl`).
 pub fn chat_path(recording: &Path) -> PathBuf {
     recording.with_extension("chat.jsonl")
 }
 
+/// The plain recording's path for a session.
 pub fn recording_path(directory: &Path, session: &Session) -> PathBuf {
     let start = humantime::format_rfc3339_millis(session.info.started_at).to_string();
     directory

@@ -107,6 +107,8 @@ impl Command {
 /// One player's rules, shared by their sessions.
 #[derive(Debug)]
 pub struct Audience {
+    /// The player, lowercased: never kept from their own games.
+    owner: String,
     path: PathBuf,
     rules: Mutex<Rules>,
 }
@@ -118,7 +120,7 @@ fn now() -> u64 {
 }
 
 impl Audience {
-    fn load(path: PathBuf) -> Self {
+    fn load(owner: String, path: PathBuf) -> Self {
         let rules = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 warn!(path = %path.display(), error = %e, "an audience file is damaged; starting afresh");
@@ -127,6 +129,7 @@ impl Audience {
             Err(_) => Rules::default(),
         };
         Self {
+            owner,
             path,
             rules: Mutex::new(rules),
         }
@@ -137,7 +140,12 @@ impl Audience {
     }
 
     /// Why `who` (anonymous when `None`) may not watch, if they may not.
+    /// The player and admins always may (to undo a `/block all` among
+    /// other things).
     pub fn refuses(&self, who: Option<&User>) -> Option<String> {
+        if who.is_some_and(|u| u.is_admin || u.username.eq_ignore_ascii_case(&self.owner)) {
+            return None;
+        }
         let rules = self.rules();
         match (rules.block, who) {
             (Block::All, _) => Some("the player does not allow watching".to_owned()),
@@ -238,11 +246,10 @@ impl Audiences {
     pub fn of(&self, player: &str) -> Arc<Audience> {
         let key = player.to_lowercase();
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(
-            loaded
-                .entry(key.clone())
-                .or_insert_with(|| Arc::new(Audience::load(self.dir.join(format!("{key}.json"))))),
-        )
+        Arc::clone(loaded.entry(key.clone()).or_insert_with(|| {
+            let path = self.dir.join(format!("{key}.json"));
+            Arc::new(Audience::load(key.clone(), path))
+        }))
     }
 }
 
@@ -330,5 +337,12 @@ mod tests {
         again.apply(&Command::Unblock);
         again.apply(&Command::Block(Block::All));
         assert!(again.refuses(Some(&user("dave"))).is_some());
+        // The player and admins may always watch (and undo it).
+        assert_eq!(again.refuses(Some(&user("Alice"))), None);
+        let admin = User {
+            is_admin: true,
+            ..user("root_op")
+        };
+        assert_eq!(again.refuses(Some(&admin)), None);
     }
 }

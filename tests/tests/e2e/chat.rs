@@ -112,6 +112,22 @@ async fn spectators_and_the_player_chat_and_the_player_is_in_charge() {
     sue.wait_for_chat(answered("you are muted"))
         .await
         .expect("told");
+    // Nor may she write to pat with `m`.
+    let refused = client
+        .send_player_message(authed(
+            pb::SendPlayerMessageRequest {
+                session_id: game.id.clone(),
+                text: "psst".into(),
+            },
+            &sue_token,
+        ))
+        .await
+        .expect_err("muted");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("pat has muted you"),
+        "{refused:?}"
+    );
     tom.say("tom here").await;
     let seen = player
         .wait_for_chat(said("tom here"))
@@ -201,6 +217,10 @@ async fn spectators_and_the_player_chat_and_the_player_is_in_charge() {
         .err()
         .expect("nobody may watch");
     assert_eq!(refused.code(), Code::PermissionDenied);
+    // But pat may, to undo it from a watcher too.
+    Viewer::spectator_with(&mut client, &again.id, Some(&again.token))
+        .await
+        .expect("the player always may watch");
     // Listed as private meanwhile.
     let (_, sessions) = http_get(server.http_addr, "/sessions");
     let sessions: serde_json::Value = serde_json::from_str(&sessions).expect("JSON");
