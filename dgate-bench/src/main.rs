@@ -7,6 +7,7 @@
 //! the server's CPU and memory, and whether every checked viewer ended on its
 //! player's screen. `dgate-bench firehose` is the game itself.
 
+mod alis;
 mod firehose;
 mod proc_stats;
 mod report;
@@ -48,6 +49,9 @@ enum Command {
     Soak(SoakArgs),
     /// The firehose game (what the server runs in a PTY).
     Firehose(firehose::FirehoseArgs),
+    /// Viewers of an asciinema live stream (`asciinema stream --local`
+    /// running the firehose), measured as `run` measures dgate's.
+    Alis(alis::AlisArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
         Command::Firehose(args) => firehose::run(&args).map(|()| true),
         Command::Run(args) => run_command(&args),
         Command::Soak(args) => soak_command(&args),
+        Command::Alis(args) => alis::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

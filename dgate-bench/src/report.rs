@@ -104,6 +104,9 @@ pub struct Report {
     pub bench_cpu_per_second: Option<f64>,
     /// Frames all viewers received per second while measuring.
     pub viewer_frames_per_second: f64,
+    /// Bytes (messages' payloads) each reading viewer received per second
+    /// while measuring.
+    pub bytes_per_viewer_per_second: f64,
 }
 
 impl Report {
@@ -172,7 +175,7 @@ impl Report {
         let _ = writeln!(
             out,
             "frames: {} drawn; viewers received {} ({:.0}/s), lost {}, out of order {}, \
-             resyncs {} ({} frames skipped), {:.1} MiB",
+             resyncs {} ({} frames skipped), {:.1} MiB ({:.0} B/s per reading viewer)",
             self.frames_published,
             v.frames,
             self.viewer_frames_per_second,
@@ -180,7 +183,8 @@ impl Report {
             v.disorder,
             v.resyncs,
             v.skipped,
-            v.bytes as f64 / 1048576.0
+            v.bytes as f64 / 1048576.0,
+            self.bytes_per_viewer_per_second
         );
         let _ = writeln!(
             out,

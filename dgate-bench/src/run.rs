@@ -76,6 +76,8 @@ struct Shared {
     frames: AtomicU64,
     lost: AtomicU64,
     resyncs: AtomicU64,
+    /// Bytes the reading viewers received while measuring (unpaused).
+    window_bytes: AtomicU64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -196,6 +198,11 @@ fn flush(tracker: &mut Tracker, counted: &mut Counts, phase: Phase, role: Role, 
         }
     }
     tracker.latencies.clear();
+    if role == (Role::Viewer { pausable: false }) && phase == Phase::Steady {
+        shared
+            .window_bytes
+            .fetch_add(tracker.counts.bytes - counted.bytes, Ordering::Relaxed);
+    }
     if role != Role::Player {
         let now = tracker.counts;
         shared
@@ -360,6 +367,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         frames: AtomicU64::new(0),
         lost: AtomicU64::new(0),
         resyncs: AtomicU64::new(0),
+        window_bytes: AtomicU64::new(0),
     });
 
     // The games, each with its player reading along.
@@ -582,6 +590,15 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     // Every stamp a reading viewer received while measuring is one sample.
     let frames_in_window = lock(&shared.steady).len() + lock(&shared.during_pause).len();
     let viewer_frames_per_second = frames_in_window as f64 / window;
+    let reading = (plan.viewers - paused_count).max(1) as f64;
+    // With paused viewers the window is the first half.
+    let steady = if paused_count > 0 {
+        window / 2.0
+    } else {
+        window
+    };
+    let bytes_per_viewer_per_second =
+        shared.window_bytes.load(Ordering::Relaxed) as f64 / reading / steady;
     Ok(Report {
         transport: plan.transport,
         sessions: plan.sessions,
@@ -605,6 +622,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         server_cpu_us_per_viewer_frame: None,
         bench_cpu_per_second: bench_cpu,
         viewer_frames_per_second,
+        bytes_per_viewer_per_second,
     }
     .with_per_frame_cost())
 }
