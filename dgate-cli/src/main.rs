@@ -66,9 +66,11 @@ enum Command {
     },
     /// Plays a game: starts your session, or resumes the one you have.
     ///
-    /// Your terminal is connected to the game as over ssh. Ctrl+] detaches:
-    /// the game waits for you (the server's detach grace) and `dgate play`
-    /// with the same game resumes it. Needs `dgate login`.
+    /// Your terminal is connected to the game as over ssh. Ctrl+] opens a
+    /// menu on the bottom row: `d` detaches (the game waits for you, the
+    /// server's detach grace, and `dgate play` with the same game resumes
+    /// it), `c` says a line in the game's chat (`/mute NAME`, `/kick NAME`,
+    /// `/block anon|all`, `/unblock` are yours there). Needs `dgate login`.
     Play {
         /// The game's id or short name, as `dgate games` lists them.
         game: String,

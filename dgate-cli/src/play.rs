@@ -2,7 +2,12 @@
 //! already have) and connects your terminal to it like ssh would: the game's
 //! output straight to the terminal in raw mode, your keystrokes to the game,
 //! your window size and its changes as resizes. The terminal is restored on
-//! every way out: game over, detach (Ctrl+]), server gone, SIGTERM, panic.
+//! every way out: game over, detach (Ctrl+] d), server gone, SIGTERM, panic.
+//!
+//! Ctrl+] is the escape, as telnet's: it opens a one-line menu on the bottom
+//! row (`d` detaches, `c` says a line in the game's chat, anything else goes
+//! back to the game), and the game's screen is redrawn from the client's own
+//! copy of it when the menu closes.
 
 use std::io::{Read, Write};
 
@@ -19,8 +24,21 @@ use dgate_term::{ScreenModel, TermSize};
 use crate::connection::{Connection, describe, status, with_token};
 use crate::tokens::Saved;
 
-/// Ctrl+]: leaves the game running for its owner to come back to, as telnet's escape.
-const DETACH: u8 = 0x1d;
+/// Ctrl+]: the escape to the menu (detach, chat), as telnet's.
+const ESCAPE: u8 = 0x1d;
+/// The longest chat line (the server's limit).
+const CHAT_CHARS: usize = 200;
+
+/// Where the keys go.
+#[derive(Debug)]
+enum Keys {
+    /// To the game.
+    Game,
+    /// Ctrl+] was pressed: the next key picks.
+    Menu,
+    /// Typing a line for the chat.
+    Chat(String),
+}
 
 /// Reset the terminal, then draw: a snapshot is the screen as seen from a reset terminal.
 const RESET: &[u8] = b"\x1bc";
@@ -79,7 +97,7 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
         .into_inner();
 
     eprintln!(
-        "{} {} on {} (Ctrl+] detaches; the game waits for you to come back).\r",
+        "{} {} on {} (Ctrl+] then d detaches and the game waits for you; Ctrl+] then c chats).\r",
         if resumed { "Resuming" } else { "Starting" },
         game.name,
         connection.url
@@ -91,6 +109,7 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
     let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut out = std::io::stdout();
     let mut notices: Vec<String> = Vec::new();
+    let mut keys_go = Keys::Game;
     let outcome = loop {
         tokio::select! {
             message = stream.message() => match message {
@@ -121,6 +140,14 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
                         }
                         notices.push(line);
                     }
+                    // The server's answer to the player's own line (a
+                    // command's result): over the bottom row for now, and
+                    // again when the player leaves.
+                    Some(Response::Chat(line)) if line.answer => {
+                        let text: String = line.text.chars().filter(|c| !c.is_control()).collect();
+                        write(&mut out, &[b"\x1b7", bottom_row(&raw, &format!("» {text}")).as_bytes(), b"\x1b8"])?;
+                        notices.push(format!("» {text}"));
+                    }
                     // The game's chat, live, on a row the game does not use.
                     Some(Response::Chat(line)) if !line.history => {
                         let (_, rows) = crossterm::terminal::size().unwrap_or((0, 0));
@@ -141,17 +168,61 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
             },
             typed = keys.recv() => match typed {
                 Some(bytes) => {
-                    if let Some(at) = bytes.iter().position(|b| *b == DETACH) {
-                        if at > 0 {
-                            input(&requests, &session_id, bytes[..at].to_vec()).await?;
+                    let mut rest: &[u8] = &bytes;
+                    let mut detach = false;
+                    while !rest.is_empty() && !detach {
+                        match &mut keys_go {
+                            Keys::Game => {
+                                let at = rest.iter().position(|b| *b == ESCAPE).unwrap_or(rest.len());
+                                if at > 0 {
+                                    input(&requests, &session_id, rest[..at].to_vec()).await?;
+                                }
+                                if at < rest.len() {
+                                    keys_go = Keys::Menu;
+                                    write(&mut out, &[bottom_row(&raw, MENU).as_bytes()])?;
+                                    rest = &rest[at + 1..];
+                                } else {
+                                    rest = &[];
+                                }
+                            }
+                            Keys::Menu => {
+                                match rest[0] {
+                                    b'd' | b'D' => detach = true,
+                                    b'c' | b'C' => {
+                                        keys_go = Keys::Chat(String::new());
+                                        write(&mut out, &[bottom_row(&raw, CHAT_PROMPT).as_bytes()])?;
+                                    }
+                                    _ => {
+                                        keys_go = Keys::Game;
+                                        write(&mut out, &[RESET, &raw.screen.snapshot()])?;
+                                    }
+                                }
+                                // A key in the menu (an escape sequence whole) is the menu's.
+                                rest = if rest[0] == 0x1b { &[] } else { &rest[1..] };
+                            }
+                            Keys::Chat(text) => {
+                                let (taken, done) = chat_keys(text, rest);
+                                rest = &rest[taken..];
+                                if let Some(said) = done {
+                                    if let Some(line) = said {
+                                        send(&requests, Request::Chat(pb::ChatSend { text: line })).await?;
+                                    }
+                                    keys_go = Keys::Game;
+                                    write(&mut out, &[RESET, &raw.screen.snapshot()])?;
+                                } else {
+                                    let prompt = format!("{CHAT_PROMPT}{text}");
+                                    write(&mut out, &[bottom_row(&raw, &prompt).as_bytes()])?;
+                                }
+                            }
                         }
+                    }
+                    if detach {
                         let _ = send(&requests, Request::Disconnect(pb::DisconnectPtyRequest {
                             session_id: session_id.clone(),
                             reason: "detached".to_owned(),
                         })).await;
                         break format!("Detached. `dgate play {}` resumes the game.", game.id);
                     }
-                    input(&requests, &session_id, bytes).await?;
                 }
                 None => break "The terminal closed.".to_owned(),
             },
@@ -174,6 +245,48 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
         "{outcome}\nMessages while you played:\n  {}",
         notices.join("\n  ")
     ))
+}
+
+/// The escape menu's line.
+const MENU: &str =
+    "Ctrl+]  d: detach (the game waits for you) · c: chat · any other key: back to the game";
+/// The chat's typing line.
+const CHAT_PROMPT: &str = "Chat (Enter says it, Esc goes back): ";
+
+/// `line` on the terminal's bottom row, over the game, the cursor after it.
+fn bottom_row(raw: &RawMode, line: &str) -> String {
+    let (cols, rows) = crossterm::terminal::size().unwrap_or((80, raw.screen.size().rows));
+    let shown: String = line
+        .chars()
+        .take(usize::from(cols.saturating_sub(1)))
+        .collect();
+    format!("\x1b[{rows};1H\x1b[0m\x1b[2K\x1b[7m{shown}\x1b[0m")
+}
+
+/// Applies typed `bytes` to the chat line `text`: how many bytes it took,
+/// and `Some` when the line is done (`Some(Some(line))` to say it,
+/// `Some(None)` when Esc gave it up).
+fn chat_keys(text: &mut String, bytes: &[u8]) -> (usize, Option<Option<String>>) {
+    let typed = String::from_utf8_lossy(bytes);
+    let mut taken = 0;
+    for c in typed.chars() {
+        taken += c.len_utf8();
+        match c {
+            '\r' | '\n' => {
+                let line = std::mem::take(text);
+                let line = (!line.trim().is_empty()).then_some(line);
+                return (taken.min(bytes.len()), Some(line));
+            }
+            // Esc (and an escape sequence's start) gives the line up.
+            '\u{1b}' => return (bytes.len(), Some(None)),
+            '\u{7f}' | '\u{8}' => {
+                text.pop();
+            }
+            c if !c.is_control() && text.chars().count() < CHAT_CHARS => text.push(c),
+            _ => {}
+        }
+    }
+    (bytes.len(), None)
 }
 
 /// A message to the player as one line of text, without a server's control

@@ -477,3 +477,85 @@ async fn the_chat_can_be_kept_from_anonymous_spectators() {
     assert!(anon.chat.is_empty(), "{:?}", anon.chat);
     server.shutdown().await;
 }
+
+/// The player in `dgate play`: Ctrl+] c says a line (and gives a command),
+/// the game is redrawn after, nothing typed there reaches the game, and
+/// Ctrl+] d detaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_chats_from_dgate_play_with_ctrl_bracket_c() {
+    use common::tmux::Tmux;
+    let server = start_server(|c| {
+        c.games
+            .push(testgame("keyed", &["--keylog", "%d/games/%u/keys"]));
+    })
+    .await;
+    server.account("pia").await;
+    let sue_token = server.account("sue").await;
+    let url = server.url();
+    let homes = tempfile::tempdir().expect("homes");
+    let home = homes.path().join("pia");
+    let tmux = Tmux::new();
+    let (config, state) = (
+        format!("{}/config", home.display()),
+        format!("{}/state", home.display()),
+    );
+    let login = dgate_as(
+        &home,
+        &url,
+        &["login", "--username", "pia", "--password-stdin"],
+        &format!("{}\n", String::from_utf8_lossy(&password_of("pia"))),
+    );
+    assert!(login.status.success(), "{login:?}");
+    let env = [
+        ("DGATE_SERVER", url.as_str()),
+        ("XDG_CONFIG_HOME", config.as_str()),
+        ("XDG_STATE_HOME", state.as_str()),
+    ];
+    let dgate = workspace_binary("dgate");
+    tmux.start(
+        "play",
+        (80, 24),
+        &env,
+        &format!("{} play keyed; sleep 30", dgate.display()),
+    );
+    tmux.wait_for_text("play", "dgate test game");
+    let session = server
+        .manager
+        .list()
+        .into_iter()
+        .find(|s| s.info.username == "pia")
+        .expect("pia's game");
+    let mut client = server.client().await;
+    let mut sue = Viewer::spectator_with(&mut client, &session.info.id, Some(&sue_token))
+        .await
+        .expect("sue watches");
+
+    tmux.send("play", &["C-]"]);
+    tmux.wait_for_text("play", "d: detach");
+    tmux.send("play", &["c"]);
+    tmux.wait_for_text("play", "Chat (Enter says it");
+    tmux.send("play", &["h", "i", " ", "s", "u", "e", "Enter"]);
+    let line = sue
+        .wait_for_chat(|e| e.text == "hi sue")
+        .await
+        .expect("sue hears the player");
+    assert!(line.from_player);
+    // The game is back whole.
+    tmux.wait_for("play", "the game redrawn", |screen| {
+        screen.iter().any(|l| l.contains("dgate test game"))
+            && !screen.iter().any(|l| l.contains("Chat (Enter"))
+    });
+    tmux.send("play", &["C-]", "c"]);
+    tmux.send(
+        "play",
+        &[
+            "/", "b", "l", "o", "c", "k", " ", "a", "n", "o", "n", "Enter",
+        ],
+    );
+    tmux.wait_for_text("play", "only logged-in spectators may watch now");
+    tmux.send("play", &["C-]", "d"]);
+    tmux.wait_for_text("play", "Detached.");
+    let keys = std::fs::read(server.data_dir.path().join("games/pia/keys")).unwrap_or_default();
+    assert!(keys.is_empty(), "{:?}", String::from_utf8_lossy(&keys));
+    server.shutdown().await;
+}
