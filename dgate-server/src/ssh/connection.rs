@@ -260,7 +260,7 @@ impl Connection {
     }
 
     /// Decodes `bytes` into keys typed ahead, keeping at most [`TYPED_AHEAD`].
-    fn queue_keys(&mut self, bytes: &[u8]) {
+    pub(super) fn queue_keys(&mut self, bytes: &[u8]) {
         let room = TYPED_AHEAD.saturating_sub(self.typed.len());
         self.typed
             .extend(self.decoder.feed(bytes).into_iter().take(room));

@@ -7,6 +7,7 @@ use dgate_tui::watch_menu::LETTERS;
 use tracing::info;
 
 use super::connection::{CLEAR, Connection, End, Event, RESET, Step};
+use super::talk;
 use crate::broadcast::Delivery;
 use crate::config::TermSize;
 use crate::viewing::{Play, Transport, start_or_resume};
@@ -88,6 +89,8 @@ pub(super) async fn play(conn: &mut Connection, game_id: &str) -> Result<(), End
     let taken_over = play.taken_over().clone();
     let mut notices = play.session().notices();
     let mut heard: Vec<String> = Vec::new();
+    // A chat answer to show once the game is redrawn.
+    let mut note: Option<String> = None;
     let outcome = loop {
         tokio::select! {
             delivery = play.next() => {
@@ -95,6 +98,9 @@ pub(super) async fn play(conn: &mut Connection, game_id: &str) -> Result<(), End
                 match &delivery {
                     Delivery::Snapshot(s) => {
                         conn.out.write([RESET, &s.data[..]].concat()).await?;
+                        if let Some(note) = note.take() {
+                            conn.out.write(talk::over_bottom_row(conn.out.size, &note)).await?;
+                        }
                     }
                     Delivery::Frame(frame) => conn.out.write(frame.data.clone()).await?,
                     Delivery::Resize { .. } => {}
@@ -103,8 +109,25 @@ pub(super) async fn play(conn: &mut Connection, game_id: &str) -> Result<(), End
             }
             event = conn.events.recv() => match event {
                 Some(Event::Input(bytes)) => {
-                    if play.input().send(bytes).await.is_err() {
+                    // Ctrl+] is the player's escape to the menu (detach, chat).
+                    let at = bytes.iter().position(|b| *b == talk::ESCAPE).unwrap_or(bytes.len());
+                    if at > 0 && play.input().send(bytes.slice(..at)).await.is_err() {
                         break Some("The game has ended.".to_owned());
+                    }
+                    if at < bytes.len() {
+                        conn.queue_keys(&bytes[at + 1..]);
+                        match talk::player_menu(conn, play.session()).await? {
+                            talk::Choice::Detach => {
+                                break Some(
+                                    "Detached: the game waits for you; p and its letter resume it."
+                                        .to_owned(),
+                                );
+                            }
+                            talk::Choice::Back(said) => {
+                                note = (!said.is_empty()).then_some(said);
+                                play.request_snapshot();
+                            }
+                        }
                     }
                 }
                 Some(Event::Resize(cols, rows)) => {

@@ -16,6 +16,58 @@ use crate::viewing::chat::{self, Said};
 
 /// Chat lines shown above the typing line, at most.
 const CHAT_ROWS: u16 = 8;
+/// Ctrl+]: the player's escape to the menu, as telnet's.
+pub(super) const ESCAPE: u8 = 0x1d;
+
+/// What the player picked in the Ctrl+] menu.
+pub(super) enum Choice {
+    /// Leave the game waiting for them.
+    Detach,
+    /// Back to the game; what to show (a chat answer), if anything.
+    Back(String),
+}
+
+/// The player's Ctrl+] menu on the bottom row: `d` detaches, `c` says a
+/// line in the game's chat (the player's commands included), any other key
+/// goes back.
+pub(super) async fn player_menu(conn: &mut Connection, session: &Session) -> Result<Choice, End> {
+    let menu = "Ctrl+]  d: detach (the game waits for you) · c: chat · any other key: back";
+    conn.out.write(over_bottom_row(conn.out.size, menu)).await?;
+    let key = loop {
+        if let Step::Key(key) = conn.next_key(false).await? {
+            break key;
+        }
+    };
+    match key.code {
+        KeyCode::Char('d' | 'D') => Ok(Choice::Detach),
+        KeyCode::Char('c' | 'C') => {
+            let title = "Chat (Enter says it, Esc goes back): ";
+            let Some(text) = read_line(conn, title, chat::MAX_CHARS, None).await? else {
+                return Ok(Choice::Back(String::new()));
+            };
+            let manager = conn.front.manager.clone();
+            Ok(Choice::Back(
+                match chat::say(&manager, session, conn.user.as_ref(), &text) {
+                    Ok(Said::Posted) => String::new(),
+                    Ok(Said::Answer(answer)) => format!("» {answer}"),
+                    Err(e) => format!("» Not said: {e}."),
+                },
+            ))
+        }
+        _ => Ok(Choice::Back(String::new())),
+    }
+}
+
+/// `line` over the terminal's bottom row (of `size`), the cursor and
+/// attributes kept.
+pub(super) fn over_bottom_row((cols, rows): (u16, u16), line: &str) -> String {
+    let shown: String = line
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(usize::from(cols.saturating_sub(1)))
+        .collect();
+    format!("\x1b7\x1b[{rows};1H\x1b[0m\x1b[2K\x1b[7m{shown}\x1b[0m\x1b8")
+}
 
 /// `m`: asks for a line and sends it to `session`'s player; what to show
 /// after (sent, or why not).

@@ -106,6 +106,11 @@ impl Play {
         Some(delivery)
     }
 
+    /// Asks for the whole screen again (after the player's view drew over it).
+    pub fn request_snapshot(&self) {
+        self.subscription.request_snapshot();
+    }
+
     /// Cancelled when a newer connection of the owner takes over.
     pub fn taken_over(&self) -> &CancellationToken {
         &self.lease.taken_over

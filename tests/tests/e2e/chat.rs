@@ -559,3 +559,57 @@ async fn the_player_chats_from_dgate_play_with_ctrl_bracket_c() {
     assert!(keys.is_empty(), "{:?}", String::from_utf8_lossy(&keys));
     server.shutdown().await;
 }
+
+/// The player over SSH: Ctrl+] c says a line in the chat, Ctrl+] d
+/// detaches back to the menu; neither reaches the game.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_chats_over_ssh_with_ctrl_bracket_c() {
+    use common::ssh::{Login, SshTerminal};
+    let server = start_server(|c| {
+        c.games
+            .push(testgame("keyed", &["--keylog", "%d/games/%u/keys"]));
+    })
+    .await;
+    server.account("pia").await;
+    let sue_token = server.account("sue").await;
+    let password = String::from_utf8(password_of("pia")).expect("utf-8");
+    let mut t = SshTerminal::connect(
+        server.ssh_addr,
+        "pia",
+        Login::Password(&password),
+        (100, 30),
+    )
+    .await
+    .expect("ssh");
+    t.wait_for("Logged in as pia.").await;
+    t.send(b"p").await;
+    t.wait_for("Play which game?").await;
+    // NetHack, DCSS, the test game, the missing one, then `keyed`.
+    t.send(b"e").await;
+    t.wait_for("dgate test game").await;
+    let session = server
+        .manager
+        .list()
+        .into_iter()
+        .find(|s| s.info.username == "pia")
+        .expect("pia's game");
+    let mut client = server.client().await;
+    let mut sue = Viewer::spectator_with(&mut client, &session.info.id, Some(&sue_token))
+        .await
+        .expect("sue watches");
+    t.send(b"\x1d").await;
+    t.wait_for("d: detach").await;
+    t.send(b"c").await;
+    t.wait_for("Chat (Enter says it").await;
+    t.send(b"hello from ssh\r").await;
+    let line = sue
+        .wait_for_chat(|e| e.text == "hello from ssh")
+        .await
+        .expect("sue hears it");
+    assert!(line.from_player);
+    t.send(b"\x1dd").await;
+    t.wait_for("Detached: the game waits for you").await;
+    let keys = std::fs::read(server.data_dir.path().join("games/pia/keys")).unwrap_or_default();
+    assert!(keys.is_empty(), "{:?}", String::from_utf8_lossy(&keys));
+    server.shutdown().await;
+}
