@@ -19,7 +19,7 @@ mod frames;
 use frames::nethack_frames;
 
 /// 30 lines of ~230 bytes of coloured text, scrolling a 180x50 screen.
-fn scrolling_lines() -> Vec<Vec<u8>> {
+fn scrolling_lines() -> Vec<Bytes> {
     (0..200u32)
         .map(|n| {
             let mut line = format!("\x1b[1;3{}mline {n:06}\x1b[0m ", n % 8).into_bytes();
@@ -29,7 +29,7 @@ fn scrolling_lines() -> Vec<Vec<u8>> {
                 );
             }
             line.extend_from_slice(b"\x1b[0m\r\n");
-            line
+            Bytes::from(line)
         })
         .collect()
 }
@@ -50,7 +50,7 @@ fn keyframes(c: &mut Criterion) {
         for f in &frames {
             model.process(f);
         }
-        let raw: usize = frames.iter().map(Vec::len).sum::<usize>() / frames.len();
+        let raw: usize = frames.iter().map(|f| f.len()).sum::<usize>() / frames.len();
         let screen = Bytes::from(model.snapshot());
         eprintln!(
             "{name}: a frame {raw} bytes on the wire (its own), a keyframe {} bytes; \
