@@ -178,17 +178,14 @@ async fn ended_page(manager: &SessionManager, session_id: &str) -> Option<Respon
         .into_iter()
         .find(|e| e.meta.session_id == session_id)?;
     let m = &entry.meta;
-    let title = format!(
-        "{} · {}",
-        m.username,
-        game_label(manager.config(), &m.game_id)
-    );
+    let game = game_label(manager.config(), &m.game_id);
+    let title = format!("{} · {game}", m.username);
     let ending = entry.summary().ending();
     let start = m.start.replace('T', " ");
     let start = start.split('.').next().unwrap_or(&start);
     let message = format!(
-        "{}'s game of {} (started {start} UTC) has ended: {ending}.",
-        m.username, m.game_id
+        "{}'s game of {game} (started {start} UTC) has ended: {ending}.",
+        m.username
     );
     let path = url_path(&entry.id);
     let page = ENDED

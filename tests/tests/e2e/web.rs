@@ -210,6 +210,10 @@ async fn the_end_links_the_replay_which_plays_to_its_end() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("has ended"), "{body}");
     assert!(
+        body.contains("juno · TEST"),
+        "the game's short name: {body}"
+    );
+    assert!(
         body.contains(&format!("href=\"{replay}\"")),
         "the finished game's page links its replay: {body}"
     );
