@@ -43,6 +43,11 @@ const term = new Terminal({
 const fitter = new FitAddon.FitAddon();
 term.loadAddon(fitter);
 term.open(screenEl);
+// The title the game gives its terminal (OSC 0/2), for the reader.
+term.onTitleChange((title) => {
+  screenEl.dataset.title = title;
+  screenEl.title = title;
+});
 
 // Scales the font so that the game's columns fit the window's width.
 function fitFont() {

@@ -571,3 +571,49 @@ async fn hostile_websocket_input_closes_that_socket_alone() {
     assert!(body.contains("The games in progress"));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_drawing_wide_characters_and_the_title_are_drawn_as_the_player_sees_them() {
+    let server = start_server(|c| {
+        let mut drawing = testgame("drawing", &[]);
+        drawing.binary.path = "/bin/sh".into();
+        drawing.binary.args = vec![
+            "-c".into(),
+            "printf '\\033]2;the title\\007\\033(0lqqk\\033(B wide: \\345\\255\\227x\\r\\n\
+             \\033(0x  x\\033(B\\r\\n\\033(0mqqj\\033(B\\r\\nDONE'; sleep 30"
+                .into(),
+        ];
+        c.games.push(drawing);
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server.start_game("lark", "drawing").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.wait_for_text("DONE").await.expect("the drawing");
+    let last = server.hub(&game.id).last_frame_id().get();
+    player.wait_for_frame(last).await.expect("all frames");
+
+    let mut browser = Browser::launch(1200, 800).await;
+    browser
+        .goto(&format!("http://{}/watch/{}", server.http_addr, game.id))
+        .await;
+    browser
+        .wait_for(
+            "the drawing",
+            &format!("document.getElementById('screen').dataset.frame === '{last}'"),
+        )
+        .await;
+    let rows = browser.terminal_rows().await;
+    assert_eq!(&rows[..4], ["┌──┐ wide: 字x", "│  │", "└──┘", "DONE"]);
+    assert_eq!(
+        rows,
+        player.rows(),
+        "the page shows what the player's terminal shows"
+    );
+    let title = browser
+        .eval("document.getElementById('screen').dataset.title")
+        .await;
+    assert_eq!(title, "the title", "the game's title (OSC 2)");
+    browser.screenshot("line-drawing").await;
+    server.shutdown().await;
+}
