@@ -5,8 +5,8 @@
 //! compiled in: no CDN, no build step, the pages work offline.
 //!
 //! The WebSocket sends the hub's own bytes ([`wire`]): the snapshot on join
-//! and resync, then each frame as the game wrote it, encoded once per game
-//! ([`feed`]); the page's emulator draws them, so its screen is the player's
+//! and resync, then each frame as the game wrote it, the same `Bytes` for
+//! every browser of the game ([`feed`]); the page's emulator draws them, so its screen is the player's
 //! (bold as bright, the 16 colours, line drawing, wide characters, the
 //! alternate screen) and its text stays in the DOM (selectable, copyable,
 //! readable by a screen reader). A browser is a spectator like any other:
@@ -426,4 +426,30 @@ async fn send(socket: &mut WebSocket, message: &Control) -> Option<u64> {
     let bytes = text.len() as u64;
     socket.send(Message::Text(text.into())).await.ok()?;
     Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recording_ids_become_paths_segment_by_segment() {
+        assert_eq!(
+            url_path("ann/nethack/2026-11-26T18:24:34.123Z"),
+            "ann/nethack/2026-11-26T18%3A24%3A34.123Z"
+        );
+        assert_eq!(url_path("a b/<x>"), "a%20b/%3Cx%3E");
+    }
+
+    #[test]
+    fn games_are_named_as_menus_name_them() {
+        let config = Config::embedded();
+        let nethack = config.games.first().expect("a game");
+        let label = game_label(&config, &nethack.id);
+        assert!(!label.is_empty());
+        if !nethack.short_name.is_empty() {
+            assert_eq!(label, nethack.short_name);
+        }
+        assert_eq!(game_label(&config, "no-such-game"), "no-such-game");
+    }
 }
