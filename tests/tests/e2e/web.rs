@@ -617,3 +617,52 @@ async fn line_drawing_wide_characters_and_the_title_are_drawn_as_the_player_sees
     browser.screenshot("line-drawing").await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_follow_a_renewed_keyframe_and_the_games_resize() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("mira", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    // A page watching from the start, through more frames than the feed
+    // keeps behind its keyframe (it renews it from the hub)...
+    let mut early = open(&server, &game.id).await;
+    let mut early_page = Page::default();
+    read_until(&mut early, &mut early_page, 0).await;
+    for _ in 0..5 {
+        player.send(&[b'f'; 10]).await;
+    }
+    player
+        .wait_for_text("frame 000050")
+        .await
+        .expect("50 frames");
+    let last = server.hub(&game.id).last_frame_id().get();
+    player.wait_for_frame(last).await.expect("all frames");
+    // ... and one joining after them: both show the player's screen.
+    let mut late = open(&server, &game.id).await;
+    let mut late_page = Page::default();
+    read_until(&mut late, &mut late_page, last).await;
+    read_until(&mut early, &mut early_page, last).await;
+    assert_eq!(late_page.rows(), player.rows());
+    assert_eq!(early_page.rows(), player.rows());
+    assert_eq!(
+        early_page.snapshots, 1,
+        "no resync for a page that keeps up"
+    );
+
+    // The game's terminal is resized: every page gets the new size and the
+    // screen at it.
+    player.send_resize(100, 30).await;
+    player.send(b"s").await;
+    player.wait_for_text("SIZE 100x30").await.expect("resized");
+    let last = server.hub(&game.id).last_frame_id().get();
+    player.wait_for_frame(last).await.expect("all frames");
+    for (socket, page) in [(&mut early, &mut early_page), (&mut late, &mut late_page)] {
+        read_until(socket, page, last).await;
+        let size = page.screen.as_ref().expect("a screen").size();
+        assert_eq!((size.cols, size.rows), (100, 30));
+        assert_eq!(page.rows(), player.rows());
+    }
+    server.shutdown().await;
+}
