@@ -74,7 +74,6 @@ pub fn say(
         }
         Ok(Said::Answer(_)) if text.trim_start().starts_with('/') => {
             let command = text
-                .trim_start()
                 .split_whitespace()
                 .next()
                 .and_then(|verb| {
