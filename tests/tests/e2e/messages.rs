@@ -214,8 +214,8 @@ async fn announcements_reach_every_player_and_the_menus() {
         "Restart at 12:00 UTC; your games will be saved.".to_owned(),
         true,
     );
-    assert_eq!(notices(&mut ann, 1).await, [heard.clone()]);
-    assert_eq!(notices(&mut ben, 1).await, [heard.clone()]);
+    assert_eq!(notices(&mut ann, 1).await, std::slice::from_ref(&heard));
+    assert_eq!(notices(&mut ben, 1).await, std::slice::from_ref(&heard));
     assert_eq!(
         std::fs::read_to_string(server.data_dir.path().join("mail/ann")).expect("spool"),
         "dgate:Restart at 12:00 UTC; your games will be saved.\n"
