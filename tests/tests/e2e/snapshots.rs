@@ -283,7 +283,7 @@ async fn dcss_character_creation_inventory_and_map() {
         "{CRAWL} is needed (apt-get install crawl; .ci/run installs it)"
     );
     let game = program(
-        "crawl",
+        "crawl-snapshots",
         CRAWL,
         &[
             "-name",

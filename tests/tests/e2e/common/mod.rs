@@ -538,7 +538,7 @@ impl Viewer {
             if let Some(event) = self.chat.iter().find(|e| wanted(e)) {
                 return Ok(event.clone());
             }
-            if !self.step().await? {
+            if !self.step_any().await? {
                 bail!("the stream ended; chat so far: {:?}", self.chat);
             }
         }
@@ -570,8 +570,23 @@ impl Viewer {
             .expect("send resize");
     }
 
-    /// Reads one message and applies it; `Ok(false)` when the stream ended.
+    /// Reads messages until one about the game (a frame, a snapshot, an
+    /// event, a notice) and applies them; the chat and the audience on the
+    /// way are kept too. `Ok(false)` when the stream ended.
     pub async fn step(&mut self) -> anyhow::Result<bool> {
+        loop {
+            let chat = self.chat.len();
+            let audience = self.audience.clone();
+            let more = self.step_any().await?;
+            if !more || (self.chat.len() == chat && self.audience == audience) {
+                return Ok(more);
+            }
+        }
+    }
+
+    /// Reads one message, whatever it is, and applies it; `Ok(false)` when
+    /// the stream ended.
+    pub async fn step_any(&mut self) -> anyhow::Result<bool> {
         let message = tokio::time::timeout(WAIT, self.stream.message())
             .await
             .with_context(|| {
