@@ -145,7 +145,8 @@ pub async fn run(connection: Connection, game: &str) -> Result<String> {
                     // again when the player leaves.
                     Some(Response::Chat(line)) if line.answer => {
                         let text: String = line.text.chars().filter(|c| !c.is_control()).collect();
-                        write(&mut out, &[b"\x1b7", bottom_row(&raw, &format!("» {text}")).as_bytes(), b"\x1b8"])?;
+                        let (_, rows) = crossterm::terminal::size().unwrap_or((0, raw.screen.size().rows));
+                        write(&mut out, &[spare_row(rows, &format!("» {text}")).as_bytes()])?;
                         notices.push(format!("» {text}"));
                     }
                     // The game's chat, live, on a row the game does not use.

@@ -18,6 +18,7 @@ use super::convert::{delivery_message, term_size};
 use crate::accounts::{Revocation, User};
 use crate::broadcast::Delivery;
 use crate::broadcast::chat::{ChatItem, ChatLine, ChatReceiver};
+use crate::broadcast::spectators::RegistryVersion;
 use crate::game::messages::{Notice, Notices};
 use crate::game::{Session, SessionManager};
 use crate::viewing::chat::{self, Said};
@@ -184,7 +185,10 @@ pub fn responses(
         for line in history {
             yield Ok(chat_event(&line, true));
         }
-        let mut audience = audience_of(&session);
+        let registry = session.spectators.load();
+        let mut audience_version = registry.version;
+        let mut audience = audience_of(&registry);
+        drop(registry);
         yield Ok(message(Out::Audience(audience.clone())));
         let mut audience_check = tokio::time::interval(AUDIENCE_CHECK);
         let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<String>(8);
@@ -279,10 +283,15 @@ pub fn responses(
                     })));
                 }
                 Step::AudienceCheck => {
-                    let now = audience_of(&session);
-                    if now != audience {
-                        audience = now;
-                        yield Ok(message(Out::Audience(audience.clone())));
+                    // Rebuilt only when the registry changed since.
+                    let registry = session.spectators.load();
+                    if registry.version != audience_version {
+                        audience_version = registry.version;
+                        let now = audience_of(&registry);
+                        if now != audience {
+                            audience = now;
+                            yield Ok(message(Out::Audience(audience.clone())));
+                        }
                     }
                 }
                 Step::Notice(notice) => {
@@ -353,10 +362,9 @@ fn chat_event(line: &ChatLine, history: bool) -> pb::GameIoResponse {
     }))
 }
 
-/// Who watches `session` now: names in the order they came, and the
+/// Who watches as `registry` says: names in the order they came, and the
 /// anonymous count.
-fn audience_of(session: &Session) -> pb::AudienceInfo {
-    let registry = session.spectators.load();
+fn audience_of(registry: &RegistryVersion) -> pb::AudienceInfo {
     let mut info = pb::AudienceInfo::default();
     for spectator in registry.in_join_order() {
         if spectator.user_id == 0 {

@@ -142,13 +142,8 @@ pub(super) async fn play(conn: &mut Connection, game_id: &str) -> Result<(), End
                 let line = notice.line();
                 // At once on a row below the game, if the terminal has one;
                 // in any case when the player is back in the menu.
-                let rows = conn.out.size.1;
-                if rows > play.session().hub.size().rows {
-                    let (cols, _) = conn.out.size;
-                    let shown: String = line.chars().take(usize::from(cols)).collect();
-                    conn.out
-                        .write(format!("\x1b7\x1b[{rows};1H\x1b[0m\x1b[2K\x1b[7m{shown}\x1b[0m\x1b8"))
-                        .await?;
+                if conn.out.size.1 > play.session().hub.size().rows {
+                    conn.out.write(talk::over_bottom_row(conn.out.size, &line)).await?;
                 }
                 heard.push(line);
             }

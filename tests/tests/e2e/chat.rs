@@ -384,25 +384,10 @@ async fn dgate_watch_shows_the_chat_beside_the_game_and_talks() {
     let home = homes.path().join("wes");
     let spool = server.data_dir.path().join("mail/pia");
     let tmux = tokio::task::spawn_blocking(move || {
-        let login = dgate_as(
-            &home,
-            &url,
-            &["login", "--username", "wes", "--password-stdin"],
-            &format!("{}\n", String::from_utf8_lossy(&password_of("wes"))),
-        );
-        assert!(login.status.success(), "{login:?}");
+        let env = dgate_logged_in(&home, &url, "wes");
         let tmux = Tmux::new();
-        let (config, state) = (
-            format!("{}/config", home.display()),
-            format!("{}/state", home.display()),
-        );
-        let env = [
-            ("DGATE_SERVER", url.as_str()),
-            ("XDG_CONFIG_HOME", config.as_str()),
-            ("XDG_STATE_HOME", state.as_str()),
-        ];
         let dgate = workspace_binary("dgate");
-        tmux.start(
+        tmux.start_with(
             "watch",
             (120, 30),
             &env,
@@ -495,24 +480,9 @@ async fn the_player_chats_from_dgate_play_with_ctrl_bracket_c() {
     let homes = tempfile::tempdir().expect("homes");
     let home = homes.path().join("pia");
     let tmux = Tmux::new();
-    let (config, state) = (
-        format!("{}/config", home.display()),
-        format!("{}/state", home.display()),
-    );
-    let login = dgate_as(
-        &home,
-        &url,
-        &["login", "--username", "pia", "--password-stdin"],
-        &format!("{}\n", String::from_utf8_lossy(&password_of("pia"))),
-    );
-    assert!(login.status.success(), "{login:?}");
-    let env = [
-        ("DGATE_SERVER", url.as_str()),
-        ("XDG_CONFIG_HOME", config.as_str()),
-        ("XDG_STATE_HOME", state.as_str()),
-    ];
+    let env = dgate_logged_in(&home, &url, "pia");
     let dgate = workspace_binary("dgate");
-    tmux.start(
+    tmux.start_with(
         "play",
         (80, 24),
         &env,

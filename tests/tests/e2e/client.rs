@@ -8,20 +8,6 @@ use crate::common;
 use common::tmux::Tmux;
 use common::*;
 
-/// The environment of a tmux window running `dgate` as the user of `home`.
-fn env_for<'a>(home: &'a str, url: &'a str) -> Vec<(&'static str, String)> {
-    vec![
-        ("DGATE_SERVER", url.to_owned()),
-        ("XDG_CONFIG_HOME", format!("{home}/config")),
-        ("XDG_STATE_HOME", format!("{home}/state")),
-    ]
-}
-
-fn start(tmux: &Tmux, name: &str, size: (u16, u16), env: &[(&'static str, String)], command: &str) {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    tmux.start(name, size, &env, command);
-}
-
 /// The `cols`x`rows` game inside a watcher's screen, found by the game's
 /// title (its first line), as rows with trailing blanks removed.
 fn game_in(screen: &[String], cols: usize, rows: usize) -> Option<Vec<String>> {
@@ -80,9 +66,8 @@ async fn a_watcher_in_a_real_terminal_sees_the_players_screen() {
         let tmux = Tmux::new();
 
         // The player, in an 80x24 terminal.
-        let player_env = env_for(player_home.to_str().expect("utf-8 path"), &url);
-        start(
-            &tmux,
+        let player_env = dgate_env(&player_home, &url);
+        tmux.start_with(
             "play",
             (80, 24),
             &player_env,
@@ -94,9 +79,8 @@ async fn a_watcher_in_a_real_terminal_sees_the_players_screen() {
 
         // A watcher joins mid-game, anonymous, in a larger terminal run by a
         // shell (so that Ctrl+Z suspends it like any job).
-        let watcher_env = env_for(watcher_home.to_str().expect("utf-8 path"), &url);
-        start(
-            &tmux,
+        let watcher_env = dgate_env(&watcher_home, &url);
+        tmux.start_with(
             "watch",
             (100, 30),
             &watcher_env,
@@ -263,13 +247,12 @@ async fn a_new_user_in_a_100_column_terminal() {
     let id = game.id.clone();
     tokio::task::spawn_blocking(move || {
         let home = tempfile::tempdir().expect("home");
-        let env = env_for(home.path().to_str().expect("utf-8 path"), &url);
+        let env = dgate_env(home.path(), &url);
         let dgate_bin = workspace_binary("dgate");
         let dgate_bin = dgate_bin.to_string_lossy();
         let tmux = Tmux::new();
 
-        start(
-            &tmux,
+        tmux.start_with(
             "register",
             (100, 30),
             &env,
@@ -284,13 +267,7 @@ async fn a_new_user_in_a_100_column_terminal() {
             screen.join("\n")
         );
 
-        start(
-            &tmux,
-            "shell",
-            (100, 30),
-            &env,
-            "bash --norc --noprofile -i",
-        );
+        tmux.start_with("shell", (100, 30), &env, "bash --norc --noprofile -i");
         tmux.send("shell", &[&format!("{dgate_bin} list"), "Enter"]);
         let screen = tmux.wait_for_text("shell", "in progress)");
         let table: Vec<&String> = screen

@@ -112,26 +112,11 @@ async fn dgate_options_edits_in_a_real_terminal_and_bad_saves_change_nothing() {
     let url_for_cli = url.clone();
     let rc_for_cli = rc.clone();
     tokio::task::spawn_blocking(move || {
-        let login = dgate_as(
-            &home,
-            &url_for_cli,
-            &["login", "--username", "olive", "--password-stdin"],
-            &format!("{}\n", String::from_utf8_lossy(&password_of("olive"))),
-        );
-        assert!(login.status.success(), "{login:?}");
+        let env = dgate_logged_in(&home, &url_for_cli, "olive");
         let tmux = Tmux::new();
         let dgate_bin = workspace_binary("dgate");
-        let (config, state) = (
-            format!("{}/config", home.display()),
-            format!("{}/state", home.display()),
-        );
-        let env = [
-            ("DGATE_SERVER", url_for_cli.as_str()),
-            ("XDG_CONFIG_HOME", config.as_str()),
-            ("XDG_STATE_HOME", state.as_str()),
-        ];
         // Two games have options: it asks which, by letter.
-        tmux.start(
+        tmux.start_with(
             "edit",
             (90, 20),
             &env,

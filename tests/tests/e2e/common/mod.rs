@@ -881,6 +881,28 @@ pub fn run_with_stdin(mut command: std::process::Command, stdin: &str) -> std::p
 }
 
 /// `dgate ARGS` against `url` as the user whose config and state live in `home`.
+/// The environment of a terminal running `dgate` as the user of `home`.
+pub fn dgate_env(home: &Path, url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("DGATE_SERVER", url.to_owned()),
+        ("XDG_CONFIG_HOME", home.join("config").display().to_string()),
+        ("XDG_STATE_HOME", home.join("state").display().to_string()),
+    ]
+}
+
+/// `dgate login` as `username` (an account made by [`account`]) for the
+/// user of `home`; that user's environment, as [`dgate_env`].
+pub fn dgate_logged_in(home: &Path, url: &str, username: &str) -> Vec<(&'static str, String)> {
+    let login = dgate_as(
+        home,
+        url,
+        &["login", "--username", username, "--password-stdin"],
+        &format!("{}\n", String::from_utf8_lossy(&password_of(username))),
+    );
+    assert!(login.status.success(), "{login:?}");
+    dgate_env(home, url)
+}
+
 pub fn dgate_as(home: &Path, url: &str, args: &[&str], stdin: &str) -> std::process::Output {
     let mut command = std::process::Command::new(workspace_binary("dgate"));
     command

@@ -65,6 +65,18 @@ impl Tmux {
         self.tmux(&args);
     }
 
+    /// [`Tmux::start`] with an environment of owned values.
+    pub fn start_with(
+        &self,
+        name: &str,
+        size: (u16, u16),
+        env: &[(&'static str, String)],
+        command: &str,
+    ) {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.start(name, size, &env, command);
+    }
+
     /// The visible screen, one string per row, trailing blanks removed.
     pub fn capture(&self, name: &str) -> Vec<String> {
         let output = self.tmux(&["capture-pane", "-p", "-t", name]);
