@@ -171,7 +171,12 @@ async fn dgate_replay_and_export_play_a_real_recording() {
     );
     tmux.wait_for_text("replay", "0:00 /");
     tmux.send("replay", &["End"]);
-    let screen = tmux.wait_for_text("replay", "ALTERNATE SCREEN");
+    // A short recording may reach its last screen by itself just before
+    // End is read: wait for the screen and the ended state together.
+    let screen = tmux.wait_for("replay", "the last screen, ended", |screen| {
+        screen.iter().any(|l| l.contains("ALTERNATE SCREEN"))
+            && screen.iter().any(|l| l.contains("■ end"))
+    });
     assert!(
         screen.iter().any(|l| l.contains("■ end")),
         "{}",
