@@ -46,7 +46,7 @@ impl Default for ReplayConfig {
 }
 
 fn default_max_idle() -> Duration {
-    Duration::from_secs(5)
+    dgate_term::recording::MAX_IDLE
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

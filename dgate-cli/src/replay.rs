@@ -3,16 +3,22 @@
 //! prompt. A local file is opened here (a keyframe index is built once, so a
 //! seek anywhere is one snapshot plus a few frames); a recording on the server
 //! is played by the server's `StreamRecording`, which this screen steers.
+//!
+//! The game's chat plays with it: a local file's `X.chat.jsonl` beside
+//! `X.ttyrec[.gz]` (each line placed where it was said, pauses capped as the
+//! recording's; a damaged line is skipped), or the lines the server sends
+//! at their moments and after each seek.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use dgate_term::ScreenModel;
 use dgate_term::TermSize;
-use dgate_term::recording::{Options, Recording, RecordingMeta};
+use dgate_term::recording::{Options, Recording, RecordingMeta, place_moments};
+use dgate_term::ttyrec::Reader;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::StreamExt;
 
@@ -25,16 +31,37 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::connection::{Connection, describe, status, with_token};
 use crate::tokens::Saved;
 use crate::tui::Tui;
-use dgate_tui::replay_screen::{LocalReplay, Progress, ReplayScreen, Steer};
+use dgate_tui::chat_pane::ChatEntry;
+use dgate_tui::replay_screen::{LocalReplay, PlacedChat, Progress, ReplayScreen, Steer};
 
 /// The progress line is redrawn at least this often while playing.
 const TICK: Duration = Duration::from_millis(200);
 
-/// A recording file read into memory, with what its metadata says.
+/// A recording file read into memory, with what its metadata says and its
+/// chat.
 pub struct LocalRecording {
     pub recording: Recording,
     pub title: String,
+    pub chat: Vec<PlacedChat>,
 }
+
+/// A chat log's line (`dgate-server`'s `ChatLine` as it writes it).
+#[derive(Debug, serde::Deserialize)]
+struct LoggedLine {
+    sender: String,
+    text: String,
+    /// RFC 3339.
+    sent_at: String,
+    #[serde(default)]
+    from_player: bool,
+    #[serde(default)]
+    from_admin: bool,
+}
+
+/// The most of a chat log read (bytes)...
+const CHAT_LOG_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// ...and lines.
+const CHAT_LOG_MAX_LINES: usize = 200_000;
 
 /// Reads `path` (`.ttyrec`, or gzipped, told by its first bytes) and the
 /// `.json` metadata beside it when there is one (for the terminal size and
@@ -68,8 +95,24 @@ pub fn open_file(
     if let Some(size) = size {
         options.size = size;
     }
-    let recording = Recording::read(&plain[..], &options)
+    let records = Reader::new(&plain[..])
+        .read_all()
         .with_context(|| format!("{} is not a valid ttyrec recording", path.display()))?;
+    let said = read_chat(path);
+    let moments = said.iter().map(|(at, _)| *at).collect();
+    let placed = place_moments(records.iter().map(|r| r.time), &options, moments);
+    let chat = placed
+        .into_iter()
+        .zip(said)
+        .map(|(at, (_, line))| PlacedChat {
+            at,
+            sender: line.sender,
+            text: line.text,
+            from_player: line.from_player,
+            from_admin: line.from_admin,
+        })
+        .collect();
+    let recording = Recording::new(records, &options);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -78,15 +121,51 @@ pub fn open_file(
         Some(m) => format!("{} · {} · {}", m.username, m.game_id, name),
         None => name,
     };
-    Ok(LocalRecording { recording, title })
+    Ok(LocalRecording {
+        recording,
+        title,
+        chat,
+    })
+}
+
+/// The lines of `X.chat.jsonl` beside `X.ttyrec[.gz]`, with when each was
+/// said, in the order written; none when there is none. A line that is
+/// not a chat line is skipped.
+fn read_chat(path: &Path) -> Vec<(SystemTime, LoggedLine)> {
+    use std::io::BufRead;
+    let Some(stem) = recording_stem(path) else {
+        return Vec::new();
+    };
+    let Ok(file) = std::fs::File::open(path.with_file_name(format!("{stem}.chat.jsonl"))) else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    for text in std::io::BufReader::new(file.take(CHAT_LOG_MAX_BYTES)).split(b'\n') {
+        let Ok(text) = text else { break };
+        let Ok(line) = serde_json::from_slice::<LoggedLine>(&text) else {
+            continue;
+        };
+        let Ok(at) = humantime::parse_rfc3339(&line.sent_at) else {
+            continue;
+        };
+        if lines.len() == CHAT_LOG_MAX_LINES {
+            break;
+        }
+        lines.push((at, line));
+    }
+    lines
+}
+
+/// `X` of `X.ttyrec.gz` or `X.ttyrec`.
+fn recording_stem(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_suffix(".ttyrec.gz")
+        .or_else(|| name.strip_suffix(".ttyrec"))
 }
 
 /// `X.json` beside `X.ttyrec` or `X.ttyrec.gz`, if it is there and readable.
 fn read_meta(path: &Path) -> Option<RecordingMeta> {
-    let name = path.file_name()?.to_str()?;
-    let stem = name
-        .strip_suffix(".ttyrec.gz")
-        .or_else(|| name.strip_suffix(".ttyrec"))?;
+    let stem = recording_stem(path)?;
     let meta_path: PathBuf = path.with_file_name(format!("{stem}.json"));
     let text = std::fs::read(meta_path).ok()?;
     serde_json::from_slice(&text).ok()
@@ -94,7 +173,7 @@ fn read_meta(path: &Path) -> Option<RecordingMeta> {
 
 /// Plays a local recording until `q`; returns a line for the shell.
 pub async fn run_local(local: LocalRecording) -> Result<Option<String>> {
-    let mut replay = LocalReplay::new(local.recording, local.title);
+    let mut replay = LocalReplay::new(local.recording, local.title).with_chat(local.chat);
     let mut tui = Tui::enter()?;
     let mut events = EventStream::new();
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -236,11 +315,14 @@ pub async fn play_remote(
                 match event {
                     RemoteEvent::Opened(opened) => {
                         progress.duration = seconds(opened.duration_seconds);
+                        screen.has_chat = opened.chat_lines > 0;
                         if let Some(info) = opened.info {
                             screen.title = format!("{} · {}", info.username, info.game_id);
                         }
                     }
                     RemoteEvent::Screen(s) => {
+                        // The lines said before it follow.
+                        screen.chat.clear();
                         let size = s.size.map(term_size).unwrap_or(TermSize::new(80, 24));
                         screen.view.model = ScreenModel::new(size);
                         screen.view.model.process(&s.data);
@@ -259,6 +341,18 @@ pub async fn play_remote(
                         progress.speed = state.speed;
                         progress.paused = state.paused;
                         progress.ended = state.ended;
+                    }
+                    RemoteEvent::Chat(chat) => {
+                        if let Some(line) = chat.line {
+                            screen.has_chat = true;
+                            screen.chat.push(&ChatEntry {
+                                sender: &line.sender,
+                                text: &line.text,
+                                from_player: line.from_player,
+                                from_admin: line.from_admin,
+                                answer: false,
+                            });
+                        }
                     }
                 }
             }

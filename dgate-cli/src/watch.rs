@@ -10,8 +10,8 @@ use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyM
 use dgate_proto::pb;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
-use ratatui::style::{Color, Style, Stylize};
-use ratatui::text::{Line, Span};
+use ratatui::style::{Color, Style};
+use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -23,6 +23,9 @@ use crate::replay;
 use crate::spectate::{self, SpectatorStream, StreamItem, Tagged};
 use crate::tokens::Saved;
 use crate::tui::Tui;
+use dgate_tui::chat_pane::{
+    CHAT_OVERLAY_ROWS, ChatEntry, ChatPane, ChatPlace, bottom_rows, chat_place,
+};
 use dgate_tui::game_view::{GameView, Update};
 use dgate_tui::recent_menu::{RecentAction, RecentMenu};
 use dgate_tui::watch_menu::{MenuAction, SessionRow, WatchMenu};
@@ -288,8 +291,8 @@ struct View {
     key: u64,
     game: GameView,
     stream: SpectatorStream,
-    /// The game's chat, as lines to show, oldest first.
-    chat: std::collections::VecDeque<Line<'static>>,
+    /// The game's chat.
+    chat: ChatPane,
     /// Who watches: names and the anonymous count.
     audience: (Vec<String>, u32),
 }
@@ -302,9 +305,6 @@ enum Compose {
     /// `c`: a line for the game's chat.
     Chat,
 }
-
-/// Chat lines a view keeps.
-const CHAT_KEPT: usize = 200;
 
 impl App {
     fn watch(&mut self, rows: Vec<SessionRow>) {
@@ -324,7 +324,7 @@ impl App {
                     key: self.next_key,
                     game: GameView::new(row),
                     stream,
-                    chat: std::collections::VecDeque::new(),
+                    chat: ChatPane::default(),
                     audience: (Vec::new(), 0),
                 }
             })
@@ -516,10 +516,7 @@ impl App {
         };
         let update = match item {
             StreamItem::Message(pb::game_io_response::Response::Chat(line)) => {
-                view.chat.push_back(chat_line(&line));
-                while view.chat.len() > CHAT_KEPT {
-                    view.chat.pop_front();
-                }
+                view.chat.push(&chat_entry(&line));
                 Update::Nothing
             }
             StreamItem::Message(pb::game_io_response::Response::Audience(audience)) => {
@@ -570,7 +567,7 @@ impl App {
                 let status = watching.status_line;
                 let chat_shown = watching.chat_shown;
                 let view = &mut watching.views[at];
-                match chat_place(area, view.game.size(), chat_shown) {
+                match chat_place(area, view.game.size(), 1, chat_shown) {
                     ChatPlace::Beside { game, chat } | ChatPlace::Below { game, chat } => {
                         render_single(frame, game, &mut view.game, status);
                         render_chat(frame, chat, view);
@@ -637,67 +634,6 @@ fn render_message_line(frame: &mut Frame, area: Rect, watching: &Watching) {
     }
 }
 
-/// Where a single view's chat goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChatPlace {
-    /// A pane right of the game.
-    Beside {
-        game: Rect,
-        chat: Rect,
-    },
-    /// A pane under the game (and its status line).
-    Below {
-        game: Rect,
-        chat: Rect,
-    },
-    /// Over the bottom of the game, while `c` shows it.
-    Over {
-        chat: Rect,
-    },
-    Hidden,
-}
-
-/// The narrowest chat pane beside a game.
-const CHAT_MIN_COLS: u16 = 30;
-/// The fewest chat rows under a game (a border and three lines).
-const CHAT_MIN_ROWS: u16 = 4;
-/// The chat's rows over a game that leaves no room for it.
-const CHAT_OVERLAY_ROWS: u16 = 8;
-
-/// Beside the game when the terminal is wide enough, else below it when it
-/// is tall enough, else over it while `shown` (never over the game
-/// otherwise).
-fn chat_place(area: Rect, game: dgate_term::TermSize, shown: bool) -> ChatPlace {
-    if area.width >= game.cols + CHAT_MIN_COLS && area.height >= game.rows {
-        let [game, chat] =
-            Layout::horizontal([Constraint::Length(game.cols), Constraint::Min(0)]).areas(area);
-        return ChatPlace::Beside { game, chat };
-    }
-    // The game's rows and its status line.
-    let needed = game.rows.saturating_add(1);
-    if area.width >= game.cols && area.height >= needed + CHAT_MIN_ROWS {
-        let [game, chat] =
-            Layout::vertical([Constraint::Length(needed), Constraint::Min(0)]).areas(area);
-        return ChatPlace::Below { game, chat };
-    }
-    if shown {
-        return ChatPlace::Over {
-            chat: bottom_rows(area, CHAT_OVERLAY_ROWS),
-        };
-    }
-    ChatPlace::Hidden
-}
-
-/// The bottom `rows` of `area` (less the last row, kept for the prompt).
-fn bottom_rows(area: Rect, rows: u16) -> Rect {
-    let height = rows.min(area.height.saturating_sub(1));
-    Rect {
-        y: area.bottom().saturating_sub(height + 1),
-        height,
-        ..area
-    }
-}
-
 /// A view's chat: who watches in the title, the latest lines that fit.
 fn render_chat(frame: &mut Frame, area: Rect, view: &View) {
     let (names, anonymous) = &view.audience;
@@ -709,35 +645,23 @@ fn render_chat(frame: &mut Frame, area: Rect, view: &View) {
         title.push_str(&format!(" +{anonymous} anonymous"));
     }
     title.push(' ');
-    let block = Block::bordered().title(title);
-    let inner = block.inner(area);
-    let lines: Vec<Line> = if view.chat.is_empty() {
-        vec![Line::from("No one has said anything yet; c to talk.").dim()]
-    } else {
-        let skip = view.chat.len().saturating_sub(usize::from(inner.height));
-        view.chat.iter().skip(skip).cloned().collect()
-    };
-    frame.render_widget(ratatui::widgets::Clear, area);
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    view.chat.render(
+        frame,
+        area,
+        &title,
+        "No one has said anything yet; c to talk.",
+    );
 }
 
-/// A chat event as the pane shows it, without a server's control
-/// characters: the player's name bold, admins marked, answers apart.
-fn chat_line(event: &pb::ChatEvent) -> Line<'static> {
-    let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
-    if event.answer {
-        return Line::from(format!("» {}", clean(&event.text))).fg(Color::Yellow);
+/// A chat event as the pane takes it.
+fn chat_entry(event: &pb::ChatEvent) -> ChatEntry<'_> {
+    ChatEntry {
+        sender: &event.sender,
+        text: &event.text,
+        from_player: event.from_player,
+        from_admin: event.from_admin,
+        answer: event.answer,
     }
-    let mut sender = Span::from(clean(&event.sender));
-    if event.from_player {
-        sender = sender.bold();
-    }
-    let mut spans = vec![sender];
-    if event.from_admin {
-        spans.push(Span::from(" [admin]").fg(Color::Red));
-    }
-    spans.push(Span::from(format!(": {}", clean(&event.text))));
-    Line::from(spans)
 }
 
 /// One game on the whole screen, with its status line at the bottom unless

@@ -19,6 +19,11 @@ pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(5);
 /// ...and after at most this much output, so that a burst is cheap to seek into.
 pub const KEYFRAME_BYTES: usize = 256 * 1024;
 
+/// Pauses longer than this are shortened in replays by default: `dgate
+/// replay` (its `replay.max_idle` default), the browser's and SSH's, so
+/// that a moment (`?at=`, `g`) and a chat line's place are the same in all.
+pub const MAX_IDLE: Duration = Duration::from_secs(5);
+
 /// The speeds `+` and `-` step through.
 pub const SPEEDS: [f64; 7] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
 
@@ -236,6 +241,93 @@ impl Timeline {
             .map(|(_, size)| *size);
         (self.at, resize)
     }
+}
+
+/// Places moments of wall-clock time (when chat lines were said) on a
+/// recording's playback timeline, as its records are stepped: a moment plays
+/// at the playback time of the last record written at or before it, plus
+/// the time since that record, capped as pauses are
+/// ([`Options::max_idle`]). Moments before the first record play at the
+/// start; moments after the last, no later than the end. Positions never go
+/// back in the order the moments were given.
+#[derive(Debug)]
+pub struct MomentPlacer {
+    /// Indexes into `moments`, in time order.
+    order: Vec<usize>,
+    moments: Vec<SystemTime>,
+    placed: Vec<Duration>,
+    /// How many of `order` are placed.
+    done: usize,
+    /// The last record stepped: when it was written, and its playback time.
+    last: Option<(SystemTime, Duration)>,
+    max_idle: Option<Duration>,
+}
+
+impl MomentPlacer {
+    pub fn new(moments: Vec<SystemTime>, max_idle: Option<Duration>) -> Self {
+        let mut order: Vec<usize> = (0..moments.len()).collect();
+        order.sort_by_key(|i| moments[*i]);
+        Self {
+            placed: vec![Duration::ZERO; moments.len()],
+            order,
+            moments,
+            done: 0,
+            last: None,
+            max_idle,
+        }
+    }
+
+    /// The next record, written at `time`, plays at `at`.
+    pub fn record(&mut self, time: SystemTime, at: Duration) {
+        self.place_before(Some(time));
+        self.last = Some((time, at));
+    }
+
+    /// Every moment placed (in the order given), no later than `end`.
+    pub fn finish(mut self, end: Duration) -> Vec<Duration> {
+        self.place_before(None);
+        let mut latest = Duration::ZERO;
+        for placed in &mut self.placed {
+            latest = latest.max((*placed).min(end));
+            *placed = latest;
+        }
+        self.placed
+    }
+
+    /// Places the moments before `time` (all of them when `None`) after
+    /// the last record.
+    fn place_before(&mut self, time: Option<SystemTime>) {
+        while let Some(&i) = self.order.get(self.done) {
+            let moment = self.moments[i];
+            if time.is_some_and(|t| moment >= t) {
+                break;
+            }
+            self.placed[i] = match self.last {
+                None => Duration::ZERO,
+                Some((written, at)) => {
+                    let since = moment.duration_since(written).unwrap_or_default();
+                    at + self.max_idle.map_or(since, |max| since.min(max))
+                }
+            };
+            self.done += 1;
+        }
+    }
+}
+
+/// Where `moments` fall in a recording whose records were written at
+/// `times` (see [`MomentPlacer`]), read with `options`.
+pub fn place_moments(
+    times: impl IntoIterator<Item = SystemTime>,
+    options: &Options,
+    moments: Vec<SystemTime>,
+) -> Vec<Duration> {
+    let mut placer = MomentPlacer::new(moments, options.max_idle);
+    let mut timeline = Timeline::default();
+    for time in times {
+        let (at, _) = timeline.step(time, options);
+        placer.record(time, at);
+    }
+    placer.finish(timeline.at)
 }
 
 /// How to read a recording.
@@ -588,6 +680,42 @@ mod tests {
                 "at {ms} ms"
             );
         }
+    }
+
+    #[test]
+    fn moments_play_after_the_last_record_before_them_with_pauses_capped() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let ms = |ms: u64| start + Duration::from_millis(ms);
+        // Records at 0, 1 s, 2 s, then 12 s (a 10 s pause, capped to 5 s)
+        // and 13 s: played at 0, 1, 2, 7 and 8 s.
+        let times = [0, 1_000, 2_000, 12_000, 13_000].map(ms);
+        let options = Options {
+            max_idle: Some(Duration::from_secs(5)),
+            ..Options::default()
+        };
+        let moments = vec![
+            start - Duration::from_secs(3), // before the first record
+            ms(1_500),
+            ms(2_000), // exactly at a record
+            ms(4_000), // inside the long pause, before the cap
+            ms(9_000), // inside it, past the cap
+            ms(12_500),
+            ms(30_000), // after the last record
+        ];
+        let placed = place_moments(times, &options, moments.clone());
+        let s = Duration::from_secs_f64;
+        assert_eq!(
+            placed,
+            vec![s(0.0), s(1.5), s(2.0), s(4.0), s(7.0), s(7.5), s(8.0)]
+        );
+        // Uncapped, the pause plays whole.
+        let placed = place_moments(times, &Options::default(), moments);
+        assert_eq!(placed[4], s(9.0));
+        assert_eq!(placed[6], s(13.0), "never past the end");
+        // Given out of time order (a clock stepped back), never backwards.
+        let placed = place_moments(times, &options, vec![ms(12_500), ms(1_500)]);
+        assert_eq!(placed, vec![s(7.5), s(7.5)]);
+        assert!(place_moments([], &options, vec![ms(5)]) == vec![Duration::ZERO]);
     }
 
     #[test]

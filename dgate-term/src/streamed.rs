@@ -14,9 +14,9 @@
 //! [`Recording`](crate::recording::Recording) for the same file and options.
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::recording::{KEYFRAME_BYTES, KEYFRAME_INTERVAL, Options, Timeline};
+use crate::recording::{KEYFRAME_BYTES, KEYFRAME_INTERVAL, MomentPlacer, Options, Timeline};
 use crate::screen::{ScreenModel, TermSize};
 use crate::ttyrec::{Reader, TtyrecError};
 
@@ -51,6 +51,18 @@ impl StreamIndex {
     /// Reads the whole stream (already decompressed) once, holding one
     /// record at a time.
     pub fn build(input: impl Read, options: Options) -> Result<Self, TtyrecError> {
+        Self::build_placing(input, options, Vec::new()).map(|(index, _)| index)
+    }
+
+    /// [`StreamIndex::build`], placing `moments` of wall-clock time (when
+    /// chat lines were said) on the playback timeline in the same reading
+    /// (see [`MomentPlacer`]): their positions, in the order given.
+    pub fn build_placing(
+        input: impl Read,
+        options: Options,
+        moments: Vec<SystemTime>,
+    ) -> Result<(Self, Vec<Duration>), TtyrecError> {
+        let mut placer = MomentPlacer::new(moments, options.max_idle);
         let mut reader = Reader::new(input);
         let mut model = ScreenModel::new(options.size);
         let mut timeline = Timeline::default();
@@ -62,6 +74,7 @@ impl StreamIndex {
         let (mut last_at, mut bytes) = (Duration::ZERO, 0);
         while let Some(record) = reader.next_record()? {
             let (at, resize) = timeline.step(record.time, &options);
+            placer.record(record.time, at);
             if let Some(size) = resize {
                 model.resize(size);
             }
@@ -76,12 +89,13 @@ impl StreamIndex {
                 (last_at, bytes) = (at, 0);
             }
         }
-        Ok(Self {
+        let index = Self {
             options,
             frames: timeline.records,
             duration: timeline.at,
             keyframes,
-        })
+        };
+        Ok((index, placer.finish(timeline.at)))
     }
 
     /// Playback length (with idle pauses capped).
@@ -270,6 +284,23 @@ mod tests {
             }
             assert_eq!(cursor.next_frame().expect("read"), None);
         }
+    }
+
+    #[test]
+    fn the_index_places_moments_as_the_whole_recording_does() {
+        let records = records(400);
+        let bytes = file(&records);
+        let start = records[0].time;
+        let moments: Vec<SystemTime> = (0..50)
+            .map(|i| start + Duration::from_millis(i * 7_919))
+            .collect();
+        let (index, placed) =
+            StreamIndex::build_placing(&bytes[..], options(), moments.clone()).expect("index");
+        let expected =
+            crate::recording::place_moments(records.iter().map(|r| r.time), &options(), moments);
+        assert_eq!(placed, expected);
+        assert!(placed.windows(2).all(|w| w[0] <= w[1]));
+        assert!(placed.iter().all(|p| *p <= index.duration()));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! terminal so that colours reach it as the game sent them.
 
 pub mod basic_colors;
+pub mod chat_pane;
 pub mod crop;
 pub mod format;
 pub mod game_view;

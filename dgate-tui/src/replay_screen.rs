@@ -1,7 +1,10 @@
 //! The replay screen, shared by `dgate replay` and the SSH front end: a
 //! recording's screen through the same view as live watching, a progress line
 //! (state, speed, time, bar), the keys (pause, speed, seek, go to a time) as
-//! intents, and how an intent moves a local [`Playback`].
+//! intents, and how an intent moves a local [`Playback`]. When the recording
+//! has a chat, its lines said up to the replay's position are in a pane as
+//! `dgate watch` places it (beside or below the game when there is room,
+//! else over it while `c` shows it).
 
 use std::time::{Duration, Instant};
 
@@ -9,11 +12,12 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use dgate_term::ScreenModel;
 use dgate_term::recording::{Clock, Playback, Recording};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{LineGauge, Paragraph};
 
+use crate::chat_pane::{CHAT_OVERLAY_ROWS, ChatEntry, ChatPane, ChatPlace, chat_place};
 use crate::game_view::ScreenView;
 
 /// What a key asks of the replay.
@@ -28,10 +32,17 @@ pub enum Intent {
     Quit,
 }
 
-/// The replay screen: the view, the progress line and the go-to prompt.
+/// The replay screen: the view, the chat, the progress line and the
+/// go-to prompt.
 pub struct ReplayScreen {
     pub title: String,
     pub view: ScreenView,
+    /// The lines said up to the replay's position.
+    pub chat: ChatPane,
+    /// The recording has a chat: the pane takes room.
+    pub has_chat: bool,
+    /// `c` shows the chat over the game when there is no room for it.
+    chat_shown: bool,
     /// Typing a time after `g`.
     goto: Option<String>,
     pub message: Option<String>,
@@ -42,6 +53,9 @@ impl ReplayScreen {
         Self {
             title,
             view: ScreenView::new(model),
+            chat: ChatPane::default(),
+            has_chat: false,
+            chat_shown: false,
             goto: None,
             message: None,
         }
@@ -91,22 +105,52 @@ impl ReplayScreen {
                 self.goto = Some(String::new());
                 None
             }
+            KeyCode::Char('c') if self.has_chat => {
+                self.chat_shown = !self.chat_shown;
+                None
+            }
             KeyCode::Char('q') | KeyCode::Esc => Some(Intent::Quit),
             _ => {
-                self.message = Some(
-                    "Space pause · +/- speed · ←/→ 10 s · ↑/↓ 1 min · g go to · q quit".to_owned(),
-                );
+                let chat = if self.has_chat { " · c chat" } else { "" };
+                self.message = Some(format!(
+                    "Space pause · +/- speed · ←/→ 10 s · ↑/↓ 1 min · g go to{chat} · q quit"
+                ));
                 None
             }
         }
     }
 
-    /// The recording's screen, then one line: state, speed, time, bar, keys.
+    /// The recording's screen (and its chat), then one line: state, speed,
+    /// time, bar, keys.
     pub fn render(&mut self, frame: &mut Frame, progress: &Progress) {
-        let [game, status] =
+        let [main, status] =
             Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(frame.area());
+        let place = if self.has_chat {
+            chat_place(main, self.view.model.size(), 0, self.chat_shown)
+        } else {
+            ChatPlace::Hidden
+        };
+        let (game, chat) = match place {
+            ChatPlace::Beside { game, chat } | ChatPlace::Below { game, chat } => {
+                (game, Some(chat))
+            }
+            ChatPlace::Over { .. } => {
+                let height = CHAT_OVERLAY_ROWS.min(main.height);
+                let chat = Rect {
+                    y: main.bottom() - height,
+                    height,
+                    ..main
+                };
+                (main, Some(chat))
+            }
+            ChatPlace::Hidden => (main, None),
+        };
         if let Some(cursor) = self.view.draw(game, frame.buffer_mut()) {
             frame.set_cursor_position(cursor);
+        }
+        if let Some(area) = chat {
+            self.chat
+                .render(frame, area, " Chat ", "Nobody has said anything yet.");
         }
         let state = if progress.ended {
             "■ end"
@@ -261,14 +305,41 @@ fn speed_text(speed: f64) -> String {
     }
 }
 
+/// A line of a recording's chat and where it plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedChat {
+    /// Playback time (idle pauses capped as the recording's).
+    pub at: Duration,
+    pub sender: String,
+    pub text: String,
+    pub from_player: bool,
+    pub from_admin: bool,
+}
+
+impl PlacedChat {
+    pub fn entry(&self) -> ChatEntry<'_> {
+        ChatEntry {
+            sender: &self.sender,
+            text: &self.text,
+            from_player: self.from_player,
+            from_admin: self.from_admin,
+            answer: false,
+        }
+    }
+}
+
 /// A recording played here (a local file, or over SSH on the server): the
-/// recording, its clock and its screen.
+/// recording, its clock, its chat and its screen.
 pub struct LocalReplay {
     pub recording: Recording,
     playback: Playback,
     pub screen: ReplayScreen,
     /// When frames were last played.
     last: Instant,
+    /// The recording's chat, in the order it plays.
+    chat: Vec<PlacedChat>,
+    /// How many of its first lines the pane shows.
+    chat_said: usize,
 }
 
 impl LocalReplay {
@@ -280,7 +351,37 @@ impl LocalReplay {
             playback,
             screen: ReplayScreen::new(title, model),
             last: Instant::now(),
+            chat: Vec::new(),
+            chat_said: 0,
         }
+    }
+
+    /// The recording's chat, each line where it plays (in that order).
+    pub fn with_chat(mut self, mut chat: Vec<PlacedChat>) -> Self {
+        chat.sort_by_key(|line| line.at);
+        self.screen.has_chat = !chat.is_empty();
+        self.chat = chat;
+        self.chat_said = 0;
+        self.screen.chat.clear();
+        self.show_chat();
+        self
+    }
+
+    /// The pane shows exactly the lines said up to the replay's position.
+    fn show_chat(&mut self) {
+        let said = self
+            .chat
+            .partition_point(|line| line.at <= self.playback.position());
+        let kept_from = said.saturating_sub(crate::chat_pane::CHAT_KEPT);
+        if said < self.chat_said {
+            self.screen.chat.clear();
+            self.chat_said = kept_from;
+        }
+        self.chat_said = self.chat_said.max(kept_from);
+        for line in &self.chat[self.chat_said..said] {
+            self.screen.chat.push(&line.entry());
+        }
+        self.chat_said = said;
     }
 
     /// Plays the frames due since the last call; returns where the replay is.
@@ -289,6 +390,7 @@ impl LocalReplay {
         let due = self.playback.advance(&self.recording, now - self.last);
         self.last = now;
         self.recording.apply(&mut self.screen.view.model, due);
+        self.show_chat();
         let (playback, recording) = (&self.playback, &self.recording);
         Progress {
             position: playback.position(),
@@ -299,12 +401,20 @@ impl LocalReplay {
         }
     }
 
-    /// How long to sleep before the next frame is due (at most `cap`).
+    /// How long to sleep before the next frame or chat line is due (at
+    /// most `cap`).
     pub fn wait(&self, cap: Duration) -> Duration {
-        self.playback
-            .until_next(&self.recording)
-            .unwrap_or(cap)
-            .min(cap)
+        let frame = self.playback.until_next(&self.recording);
+        let line = self
+            .chat
+            .get(self.chat_said)
+            .filter(|_| !self.playback.paused())
+            .map(|line| {
+                line.at
+                    .saturating_sub(self.playback.position())
+                    .div_f64(self.playback.speed())
+            });
+        frame.into_iter().chain(line).fold(cap, Duration::min)
     }
 
     /// A key; true when it quits.
@@ -320,6 +430,7 @@ impl LocalReplay {
                     &mut self.playback,
                     &mut self.screen,
                 );
+                self.show_chat();
                 false
             }
             None => false,
@@ -418,6 +529,55 @@ mod tests {
                 .message
                 .as_deref()
                 .is_some_and(|m| m.contains("not a time"))
+        );
+    }
+
+    #[test]
+    fn the_chat_pane_shows_exactly_the_lines_said_up_to_the_position() {
+        let start = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let records = (0..20)
+            .map(|i| dgate_term::ttyrec::Record {
+                time: start + Duration::from_secs(i),
+                data: format!("frame {i}\r\n").into_bytes(),
+            })
+            .collect();
+        let recording = Recording::new(records, &dgate_term::recording::Options::default());
+        let line = |at: f64, text: &str| PlacedChat {
+            at: Duration::from_secs_f64(at),
+            sender: "alice".into(),
+            text: text.into(),
+            from_player: false,
+            from_admin: false,
+        };
+        let mut replay = LocalReplay::new(recording, "t".into()).with_chat(vec![
+            line(0.0, "hello"),
+            line(1.5, "one"),
+            line(12.0, "two"),
+            line(5.5, "three"),
+        ]);
+        let shown = |replay: &LocalReplay| -> Vec<String> {
+            replay.screen.chat.lines().map(|l| l.to_string()).collect()
+        };
+        assert!(replay.screen.has_chat);
+        assert_eq!(shown(&replay), ["alice: hello"]);
+        replay.key(key(KeyCode::Char(' ')));
+        replay.key(key(KeyCode::Right));
+        assert_eq!(
+            shown(&replay),
+            ["alice: hello", "alice: one", "alice: three"]
+        );
+        replay.key(key(KeyCode::End));
+        assert_eq!(shown(&replay).len(), 4);
+        replay.key(key(KeyCode::Left));
+        assert_eq!(shown(&replay).len(), 3, "9 s: before 12 s");
+        replay.key(key(KeyCode::Home));
+        assert_eq!(shown(&replay), ["alice: hello"]);
+        replay.key(key(KeyCode::Right));
+        replay.key(key(KeyCode::Right));
+        assert_eq!(
+            shown(&replay),
+            ["alice: hello", "alice: one", "alice: three", "alice: two"],
+            "each line once, in order"
         );
     }
 

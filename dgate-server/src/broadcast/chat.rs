@@ -193,6 +193,48 @@ impl ChatReceiver {
     }
 }
 
+/// The most of a chat log a replay reads (bytes)...
+const LOG_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// ...and lines.
+const LOG_MAX_LINES: usize = 200_000;
+
+/// The lines of a chat log (`<recording>.chat.jsonl`), in the order said;
+/// none when there is no log. A line that is not a chat line (damaged,
+/// cut short by a crash) is skipped; past [`LOG_MAX_BYTES`] or
+/// [`LOG_MAX_LINES`] the rest is left unread.
+pub fn read_log(path: &std::path::Path) -> Vec<ChatLine> {
+    use std::io::{BufRead, Read};
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read a recording's chat");
+            return Vec::new();
+        }
+    };
+    let reader = std::io::BufReader::new(file.take(LOG_MAX_BYTES));
+    let mut lines = Vec::new();
+    let mut skipped = 0usize;
+    for text in reader.split(b'\n') {
+        let Ok(text) = text else {
+            skipped += 1;
+            break;
+        };
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<ChatLine>(&text) {
+            Ok(line) if lines.len() < LOG_MAX_LINES => lines.push(line),
+            Ok(_) => break,
+            Err(_) => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(path = %path.display(), skipped, "skipped damaged lines of a recording's chat");
+    }
+    lines
+}
+
 /// `sent_at` as RFC 3339 in the chat log.
 mod humantime_serde_compat {
     use std::time::SystemTime;
@@ -251,6 +293,36 @@ mod tests {
             ChatItem::Line(line) => assert_eq!(line.text, "after"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_chat_log_is_read_skipping_what_is_not_a_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("game.chat.jsonl");
+        assert!(read_log(&path).is_empty(), "no log, no chat");
+        let room = ChatRoom::default();
+        room.record_to(path.clone());
+        room.post("alice", "first".into(), true, false);
+        {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .expect("log");
+            file.write_all(b"not json\n{\"id\": 7}\n\n\xff\xfe\n")
+                .expect("garbage");
+        }
+        room.post("bob", "second".into(), false, false);
+        {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .expect("log");
+            file.write_all(b"{\"id\": 3, \"sender\": \"cut")
+                .expect("a line cut short");
+        }
+        let lines = read_log(&path);
+        let texts: Vec<_> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["first", "second"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The recordings as the server serves them ([`Library`]): the directory's
 //! listing, cached for a moment; one keyframe index per recording file (and
 //! idle cap), built once by reading the file and shared by every replay of
-//! it; and the caps on replays at once, in all and per address. What a
+//! it, with the game's chat (`<recording>.chat.jsonl`) placed on the same
+//! timeline; and the caps on replays at once, in all and per address. What a
 //! replay then plays is [`super::recordings::play`]'s.
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use dgate_term::ttyrec::TtyrecError;
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use super::recordings::{Entry, RecordingError, every_entry, find, listing_limit};
+use crate::broadcast::chat::{self, ChatLine};
 use crate::limits::{AddressLimiter, AddressSlot, Trusted};
 
 /// Indexes of recently replayed files kept for the next replay.
@@ -81,7 +83,7 @@ pub struct Library {
     per_address: AddressLimiter,
 }
 
-type IndexCell = OnceCell<Result<Arc<StreamIndex>, RecordingError>>;
+type IndexCell = OnceCell<Result<Arc<Indexed>, RecordingError>>;
 
 /// One file read with one idle cap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,7 +91,25 @@ struct IndexKey {
     path: PathBuf,
     length: u64,
     modified: Option<SystemTime>,
+    /// The chat beside it (none when there is none).
+    chat_length: Option<u64>,
     max_idle: Option<Duration>,
+}
+
+/// A recording's index and its chat placed on its timeline, shared by
+/// every replay of it.
+#[derive(Debug)]
+struct Indexed {
+    index: StreamIndex,
+    chat: Vec<PlacedLine>,
+}
+
+/// A line of a recording's chat and when it plays.
+#[derive(Debug, Clone)]
+pub struct PlacedLine {
+    /// Playback time (idle pauses capped as the recording's).
+    pub at: Duration,
+    pub line: Arc<ChatLine>,
 }
 
 /// A replay's place in the caps, held while it plays.
@@ -103,7 +123,7 @@ pub struct ReplayPermit {
 #[derive(Debug)]
 pub struct Replay {
     entry: Entry,
-    index: Arc<StreamIndex>,
+    indexed: Arc<Indexed>,
     _permit: ReplayPermit,
 }
 
@@ -209,10 +229,12 @@ impl Library {
         // so that asking for many cannot make the server index a file again
         // and again.
         let max_idle = max_idle.map(round_idle);
+        let chat_length = std::fs::metadata(entry.chat_path()).ok().map(|m| m.len());
         let key = IndexKey {
             path: entry.path.clone(),
             length: file.len(),
             modified: file.modified().ok(),
+            chat_length,
             max_idle,
         };
         let cell = {
@@ -239,9 +261,20 @@ impl Library {
                 async move {
                     tokio::task::spawn_blocking(move || {
                         let options = entry.meta.options(max_idle);
-                        StreamIndex::build(entry.reader()?, options)
-                            .map(Arc::new)
-                            .map_err(reading_error)
+                        let said = chat::read_log(&entry.chat_path());
+                        let moments = said.iter().map(|l| l.sent_at).collect();
+                        let (index, placed) =
+                            StreamIndex::build_placing(entry.reader()?, options, moments)
+                                .map_err(reading_error)?;
+                        let chat = placed
+                            .into_iter()
+                            .zip(said)
+                            .map(|(at, line)| PlacedLine {
+                                at,
+                                line: Arc::new(line),
+                            })
+                            .collect();
+                        Ok(Arc::new(Indexed { index, chat }))
                     })
                     .await
                     .unwrap_or_else(|e| Err(RecordingError::Unreadable(e.to_string())))
@@ -251,7 +284,7 @@ impl Library {
             .clone()?;
         Ok(Replay {
             entry,
-            index,
+            indexed: index,
             _permit: permit,
         })
     }
@@ -259,11 +292,17 @@ impl Library {
 
 impl Replay {
     pub fn frame_count(&self) -> usize {
-        self.index.frame_count()
+        self.indexed.index.frame_count()
     }
 
     pub fn duration(&self) -> Duration {
-        self.index.duration()
+        self.indexed.index.duration()
+    }
+
+    /// The recording's chat, in the order said, each line where it plays
+    /// (never before the line said before it).
+    pub fn chat(&self) -> &[PlacedLine] {
+        &self.indexed.chat
     }
 
     pub fn entry(&self) -> &Entry {
@@ -275,7 +314,8 @@ impl Replay {
         &self,
         t: Duration,
     ) -> Result<(ScreenModel, Cursor<Box<dyn Read + Send>>), RecordingError> {
-        self.index
+        self.indexed
+            .index
             .seek(self.entry.reader()?, t)
             .map_err(reading_error)
     }

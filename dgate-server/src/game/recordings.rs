@@ -11,6 +11,11 @@
 //! streams a recording from its file, a cursor reading a few frames ahead,
 //! never loading it whole.
 //!
+//! A replay plays the game's chat with it: each line of the recording's
+//! `.chat.jsonl` when the replay reaches the moment it was said (placed on
+//! the recording's timeline, idle pauses capped alike), and after every
+//! screen (opening, seeks) the lines said before it.
+//!
 //! Domain types only: the gRPC service and the browser's replay socket each
 //! encode [`ReplayEvent`]s their own way.
 
@@ -28,13 +33,18 @@ use dgate_term::streamed::{Cursor, StreamFrame};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use super::library::{Library, Replay, ReplayPermit};
+use crate::broadcast::chat::ChatLine;
+
+pub use super::library::{Library, PlacedLine, Replay, ReplayPermit};
 
 /// The largest recording (uncompressed) a replay reads.
 pub const MAX_RECORDING_BYTES: u64 = 512 * 1024 * 1024;
 /// Frames a replay reads ahead of what it has sent, at most (by bytes; one
 /// frame more when a single frame is larger).
 const READ_AHEAD_BYTES: usize = 64 * 1024;
+/// Chat lines said before a replay's screen that are sent with it, at
+/// most (as many as `dgate watch` and `dgate replay` keep).
+pub const CHAT_HISTORY: usize = 200;
 /// Listed when the request gives no limit...
 const DEFAULT_LIMIT: usize = 50;
 /// ...and at most.
@@ -181,6 +191,14 @@ impl Entry {
         }
     }
 
+    /// The game's chat beside the recording (`X.chat.jsonl` beside
+    /// `X.ttyrec.gz` or `X.ttyrec`), which may not exist.
+    pub fn chat_path(&self) -> PathBuf {
+        let name = &self.meta.recording;
+        let plain = name.strip_suffix(".gz").unwrap_or(name);
+        super::recorder::chat_path(&self.path.with_file_name(plain))
+    }
+
     /// A fresh reader of the recording's plain ttyrec bytes, which fails
     /// past [`MAX_RECORDING_BYTES`].
     pub(super) fn reader(&self) -> Result<Box<dyn Read + Send>, RecordingError> {
@@ -217,6 +235,8 @@ pub enum ReplayEvent {
     Opened {
         summary: RecordingSummary,
         duration: Duration,
+        /// Lines in the recording's chat.
+        chat_lines: usize,
     },
     /// The whole screen at `position` (after opening and after each seek),
     /// drawn on a reset terminal of `size`.
@@ -237,6 +257,14 @@ pub enum ReplayEvent {
         speed: f64,
         paused: bool,
         ended: bool,
+    },
+    /// A line of the game's chat, when the replay reaches the moment it
+    /// was said; after each `Screen`, the lines said up to its position
+    /// (`history`), oldest first.
+    Chat {
+        position: Duration,
+        line: Arc<ChatLine>,
+        history: bool,
     },
 }
 
@@ -271,15 +299,22 @@ pub async fn play(
     let opened = ReplayEvent::Opened {
         summary: replay.entry().summary(),
         duration,
+        chat_lines: replay.chat().len(),
     };
     if !send(opened).await {
         return;
     }
     let mut clock = Clock::default();
+    let chat = replay.chat();
+    // The next chat line to play.
+    let mut said;
     let mut reading = match Reading::seek(&replay, Duration::ZERO).await {
         Ok((reading, screen)) => {
-            if !send(screen).await {
-                return;
+            said = chat_until(chat, Duration::ZERO);
+            for event in std::iter::once(screen).chain(history(chat, said)) {
+                if !send(event).await {
+                    return;
+                }
             }
             reading
         }
@@ -293,40 +328,56 @@ pub async fn play(
         if let Err(e) = reading.fill().await {
             return fail(e).await;
         }
-        // Frames now due, in order.
+        // Frames and chat lines now due, in order: a line said after a
+        // frame's moment plays after the frame, and waits while frames
+        // before it may still be unread.
         let now = Instant::now();
         clock.advance(now - last, duration);
         last = now;
-        while let Some(frame) = reading.ahead.front() {
-            if frame.at > clock.position() {
-                break;
-            }
-            let Some(frame) = reading.ahead.pop_front() else {
-                break;
+        loop {
+            let line = chat.get(said).filter(|l| l.at <= clock.position());
+            let line_first = match (line, reading.ahead.front()) {
+                (Some(line), Some(frame)) => line.at < frame.at,
+                (Some(_), None) => reading.at_end,
+                (None, _) => false,
             };
-            let frame = ReplayEvent::Frame {
-                position: frame.at,
-                resize: frame.resize,
-                data: Bytes::from(frame.data),
+            let event = if let Some(placed) = line.filter(|_| line_first) {
+                said += 1;
+                chat_event(placed, false)
+            } else {
+                match reading.ahead.front() {
+                    Some(frame) if frame.at <= clock.position() => {}
+                    _ => break,
+                }
+                let Some(frame) = reading.ahead.pop_front() else {
+                    break;
+                };
+                ReplayEvent::Frame {
+                    position: frame.at,
+                    resize: frame.resize,
+                    data: Bytes::from(frame.data),
+                }
             };
-            if !send(frame).await {
+            if !send(event).await {
                 return;
             }
         }
         if reading.ahead.is_empty() && !reading.at_end {
             continue;
         }
-        let ended = reading.ahead.is_empty() && reading.at_end;
+        let ended = reading.ahead.is_empty() && reading.at_end && said == chat.len();
         if ended && !told_end {
             told_end = true;
             if !send(state(&clock, true)).await {
                 return;
             }
         }
-        let wait = reading
-            .ahead
-            .front()
-            .and_then(|f| clock.until(f.at))
+        let next_frame = reading.ahead.front().and_then(|f| clock.until(f.at));
+        let next_line = chat.get(said).and_then(|l| clock.until(l.at));
+        let wait = next_frame
+            .into_iter()
+            .chain(next_line)
+            .min()
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             control = next_control(&mut pending, &mut controls) => {
@@ -342,7 +393,7 @@ pub async fn play(
                         }
                     }
                 }
-                let event = match control {
+                let events = match control {
                     ReplayControl::Seek(seconds) => {
                         told_end = false;
                         let t = seconds_to_duration(seconds).min(duration);
@@ -350,22 +401,25 @@ pub async fn play(
                         match Reading::seek(&replay, t).await {
                             Ok((sought, screen)) => {
                                 reading = sought;
-                                screen
+                                said = chat_until(chat, t);
+                                std::iter::once(screen).chain(history(chat, said)).collect()
                             }
                             Err(e) => return fail(e).await,
                         }
                     }
                     ReplayControl::Speed(speed) => {
                         clock.set_speed(speed);
-                        state(&clock, ended)
+                        vec![state(&clock, ended)]
                     }
                     ReplayControl::Paused(paused) => {
                         clock.set_paused(paused);
-                        state(&clock, ended)
+                        vec![state(&clock, ended)]
                     }
                 };
-                if !send(event).await {
-                    return;
+                for event in events {
+                    if !send(event).await {
+                        return;
+                    }
                 }
                 last = Instant::now();
             }
@@ -457,6 +511,28 @@ impl Reading {
         self.ahead = frames;
         self.at_end = at_end;
         Ok(())
+    }
+}
+
+/// How many of `chat`'s lines play at or before `t`.
+fn chat_until(chat: &[PlacedLine], t: Duration) -> usize {
+    chat.partition_point(|l| l.at <= t)
+}
+
+/// The history sent after a screen: the last [`CHAT_HISTORY`] of the
+/// `said` first lines.
+fn history(chat: &[PlacedLine], said: usize) -> Vec<ReplayEvent> {
+    chat[said.saturating_sub(CHAT_HISTORY)..said]
+        .iter()
+        .map(|placed| chat_event(placed, true))
+        .collect()
+}
+
+fn chat_event(placed: &PlacedLine, history: bool) -> ReplayEvent {
+    ReplayEvent::Chat {
+        position: placed.at,
+        line: Arc::clone(&placed.line),
+        history,
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use dgate_proto::pb;
 use dgate_term::listing::{RecordingSummary, SessionSummary, SpectatorSummary};
 
+use crate::broadcast::chat::ChatLine;
 use crate::broadcast::{Delivery, GameExit, Snapshot, SnapshotReason, Spectator};
 use crate::config::TermSize;
 use crate::game::SessionError;
@@ -200,9 +201,14 @@ pub fn replay_control(control: pb::recording_control::Control) -> Option<ReplayC
 pub fn replay_event(event: ReplayEvent) -> pb::RecordingEvent {
     use pb::recording_event::Event;
     let event = match event {
-        ReplayEvent::Opened { summary, duration } => Event::Opened(pb::RecordingOpened {
+        ReplayEvent::Opened {
+            summary,
+            duration,
+            chat_lines,
+        } => Event::Opened(pb::RecordingOpened {
             info: Some(recording_info(&summary)),
             duration_seconds: seconds(duration),
+            chat_lines: u32::try_from(chat_lines).unwrap_or(u32::MAX),
         }),
         ReplayEvent::Screen {
             position,
@@ -233,8 +239,30 @@ pub fn replay_event(event: ReplayEvent) -> pb::RecordingEvent {
             paused,
             ended,
         }),
+        ReplayEvent::Chat {
+            position,
+            line,
+            history,
+        } => Event::Chat(pb::RecordingChat {
+            position_seconds: seconds(position),
+            line: Some(chat_line(&line, history)),
+        }),
     };
     pb::RecordingEvent { event: Some(event) }
+}
+
+/// A line of a game's chat as its event (live, or a replay's).
+pub fn chat_line(line: &ChatLine, history: bool) -> pb::ChatEvent {
+    pb::ChatEvent {
+        id: line.id,
+        sender: line.sender.clone(),
+        text: line.text.clone(),
+        sent_at: Some(line.sent_at.into()),
+        from_player: line.from_player,
+        from_admin: line.from_admin,
+        answer: false,
+        history,
+    }
 }
 
 #[cfg(test)]

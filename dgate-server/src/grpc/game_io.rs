@@ -350,16 +350,7 @@ const AUDIENCE_CHECK: Duration = Duration::from_secs(1);
 
 /// A chat line as its event.
 fn chat_event(line: &ChatLine, history: bool) -> pb::GameIoResponse {
-    message(Out::Chat(pb::ChatEvent {
-        id: line.id,
-        sender: line.sender.clone(),
-        text: line.text.clone(),
-        sent_at: Some(line.sent_at.into()),
-        from_player: line.from_player,
-        from_admin: line.from_admin,
-        answer: false,
-        history,
-    }))
+    message(Out::Chat(super::convert::chat_line(line, history)))
 }
 
 /// Who watches as `registry` says: names in the order they came, and the

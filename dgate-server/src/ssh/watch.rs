@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use dgate_term::{GameEvent, StreamEnd};
+use dgate_tui::chat_pane::ChatEntry;
 use dgate_tui::game_view::{GameView, Update};
 use dgate_tui::recent_menu::{RecentAction, RecentMenu};
 use dgate_tui::replay_screen::{Progress, ReplayScreen, Steer};
@@ -25,7 +26,7 @@ use crate::game::recordings::{self, Entry, ReplayControl, ReplayEvent};
 use crate::viewing::{Transport, Watch};
 
 /// Pauses longer than this are shortened in replays.
-const REPLAY_MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+const REPLAY_MAX_IDLE: std::time::Duration = dgate_term::recording::MAX_IDLE;
 /// A replay's progress line is redrawn at least this often.
 const REPLAY_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -155,8 +156,13 @@ pub(super) async fn replay(conn: &mut Connection, entry: Entry) -> Result<Option
             event = events.recv() => {
                 told = Instant::now();
                 match event {
-                    Some(Ok(ReplayEvent::Opened { duration, .. })) => progress.duration = duration,
+                    Some(Ok(ReplayEvent::Opened { duration, chat_lines, .. })) => {
+                        progress.duration = duration;
+                        screen.has_chat = chat_lines > 0;
+                    }
                     Some(Ok(ReplayEvent::Screen { position, size, data })) => {
+                        // The lines said before it follow.
+                        screen.chat.clear();
                         screen.view.model = ScreenModel::new(size);
                         screen.view.model.process(&data);
                         progress.position = position;
@@ -172,6 +178,13 @@ pub(super) async fn replay(conn: &mut Connection, entry: Entry) -> Result<Option
                     Some(Ok(ReplayEvent::State { position, speed, paused, ended })) => {
                         progress = Progress { position, speed, paused, ended, ..progress };
                     }
+                    Some(Ok(ReplayEvent::Chat { line, .. })) => screen.chat.push(&ChatEntry {
+                        sender: &line.sender,
+                        text: &line.text,
+                        from_player: line.from_player,
+                        from_admin: line.from_admin,
+                        answer: false,
+                    }),
                     Some(Err(e)) => return Ok(Some(format!("Replay stopped: {e}"))),
                     None => return Ok(Some("The replay ended.".into())),
                 }

@@ -8,8 +8,11 @@
 //! replay` and SSH ([`MAX_IDLE`]), and drawn by the watch page's terminal:
 //! the socket sends the recording's bytes as live watching sends the game's
 //! ([`super::wire`]: a snapshot after opening and after each seek, then each
-//! frame), plus `replay` (what is playing) and
-//! `replay_state` (position, speed, pause). The page steers it with
+//! frame), plus `replay` (what is playing), `replay_state` (position,
+//! speed, pause) and the game's chat: `chat` for each line when the replay
+//! reaches the moment it was said, and after each opening or seek's
+//! snapshot (its two messages), the lines said up to that position with
+//! `history` (a resize's snapshot has none). The page steers it with
 //! `{"seek": seconds}`, `{"speed": x}` and `{"paused": bool}`; anything else
 //! it sends is ignored. Ids are looked up in the recordings directory, never
 //! used as paths.
@@ -40,8 +43,8 @@ const REPLAY: &str = include_str!("../../web/replay.html");
 const POSITION_EVERY: Duration = Duration::from_millis(250);
 /// Pauses longer than this are shortened, as `dgate replay` (its
 /// `replay.max_idle` default) and SSH replays shorten them, so that a
-/// moment (`?at=`, `g`) is the same time in all three.
-pub const MAX_IDLE: Duration = Duration::from_secs(5);
+/// moment (`?at=`, `g`) and a chat line's place are the same in all three.
+pub const MAX_IDLE: Duration = dgate_term::recording::MAX_IDLE;
 /// Recordings the lobby lists.
 const LISTED: i32 = 20;
 
@@ -371,6 +374,7 @@ impl ReplayView {
                 self.ended = ended;
                 vec![self.state()]
             }
+            ReplayEvent::Chat { line, history, .. } => vec![text(&Out::chat(&line, history))],
         }
     }
 

@@ -24,6 +24,7 @@ mod options;
 mod reattach;
 mod recording;
 mod replay;
+mod replay_chat;
 mod snapshots;
 mod ssh;
 mod strangers;
