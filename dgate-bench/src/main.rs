@@ -138,6 +138,13 @@ struct RunArgs {
     /// Our own server's `session_management.queue_frames`.
     #[arg(long)]
     queue_frames: Option<usize>,
+    /// Each game's player says this many chat lines a second while
+    /// measuring (gRPC viewers): the chat's latency at the viewers, and
+    /// whether each got every line in order. Our own server lets a user say
+    /// that many; a running one must allow it
+    /// (`spectating.chat.lines_per_10s`).
+    #[arg(long, default_value_t = 0.0)]
+    chat: f64,
     /// The dgate-server binary to start (default: beside this one).
     #[arg(long)]
     server_binary: Option<PathBuf>,
@@ -196,6 +203,12 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
     if !(args.rate > 0.0 && args.rate <= 100_000.0) {
         bail!("--rate is frames per second, above 0 and at most 100,000");
     }
+    if !(0.0..=1000.0).contains(&args.chat) {
+        bail!("--chat is lines per second, at most 1,000");
+    }
+    if args.chat > 0.0 && args.transport != Transport::Grpc {
+        bail!("--chat is measured at gRPC viewers (--transport grpc)");
+    }
     raise_file_limit();
     let firehose = firehose::FirehoseArgs {
         rate: args.rate,
@@ -214,6 +227,8 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
             firehose,
             record: args.record,
             queue_frames: args.queue_frames,
+            // Ten times what the run says, so that no line is refused.
+            chat_lines_per_10s: (args.chat > 0.0).then(|| (args.chat * 100.0).ceil() as usize),
         })?,
     };
     let plan = Plan {
@@ -226,6 +241,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
         cols: args.size.cols,
         rows: args.size.rows,
         progress: !args.json,
+        chat: args.chat,
     };
     let report = measure(target, async |target| run::run(target, &plan).await)?;
     show(
@@ -258,6 +274,7 @@ fn soak_command(args: &SoakArgs) -> anyhow::Result<bool> {
         },
         record: !args.no_record,
         queue_frames: None,
+        chat_lines_per_10s: None,
     })?;
     let range = |v: &[f64]| {
         (

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::run::Transport;
-use crate::tracker::Counts;
+use crate::tracker::{ChatCounts, Counts};
 
 /// Latency in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -53,6 +53,37 @@ pub fn join_figures(joins: &[Duration]) -> JoinFigures {
         p50_ms: at(0.5),
         p99_ms: at(0.99),
         max_ms: ms.last().copied().unwrap_or(0.0),
+    }
+}
+
+/// A run's chat (`--chat`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ChatFigures {
+    /// Lines each game's player says per second.
+    pub rate: f64,
+    /// Lines the players sent...
+    pub sent: u64,
+    /// ...the games' chats carried...
+    pub said: u64,
+    /// ...and the server refused (answered instead).
+    pub refused: u64,
+    /// `sent_at` to receipt, per line and reading viewer.
+    pub latency: Latency,
+    /// Summed over the reading viewers.
+    pub viewers: ChatCounts,
+    /// Reading viewers that received every line once, in order...
+    pub viewers_complete: usize,
+    /// ...of these.
+    pub viewers_reading: usize,
+}
+
+impl ChatFigures {
+    fn is_sound(&self) -> bool {
+        self.said == self.sent
+            && self.refused == 0
+            && self.viewers.lost == 0
+            && self.viewers.disorder == 0
+            && self.viewers_complete == self.viewers_reading
     }
 }
 
@@ -107,6 +138,8 @@ pub struct Report {
     /// Bytes (messages' payloads) each reading viewer received per second
     /// while measuring.
     pub bytes_per_viewer_per_second: f64,
+    /// With `--chat`.
+    pub chat: Option<ChatFigures>,
 }
 
 impl Report {
@@ -129,6 +162,7 @@ impl Report {
             && self.screens_differing == 0
             && self.unfinished == 0
             && self.joined == self.viewers
+            && self.chat.as_ref().is_none_or(ChatFigures::is_sound)
     }
 
     pub fn table(&self) -> String {
@@ -165,6 +199,9 @@ impl Report {
             line("viewers", &self.latency);
         }
         line("players", &self.player_latency);
+        if let Some(chat) = &self.chat {
+            line("chat lines at viewers", &chat.latency);
+        }
         let j = &self.join_ms;
         let _ = writeln!(
             out,
@@ -191,6 +228,22 @@ impl Report {
             "players: lost {}, resyncs {}",
             self.player.lost, self.player.resyncs
         );
+        if let Some(c) = &self.chat {
+            let _ = writeln!(
+                out,
+                "chat: {} lines/s a game; {} sent, {} said, {} refused; viewers received {}, \
+                 lost {}, out of order {}; {} of {} reading viewers got every line in order",
+                c.rate,
+                c.sent,
+                c.said,
+                c.refused,
+                c.viewers.lines,
+                c.viewers.lost,
+                c.viewers.disorder,
+                c.viewers_complete,
+                c.viewers_reading
+            );
+        }
         let _ = writeln!(
             out,
             "screens: {} checked at the end, {} differ from the player's; {} viewers did not reach the last frame",

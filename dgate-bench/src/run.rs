@@ -2,6 +2,13 @@
 //! one transport, measured for a fixed time (optionally with a fraction of
 //! viewers paused for the second half), then the games draw their last frame
 //! and every checked viewer's screen is compared with its player's.
+//!
+//! With `--chat RATE` each game's player says RATE lines a second in the
+//! game's chat while measuring (the server we start lets a user say that
+//! many; a running server must allow it in `spectating.chat.lines_per_10s`).
+//! Every reading viewer must receive every line once, in order; each line's
+//! latency is from its `sent_at` (the server's clock, the machine's) to its
+//! receipt.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,9 +22,9 @@ use hdrhistogram::Histogram;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::report::{Latency, Report, ServerFigures};
+use crate::report::{ChatFigures, Latency, Report, ServerFigures};
 use crate::server::Target;
-use crate::tracker::{Counts, Tracker};
+use crate::tracker::{ChatCounts, ChatTrack, Counts, Tracker};
 use crate::viewer::{self, Got, GrpcSource, Source, SshSource, WsSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -53,6 +60,8 @@ pub struct Plan {
     pub cols: u16,
     pub rows: u16,
     pub progress: bool,
+    /// Chat lines each game's player says per second while measuring.
+    pub chat: f64,
 }
 
 /// Where the run is; a viewer's latencies count only in `Steady` and `Paused`.
@@ -71,6 +80,8 @@ struct Shared {
     steady: Mutex<Histogram<u64>>,
     during_pause: Mutex<Histogram<u64>>,
     player: Mutex<Histogram<u64>>,
+    /// Chat lines, `sent_at` to receipt, at reading viewers.
+    chat: Mutex<Histogram<u64>>,
     joins: Mutex<Vec<Duration>>,
     joined: AtomicU64,
     frames: AtomicU64,
@@ -94,6 +105,9 @@ struct Outcome {
     last_seq: Option<u64>,
     rows: Option<Vec<String>>,
     why_closed: Option<String>,
+    chat: ChatTrack,
+    /// The server's answers to this stream's chat lines (refusals).
+    chat_answers: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -117,6 +131,8 @@ async fn follow<S: Source>(
     let mut first_screen = true;
     let mut why_closed = None;
     let mut counted = Counts::default();
+    let mut chat = ChatTrack::default();
+    let mut chat_answers = 0;
     loop {
         if role == (Role::Viewer { pausable: true }) && *phase_rx.borrow() == Phase::Paused {
             let _ = phase_rx.wait_for(|p| *p != Phase::Paused).await;
@@ -150,6 +166,18 @@ async fn follow<S: Source>(
                 }
             }
             Got::Frame { frame_id } => tracker.frame(frame_id, source.payload(), now),
+            Got::Chat { answer: true, .. } => chat_answers += 1,
+            Got::Chat {
+                id,
+                sent_micros,
+                history,
+                answer: false,
+            } => {
+                chat.line(id);
+                if !history && role == (Role::Viewer { pausable: false }) {
+                    lock(&shared.chat).saturating_record(now.saturating_sub(sent_micros).max(1));
+                }
+            }
             Got::Other => {}
             Got::Ended(why) => {
                 why_closed = Some(why);
@@ -173,6 +201,8 @@ async fn follow<S: Source>(
         last_seq: tracker.last_seq,
         rows: source.screen_rows(),
         why_closed,
+        chat,
+        chat_answers,
     }
 }
 
@@ -328,6 +358,8 @@ async fn connect_viewer(
         last_seq: None,
         rows: None,
         why_closed: Some(format!("{e:#}")),
+        chat: ChatTrack::default(),
+        chat_answers: 0,
     };
     match dial.transport {
         Transport::Grpc => {
@@ -362,6 +394,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         steady: Mutex::new(histogram()),
         during_pause: Mutex::new(histogram()),
         player: Mutex::new(histogram()),
+        chat: Mutex::new(histogram()),
         joins: Mutex::new(Vec::with_capacity(plan.viewers)),
         joined: AtomicU64::new(0),
         frames: AtomicU64::new(0),
@@ -463,6 +496,16 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     let me_before = crate::proc_stats::sample(std::process::id()).ok();
     let _ = phase_tx.send(Phase::Steady);
     let started = Instant::now();
+    // Each game's player chats while measuring.
+    let chat_stop = CancellationToken::new();
+    let chatters: Vec<_> = if plan.chat > 0.0 {
+        players
+            .iter()
+            .map(|(input, _)| tokio::spawn(chatter(input.clone(), plan.chat, chat_stop.clone())))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut peak_rss = loaded.map_or(0, |s| s.rss_kib);
     let mut max_fds = loaded.map_or(0, |s| s.fds);
     let mut rss_at_pause = None;
@@ -500,6 +543,16 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         .and_then(|pid| crate::proc_stats::sample(pid).ok());
     let me_after = crate::proc_stats::sample(std::process::id()).ok();
     let window = started.elapsed().as_secs_f64();
+    chat_stop.cancel();
+    let mut chat_sent = 0;
+    for chatter in chatters {
+        chat_sent += chatter.await?;
+    }
+    if plan.chat > 0.0 {
+        // The last lines reach every viewer before the game's last frame.
+        progress.set_message(status(&shared, "chat settling"));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let _ = phase_tx.send(Phase::Drain);
 
     // The last frame: every viewer (the paused ones too, now reading again)
@@ -527,13 +580,45 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     for (_, task) in players {
         player_outcomes.push(task.await?);
     }
-    let mut outcomes = Vec::with_capacity(viewers.len());
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(viewers.len());
     for task in viewers {
         outcomes.push(task.await?);
     }
     for (session_id, token, _) in &sessions {
         let _ = stop_game(target, session_id, token).await;
     }
+
+    // Each game's chat carried as many lines as the newest id anyone saw.
+    let mut said = vec![0u64; plan.sessions];
+    for outcome in player_outcomes.iter().chain(&outcomes) {
+        if let Some(said) = said.get_mut(outcome.session) {
+            *said = (*said).max(outcome.chat.last_id);
+        }
+    }
+    let mut chat_counts = ChatCounts::default();
+    let mut chat_complete = 0;
+    for (v, outcome) in outcomes.iter_mut().enumerate() {
+        if v >= plan.viewers - paused_count {
+            continue;
+        }
+        outcome
+            .chat
+            .finish(said.get(outcome.session).copied().unwrap_or(0));
+        chat_counts += outcome.chat.counts;
+        if outcome.chat.counts.lost == 0 && outcome.chat.counts.disorder == 0 {
+            chat_complete += 1;
+        }
+    }
+    let chat = (plan.chat > 0.0).then(|| ChatFigures {
+        rate: plan.chat,
+        sent: chat_sent,
+        said: said.iter().sum(),
+        refused: player_outcomes.iter().map(|p| p.chat_answers).sum(),
+        latency: Latency::of(&lock(&shared.chat)),
+        viewers: chat_counts,
+        viewers_complete: chat_complete,
+        viewers_reading: plan.viewers - paused_count,
+    });
 
     let mut counts = Counts::default();
     let mut failures = Vec::new();
@@ -623,6 +708,34 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         bench_cpu_per_second: bench_cpu,
         viewer_frames_per_second,
         bytes_per_viewer_per_second,
+        chat,
     }
     .with_per_frame_cost())
+}
+
+/// Says a numbered line in the player's game's chat `rate` times a second
+/// until `stop`; returns how many it said.
+async fn chatter(
+    input: tokio::sync::mpsc::Sender<pb::GameIoRequest>,
+    rate: f64,
+    stop: CancellationToken,
+) -> u64 {
+    let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sent = 0;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stop.cancelled() => return sent,
+        }
+        let line = pb::GameIoRequest {
+            request: Some(pb::game_io_request::Request::Chat(pb::ChatSend {
+                text: format!("dgate-bench line {}", sent + 1),
+            })),
+        };
+        if input.send(line).await.is_err() {
+            return sent;
+        }
+        sent += 1;
+    }
 }

@@ -149,6 +149,9 @@ pub struct OwnSettings {
     pub firehose: FirehoseArgs,
     pub record: bool,
     pub queue_frames: Option<usize>,
+    /// `spectating.chat.lines_per_10s`, when the run chats faster than the
+    /// default lets one user.
+    pub chat_lines_per_10s: Option<usize>,
 }
 
 /// Starts `dgate-server` on free loopback ports with the firehose as its only
@@ -168,6 +171,9 @@ pub fn start(settings: &OwnSettings) -> anyhow::Result<Target> {
     });
     if let Some(queue) = settings.queue_frames {
         session_management["queue_frames"] = json!(queue);
+    }
+    if let Some(lines) = settings.chat_lines_per_10s {
+        session_management["spectating"]["chat"] = json!({ "lines_per_10s": lines });
     }
     let mut args: Vec<String> = [
         "firehose",

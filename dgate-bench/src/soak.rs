@@ -514,7 +514,7 @@ async fn watch<S: Source>(mut source: S, stay: Duration, totals: &Totals) -> any
             Ok(Got::Frame { frame_id }) => {
                 tracker.frame(frame_id, source.payload(), crate::stamp::now_micros());
             }
-            Ok(Got::Other) => {}
+            Ok(Got::Other | Got::Chat { .. }) => {}
             Ok(Got::Ended(_)) => break,
             Err(e) => {
                 totals.connected.fetch_sub(1, Ordering::Relaxed);

@@ -39,6 +39,51 @@ impl std::ops::AddAssign for Counts {
     }
 }
 
+/// One viewer's chat: every line the game's chat carried must come once, in
+/// order (the server numbers a game's lines from 1, without gaps).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ChatCounts {
+    /// Lines received.
+    pub lines: u64,
+    /// Lines never received.
+    pub lost: u64,
+    /// Lines whose id was not above the one before.
+    pub disorder: u64,
+}
+
+impl std::ops::AddAssign for ChatCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.lines += other.lines;
+        self.lost += other.lost;
+        self.disorder += other.disorder;
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ChatTrack {
+    pub counts: ChatCounts,
+    /// The newest line's id.
+    pub last_id: u64,
+}
+
+impl ChatTrack {
+    pub fn line(&mut self, id: u64) {
+        if id <= self.last_id {
+            self.counts.disorder += 1;
+            return;
+        }
+        self.counts.lost += id - self.last_id - 1;
+        self.counts.lines += 1;
+        self.last_id = id;
+    }
+
+    /// The game's chat carried `said` lines in all: those after the last
+    /// one received never came.
+    pub fn finish(&mut self, said: u64) {
+        self.counts.lost += said.saturating_sub(self.last_id);
+    }
+}
+
 /// A stamp may be cut between two frames: this much of the previous frame is
 /// scanned again with the next.
 const CARRY: usize = 48;
@@ -195,6 +240,24 @@ mod tests {
         t.snapshot(None, 20, true, &frame(30, 0));
         t.frame(None, &frame(31, 0), 0);
         assert_eq!(t.counts.lost, 2);
+    }
+
+    #[test]
+    fn a_chat_line_missed_or_out_of_order_is_counted() {
+        let mut t = ChatTrack::default();
+        for id in [1, 2, 4, 3, 5] {
+            t.line(id);
+        }
+        t.finish(7);
+        assert_eq!(
+            t.counts,
+            ChatCounts {
+                lines: 4,
+                lost: 3,
+                disorder: 1
+            },
+            "3 came late (out of order, after counting as lost), 6 and 7 never"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! snapshots, frames, resizes and the end. gRPC gives raw terminal bytes with
 //! frame ids; the WebSocket gives raw terminal bytes too (binary messages,
 //! a page's protocol: `dgate-server/src/web/wire.rs`), its frame ids counted
-//! from each snapshot's.
+//! from each snapshot's. gRPC viewers also give the game's chat lines, for
+//! `run --chat`.
 //! A source that checks the screen keeps a screen of its own, so the run can
 //! compare it with the player's at the end.
 
@@ -30,6 +31,14 @@ pub enum Got {
     },
     Frame {
         frame_id: Option<u64>,
+    },
+    /// A line of the game's chat; `sent_micros` is when the server said it
+    /// (its `sent_at`), `answer` the server's answer to this stream alone.
+    Chat {
+        id: u64,
+        sent_micros: u64,
+        history: bool,
+        answer: bool,
     },
     /// A resize or a status line: no terminal output.
     Other,
@@ -198,13 +207,20 @@ impl Source for GrpcSource {
                 }
             }
             Some(Response::Disconnected(d)) => Got::Ended(format!("disconnected: {}", d.reason)),
-            Some(
-                Response::Connected(_)
-                | Response::Notice(_)
-                | Response::Chat(_)
-                | Response::Audience(_),
-            )
-            | None => {
+            Some(Response::Chat(line)) => {
+                self.payload = bytes::Bytes::new();
+                let sent_micros = line.sent_at.map_or(0, |t| {
+                    u64::try_from(t.seconds).unwrap_or(0) * 1_000_000
+                        + u64::try_from(t.nanos / 1000).unwrap_or(0)
+                });
+                Got::Chat {
+                    id: line.id,
+                    sent_micros,
+                    history: line.history,
+                    answer: line.answer,
+                }
+            }
+            Some(Response::Connected(_) | Response::Notice(_) | Response::Audience(_)) | None => {
                 self.payload = bytes::Bytes::new();
                 Got::Other
             }

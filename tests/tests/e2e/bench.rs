@@ -59,6 +59,27 @@ fn twenty_grpc_viewers_lose_nothing_and_end_on_the_players_screen() {
 }
 
 #[test]
+fn with_chat_every_viewer_gets_every_line_in_order() {
+    // 10 lines a second for 3 s: past the default per-user limit of 5 per
+    // 10 s, which the bench's own server raises.
+    let report = smoke("grpc", &["--seconds", "3", "--chat", "10"]);
+    assert_sound(&report);
+    let shown = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let chat = &report["chat"];
+    let sent = chat["sent"].as_u64().unwrap_or(0);
+    assert!(sent >= 25, "{shown}");
+    assert_eq!(chat["said"], sent, "{shown}");
+    assert_eq!(chat["refused"], 0, "{shown}");
+    assert_eq!(chat["viewers"]["lines"], sent * 20, "{shown}");
+    assert_eq!(chat["viewers"]["lost"], 0, "{shown}");
+    assert_eq!(chat["viewers"]["disorder"], 0, "{shown}");
+    assert_eq!(chat["viewers_complete"], 20, "{shown}");
+    assert_eq!(chat["latency"]["samples"], sent * 20, "{shown}");
+    let p99 = chat["latency"]["p99_ms"].as_f64().unwrap_or(f64::MAX);
+    assert!(p99 < 250.0, "chat p99 {p99} ms: {shown}");
+}
+
+#[test]
 fn twenty_websocket_viewers_lose_nothing_and_end_on_the_players_screen() {
     assert_sound(&smoke("ws", &["--seconds", "3"]));
 }
