@@ -548,12 +548,13 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     for chatter in chatters {
         chat_sent += chatter.await?;
     }
+    // Frames after the window are not measured.
+    let _ = phase_tx.send(Phase::Drain);
     if plan.chat > 0.0 {
         // The last lines reach every viewer before the game's last frame.
         progress.set_message(status(&shared, "chat settling"));
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let _ = phase_tx.send(Phase::Drain);
 
     // The last frame: every viewer (the paused ones too, now reading again)
     // must reach it, and then shows what its player shows.
