@@ -2,9 +2,9 @@
 //! reaches the moment it was said (after the frame before it, idle pauses
 //! capped as the frames' are), and after every seek the lines said up to
 //! there, each once. Checked where users see it: `StreamRecording` (what
-//! `dgate replay --remote` plays), the browser's `/ws/replay`, and `dgate
-//! replay` in a real terminal, local and remote. A damaged line of the
-//! chat log is skipped.
+//! `dgate replay --remote` plays), the browser's `/ws/replay`, `dgate
+//! replay` in a real terminal, local and remote, and the SSH front end's
+//! recent games. A damaged line of the chat log is skipped.
 //!
 //! The recordings are written here, as the recorder writes them, with
 //! known times: frames at 0, 1, 2, 3 s, then a 10 s pause (played as the
@@ -580,5 +580,55 @@ async fn dgate_replay_shows_the_chat_beside_the_game_local_and_remote() {
         );
         tmux.send(name, &["q"]);
     }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_replay_shows_the_chat_beside_the_game() {
+    use common::ssh::{Login, SshTerminal};
+    let server = start_server(|_| {}).await;
+    write_recording(&server, "vera");
+    let mut t = SshTerminal::connect(server.ssh_addr, "guest", Login::None, (120, 30))
+        .await
+        .expect("anonymous login");
+    t.wait_for("=>").await;
+    t.send(b"w").await;
+    t.wait_for("Watch which game?").await;
+    t.send(b"r").await;
+    t.wait_for("Recent Games").await;
+    t.send(b"a").await;
+    t.wait_for(" Chat ").await;
+    let shown = |t: &SshTerminal| pane(&t.rows(120, 30));
+    let says = |want: &'static [&'static str]| {
+        move |t: &SshTerminal| {
+            let shown = shown(t);
+            shown.len() == want.len() && shown.iter().zip(want).all(|(s, w)| s.ends_with(w))
+        }
+    };
+    t.wait_until(
+        "the line said before the game",
+        says(&["vera: before the game"]),
+    )
+    .await;
+    // Paused, at the end (as the terminal sends End): every line, in order.
+    t.send(b" ").await;
+    t.send(b"\x1b[F").await;
+    t.wait_until(
+        "every line",
+        says(&[
+            "vera: before the game",
+            "ann: between frames",
+            "vera: in the pause",
+            "ann: after the pause",
+            "bob: after the end",
+        ]),
+    )
+    .await;
+    // Home: back to the line said before the game alone.
+    t.send(b"\x1b[H").await;
+    t.wait_until("the start's line alone", says(&["vera: before the game"]))
+        .await;
+    t.send(b"q").await;
+    t.wait_for("Replay which game?").await;
     server.shutdown().await;
 }
