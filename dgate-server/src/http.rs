@@ -30,7 +30,11 @@ use crate::proxy_protocol::Acceptor;
 
 /// Every route, with the security headers on every response; `/metrics`
 /// too unless it is served apart (`server.metrics_listen`).
-pub fn router(manager: SessionManager, with_metrics: bool) -> Router {
+pub fn router(
+    manager: SessionManager,
+    accounts: crate::web::accounts::Accounts,
+    with_metrics: bool,
+) -> Router {
     let mut routes = Router::new()
         .route("/sessions", get(sessions))
         .route("/status.txt", get(status_txt))
@@ -39,7 +43,7 @@ pub fn router(manager: SessionManager, with_metrics: bool) -> Router {
         routes = routes.route("/metrics", get(metrics));
     }
     routes
-        .merge(crate::web::routes(manager.clone()))
+        .merge(crate::web::routes(manager.clone(), accounts))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(manager)

@@ -135,6 +135,12 @@ pub async fn serve(
     info!(grpc = %listeners.grpc.local_addr()?, http = %listeners.http.local_addr()?,
           ssh = %ssh_address, tls = tls.is_some(), "dgate-server listening");
 
+    // Browsers log in with a cookie holding the same tokens.
+    let web_accounts = web::accounts::Accounts {
+        auth: auth.clone(),
+        logins: Arc::clone(&logins),
+        secure: tls.is_some(),
+    };
     let games = GameServiceServer::new(grpc::GameServiceImpl::new(manager.clone(), auth.clone()))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     let accounts = AuthServiceServer::new(AuthServiceImpl::new(
@@ -171,7 +177,7 @@ pub async fn serve(
     let http = http::serve(
         manager.clone(),
         listeners.http,
-        http::router(manager.clone(), !metrics_apart),
+        http::router(manager.clone(), web_accounts, !metrics_apart),
         addresses.clone(),
         tls.as_ref().map(|tls| tls.http.clone()),
         stop.clone(),

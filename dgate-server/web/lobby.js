@@ -1,6 +1,9 @@
 "use strict";
-// The games' names as the menus show them (NH36), by id: from the server.
-const GAME_NAMES = JSON.parse(document.getElementById("game-names").textContent || "{}");
+// From the server: the games' names as the menus show them (NH36), by id,
+// and who the visitor is (null when not logged in) with the games they can play.
+const DATA = JSON.parse(document.getElementById("game-names").textContent || "{}");
+const GAME_NAMES = DATA.names || {};
+const VISITOR = DATA.visitor || null;
 function gameName(id) {
   return GAME_NAMES[id] || id;
 }
@@ -10,11 +13,52 @@ function idle(seconds) {
   if (seconds < 86400) return Math.floor(seconds / 3600) + "h " + Math.floor(seconds % 3600 / 60) + "m";
   return Math.floor(seconds / 86400) + "d " + Math.floor(seconds % 86400 / 3600) + "h";
 }
-function cell(text, className) {
+function cell(text, className, label) {
   const td = document.createElement("td");
   td.textContent = text;
   if (className) td.className = className;
+  if (label) td.dataset.label = label;
   return td;
+}
+// Logged in: your name, a way out, and the games you can play (or resume);
+// else the way in.
+function showVisitor() {
+  const you = document.getElementById("you");
+  you.replaceChildren();
+  if (!VISITOR) {
+    const login = document.createElement("a");
+    login.href = "/login";
+    login.textContent = "Log in to play and chat";
+    you.append(login);
+    return;
+  }
+  const name = document.createElement("span");
+  name.textContent = "Logged in as " + VISITOR.username + ".";
+  you.append(name);
+  for (const g of VISITOR.games) {
+    if (g.unavailable) continue;
+    const play = document.createElement("a");
+    play.href = "/play/" + encodeURIComponent(g.id);
+    play.className = "play";
+    play.textContent = (g.running ? "Resume " : "Play ") + g.short_name;
+    play.title = g.name;
+    you.append(play);
+    if (g.rc) {
+      const options = document.createElement("a");
+      options.href = "/options/" + encodeURIComponent(g.id);
+      options.textContent = "(options)";
+      options.title = "Edit your " + g.name + " options";
+      you.append(options);
+    }
+  }
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = "/logout";
+  const out = document.createElement("button");
+  out.type = "submit";
+  out.textContent = "Log out";
+  form.append(out);
+  you.append(form);
 }
 async function refresh() {
   try {
@@ -30,12 +74,13 @@ async function refresh() {
       link.textContent = s.username;
       name.appendChild(link);
       tr.appendChild(name);
-      tr.appendChild(cell(gameName(s.game_id)));
-      tr.appendChild(cell(s.terminal.cols + "x" + s.terminal.rows));
-      tr.appendChild(cell(s.start_time.replace("T", " ").replace(/\.\d+Z$|Z$/, "")));
-      tr.appendChild(cell(s.detached ? "detached" : idle(s.idle_seconds)));
-      tr.appendChild(cell(String(s.spectator_count), "num"));
-      tr.appendChild(cell(s.extra_info || "", "extra"));
+      tr.appendChild(cell(gameName(s.game_id), "", "Game"));
+      tr.appendChild(cell(s.terminal.cols + "x" + s.terminal.rows, "", "Size"));
+      tr.appendChild(cell(s.start_time.replace("T", " ").replace(/\.\d+Z$|Z$/, ""), "", "Start"));
+      tr.appendChild(cell(s.detached ? "detached" : idle(s.idle_seconds), "", "Idle"));
+      tr.appendChild(cell(String(s.spectator_count), "num", "Watchers"));
+      if (s.extra_info) tr.appendChild(cell(s.extra_info, "extra", "Info"));
+      else tr.appendChild(cell("", "extra"));
       body.appendChild(tr);
     }
     const n = list.sessions.length;
@@ -63,12 +108,12 @@ async function refreshRecent() {
       link.textContent = r.username;
       name.appendChild(link);
       tr.appendChild(name);
-      tr.appendChild(cell(gameName(r.game_id)));
-      tr.appendChild(cell(r.cols + "x" + r.rows));
-      tr.appendChild(cell(when(r.start)));
+      tr.appendChild(cell(gameName(r.game_id), "", "Game"));
+      tr.appendChild(cell(r.cols + "x" + r.rows, "", "Size"));
+      tr.appendChild(cell(when(r.start), "", "Start"));
       const seconds = Math.max(0, Math.round((Date.parse(r.end) - Date.parse(r.start)) / 1000));
-      tr.appendChild(cell(idle(seconds)));
-      tr.appendChild(cell(r.ended));
+      tr.appendChild(cell(idle(seconds), "", "Length"));
+      tr.appendChild(cell(r.ended, "", "Ended"));
       const file = document.createElement("td");
       const download = document.createElement("a");
       download.href = "/recordings/" + path;
@@ -81,6 +126,7 @@ async function refreshRecent() {
     // The live list says when the server is not answering.
   }
 }
+showVisitor();
 refresh();
 refreshRecent();
 setInterval(refresh, 2000);

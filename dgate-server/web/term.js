@@ -1,14 +1,18 @@
-// dgate's watch and replay pages: the game's own bytes drawn by a real
-// terminal emulator (xterm.js, its DOM renderer: the text stays in the page).
+// dgate's watch, play and replay pages: the game's own bytes drawn by a real
+// terminal emulator (xterm.js, its DOM renderer: the text stays in the page),
+// with the game's chat beside it.
 //
 // The socket (dgate-server/src/web/wire.rs) sends terminal bytes as binary
 // messages and JSON controls as text: `snapshot` (frame_id, cols, rows,
 // skipped) announces that the next binary message is a whole screen (reset
 // the terminal, make it cols x rows, write it); every other binary message
 // is the next frame (ids count on from the snapshot's); `resize`, `status`,
-// `end`, and on a replay page `replay` and `replay_state`. The terminal is always the game's
-// size (the page never asks the game to resize); the font is scaled so it
-// fits the window's width. The page is read-only: nothing typed is sent.
+// `end`, `chat`, `audience`, `answer`, `notice`, and on a replay page
+// `replay` and `replay_state`. The terminal is always the game's size; the
+// font is scaled so that it fits the window. A watch page never sends keys
+// (only chat lines and messages for the player); the play page sends the
+// player's keys as binary messages and asks the game to follow the window's
+// size.
 "use strict";
 
 const mode = document.body.dataset.mode || "watch";
@@ -16,7 +20,12 @@ const mode = document.body.dataset.mode || "watch";
 const screenEl = document.getElementById("screen");
 const statusEl = document.getElementById("status");
 const stateEl = document.getElementById("state");
-const sessionId = decodeURIComponent(location.pathname.split("/").pop());
+const lastSegment = decodeURIComponent(location.pathname.split("/").pop());
+// Watching: the session's id; playing: the game's id.
+const sessionId = lastSegment;
+const gameId = lastSegment;
+// The visitor's account name ("" when not logged in).
+const user = document.body.dataset.user || "";
 const recordingId = decodeURIComponent(location.pathname.slice("/replay/".length));
 
 // xterm's own 16 colours (X11 xterm's defaults): colour 3 is a dark yellow
@@ -29,12 +38,13 @@ const THEME = {
   brightBlue: "#5c5cff", brightMagenta: "#ff00ff", brightCyan: "#00ffff", brightWhite: "#ffffff",
 };
 
+const playing = mode === "play";
 const term = new Terminal({
   cols: 80,
   rows: 24,
   scrollback: 0,
-  disableStdin: true,
-  cursorBlink: false,
+  disableStdin: !playing,
+  cursorBlink: playing,
   drawBoldTextInBrightColors: true,
   fontFamily: '"DejaVu Sans Mono", "Noto Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
   fontSize: 16,
@@ -49,15 +59,57 @@ term.onTitleChange((title) => {
   screenEl.title = title;
 });
 
-// Scales the font so that the game's columns fit the window's width.
+// The font size the page prefers; smaller only when the game would not
+// fit the window otherwise.
+const BASE_FONT = 15;
+
+// A cell's size in CSS pixels at the base font, measured from what xterm
+// drew (its rows are DOM elements).
+function cellAtBase() {
+  const drawn = term.element && term.element.querySelector(".xterm-screen");
+  const box = drawn ? drawn.getBoundingClientRect() : null;
+  const font = term.options.fontSize;
+  if (!box || !box.width || !box.height) return { w: BASE_FONT * 0.6, h: BASE_FONT * 1.2 };
+  return { w: box.width / term.cols * BASE_FONT / font, h: box.height / term.rows * BASE_FONT / font };
+}
+
+// The room the terminal has: the window's, less the bars and the chat.
+function room() {
+  const wrap = screenEl.parentElement;
+  const style = getComputedStyle(wrap);
+  const w = wrap.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 8;
+  const h = wrap.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom) - 8;
+  return { w: Math.max(w, 100), h: Math.max(h, 60) };
+}
+
+// Scales the font so that the game's whole screen fits the room, from its
+// width and its height (never above the base size, never below 5 px).
 function fitFont() {
-  const proposed = fitter.proposeDimensions();
-  if (!proposed || !proposed.cols) return;
-  const wanted = term.options.fontSize * proposed.cols / term.cols;
-  const size = Math.max(6, Math.min(18, Math.floor(wanted * 2) / 2));
+  const cell = cellAtBase();
+  const space = room();
+  const scale = Math.min(1, space.w / (term.cols * cell.w), space.h / (term.rows * cell.h));
+  const size = Math.max(5, Math.floor(BASE_FONT * scale * 2) / 2);
   if (size !== term.options.fontSize) term.options.fontSize = size;
 }
-window.addEventListener("resize", fitFont);
+
+// Playing: the size the game should be for this window (at least 80x24,
+// what curses games expect, at most the server's 300x100).
+function wantedSize() {
+  const cell = cellAtBase();
+  const space = room();
+  const cols = Math.max(80, Math.min(300, Math.floor(space.w / cell.w)));
+  const rows = Math.max(24, Math.min(100, Math.floor(space.h / cell.h)));
+  return { cols, rows };
+}
+
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    if (playing) askForSize();
+    fitFont();
+  }, 200);
+});
 
 function setSize(cols, rows) {
   if (cols !== term.cols || rows !== term.rows) {
@@ -111,7 +163,8 @@ function binary(buffer) {
 let game = { player: "", game: "", watchers: 0 };
 function showStatus() {
   if (mode === "replay" || !game.player) return;
-  statusEl.textContent = game.player + " · " + game.game + " · " + term.cols + "x" + term.rows +
+  const who = playing ? "You (" + game.player + ")" : game.player;
+  statusEl.textContent = who + " · " + game.game + " · " + term.cols + "x" + term.rows +
     " · " + game.watchers + " watching";
 }
 
@@ -119,6 +172,9 @@ function control(message) {
   switch (message.type) {
     case "snapshot":
       announced = message;
+      // After a replay's screen (its start, a seek) the chat said up to
+      // there may follow, as history: it replaces the log.
+      historyBatch = false;
       break;
     case "resize":
       setSize(message.cols, message.rows);
@@ -126,7 +182,7 @@ function control(message) {
       break;
     case "status":
       game = message;
-      document.title = "dgate: watching " + message.player + " · " + message.game;
+      document.title = "dgate: " + (playing ? "playing " : "watching ") + message.player + " · " + message.game;
       showStatus();
       break;
     case "end":
@@ -134,6 +190,19 @@ function control(message) {
       statusEl.textContent = message.message;
       setState("ended", false);
       if (message.replay) linkReplay(message.replay);
+      if (playing) document.getElementById("again").hidden = false;
+      break;
+    case "chat":
+      chatLine(message);
+      break;
+    case "audience":
+      showAudience(message);
+      break;
+    case "answer":
+      showAnswer(message.text);
+      break;
+    case "notice":
+      noticeLine(message);
       break;
     case "replay": {
       replay.duration = message.duration;
@@ -193,9 +262,12 @@ function receive(event) {
 
 let ended = false;
 let backoff = 500;
+let live = null;
+let failures = 0;
 function connect() {
   announced = null;
   if (mode === "replay") return connectReplay();
+  if (playing) return connectPlay();
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   // After a drop, say where the screen is: the server sends the frames since
   // (or the whole screen when they are too old).
@@ -203,15 +275,238 @@ function connect() {
   const socket = new WebSocket(scheme + location.host + "/ws/spectate?session=" +
     encodeURIComponent(sessionId) + resume);
   socket.binaryType = "arraybuffer";
+  live = socket;
   socket.onopen = () => { backoff = 500; setState("live", true); };
   socket.onmessage = receive;
   socket.onclose = () => {
-    if (ended) return;
+    if (ended || leaving) return;
     // Reconnect with backoff, resuming from the last frame shown.
     setState("reconnecting (last frame " + lastFrame + ")", false);
     setTimeout(connect, backoff);
     backoff = Math.min(backoff * 2, 15000);
   };
+}
+
+// Playing: the game starts (or resumes) at this window's size; each time
+// the socket opens the server sends the whole screen first.
+let askedSize = null;
+function connectPlay() {
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  askedSize = wantedSize();
+  const socket = new WebSocket(scheme + location.host + "/ws/play?game=" +
+    encodeURIComponent(gameId) + "&cols=" + askedSize.cols + "&rows=" + askedSize.rows);
+  socket.binaryType = "arraybuffer";
+  live = socket;
+  let opened = false;
+  socket.onopen = () => {
+    opened = true;
+    failures = 0;
+    backoff = 500;
+    setState("playing", true);
+    term.focus();
+  };
+  socket.onmessage = receive;
+  socket.onclose = () => {
+    if (ended || leaving) return;
+    if (!opened && ++failures >= 3) {
+      // Refused more than once: most likely the login ended.
+      statusEl.textContent = "Cannot start the game here: are you still logged in?";
+      document.getElementById("relogin").hidden = false;
+    }
+    setState("reconnecting", false);
+    setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 15000);
+  };
+}
+
+function sendText(message) {
+  if (live && live.readyState === WebSocket.OPEN) {
+    live.send(JSON.stringify(message));
+    return true;
+  }
+  return false;
+}
+
+// The game follows the window: a new size is asked for when it changes.
+function askForSize() {
+  const size = wantedSize();
+  if (askedSize && size.cols === askedSize.cols && size.rows === askedSize.rows) return;
+  if (sendText({ type: "resize", cols: size.cols, rows: size.rows })) askedSize = size;
+}
+
+// The player's keys, as the bytes a terminal sends. Ctrl on the key row
+// makes the next letter a control character.
+const encoder = new TextEncoder();
+let ctrlArmed = false;
+function sendKeys(data) {
+  if (ctrlArmed && data.length === 1) {
+    const code = data.toUpperCase().charCodeAt(0);
+    if (code >= 64 && code < 96) data = String.fromCharCode(code - 64);
+    setCtrl(false);
+  }
+  if (live && live.readyState === WebSocket.OPEN) live.send(encoder.encode(data));
+}
+
+function setCtrl(on) {
+  ctrlArmed = on;
+  const button = document.querySelector('#keys [data-key="ctrl"]');
+  if (button) button.setAttribute("aria-pressed", String(on));
+}
+
+if (playing) {
+  term.onData(sendKeys);
+  screenEl.addEventListener("click", () => term.focus());
+  const cursor = (final) => () => (term.modes.applicationCursorKeysMode ? "\x1bO" : "\x1b[") + final;
+  const named = {
+    esc: () => "\x1b", tab: () => "\t", enter: () => "\r",
+    up: cursor("A"), down: cursor("B"), right: cursor("C"), left: cursor("D"),
+  };
+  const keys = document.getElementById("keys");
+  const toggle = document.getElementById("keys-toggle");
+  const showKeys = (on) => {
+    keys.hidden = !on;
+    toggle.setAttribute("aria-expanded", String(on));
+    askForSize();
+    fitFont();
+  };
+  toggle.onclick = () => showKeys(keys.hidden);
+  // Buttons never take the focus from the game (the phone's keyboard stays).
+  keys.addEventListener("mousedown", (e) => e.preventDefault());
+  keys.addEventListener("click", (e) => {
+    const button = e.target.closest("button");
+    if (!button) return;
+    if (button.dataset.key === "ctrl") return setCtrl(!ctrlArmed);
+    if (button.dataset.key) sendKeys(named[button.dataset.key]());
+    else if (button.dataset.send) sendKeys(button.dataset.send);
+  });
+  if (matchMedia("(pointer: coarse)").matches) showKeys(true);
+}
+
+// The chat beside the game: lines escaped as text (never HTML), who
+// watches, answers for this page alone.
+const chatLog = document.getElementById("chat-log");
+let lastChatId = 0;
+
+function clearChat() {
+  if (chatLog) chatLog.replaceChildren();
+  lastChatId = 0;
+}
+
+function appendChat(item) {
+  const atBottom = chatLog.scrollHeight - chatLog.scrollTop - chatLog.clientHeight < 24;
+  chatLog.append(item);
+  while (chatLog.children.length > 200) chatLog.firstElementChild.remove();
+  if (atBottom) chatLog.scrollTop = chatLog.scrollHeight;
+}
+
+let historyBatch = false;
+function chatLine(line) {
+  if (!chatLog) return;
+  if (mode === "replay") {
+    if (line.history && !historyBatch) clearChat();
+    historyBatch = line.history;
+  }
+  // After a reconnect the history comes again: each line once.
+  if (line.id <= lastChatId) return;
+  lastChatId = line.id;
+  const item = document.createElement("li");
+  const time = document.createElement("time");
+  time.dateTime = line.sent_at;
+  time.textContent = line.sent_at.slice(11, 16);
+  const who = document.createElement("b");
+  who.textContent = line.sender;
+  if (line.from_player) who.className = "from-player";
+  if (line.from_admin) {
+    who.className = "from-admin";
+    who.title = "an administrator";
+  }
+  item.append(time, " ", who, ": ", line.text);
+  appendChat(item);
+}
+
+function noticeLine(notice) {
+  if (!chatLog) return;
+  const item = document.createElement("li");
+  item.className = "notice";
+  item.textContent = notice.announcement
+    ? "Announcement: " + notice.text
+    : "Message from " + notice.sender + ": " + notice.text;
+  appendChat(item);
+}
+
+function showAudience(audience) {
+  const el = document.getElementById("spectators");
+  if (!el) return;
+  const parts = audience.names.slice();
+  if (audience.anonymous) parts.push(audience.anonymous + " anonymous");
+  el.textContent = parts.length ? "Watching: " + parts.join(", ") : "Nobody is watching.";
+  el.dataset.names = audience.names.join(",");
+  el.dataset.anonymous = audience.anonymous;
+}
+
+let answerTimer = null;
+function showAnswer(text) {
+  const el = document.getElementById("answer");
+  if (!el) return;
+  el.textContent = text;
+  clearTimeout(answerTimer);
+  answerTimer = setTimeout(() => { el.textContent = ""; }, 10000);
+}
+
+function setUpChat() {
+  const form = document.getElementById("chat-form");
+  const input = document.getElementById("chat-input");
+  if (!form) return;
+  if (mode === "replay") {
+    form.hidden = true;
+    return;
+  }
+  if (!user) {
+    // Anonymous spectators read.
+    form.hidden = true;
+    const login = document.getElementById("chat-login");
+    login.hidden = false;
+    login.querySelector("a").href = "/login?next=" + encodeURIComponent(location.pathname);
+    return;
+  }
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (text && sendText({ type: "chat", text })) input.value = "";
+    if (playing) term.focus();
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") {
+      input.blur();
+      if (playing) term.focus();
+    }
+  });
+  if (mode !== "watch") return;
+  // `m`: a message for the player (as `m` in dgate watch and over SSH).
+  const messageForm = document.getElementById("message-form");
+  const messageInput = document.getElementById("message-input");
+  const button = document.getElementById("message-button");
+  const openMessage = () => {
+    messageForm.hidden = false;
+    messageInput.focus();
+  };
+  button.hidden = false;
+  button.onclick = openMessage;
+  messageForm.onsubmit = (e) => {
+    e.preventDefault();
+    const text = messageInput.value.trim();
+    if (text && sendText({ type: "message", text })) messageInput.value = "";
+    messageForm.hidden = true;
+  };
+  messageInput.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") messageForm.hidden = true;
+  });
+  window.addEventListener("keydown", (e) => {
+    const typing = e.target instanceof HTMLInputElement;
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "m") { e.preventDefault(); openMessage(); }
+    if (e.key === "c") { e.preventDefault(); input.focus(); }
+  });
 }
 
 // The replay page: where the replay is (told by the server, and run on
@@ -245,6 +540,8 @@ function steer(message) {
 }
 
 function seek(seconds) {
+  // The chat up to the new position comes with its screen.
+  clearChat();
   steer({ seek: Math.max(0, Math.min(replay.duration, seconds)) });
 }
 
@@ -296,5 +593,20 @@ if (mode === "replay") {
   setInterval(showPosition, 250);
 }
 
+// Leaving the page ends its socket at once (a player detaches, a spectator
+// leaves the count), even when the browser keeps the page to come back to;
+// coming back opens a new one.
+let leaving = false;
+window.addEventListener("pagehide", () => {
+  leaving = true;
+  if (live) live.close();
+});
+window.addEventListener("pageshow", (e) => {
+  if (!e.persisted || mode === "replay") return;
+  leaving = false;
+  if (!ended) connect();
+});
+
+setUpChat();
 fitFont();
 connect();

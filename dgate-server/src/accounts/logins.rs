@@ -96,19 +96,18 @@ impl Logins {
         }
     }
 
-    /// A password login that issues a token (gRPC).
+    /// A password login that issues a token (gRPC, a browser's cookie).
     pub async fn login(
         &self,
         username: &str,
         password: Vec<u8>,
         peer: Option<IpAddr>,
+        via: &'static str,
     ) -> Result<Login, LoginError> {
         let store = Arc::clone(&self.store);
         let name = username.to_owned();
         let login = self
-            .attempt(username, peer, "grpc", move || {
-                store.login(&name, &password)
-            })
+            .attempt(username, peer, via, move || store.login(&name, &password))
             .await?;
         Ok(login)
     }

@@ -103,6 +103,21 @@ impl RegistryVersion {
         list.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then_with(|| a.id.cmp(&b.id)));
         list
     }
+
+    /// Who watches, as every front end shows it: the logged-in spectators'
+    /// names in the order they came, and how many watch anonymously.
+    pub fn audience(&self) -> (Vec<String>, usize) {
+        let mut names = Vec::new();
+        let mut anonymous = 0;
+        for spectator in self.in_join_order() {
+            if spectator.user_id == 0 {
+                anonymous += 1;
+            } else {
+                names.push(spectator.username.clone());
+            }
+        }
+        (names, anonymous)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

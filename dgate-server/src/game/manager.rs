@@ -123,6 +123,11 @@ impl SessionManager {
         &self.inner.config
     }
 
+    /// The configuration, for work handed to another thread.
+    pub fn config_arc(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
     /// Where recordings are written (and listed for replay).
     pub fn recordings_directory(&self) -> std::path::PathBuf {
         self.inner

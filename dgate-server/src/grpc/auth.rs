@@ -142,7 +142,7 @@ impl AuthService for AuthServiceImpl {
         let r = request.into_inner();
         let login = self
             .logins
-            .login(&r.username, r.password.to_vec(), address)
+            .login(&r.username, r.password.to_vec(), address, "grpc")
             .await?;
         info!(username = %login.user.username, "logged in");
         Ok(Response::new(pb::LoginResponse {

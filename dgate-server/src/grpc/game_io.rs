@@ -356,15 +356,11 @@ fn chat_event(line: &ChatLine, history: bool) -> pb::GameIoResponse {
 /// Who watches as `registry` says: names in the order they came, and the
 /// anonymous count.
 fn audience_of(registry: &RegistryVersion) -> pb::AudienceInfo {
-    let mut info = pb::AudienceInfo::default();
-    for spectator in registry.in_join_order() {
-        if spectator.user_id == 0 {
-            info.anonymous += 1;
-        } else {
-            info.names.push(spectator.username.clone());
-        }
+    let (names, anonymous) = registry.audience();
+    pb::AudienceInfo {
+        names,
+        anonymous: u32::try_from(anonymous).unwrap_or(u32::MAX),
     }
-    info
 }
 
 /// A stream's way into its game's chat.

@@ -1,5 +1,7 @@
-//! Watching in a browser: the lobby page (`GET /`), a game's page
-//! (`GET /watch/{session_id}`) and its WebSocket (`GET /ws/spectate?session=ID`).
+//! The browser's side: the lobby (`GET /`), a game's page
+//! (`GET /watch/{session_id}`) and its WebSocket ([`watch`]), playing
+//! (`GET /play/{game_id}`, [`play`]) once logged in ([`accounts`]), the chat
+//! beside both ([`talk`]), replays ([`replay`]) and recordings' files.
 //! The pages, their scripts and the terminal emulator they draw with
 //! (xterm.js, vendored in `web/vendor/` by `scripts/vendor-xterm.sh`) are
 //! compiled in: no CDN, no build step, the pages work offline.
@@ -10,47 +12,48 @@
 //! (bold as bright, the 16 colours, line drawing, wide characters, the
 //! alternate screen) and its text stays in the DOM (selectable, copyable,
 //! readable by a screen reader). A browser is a spectator like any other:
-//! read-only (what it sends is ignored; oversized or binary messages close
-//! its socket), counted against `max_spectators_per_session`, resynced with a
+//! read-only (it may chat; binary or oversized messages close its socket),
+//! counted against `max_spectators_per_session`, resynced with a
 //! snapshot when it falls behind, and never resizes the game: the page's
 //! terminal is the game's size. A finished game's page says it ended and
 //! links its replay.
 
+pub mod accounts;
 pub mod feed;
 mod files;
+mod options;
+mod play;
 mod replay;
+mod talk;
+mod watch;
 pub mod wire;
 
 pub use replay::page_control;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::ws::{Message, WebSocket};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
-use serde::Deserialize;
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::CookieJar;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
 use crate::config::Config;
 use crate::game::{Session, SessionError, SessionManager};
 use crate::limits::loggable;
 use crate::metrics::Refusal;
-use crate::viewing::{self, Spectating, Transport};
-use feed::{Feed, Feeds, Kind};
+use crate::viewing;
+use accounts::Accounts;
+use feed::Feeds;
 use wire::Control;
-
-/// The largest message a page may send (it has nothing to say; this is a guard).
-const MAX_INBOUND_BYTES: usize = 1024;
 
 const LOBBY: &str = include_str!("../../web/lobby.html");
 const WATCH: &str = include_str!("../../web/watch.html");
 const ENDED: &str = include_str!("../../web/ended.html");
+const CHAT: &str = include_str!("../../web/chat.html");
 const SCRIPT: &str = include_str!("../../web/term.js");
 const LOBBY_SCRIPT: &str = include_str!("../../web/lobby.js");
 const STYLE: &str = include_str!("../../web/style.css");
@@ -64,22 +67,42 @@ const XTERM_FIT: &str = include_str!("../../web/vendor/addon-fit/addon-fit.js");
 const TERMINAL_PAGE_POLICY: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; \
      connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// What the browser side shares: the games, and one feed per watched game.
+/// What the browser side shares: the games, one feed per watched game,
+/// and the accounts (who a page's cookie is).
 #[derive(Debug, Clone)]
 struct Web {
     manager: SessionManager,
     feeds: Arc<Feeds>,
+    accounts: Accounts,
 }
 
-pub fn routes<S: Clone + Send + Sync + 'static>(manager: SessionManager) -> axum::Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    manager: SessionManager,
+    accounts: Accounts,
+) -> axum::Router<S> {
     let web = Web {
         manager: manager.clone(),
         feeds: Arc::new(Feeds::default()),
+        accounts,
     };
+    let forms = axum::Router::new()
+        .route("/login", get(accounts::login_page).post(accounts::login))
+        .route("/logout", post(accounts::logout))
+        .layer(DefaultBodyLimit::max(accounts::MAX_FORM_BYTES));
+    let options = axum::Router::new()
+        .route(
+            "/options/{game_id}",
+            get(options::options_page).post(options::save),
+        )
+        .layer(DefaultBodyLimit::max(options::MAX_FORM_BYTES));
     axum::Router::new()
-        .route("/", axum::routing::get(lobby))
-        .route("/watch/{session_id}", axum::routing::get(watch_page))
-        .route("/ws/spectate", axum::routing::get(spectate))
+        .route("/", get(lobby))
+        .route("/watch/{session_id}", get(watch_page))
+        .route("/ws/spectate", get(watch::spectate))
+        .route("/play/{game_id}", get(play::play_page))
+        .route("/ws/play", get(play::play_socket))
+        .merge(forms)
+        .merge(options)
         .route("/assets/term.js", axum::routing::get(|| script(SCRIPT)))
         .route(
             "/assets/lobby.js",
@@ -103,20 +126,89 @@ pub fn routes<S: Clone + Send + Sync + 'static>(manager: SessionManager) -> axum
         .merge(files::routes(manager))
 }
 
-/// The lobby, with the games' short names (`NH36`) for its list.
-async fn lobby(State(web): State<Web>) -> Html<String> {
-    let names: serde_json::Map<String, serde_json::Value> = web
-        .manager
-        .config()
+/// The lobby, with the games' short names (`NH36`) for its list, and who
+/// the visitor is with the games they can play.
+async fn lobby(State(web): State<Web>, jar: CookieJar) -> Html<String> {
+    let config = web.manager.config();
+    let names: serde_json::Map<String, serde_json::Value> = config
         .games
         .iter()
-        .map(|g| (g.id.clone(), game_label(web.manager.config(), &g.id).into()))
+        .map(|g| (g.id.clone(), game_label(config, &g.id).into()))
         .collect();
+    let visitor = match web.accounts.visitor(&jar).await {
+        None => serde_json::Value::Null,
+        Some(user) => {
+            let playing = web.manager.list();
+            let games: Vec<_> = config
+                .games
+                .iter()
+                .map(|g| {
+                    let running = playing
+                        .iter()
+                        .any(|s| s.is_owned_by(&user) && s.info.game_id == g.id);
+                    json!({
+                        "id": g.id,
+                        "name": g.name,
+                        "short_name": game_label(config, &g.id),
+                        "unavailable": crate::game::catalog::unavailable_reason(g),
+                        "running": running,
+                        "rc": g.rc_file.is_some(),
+                    })
+                })
+                .collect();
+            json!({ "username": user.username, "games": games })
+        }
+    };
+    let data = json!({ "names": names, "visitor": visitor });
     // JSON in a data block: `<` escaped, so no text closes the element.
-    let names = serde_json::Value::Object(names)
-        .to_string()
-        .replace('<', "\\u003c");
-    Html(LOBBY.replace("{{GAMES}}", &names))
+    let data = data.to_string().replace('<', "\\u003c");
+    Html(LOBBY.replace("{{GAMES}}", &data))
+}
+
+/// The HTTP status a refusal of the games' takes on the browser's side.
+pub(crate) fn status_of(e: &SessionError) -> StatusCode {
+    match e {
+        SessionError::NotFound(_) | SessionError::UnknownGame(_) => StatusCode::NOT_FOUND,
+        SessionError::SpectatorsFull(_) | SessionError::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
+        SessionError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
+        SessionError::NotYours { .. } | SessionError::NotAllowed(_) => StatusCode::FORBIDDEN,
+        SessionError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        SessionError::Ended => StatusCode::GONE,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A page of one sentence, and a way back to the lobby.
+pub(crate) fn plain_page(status: StatusCode, text: &str) -> Response {
+    let page = format!(
+        "<!doctype html><meta charset=utf-8><meta name=viewport \
+         content=\"width=device-width, initial-scale=1\"><title>dgate</title>\
+         <link rel=stylesheet href=/assets/style.css><main><p>{}</p>\
+         <p><a href=\"/\">The games in progress</a></p></main>",
+        escape(text)
+    );
+    (status, Html(page)).into_response()
+}
+
+/// The largest message a replay page sends (its controls).
+const MAX_INBOUND_BYTES: usize = 1024;
+
+/// Sends a control as JSON text: the bytes sent, or `None` when the socket
+/// is gone.
+async fn send(socket: &mut WebSocket, message: &Control) -> Option<u64> {
+    let text = message.json();
+    let bytes = text.len() as u64;
+    socket.send(Message::Text(text.into())).await.ok()?;
+    Some(bytes)
+}
+
+/// Aborts a socket's reading task when the socket's loop ends.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The name menus show for a game: its short name (`NH36`), else its id.
@@ -129,8 +221,11 @@ pub(crate) fn game_label(config: &Config, game_id: &str) -> String {
         .to_owned()
 }
 
-/// A page with a terminal in it, under [`TERMINAL_PAGE_POLICY`].
+/// A page with a terminal in it, under [`TERMINAL_PAGE_POLICY`], with the
+/// chat panel in its place (`{{CHAT}}`); `{{USER}}`, when the caller left
+/// it, is an anonymous visitor.
 pub(crate) fn terminal_page(html: String) -> Response {
+    let html = html.replace("{{CHAT}}", CHAT).replace("{{USER}}", "");
     (
         [(
             header::CONTENT_SECURITY_POLICY,
@@ -141,7 +236,11 @@ pub(crate) fn terminal_page(html: String) -> Response {
         .into_response()
 }
 
-async fn watch_page(State(web): State<Web>, Path(session_id): Path<String>) -> Response {
+async fn watch_page(
+    State(web): State<Web>,
+    Path(session_id): Path<String>,
+    jar: CookieJar,
+) -> Response {
     match web.manager.get(&session_id) {
         Ok(session) => {
             let title = format!(
@@ -149,19 +248,17 @@ async fn watch_page(State(web): State<Web>, Path(session_id): Path<String>) -> R
                 session.info.username,
                 game_label(web.manager.config(), &session.info.game_id)
             );
-            terminal_page(WATCH.replace("{{TITLE}}", &escape(&title)))
+            let user = web.accounts.visitor(&jar).await;
+            let user = user.as_ref().map_or("", |u| u.username.as_str());
+            terminal_page(
+                WATCH
+                    .replace("{{TITLE}}", &escape(&title))
+                    .replace("{{USER}}", &escape(user)),
+            )
         }
         Err(e) => match ended_page(&web.manager, &session_id).await {
             Some(page) => page,
-            None => (
-                StatusCode::NOT_FOUND,
-                Html(format!(
-                    "<!doctype html><meta charset=utf-8><title>dgate</title>\
-                     <p>{}</p><p><a href=\"/\">The games in progress</a></p>",
-                    escape(&e.to_string())
-                )),
-            )
-                .into_response(),
+            None => plain_page(StatusCode::NOT_FOUND, &e.to_string()),
         },
     }
 }
@@ -245,14 +342,6 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-#[derive(Debug, Deserialize)]
-struct SpectateQuery {
-    session: String,
-    /// The frame a reconnecting page last showed: it gets the frames since
-    /// rather than the whole screen, when the server still has them.
-    from: Option<u64>,
-}
-
 /// A browser WebSocket opened by a page of another site: refused (403),
 /// unless that site is in `server.allowed_origins`. A client that sends no
 /// `Origin` is not a browser page and is let in.
@@ -280,152 +369,6 @@ pub(crate) fn foreign_origin(manager: &SessionManager, headers: &HeaderMap) -> O
         )
             .into_response(),
     )
-}
-
-/// Registers the browser as a spectator before upgrading, so that an unknown
-/// or full session is a plain HTTP error.
-async fn spectate(
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    State(web): State<Web>,
-    Query(query): Query<SpectateQuery>,
-    headers: HeaderMap,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
-) -> Response {
-    if let Some(refusal) = foreign_origin(&web.manager, &headers) {
-        return refusal;
-    }
-    if let Err(e) = web.manager.get(&query.session) {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": e.to_string() })),
-        )
-            .into_response();
-    }
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
-    };
-    // Browsers watch anonymously.
-    let spectating = match Spectating::open(
-        &web.manager,
-        &query.session,
-        None,
-        crate::http::peer(connection),
-        Transport::WebSocket,
-    ) {
-        Ok(spectating) => spectating,
-        Err(e) => {
-            let status = match &e {
-                SessionError::NotFound(_) => StatusCode::NOT_FOUND,
-                SessionError::SpectatorsFull(_) | SessionError::Limit(_) => {
-                    StatusCode::TOO_MANY_REQUESTS
-                }
-                SessionError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            return (status, Json(json!({ "error": e.to_string() }))).into_response();
-        }
-    };
-    // The page never sends more than a ping: a small read buffer, which the
-    // socket would otherwise zero (128 KiB) on every read it attempts.
-    ws.max_message_size(MAX_INBOUND_BYTES)
-        .max_frame_size(MAX_INBOUND_BYTES)
-        .read_buffer_size(4 * MAX_INBOUND_BYTES)
-        .on_upgrade(move |socket| watch(socket, web, spectating, query.from))
-}
-
-/// Relays the game's feed to one browser until either goes; dropping
-/// `spectating` (however this ends) removes the browser from the spectators.
-async fn watch(mut socket: WebSocket, web: Web, spectating: Spectating, resume_after: Option<u64>) {
-    let session = Arc::clone(spectating.session());
-    let ring = web.manager.config().session_management.queue_frames;
-    let end = Control::End {
-        message: format!("{}'s game has ended.", session.info.username),
-        replay: replay_path(&web.manager, &session),
-    };
-    let mut follower = Feed::follow(&web.feeds, &session, ring, resume_after, end).await;
-    let game = game_label(web.manager.config(), &session.info.game_id);
-    let mut frame_id = 0;
-    let mut watchers = usize::MAX;
-    let removed = spectating.removed().clone();
-    'watching: loop {
-        for item in std::mem::take(&mut follower.first) {
-            if !forward(&mut socket, &item, &mut frame_id, &spectating).await {
-                break 'watching;
-            }
-        }
-        let now = session.spectators.len();
-        if now != watchers {
-            watchers = now;
-            let status = Control::Status {
-                player: session.info.username.clone(),
-                game: game.clone(),
-                watchers,
-            };
-            if send(&mut socket, &status).await.is_none() {
-                break;
-            }
-        }
-        let item = tokio::select! {
-            item = follower.rx.recv() => match item {
-                Ok(item) => item,
-                Err(RecvError::Lagged(_)) => {
-                    // A whole ring behind: the screen now instead.
-                    follower.resync(frame_id);
-                    continue;
-                }
-                Err(RecvError::Closed) => break,
-            },
-            inbound = socket.recv() => match inbound {
-                // Read-only: text and pings are ignored; the rest ends this socket.
-                Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => continue,
-                other => {
-                    debug!(?other, "web spectator socket closed");
-                    break;
-                }
-            },
-            () = removed.cancelled() => break,
-        };
-        if !forward(&mut socket, &item, &mut frame_id, &spectating).await {
-            break;
-        }
-    }
-}
-
-/// Sends one of the feed's messages (the same bytes every browser gets);
-/// false when the socket is gone or the game is over.
-async fn forward(
-    socket: &mut WebSocket,
-    item: &feed::Item,
-    frame_id: &mut u64,
-    spectating: &Spectating,
-) -> bool {
-    if socket.send(item.message.clone()).await.is_err() {
-        return false;
-    }
-    if let Some(body) = &item.body
-        && socket.send(body.clone()).await.is_err()
-    {
-        return false;
-    }
-    *frame_id = item.frame_id;
-    match item.kind {
-        Kind::Frame => spectating.sent_frame(item.wire_bytes()),
-        Kind::Snapshot { skipped, reason } => {
-            spectating.sent_snapshot(item.wire_bytes(), reason, skipped)
-        }
-        Kind::Resize => {}
-        Kind::End => return false,
-    }
-    true
-}
-
-/// The bytes sent, or `None` when the socket is gone.
-async fn send(socket: &mut WebSocket, message: &Control) -> Option<u64> {
-    let text = message.json();
-    let bytes = text.len() as u64;
-    socket.send(Message::Text(text.into())).await.ok()?;
-    Some(bytes)
 }
 
 #[cfg(test)]

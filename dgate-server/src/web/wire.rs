@@ -20,7 +20,17 @@
 //! - `status` (`player`, `game` as menus show it, `watchers`);
 //! - `end` (`message`, and `replay`, the replay page's path, when the game
 //!   is recorded): nothing follows;
-//! - on a replay page, `replay` and `replay_state`.
+//! - on a replay page, `replay` and `replay_state`;
+//! - `chat` (a line of the game's chat, escaped by the page, never HTML),
+//!   `audience` (who watches), `answer` (for this page alone: a command's
+//!   result or a refusal) and, on the play page, `notice` (a message for
+//!   the player).
+//!
+//! **What a page sends** is JSON text too (`type`): `chat` (`text`) on
+//! every page; `message` (`text`, a message for the player) on a watch
+//! page; `resize` (`cols`, `rows`) on the play page, whose binary messages
+//! are the player's keystrokes. A watch page's binary messages close its
+//! socket: spectators never type into the game.
 //!
 //! **Frame ids** are implicit: the frames after a snapshot at K are K+1,
 //! K+2, ... one per binary message (the hub's promise: no gap, no
@@ -37,6 +47,7 @@ use axum::extract::ws::Message;
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::broadcast::chat::ChatLine;
 use crate::config::TermSize;
 
 /// A snapshot's two messages: the control that announces it, then its body.
@@ -99,6 +110,49 @@ pub enum Control {
         paused: bool,
         ended: bool,
     },
+    /// A line of the game's chat (live, or a replay's at its moment);
+    /// `history` on the lines a joiner is given before live ones.
+    Chat {
+        id: u64,
+        sender: String,
+        text: String,
+        /// RFC 3339, UTC, milliseconds.
+        sent_at: String,
+        from_player: bool,
+        from_admin: bool,
+        history: bool,
+    },
+    /// For this page alone: a chat command's result, or why a line or a
+    /// message went nowhere.
+    Answer { text: String },
+    /// Who watches: logged-in spectators' names (in the order they came)
+    /// and how many watch anonymously.
+    Audience {
+        names: Vec<String>,
+        anonymous: usize,
+    },
+    /// On the play page: a spectator's message or an administrator's
+    /// announcement (`sender` empty) for the player.
+    Notice {
+        sender: String,
+        text: String,
+        announcement: bool,
+    },
+}
+
+impl Control {
+    /// A chat line's control.
+    pub fn chat(line: &ChatLine, history: bool) -> Self {
+        Self::Chat {
+            id: line.id,
+            sender: line.sender.clone(),
+            text: line.text.clone(),
+            sent_at: humantime::format_rfc3339_millis(line.sent_at).to_string(),
+            from_player: line.from_player,
+            from_admin: line.from_admin,
+            history,
+        }
+    }
 }
 
 impl Control {

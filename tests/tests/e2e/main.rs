@@ -31,3 +31,4 @@ mod strangers;
 mod streaming;
 mod tls;
 mod web;
+mod web_play;

@@ -1,0 +1,283 @@
+//! Playing in a browser: the page `GET /play/{game_id}` and its socket
+//! `GET /ws/play?game=ID&cols=C&rows=R`, for a logged-in page
+//! ([`super::accounts`]). The socket starts the player's game of that id,
+//! or resumes the one they have running, at the page's size; then it is
+//! the player's view like any other ([`crate::viewing::Play`]): the hub's
+//! deliveries out (a snapshot first, then each frame's bytes), keystrokes
+//! in (binary messages, in order), resizes from the page (the game follows
+//! the window), the chat and the player's notices beside them.
+//!
+//! The same rules as gRPC: only the owner's input reaches the game, a newer
+//! connection of theirs takes over (this one is told and ends), closing
+//! the tab detaches (the game waits `detach_grace`), a ban or a password
+//! change ends it. The socket is refused unless the page is the server's
+//! own (`Origin`, which a browser always sends with a WebSocket): the
+//! cookie alone does not open it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::talk::{self, Inbound, Mouth};
+use super::wire::{self, Control};
+use super::{Web, escape, game_label, status_of, terminal_page, url_path};
+use crate::accounts::User;
+use crate::broadcast::Delivery;
+use crate::config::TermSize;
+use crate::grpc::game_io::MAX_INPUT_BYTES;
+use crate::viewing::{Play, PlayerInput, Transport, start_or_resume};
+
+const PLAY: &str = include_str!("../../web/play.html");
+
+/// `GET /play/{game_id}`: the page, for a logged-in browser (others are
+/// sent to log in first and come back).
+pub(super) async fn play_page(
+    State(web): State<Web>,
+    Path(game_id): Path<String>,
+    jar: CookieJar,
+) -> Response {
+    let Some(user) = web.accounts.visitor(&jar).await else {
+        let back = format!("/play/{}", url_path(&game_id));
+        return Redirect::to(&format!("/login?next={}", url_path(&back))).into_response();
+    };
+    let config = web.manager.config();
+    let Some(game) = config.game(&game_id) else {
+        return super::plain_page(
+            StatusCode::NOT_FOUND,
+            &format!("There is no game {game_id:?} on this server."),
+        );
+    };
+    if let Some(reason) = crate::game::catalog::unavailable_reason(game) {
+        return super::plain_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{} is unavailable: {reason}", game.name),
+        );
+    }
+    let title = format!("{} · {}", user.username, game_label(config, &game_id));
+    terminal_page(
+        PLAY.replace("{{TITLE}}", &escape(&title))
+            .replace("{{USER}}", &escape(&user.username)),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PlayQuery {
+    game: String,
+    cols: u16,
+    rows: u16,
+}
+
+/// Starts or resumes the game before upgrading, so that a refusal is a
+/// plain HTTP error the page can show.
+pub(super) async fn play_socket(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(web): State<Web>,
+    Query(query): Query<PlayQuery>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    let refuse = |status: StatusCode, error: String| {
+        (status, Json(json!({ "error": error }))).into_response()
+    };
+    if headers.get(header::ORIGIN).is_none() {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "this socket is for the server's own pages (no Origin)".into(),
+        );
+    }
+    if let Some(refusal) = super::foreign_origin(&web.manager, &headers) {
+        return refusal;
+    }
+    let Some(user) = web.accounts.visitor(&jar).await else {
+        return refuse(StatusCode::UNAUTHORIZED, "log in to play".into());
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let size = match web
+        .manager
+        .check_size(TermSize::new(query.cols, query.rows))
+    {
+        Ok(size) => size,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let peer = crate::http::peer(connection);
+    let started = start_or_resume(&web.manager, &user, &query.game, Some(size));
+    let (session, resumed) = match started {
+        Ok(started) => started,
+        Err(e) => return refuse(status_of(&e), e.to_string()),
+    };
+    let play = match Play::attach(&web.manager, session, &user, Transport::WebSocket) {
+        Ok(play) => play,
+        Err(e) => return refuse(status_of(&e), e.to_string()),
+    };
+    // A resumed game takes this window's size, as a new one did.
+    if resumed && let Err(e) = play.input().resize(size) {
+        debug!(error = %e, "a resumed game kept its size");
+    }
+    debug!(username = %user.username, game = %query.game, resumed, ?peer, "playing in a browser");
+    let revoked = CancellationToken::new();
+    let revocation = web.accounts.auth.live().watch(&user, revoked.clone());
+    ws.max_message_size(MAX_INPUT_BYTES)
+        .max_frame_size(MAX_INPUT_BYTES)
+        .on_upgrade(move |socket| async move {
+            playing(socket, web, play, user, revoked).await;
+            drop(revocation);
+        })
+}
+
+/// Relays the game to the page and the page's keys to the game until the
+/// game ends, the page goes, or another connection takes over; dropping
+/// `play` then detaches the player (the game waits for them).
+async fn playing(
+    socket: WebSocket,
+    web: Web,
+    mut play: Play,
+    user: User,
+    revoked: CancellationToken,
+) {
+    let session = Arc::clone(play.session());
+    let (mut out, inbound) = socket.split();
+    let (mut talk, mouth) = talk::join(&web.manager, &session, Some(&user));
+    let mut notices = session.notices();
+    let reader = tokio::spawn(read_keys(inbound, play.input().clone(), mouth));
+    let _reader = super::AbortOnDrop(reader.abort_handle());
+    let mut reader = reader;
+    let status = Control::Status {
+        player: session.info.username.clone(),
+        game: game_label(web.manager.config(), &session.info.game_id),
+        watchers: session.spectators.len(),
+    };
+    if send(&mut out, &status).await.is_none() {
+        return;
+    }
+    let taken_over = play.taken_over().clone();
+    loop {
+        tokio::select! {
+            delivery = play.next() => {
+                let Some(delivery) = delivery else { break };
+                let last = matches!(delivery, Delivery::Ended { .. });
+                if deliver(&mut out, &web, &session, delivery).await.is_none() || last {
+                    break;
+                }
+            }
+            control = talk.next() => {
+                if send(&mut out, &control).await.is_none() {
+                    break;
+                }
+            }
+            notice = notices.next() => {
+                let control = Control::Notice {
+                    announcement: notice.sender.is_none(),
+                    sender: notice.sender.unwrap_or_default(),
+                    text: notice.text,
+                };
+                if send(&mut out, &control).await.is_none() {
+                    break;
+                }
+            }
+            _ = &mut reader => break,
+            () = taken_over.cancelled() => {
+                let end = Control::End {
+                    message: "Another connection of yours took over this game.".into(),
+                    replay: None,
+                };
+                let _ = send(&mut out, &end).await;
+                break;
+            }
+            () = revoked.cancelled() => {
+                let end = Control::End {
+                    message: "Your login has ended (the account changed); log in again.".into(),
+                    replay: None,
+                };
+                let _ = send(&mut out, &end).await;
+                break;
+            }
+        }
+    }
+    let _ = out.close().await;
+}
+
+/// Sends one of the hub's deliveries in the page's wire format.
+async fn deliver(
+    out: &mut SplitSink<WebSocket, Message>,
+    web: &Web,
+    session: &Arc<crate::game::Session>,
+    delivery: Delivery,
+) -> Option<()> {
+    match delivery {
+        Delivery::Snapshot(s) => {
+            let [control, body] =
+                wire::snapshot(s.frame_id.get(), s.size, s.frames_skipped, s.data);
+            out.send(control).await.ok()?;
+            out.send(body).await.ok()?;
+        }
+        Delivery::Frame(frame) => out.send(Message::Binary(frame.data.clone())).await.ok()?,
+        Delivery::Resize { size, .. } => {
+            let resize = Control::Resize {
+                cols: size.cols,
+                rows: size.rows,
+            };
+            send(out, &resize).await?;
+        }
+        Delivery::Ended { .. } => {
+            let end = Control::End {
+                message: "Your game has ended.".into(),
+                replay: super::replay_path(&web.manager, session),
+            };
+            send(out, &end).await?;
+        }
+    }
+    Some(())
+}
+
+/// A control as JSON text; `None` when the socket is gone.
+async fn send(out: &mut SplitSink<WebSocket, Message>, control: &Control) -> Option<()> {
+    out.send(wire::text(control)).await.ok()
+}
+
+/// The page's messages: keystrokes (binary) into the game in order, its
+/// size, its chat lines. Returns when the page goes or sends what no page
+/// sends.
+async fn read_keys(mut inbound: SplitStream<WebSocket>, input: PlayerInput, mouth: Mouth) {
+    while let Some(message) = inbound.next().await {
+        match message {
+            Ok(Message::Binary(keys)) => {
+                if input.send(keys).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Message::Text(text)) => match Inbound::parse(text.as_str()) {
+                Ok(Inbound::Chat { text }) => mouth.chat(&text).await,
+                Ok(Inbound::Resize { cols, rows }) => {
+                    if let Err(e) = input.resize(TermSize::new(cols, rows)) {
+                        mouth.answer(format!("The game keeps its size: {e}.")).await;
+                    }
+                }
+                Ok(Inbound::Message { .. }) => {
+                    mouth
+                        .answer("You are the player: your messages go to the chat.".into())
+                        .await;
+                }
+                Err(why) => mouth.answer(why).await,
+            },
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Ok(Message::Close(_)) | Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! A game's page's socket, `GET /ws/spectate?session=ID[&from=FRAME]`: a
+//! spectator like any other ([`crate::viewing::Spectating`]), anonymous or
+//! logged in by the page's cookie. It sends the game's feed ([`super::feed`],
+//! the same bytes to every browser), the chat and who watches
+//! ([`super::talk`]); it hears chat lines and messages for the player, never
+//! keys: a binary message (what a page would send to type) closes it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum_extra::extract::cookie::CookieJar;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::debug;
+
+use super::feed::{self, Feed, Kind};
+use super::talk::{self, Inbound, Mouth};
+use super::wire::{self, Control};
+use super::{Web, game_label, replay_path, status_of};
+use crate::viewing::{Spectating, Transport};
+
+/// The largest message a watch page sends: a chat line or a message for
+/// the player (200 characters of up to 4 bytes, in JSON).
+const MAX_INBOUND_BYTES: usize = 2048;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SpectateQuery {
+    session: String,
+    /// The frame a reconnecting page last showed: it gets the frames since
+    /// rather than the whole screen, when the server still has them.
+    from: Option<u64>,
+}
+
+/// Registers the browser as a spectator before upgrading, so that an unknown
+/// or full session is a plain HTTP error.
+pub(super) async fn spectate(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(web): State<Web>,
+    Query(query): Query<SpectateQuery>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    if let Some(refusal) = super::foreign_origin(&web.manager, &headers) {
+        return refusal;
+    }
+    if let Err(e) = web.manager.get(&query.session) {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response();
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    // Logged in when the page's cookie says so; else anonymous.
+    let who = web.accounts.visitor(&jar).await;
+    let spectating = match Spectating::open(
+        &web.manager,
+        &query.session,
+        who.as_ref(),
+        crate::http::peer(connection),
+        Transport::WebSocket,
+    ) {
+        Ok(spectating) => spectating,
+        Err(e) => return (status_of(&e), Json(json!({ "error": e.to_string() }))).into_response(),
+    };
+    let (talk, mouth) = talk::join(&web.manager, spectating.session(), who.as_ref());
+    // The page sends little: a small read buffer, which the socket would
+    // otherwise zero (128 KiB) on every read it attempts.
+    ws.max_message_size(MAX_INBOUND_BYTES)
+        .max_frame_size(MAX_INBOUND_BYTES)
+        .read_buffer_size(4 * MAX_INBOUND_BYTES)
+        .on_upgrade(move |socket| watch(socket, web, spectating, talk, mouth, query.from))
+}
+
+/// Relays the game's feed and its chat to one browser until either goes;
+/// dropping `spectating` (however this ends) removes the browser from the
+/// spectators.
+async fn watch(
+    socket: WebSocket,
+    web: Web,
+    spectating: Spectating,
+    mut talk: talk::Talk,
+    mouth: Mouth,
+    resume_after: Option<u64>,
+) {
+    let session = Arc::clone(spectating.session());
+    let ring = web.manager.config().session_management.queue_frames;
+    let end = Control::End {
+        message: format!("{}'s game has ended.", session.info.username),
+        replay: replay_path(&web.manager, &session),
+    };
+    let mut follower = Feed::follow(&web.feeds, &session, ring, resume_after, end).await;
+    let game = game_label(web.manager.config(), &session.info.game_id);
+    let (mut out, inbound) = socket.split();
+    let reader = tokio::spawn(read_page(inbound, mouth));
+    let _reader = super::AbortOnDrop(reader.abort_handle());
+    let mut reader = reader;
+    let mut frame_id = 0;
+    let mut watchers = usize::MAX;
+    let removed = spectating.removed().clone();
+    'watching: loop {
+        for item in std::mem::take(&mut follower.first) {
+            if !forward(&mut out, &item, &mut frame_id, &spectating).await {
+                break 'watching;
+            }
+        }
+        let now = session.spectators.len();
+        if now != watchers {
+            watchers = now;
+            let status = Control::Status {
+                player: session.info.username.clone(),
+                game: game.clone(),
+                watchers,
+            };
+            if send(&mut out, &status).await.is_none() {
+                break;
+            }
+        }
+        let item = tokio::select! {
+            item = follower.rx.recv() => match item {
+                Ok(item) => item,
+                Err(RecvError::Lagged(_)) => {
+                    // A whole ring behind: the screen now instead.
+                    follower.resync(frame_id);
+                    continue;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            control = talk.next() => {
+                if send(&mut out, &control).await.is_none() {
+                    break;
+                }
+                continue;
+            }
+            _ = &mut reader => break,
+            () = removed.cancelled() => {
+                let end = Control::End {
+                    message: format!(
+                        "You are no longer watching {}'s game (removed from its spectators).",
+                        session.info.username
+                    ),
+                    replay: None,
+                };
+                let _ = send(&mut out, &end).await;
+                break;
+            }
+        };
+        if !forward(&mut out, &item, &mut frame_id, &spectating).await {
+            break;
+        }
+    }
+    let _ = out.close().await;
+}
+
+/// What a watch page says: chat lines and messages for the player. A
+/// binary message (keys: spectators never type into the game) or a close
+/// ends the socket.
+async fn read_page(mut inbound: SplitStream<WebSocket>, mouth: Mouth) {
+    while let Some(message) = inbound.next().await {
+        match message {
+            Ok(Message::Text(text)) => match Inbound::parse(text.as_str()) {
+                Ok(Inbound::Chat { text }) => mouth.chat(&text).await,
+                Ok(Inbound::Message { text }) => mouth.message(&text).await,
+                Ok(Inbound::Resize { .. }) => {
+                    mouth
+                        .answer("Spectators never resize the game.".into())
+                        .await;
+                }
+                Err(why) => mouth.answer(why).await,
+            },
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            other => {
+                debug!(?other, "web spectator socket closed");
+                return;
+            }
+        }
+    }
+}
+
+/// Sends one of the feed's messages (the same bytes every browser gets);
+/// false when the socket is gone or the game is over.
+async fn forward(
+    out: &mut SplitSink<WebSocket, Message>,
+    item: &feed::Item,
+    frame_id: &mut u64,
+    spectating: &Spectating,
+) -> bool {
+    if out.send(item.message.clone()).await.is_err() {
+        return false;
+    }
+    if let Some(body) = &item.body
+        && out.send(body.clone()).await.is_err()
+    {
+        return false;
+    }
+    *frame_id = item.frame_id;
+    match item.kind {
+        Kind::Frame => spectating.sent_frame(item.wire_bytes()),
+        Kind::Snapshot { skipped, reason } => {
+            spectating.sent_snapshot(item.wire_bytes(), reason, skipped)
+        }
+        Kind::Resize => {}
+        Kind::End => return false,
+    }
+    true
+}
+
+/// A control as JSON text; `None` when the socket is gone.
+async fn send(out: &mut SplitSink<WebSocket, Message>, control: &Control) -> Option<()> {
+    out.send(wire::text(control)).await.ok()
+}

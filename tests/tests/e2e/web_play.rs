@@ -1,0 +1,661 @@
+//! Playing and talking in a browser, in real headless Chromium: a player
+//! logs in with the form, plays with the keyboard (their keys reach the
+//! game, a spectator page's never do), the game follows the window's size,
+//! closing the tab detaches and a second tab takes over; pages chat with
+//! each other and with gRPC viewers, see who watches, and send the player a
+//! message; the options page saves the player's file. Without a browser:
+//! the login's cookie, its refusals, and the play socket's Origin and login
+//! checks, from strangers' addresses. Screenshots are kept in
+//! `target/tmp/web-screenshots/`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::common;
+
+use common::browser::Browser;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An HTTP response as a test reads it: status, headers (names in lower
+/// case), body.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 exchange from `source`: `head` is the request line and
+/// headers (without the blank line); `body` follows with its length.
+async fn exchange(source: IpAddr, to: SocketAddr, head: &str, body: &str) -> Reply {
+    let mut socket = tcp_from(source, to).await.expect("connect");
+    let request = format!(
+        "{head}\r\nHost: {to}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.expect("request");
+    // To the end, or to the end of the head of a `101` (the socket then
+    // stays open for WebSocket messages).
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(WAIT, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.expect("response");
+            response.extend_from_slice(&buf[..n]);
+            let switching = response.starts_with(b"HTTP/1.1 101")
+                && response.windows(4).any(|w| w == b"\r\n\r\n");
+            if n == 0 || switching {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no whole response to {head}");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// `application/x-www-form-urlencoded` of `fields`.
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let value: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        char::from(b).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Logs `username` in with the login form from `source`: the cookie pair
+/// (`dgate_session=...`) the browser would send back.
+async fn log_in(server: &TestServer, source: IpAddr, username: &str) -> String {
+    let password = String::from_utf8(password_of(username)).expect("text");
+    let reply = exchange(
+        source,
+        server.http_addr,
+        "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        &form(&[("username", username), ("password", &password)]),
+    )
+    .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let cookie = reply.header("set-cookie").expect("a cookie");
+    cookie.split(';').next().expect("name=value").to_owned()
+}
+
+/// Logs in through the page's own form, typing as a person does.
+async fn log_in_with_the_form(browser: &mut Browser, username: &str) {
+    browser
+        .wait_for(
+            "the login form",
+            "document.querySelector('input[name=username]')",
+        )
+        .await;
+    browser.click("input[name=username]").await;
+    browser.type_text(username).await;
+    browser.click("input[name=password]").await;
+    let password = String::from_utf8(password_of(username)).expect("text");
+    browser.type_text(&password).await;
+    browser.click("form.login button").await;
+}
+
+/// The session `username` plays, once there is one.
+async fn session_of(server: &TestServer, username: &str) -> String {
+    let mut found = None;
+    eventually(&format!("{username} has a game"), || {
+        found = server
+            .manager
+            .list()
+            .iter()
+            .find(|s| s.info.username == username)
+            .map(|s| s.info.id.clone());
+        found.is_some()
+    })
+    .await;
+    found.expect("a session")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_in_page_plays_its_keys_alone_reach_the_game_and_the_game_follows_the_window() {
+    let server = start_server(|c| {
+        c.games
+            .push(testgame("keyed", &["--keylog", "%d/games/%u/keys"]));
+    })
+    .await;
+    server.account("wren").await;
+    let mut browser = Browser::launch(1200, 800).await;
+    // Not logged in: the play page sends the browser to log in, and back.
+    browser
+        .goto(&format!("http://{}/play/keyed", server.http_addr))
+        .await;
+    log_in_with_the_form(&mut browser, "wren").await;
+    browser
+        .wait_for(
+            "the game's first screen",
+            "location.pathname === '/play/keyed' && document.getElementById('screen').dataset.frame !== undefined",
+        )
+        .await;
+    let session_id = session_of(&server, "wren").await;
+    let session = server.manager.get(&session_id).expect("the game");
+
+    // The game is the window's size (more than 80x24 in 1200x800), and the
+    // page's terminal is the game's.
+    let size = session.hub.size();
+    assert!(size.cols > 80 && size.rows > 24, "{size}");
+    let page_size = browser.eval("[term.cols, term.rows]").await;
+    assert_eq!(
+        page_size,
+        serde_json::json!([size.cols, size.rows]),
+        "the page draws the game's size"
+    );
+
+    // Typed keys reach the game, in order.
+    browser.click("#screen").await;
+    browser.type_text("fs").await;
+    let keylog = server.data_dir.path().join("games/wren/keys");
+    eventually("the keys to reach the game", || {
+        std::fs::read(&keylog).is_ok_and(|k| k == b"fs")
+    })
+    .await;
+    let wanted = format!("SIZE {}x{}", size.cols, size.rows);
+    browser
+        .wait_for(
+            "the game's answer to s",
+            &format!(
+                "Array.from(document.querySelectorAll('#screen .xterm-rows > div')).some(r => r.textContent.includes('{wanted}'))"
+            ),
+        )
+        .await;
+    browser.screenshot("play-typed").await;
+
+    // A smaller window: the game follows it.
+    browser
+        .call(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({ "width": 1000, "height": 700, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    eventually("the game to follow the window", || {
+        session.hub.size() != size
+    })
+    .await;
+    let resized = session.hub.size();
+    assert!(resized.cols < size.cols, "{resized} after {size}");
+    browser
+        .wait_for(
+            "the page at the game's new size",
+            &format!(
+                "term.cols === {} && term.rows === {}",
+                resized.cols, resized.rows
+            ),
+        )
+        .await;
+
+    // A spectator's page types: nothing of it reaches the game.
+    let mut spectator = Browser::launch(1000, 700).await;
+    spectator
+        .goto(&format!("http://{}/watch/{}", server.http_addr, session_id))
+        .await;
+    spectator
+        .wait_for(
+            "the spectator's first screen",
+            "document.getElementById('screen').dataset.frame !== undefined",
+        )
+        .await;
+    spectator.click("#screen").await;
+    spectator.type_text("qxq").await;
+    browser.type_text("f").await;
+    eventually("the player's next key", || {
+        std::fs::read(&keylog).is_ok_and(|k| k == b"fsf")
+    })
+    .await;
+    assert!(server.manager.get(&session_id).is_ok(), "the game goes on");
+
+    // Closing the tab detaches: the game waits for its player.
+    browser.goto("about:blank").await;
+    eventually("the player to be detached", || session.is_detached()).await;
+    assert!(!session.is_ended());
+    // Coming back resumes the same game, at the window's size.
+    browser
+        .goto(&format!("http://{}/play/keyed", server.http_addr))
+        .await;
+    browser
+        .wait_for(
+            "the resumed game",
+            "document.getElementById('screen').dataset.frame !== undefined && document.getElementById('state').textContent === 'playing'",
+        )
+        .await;
+    eventually("the player to be back", || !session.is_detached()).await;
+    assert_eq!(
+        session_of(&server, "wren").await,
+        session_id,
+        "the same game"
+    );
+
+    // A second tab of the same player takes over; the first is told.
+    let mut second = Browser::launch(1000, 700).await;
+    second
+        .goto(&format!(
+            "http://{}/login?next=/play/keyed",
+            server.http_addr
+        ))
+        .await;
+    log_in_with_the_form(&mut second, "wren").await;
+    second
+        .wait_for(
+            "the second tab's screen",
+            "location.pathname === '/play/keyed' && document.getElementById('screen').dataset.frame !== undefined",
+        )
+        .await;
+    let told = browser
+        .wait_for(
+            "the first tab being told",
+            "document.getElementById('status').textContent.includes('took over') && document.getElementById('status').textContent",
+        )
+        .await;
+    assert!(told.to_string().contains("Another connection"), "{told}");
+    second.click("#screen").await;
+    second.type_text("f").await;
+    eventually("the second tab's key", || {
+        std::fs::read(&keylog).is_ok_and(|k| k == b"fsff")
+    })
+    .await;
+    second.screenshot("play-second-tab").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_chat_with_everyone_see_who_watches_and_message_the_player() {
+    let server = start_server(|_| {}).await;
+    let mut client = server.client().await;
+    let game = server.start_game("pia", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    server.account("sam").await;
+    player.say("welcome, all").await;
+
+    // An anonymous page reads the chat (the history first) but has no input.
+    let watch = format!("http://{}/watch/{}", server.http_addr, game.id);
+    let mut anonymous = Browser::launch(1100, 700).await;
+    anonymous.goto(&watch).await;
+    anonymous
+        .wait_for(
+            "the chat's history",
+            "document.getElementById('chat-log').textContent.includes('welcome, all')",
+        )
+        .await;
+    let input_hidden = anonymous
+        .eval("document.getElementById('chat-form').hidden && !document.getElementById('chat-login').hidden")
+        .await;
+    assert_eq!(
+        input_hidden,
+        serde_json::json!(true),
+        "anonymous pages read"
+    );
+
+    // A logged-in page says a line: the other page and gRPC viewers get it
+    // with its login's name; HTML in it stays text.
+    let mut sam = Browser::launch(1100, 700).await;
+    sam.goto(&format!(
+        "http://{}/login?next=/watch/{}",
+        server.http_addr, game.id
+    ))
+    .await;
+    log_in_with_the_form(&mut sam, "sam").await;
+    sam.wait_for(
+        "the logged-in watch page",
+        "location.pathname.startsWith('/watch/') && document.getElementById('screen').dataset.frame !== undefined",
+    )
+    .await;
+    sam.click("#chat-input").await;
+    sam.type_text("<b>hi</b> from sam\r").await;
+    let line = player
+        .wait_for_chat(|e| !e.answer && e.text == "<b>hi</b> from sam")
+        .await
+        .expect("the page's line");
+    assert_eq!(line.sender, "sam");
+    anonymous
+        .wait_for(
+            "sam's line as text",
+            "document.getElementById('chat-log').textContent.includes('<b>hi</b> from sam') && !document.querySelector('#chat-log li b b')",
+        )
+        .await;
+    // Who watches: sam by name, the other page anonymously.
+    let watching = anonymous
+        .wait_for(
+            "the audience",
+            "document.getElementById('spectators').dataset.names === 'sam' && document.getElementById('spectators').dataset.anonymous === '1' && document.getElementById('spectators').textContent",
+        )
+        .await;
+    assert_eq!(watching, serde_json::json!("Watching: sam, 1 anonymous"));
+
+    // `m`: a message for the player, which their stream gets as a notice.
+    sam.click("#screen").await;
+    sam.type_text("m").await;
+    sam.wait_for(
+        "the message form",
+        "!document.getElementById('message-form').hidden && document.activeElement.id === 'message-input'",
+    )
+    .await;
+    sam.type_text("your pet is hungry\r").await;
+    sam.wait_for(
+        "the answer",
+        "document.getElementById('answer').textContent.includes('Sent to pia')",
+    )
+    .await;
+    loop {
+        let noticed = player.seen.iter().any(|s| {
+                matches!(s, Seen::Notice(sender, text, false) if sender == "sam" && text == "your pet is hungry")
+            });
+        if noticed {
+            break;
+        }
+        assert!(player.step_any().await.expect("the stream"), "the notice");
+    }
+    sam.screenshot("watch-chat").await;
+
+    // The player kicks sam: sam's page says so and stops.
+    player.say("/kick sam").await;
+    sam.wait_for(
+        "the kick",
+        "document.getElementById('status').textContent.includes('no longer watching')",
+    )
+    .await;
+    anonymous
+        .wait_for(
+            "sam gone from the audience",
+            "document.getElementById('spectators').dataset.names === ''",
+        )
+        .await;
+    anonymous.screenshot("watch-chat-anonymous").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_cookie_is_strict_and_the_play_socket_refuses_strangers() {
+    let server = start_server(|_| {}).await;
+    server.account("val").await;
+    let from = stranger(1);
+
+    // Wrong password: 401, the form again with the name kept and why.
+    let reply = exchange(
+        from,
+        server.http_addr,
+        "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        &form(&[
+            ("username", "val"),
+            ("password", "guess"),
+            ("next", "/play/test"),
+        ]),
+    )
+    .await;
+    assert_eq!(reply.status, 401);
+    assert!(
+        reply.body.contains("wrong username or password"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("value=\"val\""));
+    assert!(reply.header("set-cookie").is_none());
+    // A hostile name is shown as text, never markup.
+    let reply = exchange(
+        from,
+        server.http_addr,
+        "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        &form(&[("username", "\"><script>x()</script>"), ("password", "p")]),
+    )
+    .await;
+    assert!(!reply.body.contains("<script>x()"), "{}", reply.body);
+    // An oversize form: 413, and the server goes on.
+    let reply = exchange(
+        from,
+        server.http_addr,
+        "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        &form(&[("username", "val"), ("password", &"p".repeat(10_000))]),
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+
+    // The right password: the cookie is HttpOnly, SameSite=Strict, for the
+    // whole site, and not Secure over plain HTTP; `next` is followed only
+    // on this server.
+    let password = String::from_utf8(password_of("val")).expect("text");
+    let reply = exchange(
+        from,
+        server.http_addr,
+        "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        &form(&[
+            ("username", "val"),
+            ("password", &password),
+            ("next", "//evil.example/"),
+        ]),
+    )
+    .await;
+    assert_eq!(reply.status, 303);
+    assert_eq!(reply.header("location"), Some("/"));
+    let set = reply.header("set-cookie").expect("a cookie");
+    for part in [
+        "dgate_session=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=",
+    ] {
+        assert!(set.contains(part), "{part} in {set}");
+    }
+    assert!(!set.contains("Secure"), "{set}");
+    let cookie = set.split(';').next().expect("pair").to_owned();
+    // The lobby knows whom it shows, and which games they can play.
+    let reply = exchange(
+        from,
+        server.http_addr,
+        &format!("GET / HTTP/1.1\r\nCookie: {cookie}"),
+        "",
+    )
+    .await;
+    assert!(
+        reply.body.contains("\"username\":\"val\""),
+        "{}",
+        reply.body
+    );
+
+    // The play socket: a page of this server with the cookie only.
+    let upgrade = |extra: &str| {
+        format!(
+            "GET /ws/play?game=test&cols=80&rows=24 HTTP/1.1\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}"
+        )
+    };
+    let own = format!("Origin: http://{}", server.http_addr);
+    let cases = [
+        (format!("Cookie: {cookie}"), 403, "no Origin"),
+        (
+            format!("Cookie: {cookie}\r\nOrigin: http://evil.example"),
+            403,
+            "a foreign Origin",
+        ),
+        (own.clone(), 401, "no login"),
+        (
+            format!("{own}\r\nCookie: dgate_session=00ff"),
+            401,
+            "a made-up token",
+        ),
+        (
+            format!("{own}\r\nCookie: dgate_session=<script>"),
+            401,
+            "garbage in the cookie",
+        ),
+    ];
+    for (headers, status, what) in cases {
+        let head = upgrade(&headers);
+        let head = head.trim_end_matches("\r\n");
+        let reply = exchange(from, server.http_addr, head, "").await;
+        assert_eq!(reply.status, status, "{what}: {}", reply.body);
+    }
+    assert!(
+        server.manager.list().is_empty(),
+        "no refused socket started a game"
+    );
+    // A bad size is refused before any game starts.
+    let head = format!(
+        "GET /ws/play?game=test&cols=0&rows=24 HTTP/1.1\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{own}\r\nCookie: {cookie}"
+    );
+    let reply = exchange(from, server.http_addr, &head, "").await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // The right page and cookie: the game starts.
+    let head = head.replace("cols=0", "cols=90");
+    let reply = exchange(from, server.http_addr, &head, "").await;
+    assert_eq!(reply.status, 101, "{}", reply.body);
+    let session_id = session_of(&server, "val").await;
+    let session = server.manager.get(&session_id).expect("the game");
+    assert_eq!(session.hub.size().cols, 90);
+
+    // Logging out revokes the token: the cookie no longer opens anything.
+    let reply = exchange(
+        from,
+        server.http_addr,
+        &format!("POST /logout HTTP/1.1\r\nCookie: {cookie}\r\n{own}"),
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 303);
+    assert!(
+        reply
+            .header("set-cookie")
+            .is_some_and(|c| c.starts_with("dgate_session=;") || c.contains("Max-Age=0")),
+        "the cookie is removed: {:?}",
+        reply.header("set-cookie")
+    );
+    let head = head.replace("cols=90", "cols=100");
+    let reply = exchange(from, server.http_addr, &head, "").await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_options_page_saves_the_players_file_and_loses_nothing_it_refuses() {
+    let server = start_server(|c| {
+        let mut game = testgame("ranger", &[]);
+        game.rc_file = Some("%d/rc/%g/%u.rc".into());
+        game.rc_default = Some("OPTIONS=color\n".into());
+        c.games.push(game);
+    })
+    .await;
+    server.account("ola").await;
+    let from = stranger(2);
+
+    // Without a login: to the login form, and back here after it.
+    let reply = exchange(from, server.http_addr, "GET /options/ranger HTTP/1.1", "").await;
+    assert_eq!(reply.status, 303);
+    assert_eq!(
+        reply.header("location"),
+        Some("/login?next=/options/ranger")
+    );
+    let cookie = log_in(&server, from, "ola").await;
+    let reply = exchange(
+        from,
+        server.http_addr,
+        &format!("GET /options/ranger HTTP/1.1\r\nCookie: {cookie}"),
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.body.contains(">OPTIONS=color\n</textarea>"),
+        "{}",
+        reply.body
+    );
+
+    // A save (a browser sends CR LF): the file has the game's LF lines.
+    let own = format!("Origin: http://{}", server.http_addr);
+    let post = format!(
+        "POST /options/ranger HTTP/1.1\r\nCookie: {cookie}\r\n{own}\r\n\
+         Content-Type: application/x-www-form-urlencoded"
+    );
+    let reply = exchange(
+        from,
+        server.http_addr,
+        &post,
+        &form(&[("text", "OPTIONS=color\r\nOPTIONS=!autopickup\r\n")]),
+    )
+    .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let file = server.data_dir.path().join("rc/ranger/ola.rc");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("the file"),
+        "OPTIONS=color\nOPTIONS=!autopickup\n"
+    );
+    // Too large: refused with why, and the text is still on the page.
+    let big = format!("OPTIONS=color\n# {}\n", "x".repeat(70_000));
+    let reply = exchange(from, server.http_addr, &post, &form(&[("text", &big)])).await;
+    assert_eq!(reply.status, 413);
+    assert!(reply.body.contains("Not saved"), "{}", &reply.body[..300]);
+    assert!(reply.body.contains(&"x".repeat(70_000)), "the text is kept");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("the file"),
+        "OPTIONS=color\nOPTIONS=!autopickup\n",
+        "the old file stays"
+    );
+    // From another site's page: refused.
+    let foreign = post.replace(&own, "Origin: http://evil.example");
+    let reply = exchange(
+        from,
+        server.http_addr,
+        &foreign,
+        &form(&[("text", "OPTIONS=!color")]),
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+    // A game without an options file, and no game at all.
+    let reply = exchange(
+        from,
+        server.http_addr,
+        &format!("GET /options/test HTTP/1.1\r\nCookie: {cookie}"),
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    let reply = exchange(
+        from,
+        server.http_addr,
+        &format!("GET /options/nope HTTP/1.1\r\nCookie: {cookie}"),
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    server.shutdown().await;
+}
