@@ -82,14 +82,65 @@ function room() {
   return { w: Math.max(w, 100), h: Math.max(h, 60) };
 }
 
+// The smallest font a phone shows the game in by default; a smaller one
+// would fit the whole screen but is not readable (100 columns on a 390-px
+// phone are 3.6 px each).
+const READABLE_FONT = 12;
+// On a phone held upright the page shows the part of the screen around the
+// cursor at a readable size (`cropped`), or the whole screen scaled down
+// when the reader asks for it (a tap, or the button).
+let wholeScreen = false;
+let cropped = false;
+const viewToggle = document.getElementById("view-toggle");
+
+function uprightPhone() {
+  return matchMedia("(max-width: 40rem) and (orientation: portrait)").matches;
+}
+
 // Scales the font so that the game's whole screen fits the room, from its
-// width and its height (never above the base size, never below 5 px).
+// width and its height (never above the base size, never below 5 px); on
+// an upright phone, never below a readable size unless asked.
 function fitFont() {
   const cell = cellAtBase();
   const space = room();
   const scale = Math.min(1, space.w / (term.cols * cell.w), space.h / (term.rows * cell.h));
-  const size = Math.max(5, Math.floor(BASE_FONT * scale * 2) / 2);
+  let size = Math.max(5, Math.floor(BASE_FONT * scale * 2) / 2);
+  cropped = uprightPhone() && !wholeScreen && size < READABLE_FONT;
+  if (cropped) size = READABLE_FONT;
+  document.body.classList.toggle("cropped", cropped);
+  if (viewToggle) {
+    viewToggle.hidden = !uprightPhone() || (!cropped && !wholeScreen);
+    viewToggle.textContent = cropped ? "Whole screen" : "Follow the cursor";
+  }
   if (size !== term.options.fontSize) term.options.fontSize = size;
+  followCursor();
+}
+
+function toggleView() {
+  wholeScreen = !wholeScreen;
+  fitFont();
+}
+
+// Cropped: the cursor (where the game's action is) stays in view.
+function followCursor() {
+  const wrap = screenEl.parentElement;
+  if (!cropped) {
+    wrap.scrollLeft = 0;
+    return;
+  }
+  const drawn = term.element.querySelector(".xterm-screen").getBoundingClientRect();
+  const cw = drawn.width / term.cols;
+  const ch = drawn.height / term.rows;
+  const x = term.buffer.active.cursorX * cw;
+  const y = term.buffer.active.cursorY * ch;
+  const w = wrap.clientWidth;
+  const h = wrap.clientHeight;
+  if (x < wrap.scrollLeft + w / 4 || x > wrap.scrollLeft + 3 * w / 4) {
+    wrap.scrollLeft = Math.max(0, x - w / 2);
+  }
+  if (y < wrap.scrollTop + h / 4 || y > wrap.scrollTop + 3 * h / 4) {
+    wrap.scrollTop = Math.max(0, y - h / 2);
+  }
 }
 
 // Playing: the size the game should be for this window (at least 80x24,
@@ -134,6 +185,7 @@ function markShown(id) {
   // xterm draws on the next animation frame: mark after it.
   requestAnimationFrame(() => {
     marking = false;
+    followCursor();
     screenEl.dataset.frame = shownFrame;
     screenEl.dataset.snapshots = snapshots;
     screenEl.dataset.skipped = skipped;
@@ -606,6 +658,14 @@ window.addEventListener("pageshow", (e) => {
   leaving = false;
   if (!ended) connect();
 });
+
+if (viewToggle) viewToggle.onclick = toggleView;
+// Watching on an upright phone, a tap on the game switches the view too.
+if (!playing) {
+  screenEl.addEventListener("click", () => {
+    if (uprightPhone() && !getSelection().toString()) toggleView();
+  });
+}
 
 setUpChat();
 fitFont();

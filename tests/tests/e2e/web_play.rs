@@ -659,3 +659,182 @@ async fn the_options_page_saves_the_players_file_and_loses_nothing_it_refuses() 
     assert_eq!(reply.status, 404, "{}", reply.body);
     server.shutdown().await;
 }
+
+/// Makes the page a phone held upright: `width`x`height` CSS pixels, touch.
+async fn as_phone(browser: &mut Browser, width: u32, height: u32) {
+    browser
+        .call(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({
+                "width": width, "height": height, "deviceScaleFactor": 2, "mobile": true,
+                "screenOrientation": { "type": "portraitPrimary", "angle": 0 },
+            }),
+        )
+        .await;
+    browser
+        .call(
+            "Emulation.setTouchEmulationEnabled",
+            serde_json::json!({ "enabled": true, "maxTouchPoints": 5 }),
+        )
+        .await;
+}
+
+/// A finger's tap on the middle of the element `selector` finds.
+async fn tap(browser: &mut Browser, selector: &str) {
+    let at = browser
+        .eval(&format!(
+            "(() => {{ const r = document.querySelector({selector:?}).getBoundingClientRect(); \
+             return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        ))
+        .await;
+    let point = serde_json::json!({ "x": at[0], "y": at[1] });
+    browser
+        .call(
+            "Input.dispatchTouchEvent",
+            serde_json::json!({ "type": "touchStart", "touchPoints": [point] }),
+        )
+        .await;
+    browser
+        .call(
+            "Input.dispatchTouchEvent",
+            serde_json::json!({ "type": "touchEnd", "touchPoints": [] }),
+        )
+        .await;
+}
+
+/// The width in CSS pixels of one of the page terminal's cells.
+const CELL_WIDTH: &str =
+    "document.querySelector('#screen .xterm-screen').getBoundingClientRect().width / term.cols";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_watches_a_wide_game_readably_and_plays_with_the_key_row() {
+    let server = start_server(|c| {
+        c.games
+            .push(testgame("keyed", &["--keylog", "%d/games/%u/keys"]));
+    })
+    .await;
+    let mut client = server.client().await;
+    let game = server
+        .start_game_sized("ivy", "test", Some((100, 30)))
+        .await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"ffff").await;
+    player.wait_for_text("frame 000004").await.expect("frames");
+    let last = server.hub(&game.id).last_frame_id().get();
+
+    // The lobby fits a 360-px phone: cards, nothing scrolls sideways.
+    let mut phone = Browser::launch(400, 800).await;
+    as_phone(&mut phone, 360, 740).await;
+    phone.goto(&format!("http://{}/", server.http_addr)).await;
+    phone
+        .wait_for(
+            "the game's card",
+            "document.querySelector('#games tr') && document.querySelector('#games tr').textContent.includes('ivy')",
+        )
+        .await;
+    let overflow = phone
+        .eval("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        .await;
+    assert_eq!(overflow, serde_json::json!(0), "the lobby scrolls sideways");
+    let card = phone
+        .eval("document.querySelector('#games tr').innerText")
+        .await;
+    for shown in ["ivy", "100x30", "0s"] {
+        assert!(card.to_string().contains(shown), "{shown} in {card}");
+    }
+    // Each value labelled (the labels are drawn before the values).
+    let labels = phone
+        .eval(
+            "getComputedStyle(document.querySelector('#games tr')).display + ' ' + \
+             Array.from(document.querySelectorAll('#games tr td[data-label]')).map(td => td.dataset.label).join(',')",
+        )
+        .await;
+    assert_eq!(
+        labels,
+        serde_json::json!("block Game,Size,Start,Idle,Watchers"),
+        "a card"
+    );
+    phone.screenshot("phone-lobby").await;
+
+    // A 100-column game on a 390-px phone: readable characters around the
+    // cursor, not 3.6-px ones.
+    as_phone(&mut phone, 390, 844).await;
+    phone
+        .goto(&format!("http://{}/watch/{}", server.http_addr, game.id))
+        .await;
+    phone
+        .wait_for(
+            "the player's screen",
+            &format!("document.getElementById('screen').dataset.frame === '{last}'"),
+        )
+        .await;
+    let cell = phone.eval(CELL_WIDTH).await.as_f64().expect("a width");
+    assert!(cell >= 7.0, "characters are {cell:.1} px wide");
+    let font = phone.eval("term.options.fontSize").await;
+    assert!(font.as_f64().expect("a size") >= 12.0, "font {font}");
+    // The cursor is in view.
+    let in_view = phone
+        .eval(&format!(
+            "(() => {{ const wrap = document.querySelector('.terminal-wrap'); \
+             const x = term.buffer.active.cursorX * ({CELL_WIDTH}); \
+             return x >= wrap.scrollLeft && x <= wrap.scrollLeft + wrap.clientWidth; }})()"
+        ))
+        .await;
+    assert_eq!(in_view, serde_json::json!(true), "the cursor is in view");
+    phone.screenshot("phone-watch-cropped").await;
+    // A tap: the whole screen, scaled to the phone's width.
+    tap(&mut phone, "#screen").await;
+    phone
+        .wait_for("the whole screen", "term.options.fontSize < 12")
+        .await;
+    let fits = phone
+        .eval("document.querySelector('#screen .xterm-screen').getBoundingClientRect().width <= document.querySelector('.terminal-wrap').clientWidth")
+        .await;
+    assert_eq!(fits, serde_json::json!(true));
+    assert_eq!(phone.terminal_rows().await, player.rows());
+    phone.screenshot("phone-watch-whole").await;
+
+    // Playing on the phone: the key row is there, and its keys reach the game.
+    server.account("ivo").await;
+    phone
+        .goto(&format!("http://{}/play/keyed", server.http_addr))
+        .await;
+    log_in_with_the_form(&mut phone, "ivo").await;
+    phone
+        .wait_for(
+            "the phone's game",
+            "location.pathname === '/play/keyed' && document.getElementById('state').textContent === 'playing'",
+        )
+        .await;
+    let keys_shown = phone.eval("!document.getElementById('keys').hidden").await;
+    assert_eq!(
+        keys_shown,
+        serde_json::json!(true),
+        "a touch screen has the keys"
+    );
+    for button in [
+        "#keys [data-send=\"h\"]",
+        "#keys [data-key=\"esc\"]",
+        "#keys [data-key=\"ctrl\"]",
+    ] {
+        tap(&mut phone, button).await;
+    }
+    phone.type_text("d").await;
+    tap(&mut phone, "#keys [data-key=\"left\"]").await;
+    let keylog = server.data_dir.path().join("games/ivo/keys");
+    eventually("the phone's keys to reach the game", || {
+        std::fs::read(&keylog).is_ok_and(|k| k == b"h\x1b\x04\x1b[D")
+    })
+    .await;
+    let size = server
+        .manager
+        .list()
+        .iter()
+        .find(|s| s.info.username == "ivo")
+        .map(|s| s.hub.size())
+        .expect("ivo's game");
+    assert_eq!((size.cols, size.rows >= 24), (80, true), "{size}");
+    phone.screenshot("phone-play").await;
+    server.shutdown().await;
+}
