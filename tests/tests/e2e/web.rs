@@ -168,6 +168,12 @@ async fn the_end_links_the_replay_which_plays_to_its_end() {
     player.ready().await;
     player.send(b"fff").await;
     player.wait_for_text("frame 000003").await.expect("frames");
+    // A line in the game's chat: recorded beside the game, it replays too.
+    player.say("good luck, <me>").await;
+    player
+        .wait_for_chat(|e| e.text == "good luck, <me>")
+        .await
+        .expect("the line");
 
     let mut browser = Browser::launch(1200, 800).await;
     browser
@@ -249,7 +255,30 @@ async fn the_end_links_the_replay_which_plays_to_its_end() {
             .starts_with("Replay: juno · test (TEST)"),
         "{status}"
     );
+    // The chat said during the game is beside its replay, once, as text.
+    let chat = browser
+        .wait_for(
+            "the replayed chat",
+            "document.querySelectorAll('#chat-log li').length === 1 && \
+             document.getElementById('chat-log').textContent",
+        )
+        .await;
+    assert!(
+        chat.as_str()
+            .unwrap_or_default()
+            .ends_with("juno: good luck, <me>"),
+        "{chat}"
+    );
     browser.screenshot("replay-ended").await;
+    // Back to the start, paused: the line is not said yet there.
+    browser.eval("steer({ paused: true }); seek(0)").await;
+    browser
+        .wait_for(
+            "the chat at 0:00",
+            "document.querySelectorAll('#chat-log li').length === 0 && \
+             replay.position === 0 && replay.paused",
+        )
+        .await;
     server.shutdown().await;
 }
 
