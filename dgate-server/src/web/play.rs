@@ -153,7 +153,9 @@ async fn playing(
 ) {
     let session = Arc::clone(play.session());
     let (mut out, inbound) = socket.split();
-    let (mut talk, mouth) = talk::join(&web.manager, &session, Some(&user));
+    let (talk, mouth) = talk::join(&web.manager, &session, Some(&user));
+    let talk = talk.into_stream();
+    tokio::pin!(talk);
     let mut notices = session.notices();
     let reader = tokio::spawn(read_keys(inbound, play.input().clone(), mouth));
     let _reader = super::AbortOnDrop(reader.abort_handle());
@@ -176,7 +178,7 @@ async fn playing(
                     break;
                 }
             }
-            control = talk.next() => {
+            Some(control) = talk.next() => {
                 if send(&mut out, &control).await.is_none() {
                     break;
                 }

@@ -138,6 +138,18 @@ impl Talk {
     }
 }
 
+impl Talk {
+    /// The controls as a stream that keeps its place between polls: a
+    /// socket's loop waits on it beside every frame without registering
+    /// with the chat, the timer and the answers again for each frame.
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Control> + Send {
+        futures_util::stream::unfold(self, |mut talk| async move {
+            let control = talk.next().await;
+            Some((control, talk))
+        })
+    }
+}
+
 async fn next_chat(chat: &mut Option<ChatReceiver>) -> ChatItem {
     match chat {
         Some(chat) => chat.next().await,

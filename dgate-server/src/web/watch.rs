@@ -92,7 +92,7 @@ async fn watch(
     socket: WebSocket,
     web: Web,
     spectating: Spectating,
-    mut talk: talk::Talk,
+    talk: talk::Talk,
     mouth: Mouth,
     resume_after: Option<u64>,
 ) {
@@ -110,7 +110,10 @@ async fn watch(
     let mut reader = reader;
     let mut frame_id = 0;
     let mut watchers = usize::MAX;
-    let removed = spectating.removed().clone();
+    // Waited on across iterations, not registered again for every frame.
+    let removed = spectating.removed().clone().cancelled_owned();
+    let talk = talk.into_stream();
+    tokio::pin!(removed, talk);
     'watching: loop {
         for item in std::mem::take(&mut follower.first) {
             if !forward(&mut out, &item, &mut frame_id, &spectating).await {
@@ -139,14 +142,14 @@ async fn watch(
                 }
                 Err(RecvError::Closed) => break,
             },
-            control = talk.next() => {
+            Some(control) = talk.next() => {
                 if send(&mut out, &control).await.is_none() {
                     break;
                 }
                 continue;
             }
             _ = &mut reader => break,
-            () = removed.cancelled() => {
+            () = &mut removed => {
                 let end = Control::End {
                     message: format!(
                         "You are no longer watching {}'s game (removed from its spectators).",
