@@ -32,8 +32,10 @@ function showVisitor() {
     you.append(login);
     return;
   }
-  const name = document.createElement("span");
-  name.textContent = "Logged in as " + VISITOR.username + ".";
+  const name = document.createElement("a");
+  name.href = "/player/" + encodeURIComponent(VISITOR.username);
+  name.textContent = "Logged in as " + VISITOR.username;
+  name.title = "Your games and files";
   you.append(name);
   for (const g of VISITOR.games) {
     if (g.unavailable) continue;

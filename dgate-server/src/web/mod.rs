@@ -23,6 +23,7 @@ pub mod feed;
 mod files;
 mod options;
 mod play;
+mod player;
 mod replay;
 mod talk;
 mod watch;
@@ -101,6 +102,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         .route("/ws/spectate", get(watch::spectate))
         .route("/play/{game_id}", get(play::play_page))
         .route("/ws/play", get(play::play_socket))
+        .route("/player/{name}", get(player::player_page))
         .merge(forms)
         .merge(options)
         .route("/assets/term.js", axum::routing::get(|| script(SCRIPT)))
@@ -253,7 +255,9 @@ async fn watch_page(
             terminal_page(
                 WATCH
                     .replace("{{TITLE}}", &escape(&title))
-                    .replace("{{USER}}", &escape(user)),
+                    .replace("{{USER}}", &escape(user))
+                    .replace("{{PLAYER}}", &url_path(&session.info.username))
+                    .replace("{{PLAYER_NAME}}", &escape(&session.info.username)),
             )
         }
         Err(e) => match ended_page(&web.manager, &session_id).await {
@@ -289,6 +293,8 @@ async fn ended_page(manager: &SessionManager, session_id: &str) -> Option<Respon
         .replace("{{TITLE}}", &escape(&title))
         .replace("{{MESSAGE}}", &escape(&message))
         .replace("{{REPLAY}}", &format!("/replay/{path}"))
+        .replace("{{PLAYER}}", &url_path(&m.username))
+        .replace("{{PLAYER_NAME}}", &escape(&m.username))
         .replace("{{DOWNLOAD}}", &format!("/recordings/{path}"));
     Some(Html(page).into_response())
 }

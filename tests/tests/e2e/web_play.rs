@@ -838,3 +838,65 @@ async fn a_phone_watches_a_wide_game_readably_and_plays_with_the_key_row() {
     phone.screenshot("phone-play").await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_players_page_links_their_game_their_files_and_their_replays() {
+    let server = start_server(|c| {
+        let mut game = testgame("pub", &[]);
+        game.rc_file = Some("%d/rc/%g/%u.rc".into());
+        game.rc_default = Some("OPTIONS=color\n".into());
+        game.rc_public = true;
+        game.published
+            .insert("xlogfile".into(), "%d/published/xlogfile".into());
+        c.games.push(game);
+    })
+    .await;
+    let mut client = server.client().await;
+    // A finished, recorded game, and one in progress.
+    let over = server.start_game("uma", "test").await;
+    let mut player = Viewer::player(&mut client, &over).await.expect("player");
+    player.ready().await;
+    player.send(b"fq").await;
+    player.read_to_end().await.expect("game over");
+    let live = server.start_game("uma", "pub").await;
+    let from = stranger(3);
+
+    let mut page = String::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !page.contains("/replay/uma/test/") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page never listed the replay: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let reply = exchange(from, server.http_addr, "GET /player/uma HTTP/1.1", "").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        page = reply.body;
+    }
+    for link in [
+        format!("href=\"/watch/{}\"", live.id),
+        "href=\"/rc/uma/pub\"".to_owned(),
+        "href=\"/files/pub/xlogfile\"".to_owned(),
+        "href=\"/recordings/uma/test/".to_owned(),
+    ] {
+        assert!(page.contains(&link), "{link} in {page}");
+    }
+    // The links work.
+    let reply = exchange(from, server.http_addr, "GET /rc/uma/pub HTTP/1.1", "").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "OPTIONS=color\n")
+    );
+
+    // Names no account has, and hostile ones: a plain 404.
+    for path in [
+        "/player/nobody",
+        "/player/%3Cscript%3E",
+        "/player/..%2F..%2Fetc",
+    ] {
+        let reply = exchange(from, server.http_addr, &format!("GET {path} HTTP/1.1"), "").await;
+        assert_eq!(reply.status, 404, "{path}");
+        assert!(!reply.body.contains("<script>"), "{}", reply.body);
+    }
+    server.shutdown().await;
+}
