@@ -204,6 +204,34 @@ async fn send(socket: &mut WebSocket, message: &Control) -> Option<u64> {
     Some(bytes)
 }
 
+/// Tells a page why its socket is refused (the `end` control, then a
+/// close whose code says whether trying again later may help): a page
+/// cannot read a refused upgrade's HTTP status.
+pub(crate) async fn refuse(mut socket: WebSocket, status: StatusCode, why: String) {
+    let end = Control::End {
+        message: why.clone(),
+        replay: None,
+    };
+    let _ = socket.send(wire::text(&end)).await;
+    // 1013 "try again later" for a full game; 1008 "policy" for the rest.
+    let code = if status == StatusCode::TOO_MANY_REQUESTS {
+        1013
+    } else {
+        1008
+    };
+    // A close frame's reason is at most 123 bytes.
+    let mut reason = why;
+    while reason.len() > 120 {
+        reason.pop();
+    }
+    let _ = socket
+        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
 /// Aborts a socket's reading task when the socket's loop ends.
 struct AbortOnDrop(tokio::task::AbortHandle);
 

@@ -120,11 +120,11 @@ pub(super) async fn play_socket(
     let started = start_or_resume(&web.manager, &user, &query.game, Some(size));
     let (session, resumed) = match started {
         Ok(started) => started,
-        Err(e) => return refuse(status_of(&e), e.to_string()),
+        Err(e) => return cannot(ws, &e),
     };
     let play = match Play::attach(&web.manager, session, &user, Transport::WebSocket) {
         Ok(play) => play,
-        Err(e) => return refuse(status_of(&e), e.to_string()),
+        Err(e) => return cannot(ws, &e),
     };
     // A resumed game takes this window's size, as a new one did.
     if resumed && let Err(e) = play.input().resize(size) {
@@ -139,6 +139,14 @@ pub(super) async fn play_socket(
             playing(socket, web, play, user, revoked).await;
             drop(revocation);
         })
+}
+
+/// The game cannot start or be played: the page is told why on the socket
+/// (it cannot read an upgrade's status).
+fn cannot(ws: WebSocketUpgrade, e: &crate::game::SessionError) -> Response {
+    let status = status_of(e);
+    let why = format!("Cannot play: {e}.");
+    ws.on_upgrade(move |socket| super::refuse(socket, status, why))
 }
 
 /// Relays the game to the page and the page's keys to the game until the

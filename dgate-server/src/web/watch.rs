@@ -74,7 +74,14 @@ pub(super) async fn spectate(
         Transport::WebSocket,
     ) {
         Ok(spectating) => spectating,
-        Err(e) => return (status_of(&e), Json(json!({ "error": e.to_string() }))).into_response(),
+        // A page cannot read a refused upgrade's status: it is told why
+        // on the socket, which then closes (and the page does not retry).
+        Err(e) => {
+            let status = status_of(&e);
+            return ws.on_upgrade(move |socket| {
+                super::refuse(socket, status, format!("You cannot watch this game: {e}."))
+            });
+        }
     };
     let (talk, mouth) = talk::join(&web.manager, spectating.session(), who.as_ref());
     // The page sends little: a small read buffer, which the socket would

@@ -15,6 +15,7 @@ use crate::common;
 use common::browser::Browser;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// An HTTP response as a test reads it: status, headers (names in lower
 /// case), body.
@@ -399,6 +400,22 @@ async fn pages_chat_with_everyone_see_who_watches_and_message_the_player() {
         )
         .await;
     anonymous.screenshot("watch-chat-anonymous").await;
+    // Coming back is refused while the kick lasts, and the page says why
+    // (it cannot read a refused upgrade's status) instead of retrying.
+    sam.goto(&watch).await;
+    let said = sam
+        .wait_for(
+            "the refusal",
+            "document.getElementById('state').textContent === 'ended' && \
+             document.getElementById('status').textContent",
+        )
+        .await;
+    assert!(
+        said.as_str()
+            .unwrap_or_default()
+            .starts_with("You cannot watch this game:"),
+        "{said}"
+    );
     server.shutdown().await;
 }
 
@@ -536,6 +553,34 @@ async fn the_login_cookie_is_strict_and_the_play_socket_refuses_strangers() {
     );
     let reply = exchange(from, server.http_addr, &head, "").await;
     assert_eq!(reply.status, 400, "{}", reply.body);
+    // A game the server does not have: the page is told why on the socket.
+    let mut request = format!(
+        "ws://{}/ws/play?game=nope&cols=80&rows=24",
+        server.http_addr
+    )
+    .into_client_request()
+    .expect("request");
+    request.headers_mut().insert(
+        "origin",
+        format!("http://{}", server.http_addr)
+            .parse()
+            .expect("origin"),
+    );
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().expect("cookie"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the upgrade");
+    let end = common::browser::next_json(&mut socket).await;
+    assert_eq!(end["type"], "end", "{end}");
+    assert!(
+        end["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Cannot play: no game with id \"nope\""),
+        "{end}"
+    );
     // The right page and cookie: the game starts.
     let head = head.replace("cols=0", "cols=90");
     let reply = exchange(from, server.http_addr, &head, "").await;
