@@ -44,6 +44,26 @@ pub struct Config {
     pub games: Vec<GameConfig>,
     #[serde(default)]
     pub session_management: SessionManagement,
+    /// Several nodes on NATS (docs/CLUSTER.md); `None`: one node alone,
+    /// and no NATS is needed.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// This node's place in a cluster of dgate nodes sharing NATS.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster: letters, digits, `-`, `_`
+    /// (it is part of NATS subjects).
+    pub node_id: String,
+    /// NATS servers to connect to (`nats://host:4222`, `tls://...`); the
+    /// client fails over between them.
+    pub nats_urls: Vec<String>,
+    /// A NATS `.creds` file (JWT and NKey seed), relative to `data_dir`;
+    /// `None`: connect without credentials.
+    #[serde(default)]
+    pub credentials: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -633,6 +653,9 @@ impl Config {
             tls.cert = self.data_dir.join(&tls.cert);
             tls.key = self.data_dir.join(&tls.key);
         }
+        if let Some(credentials) = self.cluster.as_mut().and_then(|c| c.credentials.as_mut()) {
+            *credentials = self.data_dir.join(&*credentials);
+        }
         for game in &mut self.games {
             if let Some(template) = &mut game.rc_template {
                 *template = self.data_dir.join(&*template);
@@ -646,6 +669,25 @@ impl Config {
 
     /// Checks what the types alone cannot.
     fn validate(&self) -> Result<(), Invalid> {
+        if let Some(cluster) = &self.cluster {
+            let id = &cluster.node_id;
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(Invalid {
+                    message: format!(
+                        "cluster.node_id {id:?} must be 1 to 64 letters, digits, '-' or '_'"
+                    ),
+                    value: Some(id.clone()),
+                });
+            }
+            if cluster.nats_urls.is_empty() {
+                return Err("cluster.nats_urls must name at least one NATS server".into());
+            }
+        }
         let terminal = &self.session_management.terminal;
         if !terminal.default_size.fits_within(terminal.max_size) {
             return Err(format!(
@@ -900,6 +942,23 @@ mod tests {
             .to_string();
         assert!(err.contains("grpc_lissen"), "{err}");
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn the_cluster_section_is_optional_and_checked() {
+        assert_eq!(Config::embedded().cluster, None);
+        let yaml = "data_dir: /d\ncluster:\n  node_id: eu-1\n  nats_urls: [\"nats://127.0.0.1:4222\"]\n  credentials: n.creds\n";
+        let mut config = Config::from_yaml(yaml, "t").expect("a cluster");
+        config.resolve_paths().expect("paths");
+        let cluster = config.cluster.expect("the section");
+        assert_eq!(cluster.node_id, "eu-1");
+        assert_eq!(cluster.nats_urls, ["nats://127.0.0.1:4222"]);
+        assert_eq!(cluster.credentials, Some(PathBuf::from("/d/n.creds")));
+        let bad = "cluster:\n  node_id: \"eu.1\"\n  nats_urls: [\"nats://h\"]\n";
+        let err = Config::from_yaml(bad, "t").expect_err("a dot").to_string();
+        assert!(err.contains("node_id") && err.contains("line 2"), "{err}");
+        let none = "cluster:\n  node_id: a\n  nats_urls: []\n";
+        assert!(Config::from_yaml(none, "t").is_err());
     }
 
     #[test]
