@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/dungeongate/games/v2/games.proto",
         "proto/dungeongate/auth/v1/auth.proto",
+        "proto/dungeongate/cluster/v1/cluster.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;

@@ -20,4 +20,11 @@ pub mod auth {
     tonic::include_proto!("dungeongate.auth.v1");
 }
 
+/// Generated types of `package dungeongate.cluster.v1`: what dgate nodes
+/// say to each other over NATS (never seen by clients).
+pub mod cluster {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("dungeongate.cluster.v1");
+}
+
 pub use games as pb;

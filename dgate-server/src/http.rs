@@ -266,9 +266,10 @@ pub fn peer(
     connection.map(|axum::Extension(ConnectInfo(addr))| addr.ip())
 }
 
-/// `GET /sessions`: the games in progress, as `dgate list --json` prints them.
+/// `GET /sessions`: the games in progress (in a cluster, every node's), as
+/// `dgate list --json` prints them.
 async fn sessions(State(manager): State<SessionManager>) -> Json<SessionList> {
-    let sessions: Vec<SessionSummary> = manager.list().iter().map(|s| s.summary()).collect();
+    let sessions: Vec<SessionSummary> = manager.summaries();
     Json(SessionList::new(&sessions, SystemTime::now()))
 }
 

@@ -13,10 +13,13 @@
 //!   cleanup; the player's lease and input);
 //! - the front ends, which only encode: [`grpc`], [`ssh`], [`web`] (with
 //!   [`http`]);
-//! - beside them: [`accounts`], [`config`], [`limits`], [`metrics`].
+//! - beside them: [`accounts`], [`config`], [`limits`], [`metrics`];
+//! - [`cluster`]: with a `cluster` section, this node's relays, mirrors and
+//!   directory on NATS (it implements `game::RemoteGames`).
 
 pub mod accounts;
 pub mod broadcast;
+pub mod cluster;
 pub mod config;
 pub mod game;
 pub mod grpc;
@@ -92,6 +95,12 @@ pub async fn serve(
     }
     // TLS files are read before anything listens: a bad one stops the start.
     let tls = tls::Tls::from_config(config)?;
+    // A node of a cluster relays its games and sees the others' before it
+    // serves anyone.
+    let cluster = match &config.cluster {
+        Some(c) => Some(cluster::Cluster::start(&manager, c, stop.clone()).await?),
+        None => None,
+    };
     let database = config.database_path();
     let store = AccountStore::open(&database, config.accounts.token_lifetime)
         .with_context(|| format!("opening the account database {}", database.display()))?;
@@ -206,6 +215,9 @@ pub async fn serve(
     info!("shutting down: hanging up every game");
     manager.shutdown().await;
     stop.cancel();
+    if let Some(cluster) = &cluster {
+        cluster.stopped().await;
+    }
     let _ = retention.await;
     let _ = announcements.await;
     let _ = account_changes.await;

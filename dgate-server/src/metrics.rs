@@ -117,6 +117,39 @@ pub struct Metrics {
     pub chat_commands: Family<CommandLabel, Counter>,
     /// Spectators' messages to players (`m`) and announcements delivered.
     pub player_messages: Counter,
+    /// A cluster node's relays, mirrors and NATS connection (`cluster`).
+    pub cluster: ClusterMetrics,
+}
+
+/// Why a mirror asked its game's node for a snapshot again.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabel {
+    pub cause: &'static str,
+}
+
+/// The cluster's counters (all zero on a server without a cluster).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMetrics {
+    /// Messages relays published (frames, resizes, ends, heartbeats, resyncs).
+    pub relay_messages: Counter,
+    /// Times a relay fell behind its hub and published a snapshot instead.
+    pub relay_resyncs: Counter,
+    /// Relays running now (one per game of this node).
+    pub relays_active: Gauge,
+    /// Snapshot requests this node answered for its games.
+    pub snapshot_requests_served: Counter,
+    /// Snapshot requests this node's mirrors sent, by cause.
+    pub snapshot_requests_sent: Family<CauseLabel, Counter>,
+    /// Snapshot requests that failed (no answer, no such game, bad answer).
+    pub snapshot_request_failures: Counter,
+    /// Mirrors of other nodes' games on this node now.
+    pub mirrors_active: Gauge,
+    /// Messages from NATS that did not decode or made no sense, dropped.
+    pub malformed_messages: Counter,
+    /// Times the NATS connection came back after it was lost.
+    pub nats_reconnects: Counter,
+    /// NATS's slow-consumer events (a subscription here fell behind).
+    pub nats_slow_consumers: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -166,6 +199,7 @@ impl Metrics {
             chat_refused: Family::default(),
             chat_commands: Family::default(),
             player_messages: Counter::default(),
+            cluster: ClusterMetrics::default(),
         };
         // OpenMetrics adds `_total` to counter names.
         let r = &mut m.registry;
@@ -278,6 +312,57 @@ impl Metrics {
             "player_messages",
             "Spectators' messages and announcements delivered to players",
             m.player_messages.clone(),
+        );
+        let c = &m.cluster;
+        r.register(
+            "cluster_relay_messages",
+            "Messages this node's relays published to NATS",
+            c.relay_messages.clone(),
+        );
+        r.register(
+            "cluster_relay_resyncs",
+            "Times a relay fell behind its game and published a snapshot instead of frames",
+            c.relay_resyncs.clone(),
+        );
+        r.register(
+            "cluster_relays_active",
+            "Games of this node relayed to NATS now",
+            c.relays_active.clone(),
+        );
+        r.register(
+            "cluster_snapshot_requests_served",
+            "Snapshot requests this node answered for its games",
+            c.snapshot_requests_served.clone(),
+        );
+        r.register(
+            "cluster_snapshot_requests_sent",
+            "Snapshot requests this node's mirrors sent, by cause (join, gap, heartbeat, silence, reconnect, retry)",
+            c.snapshot_requests_sent.clone(),
+        );
+        r.register(
+            "cluster_snapshot_request_failures",
+            "Snapshot requests that got no usable answer",
+            c.snapshot_request_failures.clone(),
+        );
+        r.register(
+            "cluster_mirrors_active",
+            "Mirrors of other nodes' games on this node now",
+            c.mirrors_active.clone(),
+        );
+        r.register(
+            "cluster_malformed_messages",
+            "Messages from NATS that were malformed, dropped",
+            c.malformed_messages.clone(),
+        );
+        r.register(
+            "cluster_nats_reconnects",
+            "Times the NATS connection came back after it was lost",
+            c.nats_reconnects.clone(),
+        );
+        r.register(
+            "cluster_nats_slow_consumers",
+            "NATS slow-consumer events on this node's subscriptions",
+            c.nats_slow_consumers.clone(),
         );
         r.register(
             "screen_model_resets",

@@ -29,6 +29,14 @@
 //!    subscriber that joins afterwards gets the final snapshot and the end.
 //!    `Publisher::end` consumes the publisher: nothing can follow it.
 //!
+//! A **mirror** ([`mirror`], for the cluster) is a hub whose events come
+//! from another node's hub instead of a PTY: its [`Feed`] takes the place of
+//! both the publisher and the resizer (not `Clone` either, so a mirror too
+//! has one ordered pipeline), keeps the origin's frame ids and timestamps,
+//! accepts only the next id, and [`Feed::reset`] replaces the whole state
+//! with a snapshot of the origin, after which every subscriber gets an
+//! ordinary resync (invariant 2). Invariants 3 and 4 hold as for any hub.
+//!
 //! Lock scope: `pipeline` is held for one frame's parse and fan-out (a
 //! non-blocking `try_send` per subscriber), for a snapshot, and for a resize.
 //! Nothing under it awaits or does I/O.
@@ -61,6 +69,11 @@ impl FrameId {
 
     fn next(self) -> FrameId {
         FrameId(self.0 + 1)
+    }
+
+    /// The id another node's hub gave a frame (mirrors keep them).
+    pub fn new(id: u64) -> FrameId {
+        FrameId(id)
     }
 
     /// Frames from `earlier` (exclusive) to `self` (inclusive).
@@ -351,6 +364,96 @@ impl Publisher {
         });
         fan_out(&p.subscribers, &ended, self.hub.queue_bytes);
         p.ended = Some(ended);
+    }
+}
+
+/// A mirror's only way in: frames, resizes and the end of a hub on another
+/// node, and snapshots of it. Not `Clone`, like [`Publisher`].
+#[derive(Debug)]
+pub struct Feed {
+    hub: Arc<Hub>,
+}
+
+/// A hub fed from outside (see the module docs); subscribe through
+/// `feed.hub()`. It starts at [`FrameId::START`] with a blank screen of
+/// `options.size` until the first [`Feed::reset`].
+pub fn mirror(options: HubOptions) -> Feed {
+    let (publisher, _) = pipeline(options);
+    Feed { hub: publisher.hub }
+}
+
+impl Feed {
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Publishes the origin's frame `id` if it is the next one (the last
+    /// id + 1) and the hub has not ended; false, and nothing published,
+    /// otherwise.
+    pub fn publish_next(&self, id: FrameId, timestamp: SystemTime, data: Bytes) -> bool {
+        let hub = &self.hub;
+        let mut p = hub.lock();
+        if p.ended.is_some() || id != p.last_frame_id.next() {
+            return false;
+        }
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.screen.process(&data)));
+        if parsed.is_err() {
+            // As in `Publisher::publish`: a fresh model, viewers resync to it.
+            hub.model_resets.fetch_add(1, Ordering::Relaxed);
+            hub.counters.model_resets.inc();
+            let size = p.screen.size();
+            p.screen = ScreenModel::new(size);
+        }
+        p.last_frame_id = id;
+        let frame = Arc::new(Queued::Frame(Arc::new(Frame {
+            id,
+            timestamp,
+            data,
+        })));
+        fan_out(&p.subscribers, &frame, hub.queue_bytes);
+        true
+    }
+
+    /// The origin's terminal changed size (after the last frame).
+    pub fn resize(&self, size: TermSize) {
+        Resizer {
+            hub: Arc::clone(&self.hub),
+        }
+        .resize(size);
+    }
+
+    /// Replaces the whole state with the origin's snapshot at `frame_id`
+    /// (`data` redraws it on a reset terminal of `size`); every subscriber
+    /// is resynced to it. Nothing happens after the end.
+    pub fn reset(&self, frame_id: FrameId, size: TermSize, data: &[u8]) {
+        let hub = &self.hub;
+        let mut p = hub.lock();
+        if p.ended.is_some() {
+            return;
+        }
+        let mut screen = ScreenModel::new(size);
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| screen.process(data)));
+        if parsed.is_err() {
+            hub.model_resets.fetch_add(1, Ordering::Relaxed);
+            hub.counters.model_resets.inc();
+            screen = ScreenModel::new(size);
+        }
+        p.screen = screen;
+        p.last_frame_id = frame_id;
+        hub.size.store(pack(size), Ordering::Relaxed);
+        for slot in &p.subscribers {
+            if slot.state.load(Ordering::Acquire) == KEEPING_UP {
+                slot.state.store(LAGGED, Ordering::Release);
+                slot.wake.notify_one();
+            }
+        }
+    }
+
+    /// Ends the mirror: every subscriber gets [`Delivery::Ended`] last.
+    pub fn end(self, exit: GameExit) {
+        Publisher { hub: self.hub }.end(exit);
     }
 }
 

@@ -8,7 +8,7 @@ pub mod hub;
 pub mod spectators;
 
 pub use hub::{
-    Delivery, Frame, FrameId, GameExit, Hub, HubCounters, HubOptions, Publisher, Resizer, Snapshot,
-    SnapshotReason, Subscription, pipeline,
+    Delivery, Feed, Frame, FrameId, GameExit, Hub, HubCounters, HubOptions, Publisher, Resizer,
+    Snapshot, SnapshotReason, Subscription, mirror, pipeline,
 };
 pub use spectators::{ANONYMOUS, RegistryFull, Spectator, SpectatorRegistry};

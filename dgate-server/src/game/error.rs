@@ -39,6 +39,9 @@ pub enum SessionError {
     ShuttingDown,
     #[error("{0}")]
     Limit(String),
+    /// The game runs on another node of the cluster: it is played there.
+    #[error("this game runs on node {node}: connect to that node to play it")]
+    Elsewhere { node: String },
     /// The player's rules (or a chat's) say no, for this reason.
     #[error("{0}")]
     NotAllowed(String),

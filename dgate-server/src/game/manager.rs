@@ -3,8 +3,10 @@
 //! size limits, how many games run), hang-ups and shutdown.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
@@ -23,6 +25,22 @@ use crate::metrics::Metrics;
 use crate::viewing::audience::Audiences;
 use crate::viewing::chat::ChatLimit;
 use dgate_term::recording::EndReason;
+
+/// The games other nodes run, as the manager sees them when the server is
+/// a node of a cluster (`crate::cluster` implements it; without a cluster
+/// there is none and nothing changes).
+pub trait RemoteGames: Send + Sync {
+    /// A local game started: the cluster relays it.
+    fn started(&self, session: &Arc<Session>);
+    /// A session mirroring the game `id` that another node runs (made by the
+    /// first viewer here), when some node lists it.
+    fn mirror(&self, manager: &SessionManager, id: &str) -> Option<Arc<Session>>;
+    /// Waits (a few seconds at most) until the mirror of `id`, if there is
+    /// one, shows its node's screen.
+    fn ready<'a>(&'a self, id: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+    /// The games the other nodes run, as their last heartbeats listed them.
+    fn summaries(&self) -> Vec<dgate_term::listing::SessionSummary>;
+}
 
 /// What a start request asks for.
 #[derive(Debug, Clone)]
@@ -68,6 +86,8 @@ struct Inner {
     audiences: Audiences,
     /// Chat lines each user said lately.
     chat_limit: ChatLimit,
+    /// The other nodes' games, when this server is a node of a cluster.
+    remote: OnceLock<Arc<dyn RemoteGames>>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -115,6 +135,7 @@ impl SessionManager {
                 metrics: Arc::new(Metrics::new()),
                 shutting_down: CancellationToken::new(),
                 messenger: messages::Messenger::default(),
+                remote: OnceLock::new(),
             }),
         }
     }
@@ -361,6 +382,9 @@ impl SessionManager {
             .inc();
         sessions.insert(session.info.id.clone(), Arc::clone(&session));
         drop(sessions);
+        if let Some(remote) = inner.remote.get() {
+            remote.started(&session);
+        }
         let ttyrec = &management.ttyrec;
         if ttyrec.enabled {
             let weak = Arc::downgrade(inner);
@@ -471,12 +495,57 @@ impl SessionManager {
         });
     }
 
+    /// A game running here or, in a cluster, a mirror of one another node
+    /// runs (see [`Session::origin`]).
     pub fn get(&self, id: &str) -> Result<Arc<Session>, SessionError> {
+        if let Ok(session) = self.get_local(id) {
+            return Ok(session);
+        }
+        self.inner
+            .remote
+            .get()
+            .and_then(|remote| remote.mirror(self, id))
+            .ok_or_else(|| SessionError::NotFound(id.to_owned()))
+    }
+
+    /// A game running on this node.
+    pub fn get_local(&self, id: &str) -> Result<Arc<Session>, SessionError> {
         self.inner
             .lock()
             .get(id)
             .cloned()
             .ok_or_else(|| SessionError::NotFound(id.to_owned()))
+    }
+
+    /// Makes this server a node of a cluster (once, before it serves).
+    pub fn set_remote(&self, remote: Arc<dyn RemoteGames>) {
+        if self.inner.remote.set(remote).is_err() {
+            warn!("the cluster was set up twice; the first stays");
+        }
+    }
+
+    /// Before a viewer joins game `id`: when another node runs it, waits
+    /// (a few seconds at most) until this node's mirror shows its screen.
+    pub async fn ready(&self, id: &str) {
+        if self.get_local(id).is_ok() {
+            return;
+        }
+        if let Some(remote) = self.inner.remote.get()
+            && remote.mirror(self, id).is_some()
+        {
+            remote.ready(id).await;
+        }
+    }
+
+    /// Every game to list, oldest first: this node's and, in a cluster,
+    /// every other node's.
+    pub fn summaries(&self) -> Vec<dgate_term::listing::SessionSummary> {
+        let mut all: Vec<_> = self.list().iter().map(|s| s.summary()).collect();
+        if let Some(remote) = self.inner.remote.get() {
+            all.extend(remote.summaries());
+            all.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        }
+        all
     }
 
     /// Active sessions, oldest first.

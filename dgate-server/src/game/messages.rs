@@ -159,6 +159,11 @@ pub async fn send(
 ) -> Result<bool, SessionError> {
     let text = clean(text)?;
     let session = manager.get(session_id)?;
+    if let Some(node) = session.origin() {
+        return Err(SessionError::Elsewhere {
+            node: node.to_owned(),
+        });
+    }
     if session.is_ended() {
         return Err(SessionError::Ended);
     }

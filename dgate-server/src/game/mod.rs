@@ -18,5 +18,5 @@ pub mod recordings;
 pub mod session;
 
 pub use error::SessionError;
-pub use manager::{GameListing, SessionManager, StartRequest};
+pub use manager::{GameListing, RemoteGames, SessionManager, StartRequest};
 pub use session::{PlayerLease, Session, SessionInfo};

@@ -82,6 +82,9 @@ pub struct Session {
     pub chat: ChatRoom,
     /// The player's rules for their audience (shared by their games).
     audience: Arc<Audience>,
+    /// For a mirror of a game another node runs (`cluster`): that node's
+    /// id. Such a session has no process, no input and no player here.
+    origin: Option<String>,
 }
 
 /// The PTY's master side and the hub's resizer: the terminal's size changes
@@ -161,6 +164,7 @@ impl Session {
             notices: tokio::sync::broadcast::channel(NOTICE_QUEUE).0,
             chat: ChatRoom::default(),
             audience,
+            origin: None,
             info,
         });
         let spawned = std::thread::Builder::new()
@@ -183,6 +187,53 @@ impl Session {
         info!(session_id = %session.info.id, username = %session.info.username,
               game = %session.info.game_id, pid = ?pid, size = %command.size, "game started");
         Ok(session)
+    }
+
+    /// A mirror of a game that node `origin` runs, watched through `hub`
+    /// (which the cluster feeds): no process, no input, no player here.
+    /// [`Session::remote_ended`] ends it.
+    pub fn remote(
+        info: SessionInfo,
+        hub: Arc<Hub>,
+        spectators: SpectatorRegistry,
+        audience: Arc<Audience>,
+        origin: String,
+    ) -> Arc<Self> {
+        Arc::new(Session {
+            last_input_ms: AtomicU64::new(unix_ms(info.started_at)),
+            hub,
+            spectators,
+            pid: None,
+            input: Mutex::new(None),
+            pty: Mutex::new(None),
+            exit: OnceLock::new(),
+            hung_up: OnceLock::new(),
+            ended_at: OnceLock::new(),
+            done: CancellationToken::new(),
+            player: Mutex::new(PlayerSlot::default()),
+            in_progress: Mutex::new(None),
+            extra_info: Mutex::new(None),
+            notices: tokio::sync::broadcast::channel(NOTICE_QUEUE).0,
+            chat: ChatRoom::default(),
+            audience,
+            origin: Some(origin),
+            info,
+        })
+    }
+
+    /// The node that runs this game, when it is a mirror of another node's.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// A mirror's game ended on its node (after its hub was ended).
+    pub fn remote_ended(&self, exit: GameExit) {
+        if self.origin.is_none() {
+            return;
+        }
+        let _ = self.exit.set(exit);
+        let _ = self.ended_at.set(SystemTime::now());
+        self.done.cancel();
     }
 
     /// Queues the owner's keystrokes for the game, in order. Waits while the
@@ -282,8 +333,10 @@ impl Session {
     }
 
     /// True when `user` is the player whose game this is.
+    /// Never for a mirror: accounts are each node's own, and a game is
+    /// played on its node.
     pub fn is_owned_by(&self, user: &User) -> bool {
-        i64::from(self.info.user_id) == user.id
+        self.origin.is_none() && i64::from(self.info.user_id) == user.id
     }
 
     /// Attaches a player stream, taking over from any attached one.

@@ -61,6 +61,12 @@ impl Viewer {
             ));
         };
         let session = manager.get(&connect.session_id)?;
+        if let Some(node) = session.origin() {
+            return Err(crate::game::SessionError::Elsewhere {
+                node: node.to_owned(),
+            }
+            .into());
+        }
         if !session.is_owned_by(&user) {
             return Err(Status::permission_denied(
                 "neither the session's owner nor a registered spectator (call AddSpectator first)",

@@ -59,6 +59,12 @@ impl GameServiceImpl {
         admin_may: bool,
     ) -> Result<User, Status> {
         let user = self.auth.require(metadata).await?;
+        if let Some(node) = session.origin() {
+            return Err(crate::game::SessionError::Elsewhere {
+                node: node.to_owned(),
+            }
+            .into());
+        }
         if session.is_owned_by(&user) || (admin_may && user.is_admin) {
             Ok(user)
         } else {
@@ -116,9 +122,19 @@ impl GameService for GameServiceImpl {
         &self,
         request: Request<pb::GetGameSessionRequest>,
     ) -> Result<Response<pb::GetGameSessionResponse>, Status> {
-        let session = self.manager.get(&request.into_inner().session_id)?;
+        let id = request.into_inner().session_id;
+        // Another node's game is looked up in the directory (no mirror).
+        let summary = match self.manager.get_local(&id) {
+            Ok(session) => session.summary(),
+            Err(e) => self
+                .manager
+                .summaries()
+                .into_iter()
+                .find(|s| s.id == id)
+                .ok_or(e)?,
+        };
         Ok(Response::new(pb::GetGameSessionResponse {
-            session: Some(convert::game_session(&session.summary())),
+            session: Some(convert::game_session(&summary)),
         }))
     }
 
@@ -135,13 +151,14 @@ impl GameService for GameServiceImpl {
         let wanted_status = pb::SessionStatus::try_from(r.status).map_err(|_| {
             Status::invalid_argument(format!("unknown session status {}", r.status))
         })?;
+        // In a cluster, every node's games.
         let matching: Vec<pb::GameSession> = self
             .manager
-            .list()
+            .summaries()
             .iter()
-            .filter(|s| r.user_id == 0 || s.info.user_id == r.user_id)
-            .filter(|s| r.game_id.is_empty() || s.info.game_id == r.game_id)
-            .map(|s| convert::game_session(&s.summary()))
+            .filter(|s| r.user_id == 0 || s.user_id == r.user_id)
+            .filter(|s| r.game_id.is_empty() || s.game_id == r.game_id)
+            .map(convert::game_session)
             .filter(|s| {
                 wanted_status == pb::SessionStatus::Unspecified || s.status() == wanted_status
             })
@@ -202,6 +219,8 @@ impl GameService for GameServiceImpl {
         let caller = self.auth.caller(request.metadata()).await?;
         let peer = request.remote_addr().map(|a| a.ip());
         let r = request.into_inner();
+        // Another node's game: this node's mirror of it shows its screen first.
+        self.manager.ready(&r.session_id).await;
         let (_, spectator) =
             viewing::register(&self.manager, &r.session_id, caller.as_ref(), peer)?;
         Ok(Response::new(pb::AddSpectatorResponse {

@@ -16,7 +16,8 @@ impl From<SessionError> for Status {
             SessionError::GameUnavailable { .. }
             | SessionError::Ended
             | SessionError::SpectatingDisabled
-            | SessionError::Spawn { .. } => Status::failed_precondition(message),
+            | SessionError::Spawn { .. }
+            | SessionError::Elsewhere { .. } => Status::failed_precondition(message),
             SessionError::AlreadyActive { .. } | SessionError::AlreadyBound => {
                 Status::already_exists(message)
             }

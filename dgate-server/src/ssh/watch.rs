@@ -196,11 +196,12 @@ pub(super) async fn replay(conn: &mut Connection, entry: Entry) -> Result<Option
 
 fn session_rows(conn: &Connection) -> Vec<SessionRow> {
     let now = SystemTime::now();
+    // In a cluster, every node's games.
     conn.front
         .manager
-        .list()
+        .summaries()
         .iter()
-        .map(|s| SessionRow::from_summary(&s.summary(), now))
+        .map(|s| SessionRow::from_summary(s, now))
         .collect()
 }
 
@@ -221,6 +222,8 @@ enum Drawing {
 /// Watches one game until `q`, Ctrl+C or its end; returns a line for the menu.
 pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Option<String>, End> {
     let manager = conn.front.manager.clone();
+    // Another node's game: this node's mirror of it shows its screen first.
+    manager.ready(session_id).await;
     let mut watch = match Watch::open(
         &manager,
         session_id,

@@ -135,6 +135,19 @@ impl Audience {
         }
     }
 
+    /// The rules of a game another node runs, as that node lists it: only
+    /// `private` is known here, and nothing is kept.
+    pub fn remote(owner: &str, private: bool) -> Self {
+        Self {
+            owner: owner.to_lowercase(),
+            path: PathBuf::new(),
+            rules: Mutex::new(Rules {
+                block: if private { Block::All } else { Block::None },
+                ..Rules::default()
+            }),
+        }
+    }
+
     fn rules(&self) -> std::sync::MutexGuard<'_, Rules> {
         self.rules.lock().unwrap_or_else(|p| p.into_inner())
     }

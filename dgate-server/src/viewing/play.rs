@@ -67,6 +67,11 @@ impl Play {
         user: &User,
         transport: Transport,
     ) -> Result<Self, SessionError> {
+        if let Some(node) = session.origin() {
+            return Err(SessionError::Elsewhere {
+                node: node.to_owned(),
+            });
+        }
         if !session.is_owned_by(user) {
             return Err(SessionError::NotYours {
                 owner: session.info.username.clone(),

@@ -206,3 +206,39 @@ async fn end_reaches_a_lagged_subscriber_and_a_late_joiner() {
     drop(slow);
     assert_eq!(hub.subscriber_count(), 0);
 }
+
+#[tokio::test]
+async fn a_mirror_keeps_the_origins_ids_accepts_only_the_next_and_resyncs_on_reset() {
+    let (origin, _) = hub(TermSize::new(20, 5), 16);
+    origin.publish(Bytes::from_static(b"one "));
+    origin.publish(Bytes::from_static(b"two "));
+    let seed = origin.hub().snapshot();
+    let feed = mirror(HubOptions::new(TermSize::new(80, 24), 16));
+    let mut early = feed.hub().subscribe();
+    assert!(matches!(early.next().await, Some(Delivery::Snapshot(s)) if s.frame_id.get() == 0));
+    feed.reset(seed.frame_id, seed.size, &seed.data);
+    match early.next().await {
+        Some(Delivery::Snapshot(s)) => {
+            assert_eq!(s.frame_id.get(), 2);
+            assert_eq!(s.reason, SnapshotReason::Resync);
+            assert_eq!(s.size, TermSize::new(20, 5));
+        }
+        other => panic!("expected a resync, got {other:?}"),
+    }
+    let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7);
+    // A gap is refused and changes nothing.
+    assert!(!feed.publish_next(FrameId::new(4), at, Bytes::from_static(b"four")));
+    assert!(feed.publish_next(FrameId::new(3), at, Bytes::from_static(b"three")));
+    match early.next().await {
+        Some(Delivery::Frame(f)) => {
+            assert_eq!(f.id.get(), 3);
+            assert_eq!(f.timestamp, at);
+        }
+        other => panic!("expected frame 3, got {other:?}"),
+    }
+    origin.publish(Bytes::from_static(b"three"));
+    let (a, b) = (origin.hub().snapshot(), feed.hub().snapshot());
+    assert_eq!((a.frame_id, &a.data), (b.frame_id, &b.data));
+    feed.end(GameExit::Exited { code: 0 });
+    assert!(matches!(early.next().await, Some(Delivery::Ended { after, .. }) if after.get() == 3));
+}

@@ -1,0 +1,348 @@
+//! A viewer's node: one mirror per remote game watched here, a local hub
+//! fed from the game's subject, so that every local viewer (gRPC, SSH, the
+//! browser) joins it exactly as it would join a local game, and the game's
+//! node sends each frame to this node once.
+//!
+//! The mirror keeps the origin's frame ids and takes only the next one; a
+//! gap, a heartbeat ahead of it, silence, or a NATS reconnect makes it ask
+//! the game's node for a snapshot (one request at a time, with backoff),
+//! and its viewers get an ordinary resync. It goes away [`LINGER`] after its
+//! last local viewer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::wire::{self, Event, Screen};
+use super::{Shared, game_subject, snapshot_subject};
+use crate::broadcast::{Feed, GameExit};
+use crate::game::Session;
+use crate::metrics::{CauseLabel, ClusterMetrics};
+
+/// How long a mirror stays after its last local viewer left (a viewer
+/// back within it costs the game's node nothing).
+pub const LINGER: Duration = Duration::from_secs(30);
+/// How long an ended mirror keeps answering late joiners with the final
+/// screen and the end.
+pub const ENDED_LINGER: Duration = Duration::from_secs(10);
+/// Nothing at all from the game's node for this long (its relay beats every
+/// [`super::relay::HEARTBEAT`]): the mirror asks for the screen again.
+pub const SILENCE: Duration = Duration::from_secs(5);
+/// How long one snapshot request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Answers of "no such game" before the mirror gives the game up.
+const GONE_AFTER: u32 = 3;
+
+/// A mirror as the cluster keeps it.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub session: Arc<Session>,
+    /// True once the mirror shows its node's screen.
+    pub seeded: watch::Receiver<bool>,
+}
+
+/// What the mirror's loop does next.
+enum Next {
+    Go,
+    Resync(&'static str),
+    Ended(GameExit),
+}
+
+/// Feeds `feed` (the hub of `session`, a mirror of a game `origin` runs)
+/// from the game's subject until the game ends, the mirror has had no
+/// viewer for [`LINGER`], or the server stops.
+pub async fn run(
+    shared: Arc<Shared>,
+    feed: Feed,
+    session: Arc<Session>,
+    origin: String,
+    seeded: watch::Sender<bool>,
+    stop: CancellationToken,
+) {
+    let id = session.info.id.clone();
+    shared.metrics.mirrors_active.inc();
+    info!(session_id = %id, node = %origin, "mirroring a remote game");
+    let exit = feed_until_end(&shared, &feed, &session, &origin, &seeded, &stop).await;
+    match exit {
+        Some(exit) => {
+            info!(session_id = %id, node = %origin, %exit, "a mirrored game ended");
+            feed.end(exit.clone());
+            session.remote_ended(exit);
+            // Late joiners still get the final screen and the end.
+            tokio::select! {
+                () = tokio::time::sleep(ENDED_LINGER) => {}
+                () = stop.cancelled() => {}
+            }
+            shared.forget_mirror(&id, &session);
+        }
+        // Let go (nobody watched it for LINGER) or the server stops: the
+        // streams still reading it end, as a local game's do at shutdown.
+        None => {
+            let exit = GameExit::Killed {
+                signal: "Hangup".into(),
+            };
+            feed.end(exit.clone());
+            session.remote_ended(exit);
+        }
+    }
+    shared.metrics.mirrors_active.dec();
+}
+
+/// The loop: `Some(exit)` when the game ended, `None` when the mirror was
+/// let go (no viewers, or the server stops).
+async fn feed_until_end(
+    shared: &Arc<Shared>,
+    feed: &Feed,
+    session: &Arc<Session>,
+    origin: &str,
+    seeded: &watch::Sender<bool>,
+    stop: &CancellationToken,
+) -> Option<GameExit> {
+    let id = &session.info.id;
+    let subject = game_subject(id);
+    let mut reconnects = shared.reconnects.subscribe();
+    let mut backoff = MIN_BACKOFF;
+    // Subscribe first: frames after the snapshot are then on their way.
+    let mut events = loop {
+        match shared.client.subscribe(subject.clone()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                warn!(session_id = %id, error = %e, "cannot subscribe to a remote game");
+                if !pause(&mut backoff, stop).await {
+                    return None;
+                }
+            }
+        }
+    };
+    let mut pending = Some("join");
+    let mut gone = 0;
+    let mut heard = Instant::now();
+    let mut idle_since: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if let Some(cause) = pending.take() {
+            shared
+                .metrics
+                .snapshot_requests_sent
+                .get_or_create(&CauseLabel { cause })
+                .inc();
+            match request(shared, origin, id).await {
+                Ok(Some(screen)) => {
+                    gone = 0;
+                    backoff = MIN_BACKOFF;
+                    heard = Instant::now();
+                    debug!(session_id = %id, frame = %screen.frame_id, cause, "mirror seeded");
+                    feed.reset(screen.frame_id, screen.size, &screen.data);
+                    seeded.send_replace(true);
+                    if let Some((_, exit)) = screen.ended {
+                        return Some(exit);
+                    }
+                }
+                Ok(None) => {
+                    shared.metrics.snapshot_request_failures.inc();
+                    gone += 1;
+                    if gone >= GONE_AFTER {
+                        return Some(GameExit::Killed {
+                            signal: "unknown (its node no longer runs it)".into(),
+                        });
+                    }
+                    pending = Some("retry");
+                    if !pause(&mut backoff, stop).await {
+                        return None;
+                    }
+                    continue;
+                }
+                Err(why) => {
+                    shared.metrics.snapshot_request_failures.inc();
+                    debug!(session_id = %id, node = %origin, %why, "a snapshot request failed");
+                    pending = Some("retry");
+                    if !pause(&mut backoff, stop).await {
+                        return None;
+                    }
+                    continue;
+                }
+            }
+        }
+        let next = tokio::select! {
+            message = events.next() => match message {
+                Some(message) => {
+                    heard = Instant::now();
+                    apply(&shared.metrics, feed, message.payload)
+                }
+                // The subscription is gone (the client closed): subscribe again.
+                None => {
+                    match shared.client.subscribe(subject.clone()).await {
+                        Ok(s) => events = s,
+                        Err(e) => {
+                            warn!(session_id = %id, error = %e, "cannot subscribe to a remote game");
+                            if !pause(&mut backoff, stop).await {
+                                return None;
+                            }
+                        }
+                    }
+                    Next::Resync("reconnect")
+                }
+            },
+            changed = reconnects.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+                Next::Resync("reconnect")
+            }
+            _ = tick.tick() => {
+                let unwatched = session.spectators.is_empty() && feed.hub().subscriber_count() == 0;
+                if !unwatched {
+                    idle_since = None;
+                } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= LINGER
+                    && shared.forget_mirror_if_unwatched(id, session)
+                {
+                    info!(session_id = %id, "a mirror without viewers was let go");
+                    return None;
+                }
+                if heard.elapsed() >= SILENCE {
+                    heard = Instant::now();
+                    Next::Resync("silence")
+                } else {
+                    Next::Go
+                }
+            }
+            () = stop.cancelled() => return None,
+        };
+        match next {
+            Next::Go => {}
+            Next::Resync(cause) => pending = Some(cause),
+            Next::Ended(exit) => return Some(exit),
+        }
+    }
+}
+
+/// Applies one relay message to the mirror.
+fn apply(metrics: &ClusterMetrics, feed: &Feed, payload: bytes::Bytes) -> Next {
+    let event = match wire::decode(payload) {
+        Ok(event) => event,
+        Err(e) => {
+            metrics.malformed_messages.inc();
+            debug!(error = %e, "a malformed relay message, dropped");
+            return Next::Go;
+        }
+    };
+    let last = feed.hub().last_frame_id();
+    match event {
+        Event::Frame {
+            id,
+            timestamp,
+            data,
+        } => {
+            if feed.publish_next(id, timestamp, data) || id <= last {
+                // Taken, or one the last snapshot already holds.
+                Next::Go
+            } else {
+                Next::Resync("gap")
+            }
+        }
+        Event::Resize { after, size } if after == last => {
+            feed.resize(size);
+            Next::Go
+        }
+        Event::Resize { after, .. } if after < last => Next::Go,
+        Event::Resize { .. } => Next::Resync("gap"),
+        Event::End { after, exit } if after == last => Next::Ended(exit),
+        // Frames before the end were missed: the snapshot holds them, and
+        // the end with them.
+        Event::End { after, .. } if after > last => Next::Resync("gap"),
+        Event::End { exit, .. } => Next::Ended(exit),
+        Event::Heartbeat { last: theirs } if theirs > last => Next::Resync("heartbeat"),
+        Event::Heartbeat { .. } => Next::Go,
+        Event::Snapshot(screen) => {
+            if screen.frame_id >= last {
+                feed.reset(screen.frame_id, screen.size, &screen.data);
+            }
+            Next::Go
+        }
+    }
+}
+
+/// Asks `origin` for the screen of game `id`.
+async fn request(shared: &Shared, origin: &str, id: &str) -> Result<Option<Screen>, String> {
+    let asked = shared
+        .client
+        .request(snapshot_subject(origin), wire::request(id, &shared.node_id));
+    let answer = tokio::time::timeout(REQUEST_TIMEOUT, asked)
+        .await
+        .map_err(|_| "no answer in time".to_owned())?
+        .map_err(|e| e.to_string())?;
+    wire::decode_reply(answer.payload).map_err(|e| {
+        shared.metrics.malformed_messages.inc();
+        e.to_string()
+    })
+}
+
+/// Waits `backoff` (then doubles it, up to [`MAX_BACKOFF`]); false when the
+/// server stops meanwhile.
+async fn pause(backoff: &mut Duration, stop: &CancellationToken) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = stop.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+fn next_is(n: &Next) -> &'static str {
+    match n {
+        Next::Go => "go",
+        Next::Resync(cause) => cause,
+        Next::Ended(_) => "ended",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broadcast::{FrameId, HubOptions, mirror};
+    use crate::config::TermSize;
+    use bytes::Bytes;
+    use std::time::SystemTime;
+
+    #[test]
+    fn only_the_next_frame_is_taken_and_any_gap_asks_for_a_snapshot() {
+        let metrics = ClusterMetrics::default();
+        let feed = mirror(HubOptions::new(TermSize::new(80, 24), 16));
+        let at = SystemTime::UNIX_EPOCH;
+        let f = |id| wire::frame(FrameId::new(id), at, Bytes::from_static(b"x"));
+        assert_eq!(next_is(&apply(&metrics, &feed, f(1))), "go");
+        assert_eq!(next_is(&apply(&metrics, &feed, f(1))), "go");
+        assert_eq!(feed.hub().last_frame_id().get(), 1);
+        assert_eq!(next_is(&apply(&metrics, &feed, f(3))), "gap");
+        assert_eq!(feed.hub().last_frame_id().get(), 1);
+        let beat = |id| wire::heartbeat(FrameId::new(id));
+        assert_eq!(next_is(&apply(&metrics, &feed, beat(1))), "go");
+        assert_eq!(next_is(&apply(&metrics, &feed, beat(2))), "heartbeat");
+        let resize = |after| wire::resize(FrameId::new(after), TermSize::new(100, 30));
+        assert_eq!(next_is(&apply(&metrics, &feed, resize(2))), "gap");
+        assert_eq!(next_is(&apply(&metrics, &feed, resize(1))), "go");
+        assert_eq!(feed.hub().size(), TermSize::new(100, 30));
+        let exit = GameExit::Exited { code: 0 };
+        assert_eq!(
+            next_is(&apply(&metrics, &feed, wire::end(FrameId::new(5), &exit))),
+            "gap"
+        );
+        assert_eq!(
+            next_is(&apply(&metrics, &feed, wire::end(FrameId::new(1), &exit))),
+            "ended"
+        );
+        assert_eq!(
+            next_is(&apply(&metrics, &feed, Bytes::from_static(b"\xff\x01"))),
+            "go"
+        );
+        assert_eq!(metrics.malformed_messages.get(), 1);
+    }
+}
