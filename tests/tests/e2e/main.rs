@@ -13,6 +13,7 @@ mod bench;
 mod binaries;
 mod chat;
 mod client;
+mod cluster;
 mod errors;
 mod import;
 mod lifecycle;

@@ -1,0 +1,351 @@
+//! Several dgate nodes on NATS (docs/CLUSTER.md): real `nats-server`s on
+//! loopback (one, or three clustered by routes), dgate nodes with different
+//! node ids sharing them, the real test game, real gRPC viewers.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::common;
+
+use common::*;
+use dgate_proto::pb;
+use dgate_server::config::ClusterConfig;
+
+/// NATS servers on loopback, killed when dropped.
+struct Nats {
+    children: Vec<Child>,
+    urls: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+fn nats_binary() -> &'static str {
+    if std::path::Path::new("/usr/sbin/nats-server").exists() {
+        "/usr/sbin/nats-server"
+    } else {
+        "nats-server"
+    }
+}
+
+impl Nats {
+    /// `n` NATS servers on loopback, routed to each other when more than one.
+    async fn start(n: usize) -> Nats {
+        let dir = tempfile::tempdir().expect("a NATS directory");
+        let clients: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut children = Vec::new();
+        for i in 0..n {
+            let mut command = Command::new(nats_binary());
+            command
+                .args(["-a", "127.0.0.1", "-p", &clients[i].to_string()])
+                .args([
+                    "--pid",
+                    &dir.path().join(format!("{i}.pid")).display().to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if n > 1 {
+                let others: Vec<String> = (0..n)
+                    .filter(|&j| j != i)
+                    .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
+                    .collect();
+                command
+                    .args(["--cluster_name", "dgate-test"])
+                    .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
+                    .args(["--routes", &others.join(",")]);
+            }
+            children.push(
+                command
+                    .spawn()
+                    .expect("start nats-server (apt-get install nats-server)"),
+            );
+        }
+        let nats = Nats {
+            children,
+            urls: clients
+                .iter()
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect(),
+            _dir: dir,
+        };
+        for port in clients {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "nats-server did not listen on {port} in time"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        nats
+    }
+}
+
+/// A dgate node `node_id` on the NATS server `url`, with the burst game.
+async fn node(node_id: &str, url: &str) -> TestServer {
+    let (node_id, url) = (node_id.to_owned(), url.to_owned());
+    start_server(move |c| {
+        c.session_management.spectating.max_spectators_per_session = 100;
+        c.games
+            .push(testgame("burst", &["--burst", "200", "--pace-us", "500"]));
+        c.games.push(testgame("ends", &["--exit-code", "3"]));
+        c.cluster = Some(ClusterConfig {
+            node_id,
+            nats_urls: vec![url],
+            credentials: None,
+        });
+    })
+    .await
+}
+
+/// Waits until `server` lists game `id` (another node's, from its beats).
+async fn wait_until_listed(server: &TestServer, id: &str) {
+    let mut client = server.client().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let listed = client
+            .list_game_sessions(pb::ListGameSessionsRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .sessions;
+        if listed.iter().any(|s| s.id == id) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node at {} never listed game {id}",
+            server.grpc_addr
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn micros(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros())
+}
+
+fn metrics_of(addr: SocketAddr) -> String {
+    let (status, body) = http_get(addr, "/metrics");
+    assert_eq!(status, 200);
+    body
+}
+
+/// A viewer on node 2 gets the frames of a game on node 1 with node 1's ids,
+/// bytes and timestamps, ends on the player's screen, and hears the end.
+/// The nodes are on different NATS servers of one three-server cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_on_another_node_sees_the_players_frames_screen_and_end() {
+    let nats = Nats::start(3).await;
+    let one = node("one", &nats.urls[0]).await;
+    let two = node("two", &nats.urls[1]).await;
+    let mut client = one.client().await;
+    let game = one.start_game("alice", "burst").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    wait_until_listed(&two, &game.id).await;
+
+    let mut remote_client = two.client().await;
+    let mut remote = Viewer::spectator(&mut remote_client, &game.id, "remote")
+        .await
+        .expect("a spectator on node 2");
+    remote.step().await.expect("the join snapshot");
+    assert!(matches!(remote.seen[0], Seen::Snapshot { .. }));
+    player
+        .wait_for_frame(remote.last_frame)
+        .await
+        .expect("the player at the joiner's frame");
+    assert_same_screen(
+        player.screen.screen(),
+        remote.screen.screen(),
+        "node 2's joiner",
+    );
+
+    player.send(b"b").await;
+    player
+        .wait_for_text("BURST-DONE 200")
+        .await
+        .expect("the burst on node 1");
+    remote
+        .wait_for_text("BURST-DONE 200")
+        .await
+        .expect("the burst on node 2");
+    let hub = one.hub(&game.id);
+    player.catch_up(&hub).await.expect("the player caught up");
+    remote.catch_up(&hub).await.expect("node 2 caught up");
+    assert_same_screen(player.screen.screen(), remote.screen.screen(), "node 2");
+    // Every frame after its join, with node 1's id, bytes and time.
+    assert_eq!(remote.resyncs(), 0, "node 2's viewer was never resynced");
+    let joined_at = match remote.seen[0] {
+        Seen::Snapshot { frame_id, .. } => frame_id,
+        _ => unreachable!("checked above"),
+    };
+    assert_eq!(
+        remote.frames.len() as u64,
+        hub.last_frame_id().get() - joined_at,
+        "node 2's viewer got every frame after its join"
+    );
+    for (id, at, data) in &remote.frames {
+        let theirs = player
+            .frames
+            .iter()
+            .find(|(i, _, _)| i == id)
+            .unwrap_or_else(|| panic!("the player never got frame {id}"));
+        assert_eq!(&theirs.2, data, "frame {id}'s bytes");
+        assert_eq!(micros(theirs.1), micros(*at), "frame {id}'s timestamp");
+    }
+
+    // The player leaves the game (the test game's `q`): node 2 hears the end.
+    player.send(b"q").await;
+    remote
+        .read_to_end()
+        .await
+        .expect("node 2's stream to its end");
+    assert!(
+        remote.seen.iter().any(|s| matches!(s, Seen::Exit(0))),
+        "node 2's viewer was told the game ended: {:?}",
+        remote.seen.last()
+    );
+    two.shutdown().await;
+    one.shutdown().await;
+}
+
+/// Twenty joins on node 2 cost node 1 one snapshot request; every joiner,
+/// the late ones too, starts on the player's screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_joins_on_a_node_cost_the_games_node_one_snapshot() {
+    let nats = Nats::start(1).await;
+    let one = node("one", &nats.urls[0]).await;
+    let two = node("two", &nats.urls[0]).await;
+    let mut client = one.client().await;
+    let game = one.start_game("alice", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    for _ in 0..5 {
+        player.send(b"f").await;
+    }
+    player.wait_for_text("frame 000005").await.expect("frames");
+    wait_until_listed(&two, &game.id).await;
+
+    let mut remote_client = two.client().await;
+    let mut viewers = Vec::new();
+    for i in 0..20 {
+        if i % 5 == 4 {
+            player.send(b"f").await;
+        }
+        let mut joiner = Viewer::spectator(&mut remote_client, &game.id, "joiner")
+            .await
+            .expect("a spectator on node 2");
+        joiner.step().await.expect("the join snapshot");
+        player
+            .wait_for_frame(joiner.last_frame)
+            .await
+            .expect("the player at the joiner's frame");
+        assert_same_screen(
+            player.screen.screen(),
+            joiner.screen.screen(),
+            &format!("joiner {i} on node 2"),
+        );
+        viewers.push(joiner);
+    }
+    let served = metric(
+        &metrics_of(one.http_addr),
+        "cluster_snapshot_requests_served_total",
+    );
+    assert_eq!(served, 1.0, "node 1 answered one snapshot request");
+    let sent = metrics_of(two.http_addr);
+    assert_eq!(
+        metric(
+            &sent,
+            "cluster_snapshot_requests_sent_total{cause=\"join\"}"
+        ),
+        1.0
+    );
+    assert_eq!(metric(&sent, "cluster_mirrors_active"), 1.0);
+    two.shutdown().await;
+    one.shutdown().await;
+}
+
+/// A player who reaches the wrong node is told which node runs the game,
+/// nothing reaches the game from there, and a stopped node's games leave
+/// the other nodes' listings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playing_stays_on_the_games_node_and_a_stopped_nodes_games_vanish() {
+    let nats = Nats::start(1).await;
+    let one = node("one", &nats.urls[0]).await;
+    let two = node("two", &nats.urls[0]).await;
+    let game = one.start_game("alice", "test").await;
+    wait_until_listed(&two, &game.id).await;
+    // Node 2's own alice (accounts are each node's) gets the same user id.
+    let token = two.account("alice").await;
+    let mut remote_client = two.client().await;
+    let elsewhere = pb::GameSession {
+        id: game.id.clone(),
+        ..game.session.clone()
+    };
+    let refused = Viewer::player(
+        &mut remote_client,
+        &Game {
+            session: elsewhere,
+            token: token.clone(),
+        },
+    )
+    .await;
+    let status = refused.err().expect("playing on node 2 is refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        status.message().contains("node one"),
+        "the player is told where: {}",
+        status.message()
+    );
+    let stop = remote_client
+        .stop_game_session(authed(
+            pb::StopGameSessionRequest {
+                session_id: game.id.clone(),
+                reason: "from node 2".into(),
+                force: true,
+            },
+            &token,
+        ))
+        .await;
+    assert_eq!(status_code(stop), tonic::Code::FailedPrecondition);
+    assert!(one.manager.get_local(&game.id).is_ok(), "the game runs on");
+
+    // `GET /sessions` on node 2 lists node 1's game, until node 1 stops.
+    let (_, listed) = http_get(two.http_addr, "/sessions");
+    assert!(listed.contains(&game.id), "/sessions on node 2: {listed}");
+    one.shutdown().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, listed) = http_get(two.http_addr, "/sessions");
+        if !listed.contains(&game.id) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 1's game is still listed on node 2"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    two.shutdown().await;
+}
