@@ -36,7 +36,8 @@ pub const SILENCE: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Answers of "no such game" before the mirror gives the game up.
+/// Answers of "no such game", or seconds in which no node listed it,
+/// before the mirror gives the game up (its node died or lost it).
 const GONE_AFTER: u32 = 3;
 
 /// A mirror as the cluster keeps it.
@@ -122,6 +123,7 @@ async fn feed_until_end(
     };
     let mut pending = Some("join");
     let mut gone = 0;
+    let mut unlisted = 0;
     let mut heard = Instant::now();
     let mut idle_since: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -205,6 +207,16 @@ async fn feed_until_end(
                 {
                     info!(session_id = %id, "a mirror without viewers was let go");
                     return None;
+                }
+                if shared.directory.find(id).is_none() {
+                    unlisted += 1;
+                    if unlisted >= GONE_AFTER {
+                        return Some(GameExit::Killed {
+                            signal: "unknown (its node no longer lists it)".into(),
+                        });
+                    }
+                } else {
+                    unlisted = 0;
                 }
                 if heard.elapsed() >= SILENCE {
                     heard = Instant::now();

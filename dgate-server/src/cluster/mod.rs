@@ -244,7 +244,11 @@ impl Cluster {
 
 impl RemoteGames for Cluster {
     fn started(&self, session: &Arc<Session>) {
-        tokio::spawn(relay::relay(
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            warn!(session_id = %session.info.id, "no runtime to relay the game on");
+            return;
+        };
+        runtime.spawn(relay::relay(
             Arc::clone(&self.shared),
             Arc::clone(session),
             self.shared.stop.clone(),
