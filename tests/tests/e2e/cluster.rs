@@ -349,3 +349,44 @@ async fn playing_stays_on_the_games_node_and_a_stopped_nodes_games_vanish() {
     }
     two.shutdown().await;
 }
+
+/// Over SSH too: node 2's watch menu lists node 1's game, and watching it
+/// there shows the player's screen, its frames and its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_watcher_on_another_node_sees_the_players_screen() {
+    use common::ssh::{Login, SshTerminal};
+    let nats = Nats::start(1).await;
+    let one = node("one", &nats.urls[0]).await;
+    let two = node("two", &nats.urls[0]).await;
+    let mut client = one.client().await;
+    let game = one.start_game("alice", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"ff").await;
+    player.wait_for_text("frame 000002").await.expect("frames");
+    wait_until_listed(&two, &game.id).await;
+
+    let mut t = SshTerminal::connect(two.ssh_addr, "guest", Login::None, (80, 24))
+        .await
+        .expect("an anonymous SSH login on node 2");
+    t.wait_for("=>").await;
+    t.send(b"w").await;
+    t.wait_for("alice").await;
+    let menu = t.contents();
+    assert!(
+        menu.contains("a)   alice            TEST    80x24"),
+        "{menu}"
+    );
+    t.send(b"a").await;
+    let same = |t: &SshTerminal, player: &Viewer| t.rows(80, 24) == player.rows();
+    t.wait_until("the player's screen", |t| same(t, &player))
+        .await;
+    player.send(b"f").await;
+    player.wait_for_text("frame 000003").await.expect("frame");
+    t.wait_until("frame 3 on node 2", |t| same(t, &player))
+        .await;
+    player.send(b"q").await;
+    t.wait_for("alice's TEST game has ended.").await;
+    two.shutdown().await;
+    one.shutdown().await;
+}
