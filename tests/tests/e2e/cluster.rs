@@ -390,3 +390,59 @@ async fn an_ssh_watcher_on_another_node_sees_the_players_screen() {
     two.shutdown().await;
     one.shutdown().await;
 }
+
+/// NATS stalls (its server stopped with SIGSTOP) while the game bursts: the
+/// player gets the whole burst at once (the game's node never waits on
+/// NATS), the relay falls behind, and when NATS runs again it publishes the
+/// screen: node 2's viewer is resynced and ends on the player's screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_nats_holds_up_only_the_relay_which_resumes_with_a_snapshot() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let nats = Nats::start(1).await;
+    let one = start_server({
+        let url = nats.urls[0].clone();
+        move |c| {
+            c.games
+                .push(testgame("burst", &["--burst", "60000", "--pad", "16"]));
+            c.cluster = Some(ClusterConfig {
+                node_id: "one".into(),
+                nats_urls: vec![url],
+                credentials: None,
+            });
+        }
+    })
+    .await;
+    let two = node("two", &nats.urls[0]).await;
+    let mut client = one.client().await;
+    let game = one.start_game("alice", "burst").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    wait_until_listed(&two, &game.id).await;
+    let mut remote_client = two.client().await;
+    let mut remote = Viewer::spectator(&mut remote_client, &game.id, "remote")
+        .await
+        .expect("a spectator on node 2");
+    remote.step().await.expect("the join snapshot");
+
+    let pid = Pid::from_raw(i32::try_from(nats.children[0].id()).expect("a pid"));
+    kill(pid, Signal::SIGSTOP).expect("stop nats-server");
+    player.send(b"b").await;
+    let burst = player.wait_for_text("BURST-DONE 60000").await;
+    kill(pid, Signal::SIGCONT).expect("continue nats-server");
+    burst.expect("the player gets the burst while NATS is stopped");
+    let hub = one.hub(&game.id);
+    player.catch_up(&hub).await.expect("the player caught up");
+    remote
+        .wait_for_text("BURST-DONE 60000")
+        .await
+        .expect("node 2 after NATS runs again");
+    remote.catch_up(&hub).await.expect("node 2 caught up");
+    assert_same_screen(player.screen.screen(), remote.screen.screen(), "node 2");
+    assert!(remote.resyncs() >= 1, "node 2's viewer was resynced");
+    // The relay fell behind and published the screen in place of the frames.
+    let relay_resyncs = metric(&metrics_of(one.http_addr), "cluster_relay_resyncs_total");
+    assert!(relay_resyncs >= 1.0, "the relay published a snapshot");
+    two.shutdown().await;
+    one.shutdown().await;
+}
