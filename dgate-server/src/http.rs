@@ -275,12 +275,12 @@ async fn sessions(State(manager): State<SessionManager>) -> Json<SessionList> {
 
 /// `GET /status.txt`: one line per game in progress in WebTiles'
 /// `dgl_status_file` format, which bots read:
-/// `user#game#extra info#COLSxROWS#idle seconds#watchers#`.
+/// `user#game#extra info#COLSxROWS#idle seconds#watchers#` (in a cluster,
+/// every node's games).
 async fn status_txt(State(manager): State<SessionManager>) -> impl IntoResponse {
     let now = SystemTime::now();
     let mut text = String::new();
-    for session in manager.list() {
-        let s = session.summary();
+    for s in manager.summaries() {
         // `#` separates fields: a name or extra info never holds one.
         let field = |v: &str| v.replace(['#', '\n', '\r'], " ");
         text.push_str(&format!(

@@ -155,6 +155,11 @@ impl Cluster {
         let mut options = async_nats::ConnectOptions::new()
             .name(format!("dgate {node_id}"))
             .retry_on_initial_connect()
+            // Messages a subscription may hold unread (2,048, not 65,536):
+            // a mirror that falls further behind loses messages, sees the
+            // gap and asks for the screen, as any viewer that falls behind
+            // is resynced; its memory stays bounded.
+            .subscription_capacity(2048)
             .max_reconnects(None)
             .event_callback(move |event| {
                 let (reconnects, metrics, connected) = events.clone();

@@ -334,6 +334,11 @@ async fn playing_stays_on_the_games_node_and_a_stopped_nodes_games_vanish() {
     // `GET /sessions` on node 2 lists node 1's game, until node 1 stops.
     let (_, listed) = http_get(two.http_addr, "/sessions");
     assert!(listed.contains(&game.id), "/sessions on node 2: {listed}");
+    let (_, status) = http_get(two.http_addr, "/status.txt");
+    assert!(
+        status.starts_with("alice#test#"),
+        "/status.txt on node 2: {status}"
+    );
     one.shutdown().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
