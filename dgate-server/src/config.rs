@@ -64,6 +64,14 @@ pub struct ClusterConfig {
     /// `None`: connect without credentials.
     #[serde(default)]
     pub credentials: Option<PathBuf>,
+    /// How long this node keeps mirroring another node's game after its
+    /// last viewer here left (a viewer back within it costs nothing).
+    #[serde(default = "default_mirror_linger", deserialize_with = "duration")]
+    pub mirror_linger: Duration,
+}
+
+fn default_mirror_linger() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -954,6 +962,7 @@ mod tests {
         assert_eq!(cluster.node_id, "eu-1");
         assert_eq!(cluster.nats_urls, ["nats://127.0.0.1:4222"]);
         assert_eq!(cluster.credentials, Some(PathBuf::from("/d/n.creds")));
+        assert_eq!(cluster.mirror_linger, Duration::from_secs(30));
         let bad = "cluster:\n  node_id: \"eu.1\"\n  nats_urls: [\"nats://h\"]\n";
         let err = Config::from_yaml(bad, "t").expect_err("a dot").to_string();
         assert!(err.contains("node_id") && err.contains("line 2"), "{err}");

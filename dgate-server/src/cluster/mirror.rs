@@ -6,8 +6,8 @@
 //! The mirror keeps the origin's frame ids and takes only the next one; a
 //! gap, a heartbeat ahead of it, silence, or a NATS reconnect makes it ask
 //! the game's node for a snapshot (one request at a time, with backoff),
-//! and its viewers get an ordinary resync. It goes away [`LINGER`] after its
-//! last local viewer.
+//! and its viewers get an ordinary resync. It goes away `cluster.mirror_linger`
+//! after its last local viewer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,9 +23,6 @@ use crate::broadcast::{Feed, GameExit};
 use crate::game::Session;
 use crate::metrics::{CauseLabel, ClusterMetrics};
 
-/// How long a mirror stays after its last local viewer left (a viewer
-/// back within it costs the game's node nothing).
-pub const LINGER: Duration = Duration::from_secs(30);
 /// How long an ended mirror keeps answering late joiners with the final
 /// screen and the end.
 pub const ENDED_LINGER: Duration = Duration::from_secs(10);
@@ -57,7 +54,7 @@ enum Next {
 
 /// Feeds `feed` (the hub of `session`, a mirror of a game `origin` runs)
 /// from the game's subject until the game ends, the mirror has had no
-/// viewer for [`LINGER`], or the server stops.
+/// viewer for `cluster.mirror_linger`, or the server stops.
 pub async fn run(
     shared: Arc<Shared>,
     feed: Feed,
@@ -82,7 +79,7 @@ pub async fn run(
             }
             shared.forget_mirror(&id, &session);
         }
-        // Let go (nobody watched it for LINGER) or the server stops: the
+        // Let go (nobody watched it for a while) or the server stops: the
         // streams still reading it end, as a local game's do at shutdown.
         None => {
             let exit = GameExit::Killed {
@@ -202,7 +199,7 @@ async fn feed_until_end(
                 let unwatched = session.spectators.is_empty() && feed.hub().subscriber_count() == 0;
                 if !unwatched {
                     idle_since = None;
-                } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= LINGER
+                } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= shared.mirror_linger
                     && shared.forget_mirror_if_unwatched(id, session)
                 {
                     info!(session_id = %id, "a mirror without viewers was let go");

@@ -72,6 +72,8 @@ pub struct Shared {
     pub directory: directory::Directory,
     /// Bumped each time the NATS connection comes back.
     pub reconnects: watch::Sender<u64>,
+    /// `cluster.mirror_linger`.
+    pub mirror_linger: Duration,
     mirrors: Mutex<HashMap<String, mirror::Handle>>,
     stop: CancellationToken,
 }
@@ -199,6 +201,7 @@ impl Cluster {
             metrics,
             directory: directory::Directory::default(),
             reconnects,
+            mirror_linger: config.mirror_linger,
             mirrors: Mutex::new(HashMap::new()),
             stop: stop.clone(),
         });

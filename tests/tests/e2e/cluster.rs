@@ -103,6 +103,11 @@ impl Nats {
 
 /// A dgate node `node_id` on the NATS server `url`, with the burst game.
 async fn node(node_id: &str, url: &str) -> TestServer {
+    node_lingering(node_id, url, Duration::from_secs(30)).await
+}
+
+/// A node whose mirrors go `linger` after their last viewer.
+async fn node_lingering(node_id: &str, url: &str, linger: Duration) -> TestServer {
     let (node_id, url) = (node_id.to_owned(), url.to_owned());
     start_server(move |c| {
         c.session_management.spectating.max_spectators_per_session = 100;
@@ -113,6 +118,7 @@ async fn node(node_id: &str, url: &str) -> TestServer {
             node_id,
             nats_urls: vec![url],
             credentials: None,
+            mirror_linger: linger,
         });
     })
     .await
@@ -414,6 +420,7 @@ async fn a_stalled_nats_holds_up_only_the_relay_which_resumes_with_a_snapshot() 
                 node_id: "one".into(),
                 nats_urls: vec![url],
                 credentials: None,
+                mirror_linger: Duration::from_secs(30),
             });
         }
     })
@@ -448,6 +455,64 @@ async fn a_stalled_nats_holds_up_only_the_relay_which_resumes_with_a_snapshot() 
     // The relay fell behind and published the screen in place of the frames.
     let relay_resyncs = metric(&metrics_of(one.http_addr), "cluster_relay_resyncs_total");
     assert!(relay_resyncs >= 1.0, "the relay published a snapshot");
+    two.shutdown().await;
+    one.shutdown().await;
+}
+
+/// A mirror goes away a while after its last viewer on its node left; the
+/// next viewer there makes a new one, which asks the game's node again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_goes_away_after_its_last_viewer_and_comes_back_with_the_next() {
+    let nats = Nats::start(1).await;
+    let one = node("one", &nats.urls[0]).await;
+    let two = node_lingering("two", &nats.urls[0], Duration::from_secs(1)).await;
+    let mut client = one.client().await;
+    let game = one.start_game("alice", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    wait_until_listed(&two, &game.id).await;
+    let mut remote_client = two.client().await;
+    let mut first = Viewer::spectator(&mut remote_client, &game.id, "first")
+        .await
+        .expect("a spectator on node 2");
+    first.step().await.expect("the join snapshot");
+    assert_eq!(
+        metric(&metrics_of(two.http_addr), "cluster_mirrors_active"),
+        1.0
+    );
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&metrics_of(two.http_addr), "cluster_mirrors_active") != 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 2 still mirrors the game nobody there watches"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    player.send(b"f").await;
+    player.wait_for_text("frame 000001").await.expect("a frame");
+    let mut second = Viewer::spectator(&mut remote_client, &game.id, "second")
+        .await
+        .expect("a spectator on node 2 again");
+    second.step().await.expect("the join snapshot");
+    player
+        .wait_for_frame(second.last_frame)
+        .await
+        .expect("the player at the joiner's frame");
+    assert_same_screen(
+        player.screen.screen(),
+        second.screen.screen(),
+        "the new mirror",
+    );
+    let sent = metrics_of(two.http_addr);
+    assert_eq!(
+        metric(
+            &sent,
+            "cluster_snapshot_requests_sent_total{cause=\"join\"}"
+        ),
+        2.0
+    );
+    assert_eq!(metric(&sent, "cluster_mirrors_active"), 1.0);
     two.shutdown().await;
     one.shutdown().await;
 }
