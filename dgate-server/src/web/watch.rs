@@ -84,11 +84,12 @@ pub(super) async fn spectate(
         }
     };
     let (talk, mouth) = talk::join(&web.manager, spectating.session(), who.as_ref());
-    // The page sends little: a small read buffer, which the socket would
-    // otherwise zero (128 KiB) on every read it attempts.
+    // The page sends little: a read buffer of one largest message, which
+    // the socket would otherwise make 128 KiB (and zero on every read); it
+    // is most of what a watching browser costs the server in memory.
     ws.max_message_size(MAX_INBOUND_BYTES)
         .max_frame_size(MAX_INBOUND_BYTES)
-        .read_buffer_size(4 * MAX_INBOUND_BYTES)
+        .read_buffer_size(MAX_INBOUND_BYTES)
         .on_upgrade(move |socket| watch(socket, web, spectating, talk, mouth, query.from))
 }
 
