@@ -43,7 +43,13 @@ pub struct Handle {
     pub session: Arc<Session>,
     /// True once the mirror shows its node's screen.
     pub seeded: watch::Receiver<bool>,
+    /// When a viewer last found it: it is not let go for [`FOUND_GUARD`]
+    /// after, so that a viewer who found it registers on a live mirror.
+    pub found: Instant,
 }
+
+/// See [`Handle::found`].
+pub const FOUND_GUARD: Duration = Duration::from_secs(10);
 
 /// What the mirror's loop does next.
 enum Next {

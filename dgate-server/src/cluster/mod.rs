@@ -117,15 +117,20 @@ impl Shared {
     /// under the lock that finding a mirror takes.
     fn forget_mirror_if_unwatched(&self, id: &str, session: &Arc<Session>) -> bool {
         let mut mirrors = self.mirrors();
-        let unwatched = session.spectators.is_empty() && session.hub.subscriber_count() == 0;
-        if unwatched
-            && mirrors
-                .get(id)
-                .is_some_and(|m| Arc::ptr_eq(&m.session, session))
-        {
-            mirrors.remove(id);
+        if !session.spectators.is_empty() || session.hub.subscriber_count() > 0 {
+            return false;
         }
-        unwatched
+        match mirrors.get(id) {
+            Some(m) if Arc::ptr_eq(&m.session, session) => {
+                if m.found.elapsed() < mirror::FOUND_GUARD {
+                    return false;
+                }
+                mirrors.remove(id);
+                true
+            }
+            // Not (or no longer) the mirror of this game.
+            _ => true,
+        }
     }
 }
 
@@ -269,7 +274,8 @@ impl RemoteGames for Cluster {
             return None;
         }
         let mut mirrors = shared.mirrors();
-        if let Some(m) = mirrors.get(id) {
+        if let Some(m) = mirrors.get_mut(id) {
+            m.found = std::time::Instant::now();
             return Some(Arc::clone(&m.session));
         }
         let runtime = tokio::runtime::Handle::try_current().ok()?;
@@ -314,6 +320,7 @@ impl RemoteGames for Cluster {
             mirror::Handle {
                 session: Arc::clone(&session),
                 seeded,
+                found: std::time::Instant::now(),
             },
         );
         drop(mirrors);
