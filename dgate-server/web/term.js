@@ -242,7 +242,8 @@ function control(message) {
       statusEl.textContent = message.message;
       setState("ended", false);
       if (message.replay) linkReplay(message.replay);
-      if (playing) document.getElementById("again").hidden = false;
+      if (playing && /log in/i.test(message.message)) document.getElementById("relogin").hidden = false;
+      else if (playing) document.getElementById("again").hidden = false;
       break;
     case "chat":
       chatLine(message);
@@ -316,6 +317,8 @@ let ended = false;
 let backoff = 500;
 let live = null;
 let failures = 0;
+// The pending reconnect, cleared when the page is left or shown again.
+let retryTimer = null;
 function connect() {
   announced = null;
   if (mode === "replay") return connectReplay();
@@ -329,12 +332,12 @@ function connect() {
   socket.binaryType = "arraybuffer";
   live = socket;
   socket.onopen = () => { backoff = 500; setState("live", true); };
-  socket.onmessage = receive;
+  socket.onmessage = (event) => { if (socket === live) receive(event); };
   socket.onclose = () => {
-    if (ended || leaving) return;
+    if (ended || leaving || socket !== live) return;
     // Reconnect with backoff, resuming from the last frame shown.
     setState("reconnecting (last frame " + lastFrame + ")", false);
-    setTimeout(connect, backoff);
+    retryTimer = setTimeout(connect, backoff);
     backoff = Math.min(backoff * 2, 15000);
   };
 }
@@ -357,16 +360,16 @@ function connectPlay() {
     setState("playing", true);
     term.focus();
   };
-  socket.onmessage = receive;
+  socket.onmessage = (event) => { if (socket === live) receive(event); };
   socket.onclose = () => {
-    if (ended || leaving) return;
+    if (ended || leaving || socket !== live) return;
     if (!opened && ++failures >= 3) {
       // Refused more than once: most likely the login ended.
       statusEl.textContent = "Cannot start the game here: are you still logged in?";
       document.getElementById("relogin").hidden = false;
     }
     setState("reconnecting", false);
-    setTimeout(connect, backoff);
+    retryTimer = setTimeout(connect, backoff);
     backoff = Math.min(backoff * 2, 15000);
   };
 }
@@ -396,7 +399,10 @@ function sendKeys(data) {
     if (code >= 64 && code < 96) data = String.fromCharCode(code - 64);
     setCtrl(false);
   }
-  if (live && live.readyState === WebSocket.OPEN) live.send(encoder.encode(data));
+  if (!live || live.readyState !== WebSocket.OPEN) return;
+  // A long paste goes in pieces under the socket's 64 KiB message limit.
+  const bytes = encoder.encode(data);
+  for (let at = 0; at < bytes.length; at += 32768) live.send(bytes.subarray(at, at + 32768));
 }
 
 function setCtrl(on) {
@@ -458,9 +464,12 @@ function chatLine(line) {
     if (line.history && !historyBatch) clearChat();
     historyBatch = line.history;
   }
-  // After a reconnect the history comes again: each line once.
-  if (line.id <= lastChatId) return;
-  lastChatId = line.id;
+  // After a reconnect the history comes again: each line once (a replay's
+  // log is replaced after each seek instead).
+  if (mode !== "replay") {
+    if (line.id <= lastChatId) return;
+    lastChatId = line.id;
+  }
   const item = document.createElement("li");
   const time = document.createElement("time");
   time.dateTime = line.sent_at;
@@ -487,6 +496,8 @@ function noticeLine(notice) {
 }
 
 function showAudience(audience) {
+  game.watchers = audience.names.length + audience.anonymous;
+  showStatus();
   const el = document.getElementById("spectators");
   if (!el) return;
   const parts = audience.names.slice();
@@ -651,11 +662,14 @@ if (mode === "replay") {
 let leaving = false;
 window.addEventListener("pagehide", () => {
   leaving = true;
+  clearTimeout(retryTimer);
   if (live) live.close();
+  live = null;
 });
 window.addEventListener("pageshow", (e) => {
   if (!e.persisted || mode === "replay") return;
   leaving = false;
+  clearTimeout(retryTimer);
   if (!ended) connect();
 });
 

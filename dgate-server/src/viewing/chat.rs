@@ -132,6 +132,14 @@ fn say_counted(
         let command = Command::parse(text).map_err(|why| SessionError::invalid("command", why))?;
         return command_of(session, user, &command).map(Said::Answer);
     }
+    // Whom the player keeps away (kicked, blocked) does not talk here
+    // either, from a connection that was open before.
+    if !is_player
+        && !user.is_admin
+        && let Some(why) = session.audience().refuses(Some(user))
+    {
+        return Err(SessionError::NotAllowed(why));
+    }
     limit.allow(&user.username)?;
     if session.audience().is_muted(&user.username) {
         return Ok(Said::Answer(format!(

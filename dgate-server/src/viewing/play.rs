@@ -148,6 +148,11 @@ impl PlayerInput {
         self.session.send_input(data).await
     }
 
+    /// The largest terminal the server gives a game.
+    pub fn max_size(&self) -> TermSize {
+        self.manager.config().session_management.terminal.max_size
+    }
+
     /// Resizes the game to the player's terminal, within the configured limits.
     pub fn resize(&self, size: TermSize) -> Result<(), SessionError> {
         let size = self.manager.check_size(size)?;

@@ -25,6 +25,7 @@ mod options;
 mod play;
 mod player;
 mod replay;
+mod socket;
 mod talk;
 mod watch;
 pub mod wire;

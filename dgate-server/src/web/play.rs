@@ -24,17 +24,18 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::socket::{self, Out, Stops};
 use super::talk::{self, Inbound, Mouth};
 use super::wire::{self, Control};
 use super::{Web, escape, game_label, status_of, terminal_page, url_path};
-use crate::accounts::User;
+use crate::accounts::{Revocation, User};
 use crate::broadcast::Delivery;
 use crate::config::TermSize;
 use crate::grpc::game_io::MAX_INPUT_BYTES;
@@ -80,8 +81,10 @@ pub(super) struct PlayQuery {
     rows: u16,
 }
 
-/// Starts or resumes the game before upgrading, so that a refusal is a
-/// plain HTTP error the page can show.
+/// Checks where the request comes from, then starts or resumes the game
+/// before upgrading; what a page should show (no login, a game that cannot
+/// start) is said on the socket, since a page cannot read an upgrade's
+/// HTTP status.
 pub(super) async fn play_socket(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(web): State<Web>,
@@ -102,17 +105,15 @@ pub(super) async fn play_socket(
     if let Some(refusal) = super::foreign_origin(&web.manager, &headers) {
         return refusal;
     }
-    let Some(user) = web.accounts.visitor(&jar).await else {
-        return refuse(StatusCode::UNAUTHORIZED, "log in to play".into());
-    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let size = match web
-        .manager
-        .check_size(TermSize::new(query.cols, query.rows))
-    {
+    let Some(user) = web.accounts.visitor(&jar).await else {
+        let why = "Log in to play: your login has ended or was never made.".to_owned();
+        return ws.on_upgrade(move |socket| super::refuse(socket, StatusCode::UNAUTHORIZED, why));
+    };
+    let size = match fitted(&web, query.cols, query.rows) {
         Ok(size) => size,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
     };
@@ -136,9 +137,16 @@ pub(super) async fn play_socket(
     ws.max_message_size(MAX_INPUT_BYTES)
         .max_frame_size(MAX_INPUT_BYTES)
         .on_upgrade(move |socket| async move {
-            playing(socket, web, play, user, revoked).await;
-            drop(revocation);
+            playing(socket, web, play, user, revoked, revocation).await;
         })
+}
+
+/// The page's window in cells, within the server's largest terminal (a
+/// window larger than that gets the largest); no side may be 0.
+fn fitted(web: &Web, cols: u16, rows: u16) -> Result<TermSize, crate::game::SessionError> {
+    let max = web.manager.config().session_management.terminal.max_size;
+    web.manager
+        .check_size(TermSize::new(cols.min(max.cols), rows.min(max.rows)))
 }
 
 /// The game cannot start or be played: the page is told why on the socket
@@ -158,37 +166,46 @@ async fn playing(
     mut play: Play,
     user: User,
     revoked: CancellationToken,
+    revocation: Arc<Revocation>,
 ) {
     let session = Arc::clone(play.session());
     let (mut out, inbound) = socket.split();
     let (talk, mouth) = talk::join(&web.manager, &session, Some(&user));
     let talk = talk.into_stream();
-    tokio::pin!(talk);
     let mut notices = session.notices();
-    let reader = tokio::spawn(read_keys(inbound, play.input().clone(), mouth));
+    // Keys stop the moment this socket is no longer the player's: taken
+    // over, the login ended, or this loop done (even while the page's
+    // writes wait).
+    let taken_over = play.taken_over().clone();
+    let done = CancellationToken::new();
+    let stops = Stops(vec![taken_over.clone(), revoked.clone(), done.clone()]);
+    let reader = tokio::spawn(read_keys(inbound, play.input().clone(), mouth, stops));
     let _reader = super::AbortOnDrop(reader.abort_handle());
     let mut reader = reader;
+    let mut pings = socket::keepalive();
     let status = Control::Status {
         player: session.info.username.clone(),
         game: game_label(web.manager.config(), &session.info.game_id),
         watchers: session.spectators.len(),
     };
-    if send(&mut out, &status).await.is_none() {
+    if socket::control(&mut out, &status).await.is_none() {
         return;
     }
-    let taken_over = play.taken_over().clone();
-    loop {
+    let taken_over = taken_over.cancelled_owned();
+    let revoked = revoked.cancelled_owned();
+    tokio::pin!(talk, taken_over, revoked);
+    let end = loop {
         tokio::select! {
             delivery = play.next() => {
-                let Some(delivery) = delivery else { break };
+                let Some(delivery) = delivery else { break None };
                 let last = matches!(delivery, Delivery::Ended { .. });
                 if deliver(&mut out, &web, &session, delivery).await.is_none() || last {
-                    break;
+                    break None;
                 }
             }
             Some(control) = talk.next() => {
-                if send(&mut out, &control).await.is_none() {
-                    break;
+                if socket::control(&mut out, &control).await.is_none() {
+                    break None;
                 }
             }
             notice = notices.next() => {
@@ -197,35 +214,36 @@ async fn playing(
                     sender: notice.sender.unwrap_or_default(),
                     text: notice.text,
                 };
-                if send(&mut out, &control).await.is_none() {
-                    break;
+                if socket::control(&mut out, &control).await.is_none() {
+                    break None;
                 }
             }
-            _ = &mut reader => break,
-            () = taken_over.cancelled() => {
-                let end = Control::End {
-                    message: "Another connection of yours took over this game.".into(),
-                    replay: None,
-                };
-                let _ = send(&mut out, &end).await;
-                break;
+            _ = pings.tick() => {
+                if socket::send(&mut out, Message::Ping(Default::default())).await.is_none() {
+                    break None;
+                }
             }
-            () = revoked.cancelled() => {
-                let end = Control::End {
-                    message: "Your login has ended (the account changed); log in again.".into(),
-                    replay: None,
-                };
-                let _ = send(&mut out, &end).await;
-                break;
+            _ = &mut reader => break None,
+            () = &mut taken_over => {
+                break Some("Another connection of yours took over this game.".to_owned());
+            }
+            () = &mut revoked => {
+                break Some(format!("Your login has ended: {}. Log in again.", revocation.why()));
             }
         }
-    }
-    let _ = out.close().await;
+    };
+    done.cancel();
+    reader.abort();
+    let end = end.map(|message| Control::End {
+        message,
+        replay: None,
+    });
+    socket::finish(&mut out, end.as_ref()).await;
 }
 
 /// Sends one of the hub's deliveries in the page's wire format.
 async fn deliver(
-    out: &mut SplitSink<WebSocket, Message>,
+    out: &mut Out,
     web: &Web,
     session: &Arc<crate::game::Session>,
     delivery: Delivery,
@@ -234,48 +252,53 @@ async fn deliver(
         Delivery::Snapshot(s) => {
             let [control, body] =
                 wire::snapshot(s.frame_id.get(), s.size, s.frames_skipped, s.data);
-            out.send(control).await.ok()?;
-            out.send(body).await.ok()?;
+            socket::send(out, control).await?;
+            socket::send(out, body).await?;
         }
-        Delivery::Frame(frame) => out.send(Message::Binary(frame.data.clone())).await.ok()?,
+        Delivery::Frame(frame) => socket::send(out, Message::Binary(frame.data.clone())).await?,
         Delivery::Resize { size, .. } => {
             let resize = Control::Resize {
                 cols: size.cols,
                 rows: size.rows,
             };
-            send(out, &resize).await?;
+            socket::control(out, &resize).await?;
         }
         Delivery::Ended { .. } => {
             let end = Control::End {
                 message: "Your game has ended.".into(),
                 replay: super::replay_path(&web.manager, session),
             };
-            send(out, &end).await?;
+            socket::control(out, &end).await?;
         }
     }
     Some(())
 }
 
-/// A control as JSON text; `None` when the socket is gone.
-async fn send(out: &mut SplitSink<WebSocket, Message>, control: &Control) -> Option<()> {
-    out.send(wire::text(control)).await.ok()
-}
-
 /// The page's messages: keystrokes (binary) into the game in order, its
-/// size, its chat lines. Returns when the page goes or sends what no page
-/// sends.
-async fn read_keys(mut inbound: SplitStream<WebSocket>, input: PlayerInput, mouth: Mouth) {
-    while let Some(message) = inbound.next().await {
+/// size, its chat lines. Returns when the page goes, goes silent, or any of
+/// `stops` comes (checked again before each key is typed).
+async fn read_keys(
+    mut inbound: SplitStream<WebSocket>,
+    input: PlayerInput,
+    mouth: Mouth,
+    stops: Stops,
+) {
+    while let Some(message) = socket::next(&mut inbound, &stops).await {
         match message {
-            Ok(Message::Binary(keys)) => {
-                if input.send(keys).await.is_err() {
+            Message::Binary(keys) => {
+                if stops.any() {
                     return;
                 }
+                tokio::select! {
+                    sent = input.send(keys) => if sent.is_err() { return },
+                    () = stops.wait() => return,
+                }
             }
-            Ok(Message::Text(text)) => match Inbound::parse(text.as_str()) {
+            Message::Text(text) => match Inbound::parse(text.as_str()) {
                 Ok(Inbound::Chat { text }) => mouth.chat(&text).await,
                 Ok(Inbound::Resize { cols, rows }) => {
-                    if let Err(e) = input.resize(TermSize::new(cols, rows)) {
+                    let resized = fitted_size(&input, cols, rows);
+                    if let Err(e) = resized {
                         mouth.answer(format!("The game keeps its size: {e}.")).await;
                     }
                 }
@@ -286,8 +309,14 @@ async fn read_keys(mut inbound: SplitStream<WebSocket>, input: PlayerInput, mout
                 }
                 Err(why) => mouth.answer(why).await,
             },
-            Ok(Message::Ping(_) | Message::Pong(_)) => {}
-            Ok(Message::Close(_)) | Err(_) => return,
+            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(_) => return,
         }
     }
+}
+
+/// Resizes the game to the page's window, within the server's largest.
+fn fitted_size(input: &PlayerInput, cols: u16, rows: u16) -> Result<(), crate::game::SessionError> {
+    let max = input.max_size();
+    input.resize(TermSize::new(cols.min(max.cols), rows.min(max.rows)))
 }

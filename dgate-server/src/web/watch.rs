@@ -15,17 +15,20 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum_extra::extract::cookie::CookieJar;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::feed::{self, Feed, Kind};
+use super::socket::{self, Out, Stops};
 use super::talk::{self, Inbound, Mouth};
-use super::wire::{self, Control};
+use super::wire::Control;
 use super::{Web, game_label, replay_path, status_of};
+use crate::accounts::Revocation;
 use crate::viewing::{Spectating, Transport};
 
 /// The largest message a watch page sends: a chat line or a message for
@@ -41,7 +44,10 @@ pub(super) struct SpectateQuery {
 }
 
 /// Registers the browser as a spectator before upgrading, so that an unknown
-/// or full session is a plain HTTP error.
+/// or full session is a plain HTTP error (404, 429: cheap for the server,
+/// and a page retries later); a refusal the page must show (kicked,
+/// blocked, login required) is said on the socket, since a page cannot read
+/// an upgrade's status.
 pub(super) async fn spectate(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(web): State<Web>,
@@ -64,6 +70,8 @@ pub(super) async fn spectate(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    // A game of another node: its mirror's first screen before joining.
+    web.manager.ready(&query.session).await;
     // Logged in when the page's cookie says so; else anonymous.
     let who = web.accounts.visitor(&jar).await;
     let spectating = match Spectating::open(
@@ -78,19 +86,40 @@ pub(super) async fn spectate(
         // on the socket, which then closes (and the page does not retry).
         Err(e) => {
             let status = status_of(&e);
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                return (status, Json(json!({ "error": e.to_string() }))).into_response();
+            }
             return ws.on_upgrade(move |socket| {
                 super::refuse(socket, status, format!("You cannot watch this game: {e}."))
             });
         }
     };
     let (talk, mouth) = talk::join(&web.manager, spectating.session(), who.as_ref());
+    // A logged-in page ends when its account is banned or its password
+    // changes, as every logged-in connection does.
+    let revoked = CancellationToken::new();
+    let revocation = who
+        .as_ref()
+        .map(|user| web.accounts.auth.live().watch(user, revoked.clone()));
     // The page sends little: a read buffer of one largest message, which
     // the socket would otherwise make 128 KiB (and zero on every read); it
     // is most of what a watching browser costs the server in memory.
     ws.max_message_size(MAX_INBOUND_BYTES)
         .max_frame_size(MAX_INBOUND_BYTES)
         .read_buffer_size(MAX_INBOUND_BYTES)
-        .on_upgrade(move |socket| watch(socket, web, spectating, talk, mouth, query.from))
+        .on_upgrade(move |socket| async move {
+            let live = Live {
+                revoked,
+                revocation,
+            };
+            watch(socket, web, spectating, talk, mouth, query.from, live).await;
+        })
+}
+
+/// A logged-in page's tie to its account (none for an anonymous one).
+struct Live {
+    revoked: CancellationToken,
+    revocation: Option<Arc<Revocation>>,
 }
 
 /// Relays the game's feed and its chat to one browser until either goes;
@@ -103,6 +132,7 @@ async fn watch(
     talk: talk::Talk,
     mouth: Mouth,
     resume_after: Option<u64>,
+    live: Live,
 ) {
     let session = Arc::clone(spectating.session());
     let ring = web.manager.config().session_management.queue_frames;
@@ -113,19 +143,29 @@ async fn watch(
     let mut follower = Feed::follow(&web.feeds, &session, ring, resume_after, end).await;
     let game = game_label(web.manager.config(), &session.info.game_id);
     let (mut out, inbound) = socket.split();
-    let reader = tokio::spawn(read_page(inbound, mouth));
+    // The page's words stop when it is removed, its login ends, or this
+    // loop is done (even while its writes wait).
+    let done = CancellationToken::new();
+    let stops = Stops(vec![
+        spectating.removed().clone(),
+        live.revoked.clone(),
+        done.clone(),
+    ]);
+    let reader = tokio::spawn(read_page(inbound, mouth, stops));
     let _reader = super::AbortOnDrop(reader.abort_handle());
     let mut reader = reader;
+    let mut pings = socket::keepalive();
     let mut frame_id = 0;
     let mut watchers = usize::MAX;
     // Waited on across iterations, not registered again for every frame.
     let removed = spectating.removed().clone().cancelled_owned();
+    let revoked = live.revoked.clone().cancelled_owned();
     let talk = talk.into_stream();
-    tokio::pin!(removed, talk);
-    'watching: loop {
+    tokio::pin!(removed, revoked, talk);
+    let end = 'watching: loop {
         for item in std::mem::take(&mut follower.first) {
             if !forward(&mut out, &item, &mut frame_id, &spectating).await {
-                break 'watching;
+                break 'watching None;
             }
         }
         let now = session.spectators.len();
@@ -136,8 +176,8 @@ async fn watch(
                 game: game.clone(),
                 watchers,
             };
-            if send(&mut out, &status).await.is_none() {
-                break;
+            if socket::control(&mut out, &status).await.is_none() {
+                break None;
             }
         }
         let item = tokio::select! {
@@ -148,41 +188,50 @@ async fn watch(
                     follower.resync(frame_id);
                     continue;
                 }
-                Err(RecvError::Closed) => break,
+                Err(RecvError::Closed) => break None,
             },
             Some(control) = talk.next() => {
-                if send(&mut out, &control).await.is_none() {
-                    break;
+                if socket::control(&mut out, &control).await.is_none() {
+                    break None;
                 }
                 continue;
             }
-            _ = &mut reader => break,
-            () = &mut removed => {
-                let end = Control::End {
-                    message: format!(
-                        "You are no longer watching {}'s game (removed from its spectators).",
-                        session.info.username
-                    ),
-                    replay: None,
-                };
-                let _ = send(&mut out, &end).await;
-                break;
+            _ = pings.tick() => {
+                if socket::send(&mut out, Message::Ping(Default::default())).await.is_none() {
+                    break None;
+                }
+                continue;
+            }
+            _ = &mut reader => break None,
+            () = &mut removed => break Some(format!(
+                "You are no longer watching {}'s game (removed from its spectators).",
+                session.info.username
+            )),
+            () = &mut revoked => {
+                let why = live.revocation.as_ref().map(|r| r.why()).unwrap_or_default();
+                break Some(format!("Your login has ended: {why}."));
             }
         };
         if !forward(&mut out, &item, &mut frame_id, &spectating).await {
-            break;
+            break None;
         }
-    }
-    let _ = out.close().await;
+    };
+    done.cancel();
+    reader.abort();
+    let end = end.map(|message| Control::End {
+        message,
+        replay: None,
+    });
+    socket::finish(&mut out, end.as_ref()).await;
 }
 
 /// What a watch page says: chat lines and messages for the player. A
-/// binary message (keys: spectators never type into the game) or a close
-/// ends the socket.
-async fn read_page(mut inbound: SplitStream<WebSocket>, mouth: Mouth) {
-    while let Some(message) = inbound.next().await {
+/// binary message (keys: spectators never type into the game), a close,
+/// silence, or any of `stops` ends the socket.
+async fn read_page(mut inbound: SplitStream<WebSocket>, mouth: Mouth, stops: Stops) {
+    while let Some(message) = socket::next(&mut inbound, &stops).await {
         match message {
-            Ok(Message::Text(text)) => match Inbound::parse(text.as_str()) {
+            Message::Text(text) => match Inbound::parse(text.as_str()) {
                 Ok(Inbound::Chat { text }) => mouth.chat(&text).await,
                 Ok(Inbound::Message { text }) => mouth.message(&text).await,
                 Ok(Inbound::Resize { .. }) => {
@@ -192,7 +241,7 @@ async fn read_page(mut inbound: SplitStream<WebSocket>, mouth: Mouth) {
                 }
                 Err(why) => mouth.answer(why).await,
             },
-            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Message::Ping(_) | Message::Pong(_) => {}
             other => {
                 debug!(?other, "web spectator socket closed");
                 return;
@@ -204,16 +253,16 @@ async fn read_page(mut inbound: SplitStream<WebSocket>, mouth: Mouth) {
 /// Sends one of the feed's messages (the same bytes every browser gets);
 /// false when the socket is gone or the game is over.
 async fn forward(
-    out: &mut SplitSink<WebSocket, Message>,
+    out: &mut Out,
     item: &feed::Item,
     frame_id: &mut u64,
     spectating: &Spectating,
 ) -> bool {
-    if out.send(item.message.clone()).await.is_err() {
+    if socket::send(out, item.message.clone()).await.is_none() {
         return false;
     }
     if let Some(body) = &item.body
-        && out.send(body.clone()).await.is_err()
+        && socket::send(out, body.clone()).await.is_none()
     {
         return false;
     }
@@ -227,9 +276,4 @@ async fn forward(
         Kind::End => return false,
     }
     true
-}
-
-/// A control as JSON text; `None` when the socket is gone.
-async fn send(out: &mut SplitSink<WebSocket, Message>, control: &Control) -> Option<()> {
-    out.send(wire::text(control)).await.ok()
 }

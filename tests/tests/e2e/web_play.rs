@@ -263,6 +263,14 @@ async fn a_logged_in_page_plays_its_keys_alone_reach_the_game_and_the_game_follo
         session_id,
         "the same game"
     );
+    let now = session.hub.size();
+    let page_size = browser.eval("[term.cols, term.rows]").await;
+    assert_eq!(
+        page_size,
+        serde_json::json!([now.cols, now.rows]),
+        "resumed at the window's size"
+    );
+    assert_eq!(now, resized, "the same window, the same size");
 
     // A second tab of the same player takes over; the first is told.
     let mut second = Browser::launch(1000, 700).await;
@@ -453,7 +461,15 @@ async fn the_login_cookie_is_strict_and_the_play_socket_refuses_strangers() {
         &form(&[("username", "\"><script>x()</script>"), ("password", "p")]),
     )
     .await;
+    assert_eq!(reply.status, 401);
     assert!(!reply.body.contains("<script>x()"), "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("value=\"&quot;&gt;&lt;script&gt;x()&lt;/script&gt;\""),
+        "the name is kept, as text: {}",
+        reply.body
+    );
     // An oversize form: 413, and the server goes on.
     let reply = exchange(
         from,
@@ -523,23 +539,19 @@ async fn the_login_cookie_is_strict_and_the_play_socket_refuses_strangers() {
             403,
             "a foreign Origin",
         ),
-        (own.clone(), 401, "no login"),
-        (
-            format!("{own}\r\nCookie: dgate_session=00ff"),
-            401,
-            "a made-up token",
-        ),
-        (
-            format!("{own}\r\nCookie: dgate_session=<script>"),
-            401,
-            "garbage in the cookie",
-        ),
     ];
     for (headers, status, what) in cases {
         let head = upgrade(&headers);
         let head = head.trim_end_matches("\r\n");
         let reply = exchange(from, server.http_addr, head, "").await;
         assert_eq!(reply.status, status, "{what}: {}", reply.body);
+    }
+    // The server's own page without a (valid) login: told on the socket,
+    // which a page can read (it offers to log in again).
+    for cookie in ["other=1", "dgate_session=00ff", "dgate_session=<script>"] {
+        let mut socket = play_socket(&server, "test", cookie).await;
+        let told = next_end(&mut socket).await;
+        assert!(told.starts_with("Log in to play"), "{cookie}: {told}");
     }
     assert!(
         server.manager.list().is_empty(),
@@ -605,9 +617,9 @@ async fn the_login_cookie_is_strict_and_the_play_socket_refuses_strangers() {
         "the cookie is removed: {:?}",
         reply.header("set-cookie")
     );
-    let head = head.replace("cols=90", "cols=100");
-    let reply = exchange(from, server.http_addr, &head, "").await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
+    let mut socket = play_socket(&server, "test", &cookie).await;
+    let told = next_end(&mut socket).await;
+    assert!(told.starts_with("Log in to play"), "{told}");
     server.shutdown().await;
 }
 
@@ -943,5 +955,101 @@ async fn a_players_page_links_their_game_their_files_and_their_replays() {
         assert_eq!(reply.status, 404, "{path}");
         assert!(!reply.body.contains("<script>"), "{}", reply.body);
     }
+    server.shutdown().await;
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A play socket as a page opens it, with `cookie`.
+async fn play_socket(server: &TestServer, game: &str, cookie: &str) -> Socket {
+    let mut request = format!(
+        "ws://{}/ws/play?game={game}&cols=80&rows=24",
+        server.http_addr
+    )
+    .into_client_request()
+    .expect("request");
+    let headers = request.headers_mut();
+    headers.insert(
+        "origin",
+        format!("http://{}", server.http_addr)
+            .parse()
+            .expect("origin"),
+    );
+    headers.insert("cookie", cookie.parse().expect("cookie"));
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the upgrade")
+        .0
+}
+
+/// The next `end` control on `socket` (other messages skipped).
+async fn next_end(socket: &mut Socket) -> String {
+    loop {
+        let control = common::browser::next_json(socket).await;
+        if control["type"] == "end" {
+            return control["message"].as_str().unwrap_or_default().to_owned();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_over_play_socket_types_nothing_and_a_ban_ends_the_other() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = start_server(|c| {
+        c.games
+            .push(testgame("keyed", &["--keylog", "%d/games/%u/keys"]));
+    })
+    .await;
+    server.account("zoe").await;
+    let from = stranger(4);
+    let cookie = log_in(&server, from, "zoe").await;
+    let keylog = server.data_dir.path().join("games/zoe/keys");
+
+    let mut first = play_socket(&server, "keyed", &cookie).await;
+    first
+        .send(Message::binary(b"f".to_vec()))
+        .await
+        .expect("a key");
+    eventually("the first socket's key", || {
+        std::fs::read(&keylog).is_ok_and(|k| k == b"f")
+    })
+    .await;
+    // A second tab takes over: the first is told, and its keys go nowhere.
+    let mut second = play_socket(&server, "keyed", &cookie).await;
+    let told = next_end(&mut first).await;
+    assert_eq!(told, "Another connection of yours took over this game.");
+    let _ = first.send(Message::binary(b"qqq".to_vec())).await;
+    second
+        .send(Message::binary(b"s".to_vec()))
+        .await
+        .expect("a key");
+    eventually("the second socket's key", || {
+        std::fs::read(&keylog).is_ok_and(|k| k == b"fs")
+    })
+    .await;
+
+    // The operator bans zoe: her open page is told why and ends.
+    let store = dgate_server::accounts::AccountStore::open(
+        &server.data_dir.path().join("dgate.db"),
+        std::time::Duration::from_secs(60),
+    )
+    .expect("the store");
+    store.set_banned("zoe", true).expect("ban");
+    let told = next_end(&mut second).await;
+    assert_eq!(
+        told,
+        "Your login has ended: your account was banned. Log in again."
+    );
+    let _ = second.send(Message::binary(b"q".to_vec())).await;
+    let session_id = session_of(&server, "zoe").await;
+    let session = server.manager.get(&session_id).expect("the game");
+    eventually("the player to be detached", || session.is_detached()).await;
+    assert_eq!(
+        std::fs::read(&keylog).expect("keys"),
+        b"fs",
+        "nothing more typed"
+    );
     server.shutdown().await;
 }
