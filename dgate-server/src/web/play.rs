@@ -191,6 +191,7 @@ async fn playing(
     if socket::control(&mut out, &status).await.is_none() {
         return;
     }
+    let (taken_over_token, revoked_token) = (taken_over.clone(), revoked.clone());
     let taken_over = taken_over.cancelled_owned();
     let revoked = revoked.cancelled_owned();
     tokio::pin!(talk, taken_over, revoked);
@@ -223,15 +224,25 @@ async fn playing(
                     break None;
                 }
             }
+            // The reader also stops when the socket is taken over or the
+            // login ends: the page is told why below all the same.
             _ = &mut reader => break None,
-            () = &mut taken_over => {
-                break Some("Another connection of yours took over this game.".to_owned());
-            }
-            () = &mut revoked => {
-                break Some(format!("Your login has ended: {}. Log in again.", revocation.why()));
-            }
+            () = &mut taken_over => break None,
+            () = &mut revoked => break None,
         }
     };
+    let end = end.or_else(|| {
+        if taken_over_token.is_cancelled() {
+            Some("Another connection of yours took over this game.".to_owned())
+        } else if revoked_token.is_cancelled() {
+            Some(format!(
+                "Your login has ended: {}. Log in again.",
+                revocation.why()
+            ))
+        } else {
+            None
+        }
+    });
     done.cancel();
     reader.abort();
     let end = end.map(|message| Control::End {

@@ -202,20 +202,36 @@ async fn watch(
                 }
                 continue;
             }
+            // The reader also stops when the page is removed or its login
+            // ends: the page is told why below all the same.
             _ = &mut reader => break None,
-            () = &mut removed => break Some(format!(
-                "You are no longer watching {}'s game (removed from its spectators).",
-                session.info.username
-            )),
-            () = &mut revoked => {
-                let why = live.revocation.as_ref().map(|r| r.why()).unwrap_or_default();
-                break Some(format!("Your login has ended: {why}."));
-            }
+            () = &mut removed => break None,
+            () = &mut revoked => break None,
         };
         if !forward(&mut out, &item, &mut frame_id, &spectating).await {
             break None;
         }
     };
+    let end = end.or_else(|| {
+        if session.is_ended() {
+            // The game's own end was the last word.
+            None
+        } else if spectating.removed().is_cancelled() {
+            Some(format!(
+                "You are no longer watching {}'s game (removed from its spectators).",
+                session.info.username
+            ))
+        } else if live.revoked.is_cancelled() {
+            let why = live
+                .revocation
+                .as_ref()
+                .map(|r| r.why())
+                .unwrap_or_default();
+            Some(format!("Your login has ended: {why}."))
+        } else {
+            None
+        }
+    });
     done.cancel();
     reader.abort();
     let end = end.map(|message| Control::End {

@@ -567,7 +567,11 @@ async fn a_browser_lists_downloads_and_replays_finished_games() {
     // player saw (after the game's resize), drawn as text.
     let url = format!("http://{http}/replay/{id}?at=3600");
     let dom = tokio::task::spawn_blocking(move || {
-        chromium_dom_until(&url, |dom| dom.contains("\">ended<"))
+        // Ended, and its last screen drawn (xterm draws on the next
+        // animation frame, after the state is shown).
+        chromium_dom_until(&url, |dom| {
+            dom.contains("\">ended<") && dom.contains("ALTERNATE SCREEN")
+        })
     })
     .await
     .expect("chromium runs");
