@@ -20,13 +20,14 @@ use futures_util::stream::SplitStream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::feed::{self, Feed, Kind};
 use super::socket::{self, Out, Stops};
 use super::talk::{self, Inbound, Mouth};
-use super::wire::Control;
+use super::wire::{self, Control};
 use super::{Web, game_label, replay_path, status_of};
 use crate::accounts::Revocation;
 use crate::viewing::{Spectating, Transport};
@@ -143,25 +144,31 @@ async fn watch(
     let mut follower = Feed::follow(&web.feeds, &session, ring, resume_after, end).await;
     let game = game_label(web.manager.config(), &session.info.game_id);
     let (mut out, inbound) = socket.split();
-    // The page's words stop when it is removed, its login ends, or this
-    // loop is done (even while its writes wait).
+    // Everything but the frames is the page task's: what the page says, the
+    // chat and audience, pings, and the reasons to stop. It hands the loop
+    // below what to send through one queue, so a frame costs the loop two
+    // waits (the feed, the queue), not one per reason to wake up.
     let done = CancellationToken::new();
     let stops = Stops(vec![
         spectating.removed().clone(),
         live.revoked.clone(),
         done.clone(),
     ]);
-    let reader = tokio::spawn(read_page(inbound, mouth, stops));
-    let _reader = super::AbortOnDrop(reader.abort_handle());
-    let mut reader = reader;
-    let mut pings = socket::keepalive();
+    let (events_tx, mut events) = mpsc::channel(EVENTS);
+    let page = PageTask {
+        inbound,
+        mouth,
+        talk: Box::pin(talk.into_stream()),
+        stops,
+        events: events_tx,
+        removed: spectating.removed().clone(),
+        player: session.info.username.clone(),
+        live,
+    };
+    let page = tokio::spawn(page.run());
+    let _page = super::AbortOnDrop(page.abort_handle());
     let mut frame_id = 0;
     let mut watchers = usize::MAX;
-    // Waited on across iterations, not registered again for every frame.
-    let removed = spectating.removed().clone().cancelled_owned();
-    let revoked = live.revoked.clone().cancelled_owned();
-    let talk = talk.into_stream();
-    tokio::pin!(removed, revoked, talk);
     let end = 'watching: loop {
         for item in std::mem::take(&mut follower.first) {
             if !forward(&mut out, &item, &mut frame_id, &spectating).await {
@@ -190,50 +197,24 @@ async fn watch(
                 }
                 Err(RecvError::Closed) => break None,
             },
-            Some(control) = talk.next() => {
-                if socket::control(&mut out, &control).await.is_none() {
+            event = events.recv() => {
+                let message = match event {
+                    Some(Event::Send(message)) => message,
+                    Some(Event::End(why)) => break why,
+                    None => break None,
+                };
+                if socket::send(&mut out, message).await.is_none() {
                     break None;
                 }
                 continue;
             }
-            _ = pings.tick() => {
-                if socket::send(&mut out, Message::Ping(Default::default())).await.is_none() {
-                    break None;
-                }
-                continue;
-            }
-            // The reader also stops when the page is removed or its login
-            // ends: the page is told why below all the same.
-            _ = &mut reader => break None,
-            () = &mut removed => break None,
-            () = &mut revoked => break None,
         };
         if !forward(&mut out, &item, &mut frame_id, &spectating).await {
             break None;
         }
     };
-    let end = end.or_else(|| {
-        if session.is_ended() {
-            // The game's own end was the last word.
-            None
-        } else if spectating.removed().is_cancelled() {
-            Some(format!(
-                "You are no longer watching {}'s game (removed from its spectators).",
-                session.info.username
-            ))
-        } else if live.revoked.is_cancelled() {
-            let why = live
-                .revocation
-                .as_ref()
-                .map(|r| r.why())
-                .unwrap_or_default();
-            Some(format!("Your login has ended: {why}."))
-        } else {
-            None
-        }
-    });
     done.cancel();
-    reader.abort();
+    page.abort();
     let end = end.map(|message| Control::End {
         message,
         replay: None,
@@ -241,29 +222,93 @@ async fn watch(
     socket::finish(&mut out, end.as_ref()).await;
 }
 
-/// What a watch page says: chat lines and messages for the player. A
-/// binary message (keys: spectators never type into the game), a close,
-/// silence, or any of `stops` ends the socket.
-async fn read_page(mut inbound: SplitStream<WebSocket>, mouth: Mouth, stops: Stops) {
-    while let Some(message) = socket::next(&mut inbound, &stops).await {
-        match message {
-            Message::Text(text) => match Inbound::parse(text.as_str()) {
-                Ok(Inbound::Chat { text }) => mouth.chat(&text).await,
-                Ok(Inbound::Message { text }) => mouth.message(&text).await,
-                Ok(Inbound::Resize { .. }) => {
-                    mouth
-                        .answer("Spectators never resize the game.".into())
-                        .await;
+/// What the page task hands the socket's loop (small: the queue holds its
+/// slots for the socket's life).
+enum Event {
+    /// A control (encoded) or a ping.
+    Send(Message),
+    /// The page is done; why, when the page should be told.
+    End(Option<String>),
+}
+
+/// Events waiting for the loop (it sends them between frames).
+const EVENTS: usize = 16;
+
+/// A watch page's side of its socket.
+struct PageTask {
+    inbound: SplitStream<WebSocket>,
+    mouth: Mouth,
+    talk: std::pin::Pin<Box<dyn futures_util::Stream<Item = Control> + Send>>,
+    stops: Stops,
+    events: mpsc::Sender<Event>,
+    removed: CancellationToken,
+    player: String,
+    live: Live,
+}
+
+impl PageTask {
+    /// Until the page goes, is removed, its login ends, or the loop is done;
+    /// then the last event says why.
+    async fn run(mut self) {
+        let mut pings = socket::keepalive();
+        loop {
+            let event = tokio::select! {
+                message = socket::next(&mut self.inbound, &self.stops) => {
+                    let Some(message) = message else { break };
+                    if heard(&self.mouth, message).await {
+                        continue;
+                    }
+                    break;
                 }
-                Err(why) => mouth.answer(why).await,
-            },
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => {
-                debug!(?other, "web spectator socket closed");
+                Some(control) = self.talk.next() => Event::Send(wire::text(&control)),
+                _ = pings.tick() => Event::Send(Message::Ping(Default::default())),
+            };
+            if self.events.send(event).await.is_err() {
                 return;
             }
         }
+        let why = if self.removed.is_cancelled() {
+            Some(format!(
+                "You are no longer watching {}'s game (removed from its spectators).",
+                self.player
+            ))
+        } else if self.live.revoked.is_cancelled() {
+            let why = self
+                .live
+                .revocation
+                .as_ref()
+                .map(|r| r.why())
+                .unwrap_or_default();
+            Some(format!("Your login has ended: {why}."))
+        } else {
+            None
+        };
+        let _ = self.events.send(Event::End(why)).await;
     }
+}
+
+/// What a watch page said: chat lines and messages for the player; false
+/// when it must go (a binary message: spectators never type into the game;
+/// a close).
+async fn heard(mouth: &Mouth, message: Message) -> bool {
+    match message {
+        Message::Text(text) => match Inbound::parse(text.as_str()) {
+            Ok(Inbound::Chat { text }) => mouth.chat(&text).await,
+            Ok(Inbound::Message { text }) => mouth.message(&text).await,
+            Ok(Inbound::Resize { .. }) => {
+                mouth
+                    .answer("Spectators never resize the game.".into())
+                    .await;
+            }
+            Err(why) => mouth.answer(why).await,
+        },
+        Message::Ping(_) | Message::Pong(_) => {}
+        other => {
+            debug!(?other, "web spectator socket closed");
+            return false;
+        }
+    }
+    true
 }
 
 /// Sends one of the feed's messages (the same bytes every browser gets);
