@@ -473,7 +473,10 @@ function chatLine(line) {
   const item = document.createElement("li");
   const time = document.createElement("time");
   time.dateTime = line.sent_at;
-  time.textContent = line.sent_at.slice(11, 16);
+  // The reader's own clock (the line carries UTC).
+  const at = new Date(line.sent_at);
+  time.textContent = isNaN(at) ? line.sent_at.slice(11, 16)
+    : at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   const who = document.createElement("b");
   who.textContent = line.sender;
   if (line.from_player) who.className = "from-player";
