@@ -7,7 +7,10 @@
 //! gap, a heartbeat ahead of it, silence, or a NATS reconnect makes it ask
 //! the game's node for a snapshot (one request at a time, with backoff),
 //! and its viewers get an ordinary resync. It goes away `cluster.mirror_linger`
-//! after its last local viewer.
+//! after its last local viewer. When the game's node is silent for
+//! [`LOST`] and NATS says nobody takes its snapshot requests (it died, or
+//! a cut route hides it), the game is given up: its viewers here are told
+//! it ended, and the mirror is forgotten at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +31,16 @@ use crate::metrics::{CauseLabel, ClusterMetrics};
 pub const ENDED_LINGER: Duration = Duration::from_secs(10);
 /// Nothing at all from the game's node for this long (its relay beats every
 /// [`super::relay::HEARTBEAT`]): the mirror asks for the screen again.
-pub const SILENCE: Duration = Duration::from_secs(5);
+pub const SILENCE: Duration = Duration::from_secs(3);
+/// Nothing from the game's node for this long, and NATS answers that
+/// nobody takes its snapshot requests (no responders: its connection is
+/// gone, or it is cut off from this side of the cluster): the game is
+/// given up and its viewers here are told it ended. A node cannot tell a
+/// dead node from one it is cut off from; a stalled NATS (no answer at
+/// all) is waited out.
+pub const LOST: Duration = Duration::from_millis(3500);
+/// Between snapshot requests that found no responder.
+const NO_RESPONDER_PAUSE: Duration = Duration::from_millis(250);
 /// How long one snapshot request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -72,9 +84,8 @@ pub async fn run(
     let id = session.info.id.clone();
     shared.metrics.mirrors_active.inc();
     info!(session_id = %id, node = %origin, "mirroring a remote game");
-    let exit = feed_until_end(&shared, &feed, &session, &origin, &seeded, &stop).await;
-    match exit {
-        Some(exit) => {
+    match feed_until_end(&shared, &feed, &session, &origin, &seeded, &stop).await {
+        Outcome::Ended(exit) => {
             info!(session_id = %id, node = %origin, %exit, "a mirrored game ended");
             feed.end(exit.clone());
             session.remote_ended(exit);
@@ -85,9 +96,18 @@ pub async fn run(
             }
             shared.forget_mirror(&id, &session);
         }
+        // Its node is gone, cut off or lost the game: forgotten at once,
+        // so that should the game be listed again (a cut route restored),
+        // the next viewer makes a new mirror, not finds this ended one.
+        Outcome::GivenUp(exit) => {
+            info!(session_id = %id, node = %origin, %exit, "a mirrored game was given up");
+            shared.forget_mirror(&id, &session);
+            feed.end(exit.clone());
+            session.remote_ended(exit);
+        }
         // Let go (nobody watched it for a while) or the server stops: the
         // streams still reading it end, as a local game's do at shutdown.
-        None => {
+        Outcome::LetGo => {
             let exit = GameExit::Killed {
                 signal: "Hangup".into(),
             };
@@ -98,8 +118,18 @@ pub async fn run(
     shared.metrics.mirrors_active.dec();
 }
 
-/// The loop: `Some(exit)` when the game ended, `None` when the mirror was
-/// let go (no viewers, or the server stops).
+/// How a mirror's loop ended.
+enum Outcome {
+    /// The game's node said the game ended.
+    Ended(GameExit),
+    /// The game is given up: its node no longer runs it, no node lists it,
+    /// or its node is silent and unreachable.
+    GivenUp(GameExit),
+    /// Nobody watched it for a while, or the server stops.
+    LetGo,
+}
+
+/// The loop.
 async fn feed_until_end(
     shared: &Arc<Shared>,
     feed: &Feed,
@@ -107,7 +137,7 @@ async fn feed_until_end(
     origin: &str,
     seeded: &watch::Sender<bool>,
     stop: &CancellationToken,
-) -> Option<GameExit> {
+) -> Outcome {
     let id = &session.info.id;
     let subject = game_subject(id);
     let mut reconnects = shared.reconnects.subscribe();
@@ -119,7 +149,7 @@ async fn feed_until_end(
             Err(e) => {
                 warn!(session_id = %id, error = %e, "cannot subscribe to a remote game");
                 if !pause(&mut backoff, stop).await {
-                    return None;
+                    return Outcome::LetGo;
                 }
             }
         }
@@ -127,11 +157,20 @@ async fn feed_until_end(
     let mut pending = Some("join");
     let mut gone = 0;
     let mut unlisted = 0;
-    let mut heard = Instant::now();
+    let mut heard = tokio::time::Instant::now();
     let mut idle_since: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Asked for the screen once since `heard`: silence asks once, then
+    // retries go by their own backoff.
+    let mut asked_in_silence = false;
+    let mut last_heard = heard;
     loop {
+        if heard != last_heard {
+            last_heard = heard;
+            asked_in_silence = false;
+        }
+        let silent_at = heard + SILENCE;
         if let Some(cause) = pending.take() {
             shared
                 .metrics
@@ -142,34 +181,51 @@ async fn feed_until_end(
                 Ok(Some(screen)) => {
                     gone = 0;
                     backoff = MIN_BACKOFF;
-                    heard = Instant::now();
+                    heard = tokio::time::Instant::now();
                     debug!(session_id = %id, frame = %screen.frame_id, cause, "mirror seeded");
                     feed.reset(screen.frame_id, screen.size, &screen.data);
                     seeded.send_replace(true);
                     if let Some((_, exit)) = screen.ended {
-                        return Some(exit);
+                        return Outcome::Ended(exit);
                     }
                 }
                 Ok(None) => {
                     shared.metrics.snapshot_request_failures.inc();
                     gone += 1;
                     if gone >= GONE_AFTER {
-                        return Some(GameExit::Killed {
+                        return Outcome::GivenUp(GameExit::Killed {
                             signal: "unknown (its node no longer runs it)".into(),
                         });
                     }
                     pending = Some("retry");
                     if !pause(&mut backoff, stop).await {
-                        return None;
+                        return Outcome::LetGo;
                     }
                     continue;
                 }
-                Err(why) => {
+                Err(Failed::NoResponders) => {
+                    shared.metrics.snapshot_request_failures.inc();
+                    if heard.elapsed() >= LOST {
+                        warn!(session_id = %id, node = %origin,
+                              "the game's node is silent and unreachable: its game is given up");
+                        return Outcome::GivenUp(GameExit::Killed {
+                            signal: "unknown (its node is unreachable)".into(),
+                        });
+                    }
+                    debug!(session_id = %id, node = %origin, "no responder for a snapshot request");
+                    pending = Some("retry");
+                    tokio::select! {
+                        () = tokio::time::sleep(NO_RESPONDER_PAUSE) => {}
+                        () = stop.cancelled() => return Outcome::LetGo,
+                    }
+                    continue;
+                }
+                Err(Failed::Other(why)) => {
                     shared.metrics.snapshot_request_failures.inc();
                     debug!(session_id = %id, node = %origin, %why, "a snapshot request failed");
                     pending = Some("retry");
                     if !pause(&mut backoff, stop).await {
-                        return None;
+                        return Outcome::LetGo;
                     }
                     continue;
                 }
@@ -178,7 +234,7 @@ async fn feed_until_end(
         let next = tokio::select! {
             message = events.next() => match message {
                 Some(message) => {
-                    heard = Instant::now();
+                    heard = tokio::time::Instant::now();
                     apply(&shared.metrics, feed, message.payload)
                 }
                 // The subscription is gone (the client closed): subscribe again.
@@ -188,7 +244,7 @@ async fn feed_until_end(
                         Err(e) => {
                             warn!(session_id = %id, error = %e, "cannot subscribe to a remote game");
                             if !pause(&mut backoff, stop).await {
-                                return None;
+                                return Outcome::LetGo;
                             }
                         }
                     }
@@ -197,7 +253,7 @@ async fn feed_until_end(
             },
             changed = reconnects.changed() => {
                 if changed.is_err() {
-                    return None;
+                    return Outcome::LetGo;
                 }
                 Next::Resync("reconnect")
             }
@@ -209,31 +265,33 @@ async fn feed_until_end(
                     && shared.forget_mirror_if_unwatched(id, session)
                 {
                     info!(session_id = %id, "a mirror without viewers was let go");
-                    return None;
+                    return Outcome::LetGo;
                 }
                 if shared.directory.find(id).is_none() {
                     unlisted += 1;
                     if unlisted >= GONE_AFTER {
-                        return Some(GameExit::Killed {
+                        return Outcome::GivenUp(GameExit::Killed {
                             signal: "unknown (its node no longer lists it)".into(),
                         });
                     }
                 } else {
                     unlisted = 0;
                 }
-                if heard.elapsed() >= SILENCE {
-                    heard = Instant::now();
-                    Next::Resync("silence")
-                } else {
-                    Next::Go
-                }
+                Next::Go
             }
-            () = stop.cancelled() => return None,
+            // Nothing from the game's node for a while: ask it for the
+            // screen (`heard` stays, so that a node that does not come
+            // back is given up after LOST).
+            () = tokio::time::sleep_until(silent_at), if !asked_in_silence => {
+                asked_in_silence = true;
+                Next::Resync("silence")
+            }
+            () = stop.cancelled() => return Outcome::LetGo,
         };
         match next {
             Next::Go => {}
             Next::Resync(cause) => pending = Some(cause),
-            Next::Ended(exit) => return Some(exit),
+            Next::Ended(exit) => return Outcome::Ended(exit),
         }
     }
 }
@@ -284,18 +342,29 @@ fn apply(metrics: &ClusterMetrics, feed: &Feed, payload: bytes::Bytes) -> Next {
     }
 }
 
+/// Why a snapshot request got no usable answer.
+enum Failed {
+    /// NATS says nobody subscribes to the node's snapshot subject.
+    NoResponders,
+    /// No answer in time, a malformed one, or NATS failed.
+    Other(String),
+}
+
 /// Asks `origin` for the screen of game `id`.
-async fn request(shared: &Shared, origin: &str, id: &str) -> Result<Option<Screen>, String> {
+async fn request(shared: &Shared, origin: &str, id: &str) -> Result<Option<Screen>, Failed> {
     let asked = shared
         .client
         .request(snapshot_subject(origin), wire::request(id, &shared.node_id));
     let answer = tokio::time::timeout(REQUEST_TIMEOUT, asked)
         .await
-        .map_err(|_| "no answer in time".to_owned())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| Failed::Other("no answer in time".to_owned()))?
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => Failed::NoResponders,
+            _ => Failed::Other(e.to_string()),
+        })?;
     wire::decode_reply(answer.payload).map_err(|e| {
         shared.metrics.malformed_messages.inc();
-        e.to_string()
+        Failed::Other(e.to_string())
     })
 }
 

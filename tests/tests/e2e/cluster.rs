@@ -13,10 +13,12 @@ use dgate_proto::pb;
 use dgate_server::config::ClusterConfig;
 
 /// NATS servers on loopback, killed when dropped.
-struct Nats {
-    children: Vec<Child>,
-    urls: Vec<String>,
-    _dir: tempfile::TempDir,
+pub(crate) struct Nats {
+    pub(crate) children: Vec<Child>,
+    pub(crate) urls: Vec<String>,
+    /// Each server's monitoring port (`/connz`, `/routez`).
+    pub(crate) monitors: Vec<u16>,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 impl Drop for Nats {
@@ -28,14 +30,14 @@ impl Drop for Nats {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
         .port()
 }
 
-fn nats_binary() -> &'static str {
+pub(crate) fn nats_binary() -> &'static str {
     if std::path::Path::new("/usr/sbin/nats-server").exists() {
         "/usr/sbin/nats-server"
     } else {
@@ -45,15 +47,17 @@ fn nats_binary() -> &'static str {
 
 impl Nats {
     /// `n` NATS servers on loopback, routed to each other when more than one.
-    async fn start(n: usize) -> Nats {
+    pub(crate) async fn start(n: usize) -> Nats {
         let dir = tempfile::tempdir().expect("a NATS directory");
         let clients: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let monitors: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut children = Vec::new();
         for i in 0..n {
             let mut command = Command::new(nats_binary());
             command
                 .args(["-a", "127.0.0.1", "-p", &clients[i].to_string()])
+                .args(["-m", &monitors[i].to_string()])
                 .args([
                     "--pid",
                     &dir.path().join(format!("{i}.pid")).display().to_string(),
@@ -82,9 +86,16 @@ impl Nats {
                 .iter()
                 .map(|p| format!("nats://127.0.0.1:{p}"))
                 .collect(),
+            monitors,
             _dir: dir,
         };
-        for port in clients {
+        Nats::wait_listening(&clients).await;
+        nats
+    }
+
+    /// Waits until every server takes connections on `ports`.
+    pub(crate) async fn wait_listening(ports: &[u16]) {
+        for &port in ports {
             let deadline = tokio::time::Instant::now() + WAIT;
             while tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -97,12 +108,11 @@ impl Nats {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        nats
     }
 }
 
 /// A dgate node `node_id` on the NATS server `url`, with the burst game.
-async fn node(node_id: &str, url: &str) -> TestServer {
+pub(crate) async fn node(node_id: &str, url: &str) -> TestServer {
     node_lingering(node_id, url, Duration::from_secs(30)).await
 }
 
@@ -125,7 +135,7 @@ async fn node_lingering(node_id: &str, url: &str, linger: Duration) -> TestServe
 }
 
 /// Waits until `server` lists game `id` (another node's, from its beats).
-async fn wait_until_listed(server: &TestServer, id: &str) {
+pub(crate) async fn wait_until_listed(server: &TestServer, id: &str) {
     let mut client = server.client().await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -151,7 +161,7 @@ fn micros(t: SystemTime) -> u128 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros())
 }
 
-fn metrics_of(addr: SocketAddr) -> String {
+pub(crate) fn metrics_of(addr: SocketAddr) -> String {
     let (status, body) = http_get(addr, "/metrics");
     assert_eq!(status, 200);
     body
