@@ -741,9 +741,12 @@ async fn a_frozen_viewers_node_holds_up_nobody_and_resyncs_when_it_runs_again() 
         "node 2 frozen: {resyncs} resync(s); the burst {during:?} ({baseline:?} before); \
          node 3's p99 {during_p99:?} ({baseline_p99:?} before)"
     );
+    // What it missed came as a resync, or (when NATS and the sockets held
+    // the whole burst for it) in order without one: either way its screen
+    // is the player's (above). What must not happen is a storm of resyncs.
     assert!(
-        resyncs >= 1,
-        "node 2's viewer was resynced once node 2 ran again"
+        resyncs <= 3,
+        "node 2's viewer was resynced {resyncs} times once node 2 ran again"
     );
     three.shutdown().await;
     one.shutdown().await;
