@@ -526,3 +526,58 @@ async fn a_mirror_goes_away_after_its_last_viewer_and_comes_back_with_the_next()
     two.shutdown().await;
     one.shutdown().await;
 }
+
+/// A browser on node 2 watches node 1's game: the lobby lists it, the page
+/// starts on the player's screen with node 1's frame ids, and follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_on_another_node_watches_the_game() {
+    let nats = Nats::start(1).await;
+    let one = node("one", &nats.urls[0]).await;
+    let two = node("two", &nats.urls[0]).await;
+    let mut client = one.client().await;
+    let game = one.start_game("wally", "test").await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    player.send(b"ffa").await;
+    player
+        .wait_for_text("ALTERNATE SCREEN")
+        .await
+        .expect("the player's screen");
+    let last = one.hub(&game.id).last_frame_id().get();
+    player.wait_for_frame(last).await.expect("every frame");
+    wait_until_listed(&two, &game.id).await;
+
+    let mut browser = common::browser::Browser::launch(1200, 800).await;
+    browser.goto(&format!("http://{}/", two.http_addr)).await;
+    browser
+        .wait_for(
+            "node 1's game in node 2's lobby",
+            "document.getElementById('games').textContent.includes('wally')",
+        )
+        .await;
+    browser
+        .goto(&format!("http://{}/watch/{}", two.http_addr, game.id))
+        .await;
+    browser
+        .wait_for(
+            "the player's screen on node 2",
+            &format!("document.getElementById('screen').dataset.frame === '{last}'"),
+        )
+        .await;
+    assert_eq!(browser.terminal_rows().await, player.rows());
+    // Live: the next frames, with node 1's ids.
+    player.send(b"Af").await;
+    player.wait_for_text("frame 000003").await.expect("frame 3");
+    let last = one.hub(&game.id).last_frame_id().get();
+    player.wait_for_frame(last).await.expect("every frame");
+    browser
+        .wait_for(
+            "the next frames on node 2",
+            &format!("document.getElementById('screen').dataset.frame === '{last}'"),
+        )
+        .await;
+    assert_eq!(browser.terminal_rows().await, player.rows());
+    browser.screenshot("cluster-remote-watch").await;
+    two.shutdown().await;
+    one.shutdown().await;
+}
