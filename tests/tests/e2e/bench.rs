@@ -7,7 +7,7 @@ use crate::common;
 
 use std::process::Command;
 
-use common::workspace_binary;
+use common::{HEAVY, workspace_binary};
 
 fn smoke(transport: &str, extra: &[&str]) -> serde_json::Value {
     let out = Command::new(workspace_binary("dgate-bench"))
@@ -55,11 +55,13 @@ fn assert_lossless(report: &serde_json::Value) {
 
 #[test]
 fn twenty_grpc_viewers_lose_nothing_and_end_on_the_players_screen() {
+    let _turn = HEAVY.blocking_lock();
     assert_sound(&smoke("grpc", &["--seconds", "3"]));
 }
 
 #[test]
 fn with_chat_every_viewer_gets_every_line_in_order() {
+    let _turn = HEAVY.blocking_lock();
     // 10 lines a second for 3 s: past the default per-user limit of 5 per
     // 10 s, which the bench's own server raises.
     let report = smoke("grpc", &["--seconds", "3", "--chat", "10"]);
@@ -81,16 +83,19 @@ fn with_chat_every_viewer_gets_every_line_in_order() {
 
 #[test]
 fn twenty_websocket_viewers_lose_nothing_and_end_on_the_players_screen() {
+    let _turn = HEAVY.blocking_lock();
     assert_sound(&smoke("ws", &["--seconds", "3"]));
 }
 
 #[test]
 fn twenty_ssh_viewers_lose_nothing_and_end_on_the_players_screen() {
+    let _turn = HEAVY.blocking_lock();
     assert_sound(&smoke("ssh", &["--seconds", "3"]));
 }
 
 #[test]
 fn paused_viewers_are_resynced_and_end_on_the_players_screen() {
+    let _turn = HEAVY.blocking_lock();
     // 800 KB a second and a small queue: the paused quarter falls far behind
     // what the socket and HTTP/2 windows hold, within the run.
     let report = smoke(
@@ -140,6 +145,7 @@ fn a_server_that_is_not_on_loopback_is_refused() {
 
 #[test]
 fn a_short_soak_releases_every_spectator_connection_and_session() {
+    let _turn = HEAVY.blocking_lock();
     let out = Command::new(workspace_binary("dgate-bench"))
         .args(["soak", "--seconds", "8", "--sessions", "2"])
         .args(["--game-seconds", "1", "3", "--joins-per-second", "40"])

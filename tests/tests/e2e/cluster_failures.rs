@@ -208,6 +208,7 @@ async fn wait_for_routes(monitors: &[u16], routes: u64, what: &str) {
 /// within 15.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_games_node_ends_its_remote_viewers_and_leaves_every_listing() {
+    let _turn = HEAVY.lock().await;
     let nats = Nats::start(1).await;
     let mut one = NodeProcess::start("one", &nats.urls);
     let two = node("two", &nats.urls[0]).await;
@@ -273,6 +274,7 @@ async fn a_killed_games_node_ends_its_remote_viewers_and_leaves_every_listing() 
 /// the player's screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nats_servers_node_reconnects_elsewhere_and_its_viewers_resync() {
+    let _turn = HEAVY.lock().await;
     let mut nats = Nats::start(3).await;
     let two = node_with("two", nats.urls.clone(), Vec::new()).await;
     // The NATS server node 2 chose (from all three).
@@ -504,6 +506,7 @@ async fn nats_routed_through_proxy() -> (Nats, Proxy) {
 /// both games again and a new viewer across it follows the player.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_route_splits_the_listings_and_viewers_across_it_resync_after() {
+    let _turn = HEAVY.lock().await;
     let (nats, proxy) = nats_routed_through_proxy().await;
     let one = node("one", &nats.urls[0]).await;
     let two = node("two", &nats.urls[1]).await;
@@ -656,6 +659,7 @@ fn p99(mut late: Vec<Duration>) -> Duration {
 /// the player's screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_viewers_node_holds_up_nobody_and_resyncs_when_it_runs_again() {
+    let _turn = HEAVY.lock().await;
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let nats = Nats::start(1).await;

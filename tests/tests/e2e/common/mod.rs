@@ -27,6 +27,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Status, Streaming};
 
+/// Tests that load the machine on purpose take turns: the load tool's runs
+/// (`bench::`) and the cluster's bursts with a node or a NATS server
+/// stopped (`cluster_failures::`). Beside each other on two cores each
+/// starves the other's player, and what they measure is each other.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How long any one wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(30);
 
