@@ -494,26 +494,37 @@ async fn a_killed_server_leaves_a_readable_plain_recording() {
     player.send(b"fff").await;
     player.wait_for_text("frame 000003").await.expect("frames");
     let screen = player.screen.screen().contents();
+    let dir = server.data.path().join("ttyrec/kurt/test");
+    // The screen a plain recording replays to (empty until there is one).
+    let replay = || {
+        let plain = std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "ttyrec"))?;
+        let bytes = std::fs::read(&plain).ok()?;
+        let records = dgate_term::ttyrec::Reader::new(&bytes[..])
+            .read_all()
+            .expect("readable to the end");
+        let mut replayed =
+            dgate_term::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
+        for record in &records {
+            replayed.process(&record.data);
+        }
+        Some((plain, replayed.screen().contents()))
+    };
+    // The recorder writes on its own thread: the kill comes once the last
+    // frame is in the file (on a starved machine that can take a moment).
+    eventually("the recorder to write the last frame", || {
+        replay().is_some_and(|(_, replayed)| replayed == screen)
+    })
+    .await;
 
     server.child.kill().expect("SIGKILL the server");
     server.child.wait().expect("reaped");
 
-    let dir = server.data.path().join("ttyrec/kurt/test");
-    let plain = std::fs::read_dir(&dir)
-        .expect("the recording directory")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "ttyrec"))
-        .expect("a plain .ttyrec");
-    let bytes = std::fs::read(&plain).expect("read");
-    let records = dgate_term::ttyrec::Reader::new(&bytes[..])
-        .read_all()
-        .expect("readable to the end");
-    let mut replayed = dgate_term::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
-    for record in &records {
-        replayed.process(&record.data);
-    }
-    assert_eq!(replayed.screen().contents(), screen);
+    let (plain, replayed) = replay().expect("a plain .ttyrec");
+    assert_eq!(replayed, screen);
     if let Ok(out) = Command::new("ttyplay").arg("-n").arg(&plain).output() {
         assert!(out.status.success());
         let mut played = dgate_term::ScreenModel::new(dgate_server::config::TermSize::new(80, 24));
