@@ -93,11 +93,11 @@ pub(super) async fn play_socket(
     jar: CookieJar,
     connection: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Response {
-    let refuse = |status: StatusCode, error: String| {
+    let http_error = |status: StatusCode, error: String| {
         (status, Json(json!({ "error": error }))).into_response()
     };
     if headers.get(header::ORIGIN).is_none() {
-        return refuse(
+        return http_error(
             StatusCode::FORBIDDEN,
             "this socket is for the server's own pages (no Origin)".into(),
         );
@@ -115,7 +115,7 @@ pub(super) async fn play_socket(
     };
     let size = match fitted(&web, query.cols, query.rows) {
         Ok(size) => size,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return http_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let peer = crate::http::peer(connection);
     let started = start_or_resume(&web.manager, &user, &query.game, Some(size));
