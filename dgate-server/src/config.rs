@@ -68,10 +68,19 @@ pub struct ClusterConfig {
     /// last viewer here left (a viewer back within it costs nothing).
     #[serde(default = "default_mirror_linger", deserialize_with = "duration")]
     pub mirror_linger: Duration,
+    /// How many NATS servers keep a copy of the shared accounts (JetStream
+    /// replicas, 1 to 5). Read only by the node that creates the buckets,
+    /// the first to start; 3 survives the loss of one server.
+    #[serde(default = "default_account_replicas")]
+    pub account_replicas: usize,
 }
 
 fn default_mirror_linger() -> Duration {
     Duration::from_secs(30)
+}
+
+fn default_account_replicas() -> usize {
+    3
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -695,6 +704,13 @@ impl Config {
             if cluster.nats_urls.is_empty() {
                 return Err("cluster.nats_urls must name at least one NATS server".into());
             }
+            if !(1..=5).contains(&cluster.account_replicas) {
+                return Err(format!(
+                    "cluster.account_replicas is {}: it must be 1 to 5",
+                    cluster.account_replicas
+                )
+                .into());
+            }
         }
         let terminal = &self.session_management.terminal;
         if !terminal.default_size.fits_within(terminal.max_size) {
@@ -796,6 +812,12 @@ impl Config {
     /// The account database's path.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("dgate.db")
+    }
+
+    /// A node's copy of the cluster's shared accounts (see
+    /// `accounts::shared`), beside the single-node database it leaves alone.
+    pub fn cluster_database_path(&self) -> PathBuf {
+        self.data_dir.join("dgate-cluster.db")
     }
 
     pub fn game(&self, id: &str) -> Option<&GameConfig> {
@@ -963,6 +985,7 @@ mod tests {
         assert_eq!(cluster.nats_urls, ["nats://127.0.0.1:4222"]);
         assert_eq!(cluster.credentials, Some(PathBuf::from("/d/n.creds")));
         assert_eq!(cluster.mirror_linger, Duration::from_secs(30));
+        assert_eq!(cluster.account_replicas, 3);
         let bad = "cluster:\n  node_id: \"eu.1\"\n  nats_urls: [\"nats://h\"]\n";
         let err = Config::from_yaml(bad, "t").expect_err("a dot").to_string();
         assert!(err.contains("node_id") && err.contains("line 2"), "{err}");

@@ -101,10 +101,17 @@ pub async fn serve(
         Some(c) => Some(cluster::Cluster::start(&manager, c, stop.clone()).await?),
         None => None,
     };
-    let database = config.database_path();
-    let store = AccountStore::open(&database, config.accounts.token_lifetime)
-        .with_context(|| format!("opening the account database {}", database.display()))?;
-    let store = Arc::new(store);
+    let store = match (&config.cluster, &cluster) {
+        (Some(settings), Some(cluster)) => {
+            open_shared_accounts(config, settings, cluster.client(), stop.clone()).await?
+        }
+        _ => {
+            let database = config.database_path();
+            let store = AccountStore::open(&database, config.accounts.token_lifetime)
+                .with_context(|| format!("opening the account database {}", database.display()))?;
+            Arc::new(store)
+        }
+    };
     // Live sessions end when their account is banned or its password changes.
     let live = Arc::new(LiveUsers::default());
     let auth = Authenticator::new(Arc::clone(&store), Arc::clone(&live));
@@ -235,6 +242,40 @@ pub async fn serve(
     }
     info!("shutdown complete");
     Ok(())
+}
+
+/// A node's accounts: its copy of the cluster's (`dgate-cluster.db`),
+/// following the shared store from now on. The node waits a while for the
+/// copy to catch up; when the store is out of reach it starts anyway and
+/// answers logins from the copy it has.
+pub async fn open_shared_accounts(
+    config: &Config,
+    settings: &config::ClusterConfig,
+    client: async_nats::Client,
+    stop: CancellationToken,
+) -> anyhow::Result<Arc<AccountStore>> {
+    let shared = accounts::SharedAccounts::new(
+        client,
+        settings.account_replicas,
+        config.accounts.token_lifetime,
+    );
+    shared.check().await?;
+    let database = config.cluster_database_path();
+    let store = AccountStore::open_shared(
+        &database,
+        config.accounts.token_lifetime,
+        Arc::clone(&shared),
+    )
+    .with_context(|| format!("opening the account copy {}", database.display()))?;
+    let store = Arc::new(store);
+    shared.follow(Arc::clone(&store), stop);
+    if !shared.synced(std::time::Duration::from_secs(10)).await {
+        tracing::warn!(
+            "the cluster's shared accounts are out of reach: logins are checked against \
+             this node's copy, and changes wait until the store answers"
+        );
+    }
+    Ok(store)
 }
 
 /// Deletes recordings older than `ttyrec.retention_days`, at start and hourly.

@@ -87,6 +87,17 @@ enum ImportCommand {
         #[arg(long)]
         db: PathBuf,
     },
+    /// Carries a single server's accounts into the cluster's shared store
+    /// (needs a `cluster` section): passwords, flags and SSH keys.
+    ///
+    /// Names the cluster has already are left as they are, and so is a key
+    /// another account holds; running it again changes nothing. Tokens are
+    /// not carried: everyone logs in once more.
+    Node {
+        /// The single server's database; by default this data_dir's dgate.db.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,14 +168,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return manage_users(&config, command);
     }
     if let Some(Command::Backup { path }) = &cli.command {
-        let database = config.database_path();
-        let store = AccountStore::open(&database, config.accounts.token_lifetime)
-            .with_context(|| format!("opening the account database {}", database.display()))?;
-        store
-            .backup(path)
-            .with_context(|| format!("backing up {} to {}", database.display(), path.display()))?;
-        println!("backed up {} to {}", database.display(), path.display());
-        return Ok(());
+        return with_accounts(&config, |store, database| {
+            store.backup(path).with_context(|| {
+                format!("backing up {} to {}", database.display(), path.display())
+            })?;
+            println!("backed up {} to {}", database.display(), path.display());
+            Ok(())
+        });
     }
     if let Some(Command::Announce { text }) = &cli.command {
         let queued = dgate_server::game::messages::queue_announcement(&config.data_dir, text)
@@ -178,14 +188,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Import(ImportCommand::Dgamelaunch { db })) = &cli.command {
         // The source first: a wrong path creates no account database.
         let source = dgamelaunch::Source::open(db)?;
-        let database = config.database_path();
-        let store = AccountStore::open(&database, config.accounts.token_lifetime)
-            .with_context(|| format!("opening the account database {}", database.display()))?;
-        let report = source
-            .import_into(&store)
-            .with_context(|| format!("importing {} into {}", db.display(), database.display()))?;
-        print!("{report}");
-        return Ok(());
+        return with_accounts(&config, |store, database| {
+            let report = source.import_into(store).with_context(|| {
+                format!("importing {} into {}", db.display(), database.display())
+            })?;
+            print!("{report}");
+            Ok(())
+        });
+    }
+    if let Some(Command::Import(ImportCommand::Node { db })) = &cli.command {
+        return import_node(&config, db.as_deref());
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(config))
@@ -221,10 +233,64 @@ fn listen_address(text: &str) -> Result<SocketAddr, String> {
     dgate_server::config::resolve_listen_address(text)
 }
 
+/// Runs `work` on the accounts: a single server's database, or on a node
+/// of a cluster the shared store (through this node's copy, brought up to
+/// date first).
+fn with_accounts<T>(
+    config: &Config,
+    work: impl FnOnce(&AccountStore, &std::path::Path) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let lifetime = config.accounts.token_lifetime;
+    let Some(cluster) = &config.cluster else {
+        let path = config.database_path();
+        let store = AccountStore::open(&path, lifetime)
+            .with_context(|| format!("opening the account database {}", path.display()))?;
+        return work(&store, &path);
+    };
+    let path = config.cluster_database_path();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let store = runtime.block_on(async {
+        let client = dgate_server::cluster::connect_once(cluster).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let store = dgate_server::open_shared_accounts(config, cluster, client, stop).await?;
+        anyhow::ensure!(
+            store.is_synced(),
+            "the cluster's shared accounts did not answer in 10 s: nothing was changed"
+        );
+        Ok(store)
+    })?;
+    // The store's changes block on the runtime from this thread.
+    work(&store, &path)
+}
+
+/// `import node`: a single server's accounts into the cluster's store.
+fn import_node(config: &Config, db: Option<&std::path::Path>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.cluster.is_some(),
+        "import node carries accounts into a cluster: the config has no cluster section"
+    );
+    let source_path = db.map_or_else(|| config.database_path(), std::path::Path::to_path_buf);
+    anyhow::ensure!(
+        source_path.is_file(),
+        "{} is not a file: name the single server's dgate.db with --db",
+        source_path.display()
+    );
+    let source = AccountStore::open(&source_path, config.accounts.token_lifetime)
+        .with_context(|| format!("opening {}", source_path.display()))?;
+    let records = dgate_server::accounts::replica::all_records(&source)
+        .with_context(|| format!("reading the accounts of {}", source_path.display()))?;
+    with_accounts(config, |store, _| {
+        let report = store.import_records(records)?;
+        print!("{report}");
+        Ok(())
+    })
+}
+
 fn manage_users(config: &Config, command: UserCommand) -> anyhow::Result<()> {
-    let path = config.database_path();
-    let store = AccountStore::open(&path, config.accounts.token_lifetime)
-        .with_context(|| format!("opening the account database {}", path.display()))?;
+    with_accounts(config, |store, _| run_user_command(store, command))
+}
+
+fn run_user_command(store: &AccountStore, command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add {
             username,

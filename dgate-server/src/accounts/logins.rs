@@ -222,7 +222,8 @@ impl Logins {
             e @ (AccountError::Database(_)
             | AccountError::Io(_)
             | AccountError::Hashing(_)
-            | AccountError::Random(_)),
+            | AccountError::Random(_)
+            | AccountError::Unavailable(_)),
         ) = &result
         {
             warn!(error = %e, "account work failed");

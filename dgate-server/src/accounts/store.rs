@@ -7,10 +7,12 @@
 //! async callers use `spawn_blocking`.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::passwords::{dummy_hash, hash_password, verify_password};
+use super::replica::{KeyRecord, UserRecord};
+use super::shared::{SharedAccounts, is_shared_token};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -54,6 +56,18 @@ const MIGRATIONS: &[&str] = &[
     // is '' (matches nothing) until the first login checks the password
     // against it, stores argon2id and clears it.
     "ALTER TABLE users ADD COLUMN legacy_hash TEXT;",
+    // 5: a node's copy of a cluster's shared accounts (`accounts::shared`):
+    // the store's revision of each row, the tokens revoked before they
+    // expire, and the key that signs tokens.
+    "ALTER TABLE users ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE revoked_tokens (
+        token_hash TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 /// Keys one account may register.
@@ -97,6 +111,10 @@ pub enum AccountError {
     KeyTaken,
     #[error("an account has at most {MAX_PUBLIC_KEYS} public keys")]
     TooManyKeys,
+    /// A change the cluster's shared store could not take now (a node cut
+    /// off from most NATS servers); checks go on from the node's copy.
+    #[error("the cluster's accounts cannot be changed now: {0}; try again later")]
+    Unavailable(String),
 }
 
 /// A user as the rest of the server sees it (no hash).
@@ -126,6 +144,49 @@ pub struct LegacyAccount {
     pub is_banned: bool,
 }
 
+/// What `dgate-server import node` did.
+#[derive(Debug, Default)]
+pub struct NodeImport {
+    pub added: Vec<String>,
+    /// Names the cluster has already (left as they are).
+    pub taken: Vec<String>,
+    /// Accounts one of whose keys another account holds (left out).
+    pub keys_taken: Vec<String>,
+    /// Names a game would misread, not carried (rename them first).
+    pub invalid: Vec<String>,
+}
+
+impl std::fmt::Display for NodeImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "added {} account(s) to the cluster: {}",
+            self.added.len(),
+            self.added.join(", ")
+        )?;
+        if !self.taken.is_empty() {
+            writeln!(
+                f,
+                "left {} the cluster has already: {}",
+                self.taken.len(),
+                self.taken.join(", ")
+            )?;
+        }
+        if !self.keys_taken.is_empty() {
+            writeln!(
+                f,
+                "left out {} SSH key(s) another account holds (of {})",
+                self.keys_taken.len(),
+                self.keys_taken.join(", ")
+            )?;
+        }
+        for why in &self.invalid {
+            writeln!(f, "not carried: {why} (rename it with `user rename` first)")?;
+        }
+        writeln!(f, "tokens are not carried: everyone logs in once more")
+    }
+}
+
 /// A fresh login: the token to hand to the client, once.
 #[derive(Debug, Clone)]
 pub struct Login {
@@ -134,9 +195,13 @@ pub struct Login {
     pub expires_at: SystemTime,
 }
 
+/// The accounts: a single server's own, or, on a node of a cluster, its
+/// copy of the shared ones (`shared` set), where every change goes to the
+/// cluster's store and every check stays here.
 pub struct AccountStore {
     db: Mutex<Connection>,
     token_lifetime: Duration,
+    shared: Option<Arc<SharedAccounts>>,
 }
 
 impl std::fmt::Debug for AccountStore {
@@ -223,13 +288,13 @@ pub(super) fn invalid_username(why: String) -> AccountError {
     }
 }
 
-fn unix(t: SystemTime) -> i64 {
+pub(super) fn unix(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
 
-fn from_unix(secs: i64) -> SystemTime {
+pub(super) fn from_unix(secs: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
 }
 
@@ -239,7 +304,7 @@ pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N], AccountError> {
     Ok(bytes)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()
@@ -247,6 +312,13 @@ fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+/// A random account id for the shared store: positive, below 2^53 (exact
+/// in JSON everywhere), and in practice unique.
+fn new_id() -> Result<i64, AccountError> {
+    let id = u64::from_le_bytes(random_bytes::<8>()?) >> 11;
+    Ok(id.max(1) as i64)
 }
 
 fn token_hash(token: &str) -> String {
@@ -287,6 +359,19 @@ impl AccountStore {
         Self::init(connection, token_lifetime)
     }
 
+    /// A node's copy of the cluster's accounts at `path` (see
+    /// [`open`](Self::open)), changed through `shared`; it follows the
+    /// store once [`SharedAccounts::follow`] is called.
+    pub fn open_shared(
+        path: &Path,
+        token_lifetime: Duration,
+        shared: Arc<SharedAccounts>,
+    ) -> Result<Self, AccountError> {
+        let mut store = Self::open(path, token_lifetime)?;
+        store.shared = Some(shared);
+        Ok(store)
+    }
+
     /// An in-memory database, for tests.
     pub fn in_memory(token_lifetime: Duration) -> Result<Self, AccountError> {
         Self::init(Connection::open_in_memory()?, token_lifetime)
@@ -307,10 +392,11 @@ impl AccountStore {
         Ok(Self {
             db: Mutex::new(db),
             token_lifetime,
+            shared: None,
         })
     }
 
-    fn db(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn db(&self) -> MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -325,6 +411,25 @@ impl AccountStore {
         check_password(password)?;
         check_email(email)?;
         let hash = hash_password(password)?;
+        if let Some(shared) = &self.shared {
+            let record = UserRecord {
+                id: new_id()?,
+                username: username.to_owned(),
+                password_hash: hash,
+                legacy_hash: None,
+                email: email.map(str::to_owned),
+                created_at: unix(SystemTime::now()),
+                last_login: None,
+                is_admin: false,
+                is_banned: false,
+                generation: 0,
+                keys: Vec::new(),
+            };
+            if !shared.create(self, &record)? {
+                return Err(AccountError::UsernameTaken(username.to_owned()));
+            }
+            return self.user_by_id(record.id);
+        }
         let mut db = self.db();
         let tx = db.transaction()?;
         let inserted = tx.execute(
@@ -356,7 +461,7 @@ impl AccountStore {
             .ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))
     }
 
-    fn user_by_id(&self, id: i64) -> Result<User, AccountError> {
+    pub(super) fn user_by_id(&self, id: i64) -> Result<User, AccountError> {
         self.db()
             .query_row(
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
@@ -387,6 +492,28 @@ impl AccountStore {
             check_username(&account.username).map_err(invalid_username)?;
             check_email(account.email.as_deref())?;
         }
+        if let Some(shared) = &self.shared {
+            let now = unix(SystemTime::now());
+            return accounts
+                .iter()
+                .map(|a| {
+                    let record = UserRecord {
+                        id: new_id()?,
+                        username: a.username.clone(),
+                        password_hash: String::new(),
+                        legacy_hash: Some(a.legacy_hash.clone()),
+                        email: a.email.clone(),
+                        created_at: now,
+                        last_login: None,
+                        is_admin: a.is_admin,
+                        is_banned: a.is_banned,
+                        generation: 0,
+                        keys: Vec::new(),
+                    };
+                    shared.create(self, &record)
+                })
+                .collect();
+        }
         let mut db = self.db();
         // IMMEDIATE: the write lock first, so a running server's writes wait
         // their turn instead of failing this half way.
@@ -403,6 +530,50 @@ impl AccountStore {
         }
         tx.commit()?;
         Ok(added)
+    }
+
+    /// `dgate-server import node`: a single server's accounts (read with
+    /// [`replica::all_records`](super::replica::all_records)) into the
+    /// cluster's store, with new ids. A name the cluster has is left alone,
+    /// and so is a key another account holds.
+    pub fn import_records(&self, records: Vec<UserRecord>) -> Result<NodeImport, AccountError> {
+        let Some(shared) = &self.shared else {
+            return Err(AccountError::Io(
+                "not a node of a cluster: there is no shared store to import into".into(),
+            ));
+        };
+        let mut report = NodeImport::default();
+        for mut record in records {
+            if let Err(why) = check_username(&record.username) {
+                report.invalid.push(why);
+                continue;
+            }
+            record.id = new_id()?;
+            let mut claimed = Vec::new();
+            for key in std::mem::take(&mut record.keys) {
+                if shared.claim_key(self, &key.fingerprint, record.id)? {
+                    claimed.push(key.fingerprint.clone());
+                    record.keys.push(key);
+                } else {
+                    report.keys_taken.push(record.username.clone());
+                }
+            }
+            if shared.create(self, &record)? {
+                report.added.push(record.username);
+            } else {
+                for fingerprint in &claimed {
+                    shared.release_key(fingerprint);
+                }
+                report.taken.push(record.username);
+            }
+        }
+        Ok(report)
+    }
+
+    /// True on a single server, and on a node once its copy caught up with
+    /// the cluster's store.
+    pub fn is_synced(&self) -> bool {
+        self.shared.as_ref().is_none_or(|s| s.is_synced())
     }
 
     /// Checks a password (in constant time, and as slowly for unknown names).
@@ -449,6 +620,22 @@ impl AccountStore {
     /// generation, tokens and live sessions stay.
     fn upgrade_legacy(&self, id: i64, legacy: &str, password: &[u8]) -> Result<(), AccountError> {
         let hash = hash_password(password)?;
+        if let Some(shared) = &self.shared {
+            let username = self.user_by_id(id)?.username;
+            let upgraded = shared.update(self, &username, |r| {
+                if r.password_hash.is_empty() && r.legacy_hash.as_deref() == Some(legacy) {
+                    r.password_hash = hash.clone();
+                    r.legacy_hash = None;
+                }
+                Ok(())
+            });
+            // The password was right: the login goes on, and the next one
+            // upgrades the hash.
+            if let Err(e) = upgraded {
+                tracing::warn!(%username, error = %e, "cannot replace a legacy password hash now");
+            }
+            return Ok(());
+        }
         let mut db = self.db();
         let tx = db.transaction()?;
         // A login that upgraded it meanwhile, or a new password, wins.
@@ -487,6 +674,16 @@ impl AccountStore {
         })?;
         let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
         let user = self.user(username)?;
+        if let Some(shared) = &self.shared {
+            let info = PublicKeyInfo {
+                fingerprint,
+                key: text.trim().to_owned(),
+                comment,
+                added_at: SystemTime::now(),
+            };
+            self.add_shared_key(shared, &user, &info)?;
+            return Ok(info);
+        }
         let db = self.db();
         let count: usize = db.query_row(
             "SELECT COUNT(*) FROM public_keys WHERE user_id = ?1",
@@ -511,6 +708,41 @@ impl AccountStore {
             comment,
             added_at,
         })
+    }
+
+    /// [`add_public_key`](Self::add_public_key) on a node of a cluster:
+    /// the key is claimed for the account first, so no two accounts hold it.
+    fn add_shared_key(
+        &self,
+        shared: &SharedAccounts,
+        user: &User,
+        info: &PublicKeyInfo,
+    ) -> Result<(), AccountError> {
+        if self.public_keys(&user.username)?.len() >= MAX_PUBLIC_KEYS {
+            return Err(AccountError::TooManyKeys);
+        }
+        if !shared.claim_key(self, &info.fingerprint, user.id)? {
+            return Err(AccountError::KeyTaken);
+        }
+        let added = shared.update(self, &user.username, |r| {
+            if r.keys.iter().any(|k| k.fingerprint == info.fingerprint) {
+                return Err(AccountError::KeyTaken);
+            }
+            if r.keys.len() >= MAX_PUBLIC_KEYS {
+                return Err(AccountError::TooManyKeys);
+            }
+            r.keys.push(KeyRecord {
+                fingerprint: info.fingerprint.clone(),
+                key: info.key.clone(),
+                comment: info.comment.clone(),
+                added_at: unix(info.added_at),
+            });
+            Ok(())
+        });
+        if added.is_err() {
+            shared.release_key(&info.fingerprint);
+        }
+        added.map(|_| ())
     }
 
     pub fn public_keys(&self, username: &str) -> Result<Vec<PublicKeyInfo>, AccountError> {
@@ -540,6 +772,19 @@ impl AccountStore {
         fingerprint: &str,
     ) -> Result<bool, AccountError> {
         let user = self.user(username)?;
+        if let Some(shared) = &self.shared {
+            let mut removed = false;
+            shared.update(self, &user.username, |r| {
+                let before = r.keys.len();
+                r.keys.retain(|k| k.fingerprint != fingerprint);
+                removed = r.keys.len() < before;
+                Ok(())
+            })?;
+            if removed {
+                shared.release_key(fingerprint);
+            }
+            return Ok(removed);
+        }
         let removed = self.db().execute(
             "DELETE FROM public_keys WHERE user_id = ?1 AND fingerprint = ?2",
             rusqlite::params![user.id, fingerprint],
@@ -573,6 +818,15 @@ impl AccountStore {
     /// Checks the password and issues a token.
     pub fn login(&self, username: &str, password: &[u8]) -> Result<Login, AccountError> {
         let user = self.check_credentials(username, password)?;
+        if let Some(shared) = &self.shared {
+            let (token, expires_at) = shared.issue_token(self, &user)?;
+            shared.touch(&user.username);
+            return Ok(Login {
+                token,
+                user,
+                expires_at,
+            });
+        }
         let token = hex(&random_bytes::<32>()?);
         let now = SystemTime::now();
         let expires_at = now + self.token_lifetime;
@@ -599,6 +853,13 @@ impl AccountStore {
 
     /// The user a token belongs to, if it is valid and the user not banned.
     pub fn authenticate(&self, token: &str) -> Result<User, AccountError> {
+        if let Some(shared) = &self.shared {
+            // A single server's tokens are not valid in a cluster.
+            if !is_shared_token(token) {
+                return Err(AccountError::BadToken);
+            }
+            return shared.check_token(self, token);
+        }
         let user_id: Option<i64> = self
             .db()
             .query_row(
@@ -616,6 +877,12 @@ impl AccountStore {
 
     /// Revokes one token.
     pub fn logout(&self, token: &str) -> Result<(), AccountError> {
+        if let Some(shared) = &self.shared {
+            if !is_shared_token(token) {
+                return Err(AccountError::BadToken);
+            }
+            return shared.revoke(self, token);
+        }
         let mut db = self.db();
         let tx = db.transaction()?;
         let removed = tx.execute(
@@ -634,6 +901,15 @@ impl AccountStore {
     pub fn set_password(&self, username: &str, password: &[u8]) -> Result<(), AccountError> {
         check_password(password)?;
         let hash = hash_password(password)?;
+        if let Some(shared) = &self.shared {
+            shared.update(self, username, |r| {
+                r.password_hash = hash.clone();
+                r.legacy_hash = None;
+                r.generation += 1;
+                Ok(())
+            })?;
+            return Ok(());
+        }
         let mut db = self.db();
         let tx = db.transaction()?;
         let id: Option<i64> = tx
@@ -699,6 +975,10 @@ impl AccountStore {
     /// Files games keep under the old name (homes, saves) are not moved.
     pub fn rename(&self, username: &str, new_name: &str) -> Result<User, AccountError> {
         check_username(new_name).map_err(invalid_username)?;
+        if let Some(shared) = &self.shared {
+            shared.rename(self, username, new_name)?;
+            return self.user(new_name);
+        }
         let changed = self.db().execute(
             "UPDATE users SET username = ?1 WHERE username = ?2",
             params![new_name, username],
@@ -730,6 +1010,20 @@ impl AccountStore {
         column: &'static str,
         value: bool,
     ) -> Result<(), AccountError> {
+        if let Some(shared) = &self.shared {
+            shared.update(self, username, |r| {
+                match column {
+                    "is_banned" => {
+                        r.is_banned = value;
+                        // As below: a ban ends every token and session.
+                        r.generation += i64::from(value);
+                    }
+                    _ => r.is_admin = value,
+                }
+                Ok(())
+            })?;
+            return Ok(());
+        }
         let mut db = self.db();
         let tx = db.transaction()?;
         let changed = tx.execute(

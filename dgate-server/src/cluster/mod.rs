@@ -18,8 +18,9 @@
 //! - [`wire`]: the messages (`dungeongate.cluster.v1`, protobuf), decoded
 //!   defensively: a malformed one is counted and dropped.
 //!
-//! It stays on each node: accounts, the spectator registry and its caps,
-//! the chat, recordings. Games are played on their own node.
+//! Accounts are shared too, but through JetStream (`accounts::shared`).
+//! It stays on each node: the spectator registry and its caps, the chat,
+//! recordings. Games are played on their own node.
 
 pub mod directory;
 pub mod mirror;
@@ -134,6 +135,25 @@ impl Shared {
     }
 }
 
+/// A connection for a command run beside the server (`dgate-server user`,
+/// `import`): the first server of `nats_urls` that answers in 5 s, or an
+/// error.
+pub async fn connect_once(config: &ClusterConfig) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("dgate-server command on {}", config.node_id))
+        .connection_timeout(Duration::from_secs(5));
+    if let Some(path) = &config.credentials {
+        options = options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("reading NATS credentials {}", path.display()))?;
+    }
+    options
+        .connect(config.nats_urls.clone())
+        .await
+        .with_context(|| format!("connecting to NATS ({})", config.nats_urls.join(", ")))
+}
+
 /// This node's part of a cluster; the manager's [`RemoteGames`].
 #[derive(Debug)]
 pub struct Cluster {
@@ -243,6 +263,11 @@ impl Cluster {
 
     pub fn node_id(&self) -> &str {
         &self.shared.node_id
+    }
+
+    /// The node's NATS connection (the shared accounts use it too).
+    pub fn client(&self) -> async_nats::Client {
+        self.shared.client.clone()
     }
 
     /// After the server's stop token was cancelled: waits until the other

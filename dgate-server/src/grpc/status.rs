@@ -48,6 +48,10 @@ impl From<AccountError> for Status {
                 Status::unauthenticated(message)
             }
             AccountError::Banned(_) => Status::permission_denied(message),
+            AccountError::Unavailable(_) => {
+                warn!(error = %message, "shared accounts unavailable");
+                Status::unavailable(message)
+            }
             AccountError::Database(_)
             | AccountError::Io(_)
             | AccountError::Hashing(_)

@@ -1,0 +1,696 @@
+//! Accounts shared by the nodes of a cluster (docs/CLUSTER.md, "Shared
+//! accounts"), kept in two NATS JetStream key-value buckets:
+//!
+//! - `dgate_accounts`: `user.<name in lower case>`, each account's record
+//!   (its hashes, flags, generation and SSH keys); `key.<fingerprint, hex>`,
+//!   which account a public key belongs to; `secret.token_key`, the key
+//!   that signs tokens. A name is taken with create-if-absent and a record
+//!   changed with compare-and-swap on its revision, so two nodes can never
+//!   both register one name or lose each other's change.
+//! - `dgate_revoked`: tokens logged out before they expire
+//!   (`token.<SHA-256>`), kept as long as a token lives.
+//!
+//! Every node follows both buckets into its own SQLite copy
+//! ([`replica`]) and answers every check from it: a password, a token, an
+//! SSH key. A token is signed (HMAC-SHA256 with the shared key) and names
+//! the account, its credential generation and its expiry, so any node
+//! checks one without asking anybody; a password change or a ban bumps
+//! the generation and with it ends every token and live session on every
+//! node. A node cut off from the majority of the NATS servers goes on
+//! logging people in from its copy; what writes (registering, a new
+//! password, a ban) waits for the store and says so when it cannot.
+//!
+//! Writes block (the store's callers run on blocking threads) on the
+//! runtime the node started them from.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use async_nats::jetstream::{kv, stream};
+use futures_util::{FutureExt, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::replica::{self, Change, UserRecord};
+use super::store::{AccountError, AccountStore, User, from_unix, hex, random_bytes, unix};
+
+pub const ACCOUNTS_BUCKET: &str = "dgate_accounts";
+pub const REVOKED_BUCKET: &str = "dgate_revoked";
+const TOKEN_KEY: &str = "secret.token_key";
+/// How long a change waits for the store before it is refused.
+const WRITE_WAIT: Duration = Duration::from_secs(5);
+/// Tokens of the shared store start with this (a single server's are 64
+/// hex digits).
+const TOKEN_PREFIX: &str = "dg1";
+/// Attempts at a compare-and-swap that others' changes keep beating.
+const CAS_ATTEMPTS: usize = 8;
+
+/// The key of `username`'s record (names are unique ignoring case).
+fn user_key(username: &str) -> String {
+    format!("user.{}", username.to_ascii_lowercase())
+}
+
+fn key_index(fingerprint: &str) -> String {
+    format!("key.{}", hex(fingerprint.as_bytes()))
+}
+
+fn revoked_key(token: &str) -> String {
+    format!("token.{}", hex(&Sha256::digest(token.as_bytes())))
+}
+
+fn unavailable(what: impl std::fmt::Display) -> AccountError {
+    AccountError::Unavailable(what.to_string())
+}
+
+struct Buckets {
+    accounts: kv::Store,
+    revoked: kv::Store,
+}
+
+/// This node's side of the shared accounts.
+pub struct SharedAccounts {
+    jetstream: async_nats::jetstream::Context,
+    runtime: tokio::runtime::Handle,
+    replicas: usize,
+    token_lifetime: Duration,
+    buckets: OnceLock<Buckets>,
+    /// True once the copy holds everything the store had when this node
+    /// started following it.
+    synced: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for SharedAccounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedAccounts")
+            .field("replicas", &self.replicas)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedAccounts {
+    /// Accounts on `client`'s JetStream; to be called on the runtime that
+    /// will carry the writes.
+    pub fn new(client: async_nats::Client, replicas: usize, token_lifetime: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            jetstream: async_nats::jetstream::new(client),
+            runtime: tokio::runtime::Handle::current(),
+            replicas,
+            token_lifetime,
+            buckets: OnceLock::new(),
+            synced: watch::channel(false).0,
+        })
+    }
+
+    /// Follows the store into `store`'s copy until `stop`, reconnecting
+    /// as long as it takes.
+    pub fn follow(self: &Arc<Self>, store: Arc<AccountStore>, stop: CancellationToken) {
+        let shared = Arc::clone(self);
+        self.runtime.spawn(async move {
+            let mut backoff = Duration::from_millis(250);
+            loop {
+                let followed = tokio::select! {
+                    followed = shared.follow_once(&store) => followed,
+                    () = stop.cancelled() => return,
+                };
+                match followed {
+                    Err(e) if e.downcast_ref::<NoJetStream>().is_some() => {
+                        warn!("shared accounts: {e:#}");
+                        backoff = Duration::from_secs(10);
+                    }
+                    Err(e) => warn!("shared accounts: {e:#}; trying again"),
+                    Ok(()) => {}
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
+    }
+
+    /// Waits (at most `wait`) until the copy caught up with the store;
+    /// false when it did not (the node then answers from what it has).
+    pub async fn synced(&self, wait: Duration) -> bool {
+        let mut synced = self.synced.subscribe();
+        tokio::time::timeout(wait, synced.wait_for(|s| *s))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// At a node's start: fails when NATS answers that it has no
+    /// JetStream (a setup to fix); a store out of reach is waited for in
+    /// the background.
+    pub async fn check(&self) -> anyhow::Result<()> {
+        match tokio::time::timeout(Duration::from_secs(5), self.bind()).await {
+            Ok(Err(e)) if e.downcast_ref::<NoJetStream>().is_some() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Binds both buckets, creating them when this is the first node.
+    async fn bind(&self) -> anyhow::Result<&Buckets> {
+        if let Some(buckets) = self.buckets.get() {
+            return Ok(buckets);
+        }
+        let accounts = self.bucket(ACCOUNTS_BUCKET, Duration::ZERO).await?;
+        let revoked = self.bucket(REVOKED_BUCKET, self.token_lifetime).await?;
+        Ok(self.buckets.get_or_init(|| Buckets { accounts, revoked }))
+    }
+
+    async fn bucket(&self, name: &str, max_age: Duration) -> anyhow::Result<kv::Store> {
+        if let Ok(store) = self.jetstream.get_key_value(name).await {
+            return Ok(store);
+        }
+        // The bucket's stream as `create_key_value` would make it, which
+        // cannot be called here: it first reads the account's JetStream
+        // info, which a 2.9 server answers without fields this client needs.
+        let created = self
+            .jetstream
+            .create_stream(stream::Config {
+                name: format!("KV_{name}"),
+                description: Some("dgate's shared accounts (docs/CLUSTER.md)".into()),
+                subjects: vec![format!("$KV.{name}.>")],
+                max_messages_per_subject: 1,
+                max_age,
+                max_message_size: 64 * 1024,
+                storage: stream::StorageType::File,
+                num_replicas: self.replicas,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                ..Default::default()
+            })
+            .await;
+        match (created, self.jetstream.get_key_value(name).await) {
+            (Ok(_), Ok(store)) => {
+                info!(
+                    bucket = name,
+                    replicas = self.replicas,
+                    "shared accounts: created"
+                );
+                Ok(store)
+            }
+            // Another node made it meanwhile.
+            (Err(_), Ok(store)) => Ok(store),
+            (Err(e), Err(_)) if no_jetstream(&e) => Err(NoJetStream.into()),
+            (Err(e), Err(_)) => Err(e).with_context(|| {
+                format!(
+                    "creating the bucket {name} with {} replicas (the NATS cluster needs \
+                     that many JetStream servers: see cluster.account_replicas)",
+                    self.replicas
+                )
+            }),
+            (Ok(_), Err(e)) => Err(e).with_context(|| format!("binding the bucket {name}")),
+        }
+    }
+
+    /// One pass: binds, then applies everything the buckets hold and every
+    /// change after, until the watch fails.
+    async fn follow_once(&self, store: &Arc<AccountStore>) -> anyhow::Result<()> {
+        let buckets = self.bind().await?;
+        let key = hex(&random_bytes::<32>()?);
+        match buckets.accounts.create(TOKEN_KEY, key.into()).await {
+            Ok(_) => info!("shared accounts: made the key that signs tokens"),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).context("the key that signs tokens"),
+        }
+        let empty = buckets.accounts.status().await?.values() == 0;
+        let users = buckets.accounts.watch_with_history(">").await?;
+        let revoked = buckets.revoked.watch_with_history(">").await?;
+        let mut entries = futures_util::stream::select(users, revoked);
+        // The accounts seen while catching up; the copy's others are gone.
+        let mut seen: Option<HashSet<i64>> = Some(HashSet::new());
+        if empty {
+            self.caught_up(store, &mut seen).await?;
+        }
+        loop {
+            let mut batch = Vec::new();
+            let mut last_of_history = false;
+            let mut next = entries.next().await;
+            // What is ready goes in one transaction (one write to disk).
+            loop {
+                let entry = match next {
+                    None => anyhow::bail!("the store's watch ended"),
+                    Some(entry) => entry.context("watching the store")?,
+                };
+                let catching_up = seen.is_some() && entry.bucket == ACCOUNTS_BUCKET;
+                if let Some(change) = change_of(&entry) {
+                    if let (Some(seen), Change::User(record, _)) = (&mut seen, &change) {
+                        seen.insert(record.id);
+                    }
+                    batch.push(change);
+                }
+                if catching_up && entry.delta == 0 {
+                    last_of_history = true;
+                    break;
+                }
+                if batch.len() >= 256 {
+                    break;
+                }
+                match entries.next().now_or_never() {
+                    Some(ready) => next = ready,
+                    None => break,
+                }
+            }
+            let copy = Arc::clone(store);
+            tokio::task::spawn_blocking(move || replica::apply(&copy, &batch)).await??;
+            if last_of_history {
+                self.caught_up(store, &mut seen).await?;
+            }
+        }
+    }
+
+    async fn caught_up(
+        &self,
+        store: &Arc<AccountStore>,
+        seen: &mut Option<HashSet<i64>>,
+    ) -> anyhow::Result<()> {
+        let Some(seen) = seen.take() else {
+            return Ok(());
+        };
+        let copy = Arc::clone(store);
+        let removed =
+            tokio::task::spawn_blocking(move || replica::keep_only(&copy, &seen)).await??;
+        info!(removed, "shared accounts: this node's copy is up to date");
+        self.synced.send_replace(true);
+        Ok(())
+    }
+
+    /// Runs a change to the store, waiting at most [`WRITE_WAIT`].
+    fn block<T>(
+        &self,
+        work: impl Future<Output = Result<T, AccountError>>,
+    ) -> Result<T, AccountError> {
+        self.runtime.block_on(async {
+            tokio::time::timeout(WRITE_WAIT, work)
+                .await
+                .unwrap_or_else(|_| Err(unavailable("the store did not answer in 5 s")))
+        })
+    }
+
+    fn buckets(&self) -> Result<&Buckets, AccountError> {
+        self.buckets
+            .get()
+            .ok_or_else(|| unavailable("this node has not reached the store yet"))
+    }
+
+    /// Adds `record` unless its name is taken (ignoring case); true when
+    /// it was added.
+    pub(super) fn create(
+        &self,
+        store: &AccountStore,
+        record: &UserRecord,
+    ) -> Result<bool, AccountError> {
+        let buckets = self.buckets()?;
+        let created = self.block(async {
+            match buckets
+                .accounts
+                .create(user_key(&record.username), record.encode())
+                .await
+            {
+                Ok(revision) => Ok(Some(revision)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+                Err(e) => Err(unavailable(e)),
+            }
+        })?;
+        match created {
+            Some(revision) => {
+                replica::apply(store, &[Change::User(record.clone(), revision)])?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Changes `username`'s record with `change` (compare-and-swap, again
+    /// when another change came first) and returns it as stored.
+    pub(super) fn update(
+        &self,
+        store: &AccountStore,
+        username: &str,
+        change: impl FnMut(&mut UserRecord) -> Result<(), AccountError>,
+    ) -> Result<UserRecord, AccountError> {
+        let buckets = self.buckets()?;
+        let (record, revision) = self.block(swap(&buckets.accounts, username, change))?;
+        replica::apply(store, &[Change::User(record.clone(), revision)])?;
+        Ok(record)
+    }
+
+    /// Records a login's time, in the background: nothing waits for it and
+    /// a node cut off does without.
+    pub(super) fn touch(&self, username: &str) {
+        let Some(buckets) = self.buckets.get() else {
+            return;
+        };
+        let (accounts, username) = (buckets.accounts.clone(), username.to_owned());
+        self.runtime.spawn(async move {
+            let now = unix(SystemTime::now());
+            let touched = tokio::time::timeout(
+                WRITE_WAIT,
+                swap(&accounts, &username, |r| {
+                    r.last_login = Some(now);
+                    Ok(())
+                }),
+            )
+            .await;
+            if !matches!(touched, Ok(Ok(_))) {
+                tracing::debug!(%username, "shared accounts: the login time was not recorded");
+            }
+        });
+    }
+
+    /// Renames an account: the new name is taken first, then the old one
+    /// freed (unless the account changed meanwhile: then the new name is
+    /// given back and nothing changed).
+    pub(super) fn rename(
+        &self,
+        store: &AccountStore,
+        username: &str,
+        new_name: &str,
+    ) -> Result<(), AccountError> {
+        let buckets = self.buckets()?;
+        let (old, new) = (user_key(username), user_key(new_name));
+        if old == new {
+            self.update(store, username, |r| {
+                r.username = new_name.to_owned();
+                Ok(())
+            })?;
+            return Ok(());
+        }
+        let (record, revision) = self.block(async {
+            let (mut record, revision) = read(&buckets.accounts, username).await?;
+            record.username = new_name.to_owned();
+            let created = match buckets.accounts.create(&new, record.encode()).await {
+                Ok(created) => created,
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    return Err(AccountError::UsernameTaken(new_name.to_owned()));
+                }
+                Err(e) => return Err(unavailable(e)),
+            };
+            if let Err(e) = buckets
+                .accounts
+                .delete_expect_revision(&old, Some(revision))
+                .await
+            {
+                let _ = buckets
+                    .accounts
+                    .delete_expect_revision(&new, Some(created))
+                    .await;
+                return Err(unavailable(format!(
+                    "the account changed meanwhile, nothing was renamed ({e})"
+                )));
+            }
+            Ok((record, created))
+        })?;
+        replica::apply(store, &[Change::User(record, revision)])
+    }
+
+    /// Claims `fingerprint` for account `id`: false when another account
+    /// holds it. A claim whose account does not list the key (a change
+    /// that failed half way) is taken over.
+    pub(super) fn claim_key(
+        &self,
+        store: &AccountStore,
+        fingerprint: &str,
+        id: i64,
+    ) -> Result<bool, AccountError> {
+        let buckets = self.buckets()?;
+        let index = key_index(fingerprint);
+        let owner = id.to_string();
+        let claimed = self.block(async {
+            match buckets.accounts.create(&index, owner.clone().into()).await {
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+            let entry = buckets.accounts.entry(&index).await.map_err(unavailable)?;
+            Ok(entry.map(|e| (e.revision, e.value)))
+        })?;
+        let Some((revision, holder)) = claimed else {
+            return Ok(true);
+        };
+        if holder.as_ref() == owner.as_bytes() {
+            return Ok(true);
+        }
+        if replica::key_is_listed(store, fingerprint)? {
+            return Ok(false);
+        }
+        self.block(async {
+            buckets
+                .accounts
+                .update(&index, owner.clone().into(), revision)
+                .await
+                .map(|_| true)
+                .or(Ok(false))
+        })
+    }
+
+    /// Gives a key's claim up (best effort: a stale claim is taken over).
+    pub(super) fn release_key(&self, fingerprint: &str) {
+        if let Ok(buckets) = self.buckets() {
+            let _ = self.block(async {
+                buckets
+                    .accounts
+                    .delete(key_index(fingerprint))
+                    .await
+                    .map_err(unavailable)
+            });
+        }
+    }
+
+    /// A token for `user`, valid on every node until it expires, the
+    /// account's generation changes or it is revoked.
+    pub(super) fn issue_token(
+        &self,
+        store: &AccountStore,
+        user: &User,
+    ) -> Result<(String, SystemTime), AccountError> {
+        let key = signing_key(store)?;
+        let expires_at = SystemTime::now() + self.token_lifetime;
+        let body = format!(
+            "{TOKEN_PREFIX}.{}.{}.{}.{}",
+            user.id,
+            user.generation,
+            unix(expires_at),
+            hex(&random_bytes::<16>()?)
+        );
+        let tag = ring::hmac::sign(&key, body.as_bytes());
+        Ok((format!("{body}.{}", hex(tag.as_ref())), expires_at))
+    }
+
+    /// The user a shared token belongs to.
+    pub(super) fn check_token(
+        &self,
+        store: &AccountStore,
+        token: &str,
+    ) -> Result<User, AccountError> {
+        let (id, generation) = verify(store, token)?;
+        let user = store.user_by_id(id).map_err(|_| AccountError::BadToken)?;
+        if user.generation != generation
+            || replica::is_revoked(store, &hex(&Sha256::digest(token.as_bytes())))?
+        {
+            return Err(AccountError::BadToken);
+        }
+        if user.is_banned {
+            return Err(AccountError::Banned(user.username));
+        }
+        Ok(user)
+    }
+
+    /// Revokes a token: at once on this node, and on the others once the
+    /// store has it (an error says when it could not be told).
+    pub(super) fn revoke(&self, store: &AccountStore, token: &str) -> Result<(), AccountError> {
+        verify(store, token)?;
+        let hash = hex(&Sha256::digest(token.as_bytes()));
+        let until = unix(SystemTime::now() + self.token_lifetime);
+        replica::apply(store, &[Change::Revoked(hash, until)])?;
+        let buckets = self.buckets()?;
+        self.block(async {
+            buckets
+                .revoked
+                .put(revoked_key(token), until.to_string().into())
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    unavailable(format!(
+                        "the token is revoked on this node only; other nodes accept it \
+                         until it expires or the password changes ({e})"
+                    ))
+                })
+        })
+    }
+}
+
+/// What the store said when asked for JetStream and it had none.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the NATS servers have no JetStream, which keeps the shared accounts: \
+     start nats-server with -js (and a store directory, -sd)"
+)]
+struct NoJetStream;
+
+/// Whether NATS said it has no JetStream at all (nobody answers its API,
+/// or it says so), as opposed to being busy or out of reach.
+fn no_jetstream(e: &impl std::fmt::Debug) -> bool {
+    let text = format!("{e:?}").to_ascii_lowercase();
+    text.contains("not enabled") || text.contains("noresponders") || text.contains("no responders")
+}
+
+/// The signing key, as this node's copy has it.
+fn signing_key(store: &AccountStore) -> Result<ring::hmac::Key, AccountError> {
+    let hex_key = replica::token_key(store)?
+        .ok_or_else(|| unavailable("this node has not heard the key that signs tokens yet"))?;
+    let bytes =
+        unhex(&hex_key).ok_or_else(|| unavailable("the key that signs tokens is damaged"))?;
+    Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
+}
+
+/// Checks a token's signature and expiry; its account id and generation.
+fn verify(store: &AccountStore, token: &str) -> Result<(i64, i64), AccountError> {
+    if token.len() > 256 {
+        return Err(AccountError::BadToken);
+    }
+    let (body, tag) = token.rsplit_once('.').ok_or(AccountError::BadToken)?;
+    let tag = unhex(tag).ok_or(AccountError::BadToken)?;
+    let key = signing_key(store)?;
+    ring::hmac::verify(&key, body.as_bytes(), &tag).map_err(|_| AccountError::BadToken)?;
+    let fields: Vec<&str> = body.split('.').collect();
+    let [TOKEN_PREFIX, id, generation, expires, _nonce] = fields[..] else {
+        return Err(AccountError::BadToken);
+    };
+    let number = |s: &str| s.parse::<i64>().map_err(|_| AccountError::BadToken);
+    if from_unix(number(expires)?) <= SystemTime::now() {
+        return Err(AccountError::BadToken);
+    }
+    Ok((number(id)?, number(generation)?))
+}
+
+/// Whether a token is one of the shared store's (a single server's are not).
+pub fn is_shared_token(token: &str) -> bool {
+    token.starts_with(TOKEN_PREFIX) && token.as_bytes().get(TOKEN_PREFIX.len()) == Some(&b'.')
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// `username`'s record and its revision.
+async fn read(accounts: &kv::Store, username: &str) -> Result<(UserRecord, u64), AccountError> {
+    let entry = accounts
+        .entry(user_key(username))
+        .await
+        .map_err(unavailable)?
+        .filter(|e| e.operation == kv::Operation::Put)
+        .ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
+    let record = UserRecord::decode(&entry.value)
+        .map_err(|e| unavailable(format!("{username}'s record is damaged: {e}")))?;
+    Ok((record, entry.revision))
+}
+
+/// Compare-and-swap of `username`'s record.
+async fn swap(
+    accounts: &kv::Store,
+    username: &str,
+    mut change: impl FnMut(&mut UserRecord) -> Result<(), AccountError>,
+) -> Result<(UserRecord, u64), AccountError> {
+    for _ in 0..CAS_ATTEMPTS {
+        let (mut record, revision) = read(accounts, username).await?;
+        change(&mut record)?;
+        match accounts
+            .update(user_key(username), record.encode(), revision)
+            .await
+        {
+            Ok(revision) => return Ok((record, revision)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+            Err(e) => return Err(unavailable(e)),
+        }
+    }
+    Err(unavailable(
+        "other changes to the account kept coming first",
+    ))
+}
+
+/// The change a store entry makes to the copy; `None` for entries the copy
+/// does not keep, and for malformed ones (logged).
+fn change_of(entry: &kv::Entry) -> Option<Change> {
+    let put = entry.operation == kv::Operation::Put;
+    if entry.bucket == REVOKED_BUCKET {
+        let hash = entry.key.strip_prefix("token.")?;
+        let until = std::str::from_utf8(&entry.value).ok()?.parse().ok();
+        return match (put, until) {
+            (true, Some(until)) if hash.len() == 64 => {
+                Some(Change::Revoked(hash.to_owned(), until))
+            }
+            _ => None,
+        };
+    }
+    if entry.key == TOKEN_KEY {
+        let key = std::str::from_utf8(&entry.value).ok()?;
+        return (put && unhex(key).is_some_and(|k| k.len() == 32))
+            .then(|| Change::TokenKey(key.to_owned()));
+    }
+    let name = entry.key.strip_prefix("user.")?;
+    if !put {
+        return Some(Change::Gone(name.to_owned(), entry.revision));
+    }
+    match UserRecord::decode(&entry.value) {
+        Ok(record) if record.username.eq_ignore_ascii_case(name) => {
+            Some(Change::User(record, entry.revision))
+        }
+        Ok(_) => {
+            warn!(key = %entry.key, "shared accounts: a record under another name's key; skipped");
+            None
+        }
+        Err(e) => {
+            warn!(key = %entry.key, error = %e, "shared accounts: a malformed record; skipped");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_garbage_is_refused() {
+        assert_eq!(
+            unhex(&hex(&[0, 1, 0xab, 0xff])),
+            Some(vec![0, 1, 0xab, 0xff])
+        );
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex("éé"), None);
+    }
+
+    #[test]
+    fn keys_are_valid_for_the_store() {
+        assert_eq!(user_key("Alice_1"), "user.alice_1");
+        let index = key_index("SHA256:ab+/cd=");
+        assert!(
+            index
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        );
+        assert!(is_shared_token("dg1.5.0.99.ab.cd"));
+        assert!(!is_shared_token("dg1x"));
+        assert!(!is_shared_token(&"a".repeat(64)));
+    }
+}
