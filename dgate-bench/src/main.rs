@@ -6,8 +6,14 @@
 //! prints latency (stamp in the frame to receipt), loss, resyncs, join time,
 //! the server's CPU and memory, and whether every checked viewer ended on its
 //! player's screen. `dgate-bench firehose` is the game itself.
+//!
+//! `dgate-bench run --nodes N` starts a cluster instead (`cluster`): one
+//! `nats-server` and N nodes, the games on node 1 and the viewers on the
+//! nodes `--viewers-on` names, and adds each node's CPU, its viewers'
+//! latency and node 1's NATS messages per frame to the figures.
 
 mod alis;
+mod cluster;
 mod firehose;
 mod proc_stats;
 mod report;
@@ -148,6 +154,18 @@ struct RunArgs {
     /// The dgate-server binary to start (default: beside this one).
     #[arg(long)]
     server_binary: Option<PathBuf>,
+    /// Start a cluster of this many nodes (at most 16) on one nats-server;
+    /// the games run on node 1. 1 is a single server without NATS.
+    #[arg(long, default_value_t = 1, conflicts_with = "grpc")]
+    nodes: usize,
+    /// The nodes the viewers watch on, in equal blocks: `2` all on node 2,
+    /// `2,3` half on each, `1,2` half local to the game and half remote,
+    /// `1,2,2` a third local (default: every node but 1, or 1 alone).
+    #[arg(long, value_delimiter = ',')]
+    viewers_on: Vec<usize>,
+    /// The nats-server binary (default: /usr/sbin/nats-server, else PATH).
+    #[arg(long)]
+    nats_binary: Option<PathBuf>,
     /// Use a running server at this gRPC address instead of starting one;
     /// it must offer the firehose as --game.
     #[arg(long, requires = "http")]
@@ -209,6 +227,17 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
     if args.chat > 0.0 && args.transport != Transport::Grpc {
         bail!("--chat is measured at gRPC viewers (--transport grpc)");
     }
+    if !(1..=16).contains(&args.nodes) {
+        bail!("--nodes is 1 to 16");
+    }
+    let viewers_on = match (&args.viewers_on[..], args.nodes) {
+        ([], 1) => vec![1],
+        ([], nodes) => (2..=nodes).collect(),
+        (on, nodes) => {
+            cluster::placement(args.viewers.max(1), on, nodes)?;
+            on.to_vec()
+        }
+    };
     raise_file_limit();
     let firehose = firehose::FirehoseArgs {
         rate: args.rate,
@@ -218,18 +247,31 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
         max_seconds: args.seconds as u64 + 300,
         scroll: args.scroll,
     };
-    let target = match (args.grpc, args.http) {
-        (Some(grpc), Some(http)) => {
-            server::external(grpc, http, args.ssh, args.server_pid, args.game.clone())?
-        }
-        _ => server::start(&server::OwnSettings {
+    let own = || -> anyhow::Result<server::OwnSettings> {
+        Ok(server::OwnSettings {
             binary: server::server_binary(args.server_binary.as_deref())?,
-            firehose,
+            firehose: firehose.clone(),
             record: args.record,
             queue_frames: args.queue_frames,
             // Ten times what the run says, so that no line is refused.
             chat_lines_per_10s: (args.chat > 0.0).then(|| (args.chat * 100.0).ceil() as usize),
-        })?,
+            cluster: None,
+        })
+    };
+    let servers = match (args.grpc, args.http) {
+        (Some(grpc), Some(http)) => cluster::Servers::single(server::external(
+            grpc,
+            http,
+            args.ssh,
+            args.server_pid,
+            args.game.clone(),
+        )?),
+        _ if args.nodes > 1 => cluster::Servers::cluster(
+            args.nodes,
+            &own()?,
+            &cluster::nats_binary(args.nats_binary.as_deref()),
+        )?,
+        _ => cluster::Servers::single(server::start(&own()?)?),
     };
     let plan = Plan {
         transport: args.transport,
@@ -242,8 +284,9 @@ fn run_command(args: &RunArgs) -> anyhow::Result<bool> {
         rows: args.size.rows,
         progress: !args.json,
         chat: args.chat,
+        viewers_on,
     };
-    let report = measure(target, async |target| run::run(target, &plan).await)?;
+    let report = measure(servers, async |servers| run::run(servers, &plan).await)?;
     show(
         &report,
         args.json,
@@ -275,6 +318,7 @@ fn soak_command(args: &SoakArgs) -> anyhow::Result<bool> {
         record: !args.no_record,
         queue_frames: None,
         chat_lines_per_10s: None,
+        cluster: None,
     })?;
     let range = |v: &[f64]| {
         (
@@ -293,7 +337,10 @@ fn soak_command(args: &SoakArgs) -> anyhow::Result<bool> {
         size,
         progress: !args.json,
     };
-    let report = measure(target, async |target| soak::soak(target, &plan).await)?;
+    let servers = cluster::Servers::single(target);
+    let report = measure(servers, async |servers| {
+        soak::soak(servers.first(), &plan).await
+    })?;
     show(
         &report,
         args.json,
@@ -303,17 +350,23 @@ fn soak_command(args: &SoakArgs) -> anyhow::Result<bool> {
     )
 }
 
-/// Runs `work` against `target` on a runtime of its own, then stops the
-/// server (when it is ours) and says so if it did not stop cleanly.
+/// Runs `work` against `servers` on a runtime of its own, then stops the
+/// servers we started and says so if one did not stop cleanly. Ctrl-C ends
+/// the work early, and the servers are stopped all the same.
 fn measure<R>(
-    target: server::Target,
-    work: impl AsyncFnOnce(&server::Target) -> anyhow::Result<R>,
+    servers: cluster::Servers,
+    work: impl AsyncFnOnce(&cluster::Servers) -> anyhow::Result<R>,
 ) -> anyhow::Result<R> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(work(&target));
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = work(&servers) => result,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
+        }
+    });
     runtime.shutdown_timeout(Duration::from_secs(2));
-    let log = target.log_path();
-    let stopped = target.stop();
+    let log = servers.log_path();
+    let stopped = servers.stop();
     let result = result?;
     if let Err(e) = stopped {
         bail!("{e:#} (server log: {log:?})");

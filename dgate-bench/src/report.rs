@@ -105,6 +105,113 @@ pub struct ServerFigures {
     pub first_warnings: Vec<String>,
 }
 
+/// One node of a cluster run (`--nodes`), while measuring.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeFigures {
+    /// 1 is the games' node.
+    pub node: usize,
+    pub viewers: usize,
+    /// Its reading viewers' latency (stamp in the frame to receipt).
+    pub latency: Latency,
+    /// Summed over its viewers.
+    pub viewers_total: Counts,
+    /// Its viewers that never saw the last frame.
+    pub unfinished: usize,
+    /// User + system CPU seconds of its process.
+    pub cpu_seconds: f64,
+    /// CPU seconds per second (1.0 is one whole core).
+    pub cpu_per_second: f64,
+    pub rss_mib_peak: f64,
+    /// `cluster_relay_messages_total` grew by this much: messages it
+    /// published on NATS for its games (frames, resizes, heartbeats, ends,
+    /// resync snapshots).
+    pub relay_messages: u64,
+    /// `cluster_relay_resyncs_total`: its relays fell behind.
+    pub relay_resyncs: u64,
+    /// `cluster_snapshot_requests_served_total` since the node started
+    /// (the joins asked before measuring), not only while measuring.
+    pub snapshot_requests_served: u64,
+    /// `cluster_snapshot_requests_sent_total`, every cause, since the node
+    /// started.
+    pub snapshot_requests_sent: u64,
+    /// `cluster_nats_slow_consumers_total`.
+    pub slow_consumers: u64,
+    /// Messages the NATS server received from this node (its `/connz`):
+    /// relay messages, directory beats, snapshot requests and answers.
+    pub nats_in_msgs: u64,
+    /// Messages the NATS server sent this node.
+    pub nats_out_msgs: u64,
+    /// Warnings and errors it logged during the whole run.
+    pub warnings: u64,
+}
+
+/// A cluster run (`--nodes`): one NATS server, the games on node 1.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterFigures {
+    pub nodes: Vec<NodeFigures>,
+    /// Frames the games drew while measuring (as their players received
+    /// them).
+    pub frames_in_window: u64,
+    /// Node 1's relay messages per frame drawn while measuring: 1.0 when it
+    /// publishes each frame once, whoever watches where.
+    pub relay_messages_per_frame: f64,
+    /// The NATS server's CPU seconds per second while measuring.
+    pub nats_cpu_per_second: Option<f64>,
+}
+
+impl ClusterFigures {
+    fn table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "cluster: node 1 published {} relay messages for {} frames drawn ({:.3} a frame); NATS {}",
+            self.nodes.first().map_or(0, |n| n.relay_messages),
+            self.frames_in_window,
+            self.relay_messages_per_frame,
+            self.nats_cpu_per_second
+                .map_or("-".into(), |c| format!("{:.1}% of one core", c * 100.0)),
+        );
+        let _ = writeln!(
+            out,
+            "{:<5} {:>7} {:>8} {:>8} {:>7} {:>6} {:>7} {:>7} {:>8} {:>8} {:>8} {:>9} {:>5}",
+            "node",
+            "viewers",
+            "p50 ms",
+            "p99 ms",
+            "CPU s",
+            "CPU %",
+            "RSS MiB",
+            "resyncs",
+            "relayed",
+            "to NATS",
+            "from it",
+            "snap s/r",
+            "warn"
+        );
+        for n in &self.nodes {
+            let _ = writeln!(
+                out,
+                "{:<5} {:>7} {:>8.3} {:>8.3} {:>7.3} {:>6.1} {:>7.1} {:>7} {:>8} {:>8} {:>8} {:>9} {:>5}",
+                n.node,
+                n.viewers,
+                n.latency.p50_ms,
+                n.latency.p99_ms,
+                n.cpu_seconds,
+                n.cpu_per_second * 100.0,
+                n.rss_mib_peak,
+                n.viewers_total.resyncs,
+                n.relay_messages,
+                n.nats_in_msgs,
+                n.nats_out_msgs,
+                format!(
+                    "{}/{}",
+                    n.snapshot_requests_served, n.snapshot_requests_sent
+                ),
+                n.warnings
+            );
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub transport: Transport,
@@ -140,6 +247,8 @@ pub struct Report {
     pub bytes_per_viewer_per_second: f64,
     /// With `--chat`.
     pub chat: Option<ChatFigures>,
+    /// With `--nodes` above 1.
+    pub cluster: Option<ClusterFigures>,
 }
 
 impl Report {
@@ -276,6 +385,9 @@ impl Report {
             for warning in &s.first_warnings {
                 let _ = writeln!(out, "  server warning: {warning}");
             }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.table(&mut out);
         }
         if let Some(cpu) = self.bench_cpu_per_second {
             let _ = writeln!(out, "dgate-bench itself: {:.1}% of one core", cpu * 100.0);

@@ -22,6 +22,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::{NodeViewers, Servers, Window};
 use crate::report::{ChatFigures, Latency, Report, ServerFigures};
 use crate::server::Target;
 use crate::tracker::{ChatCounts, ChatTrack, Counts, Tracker};
@@ -62,6 +63,9 @@ pub struct Plan {
     pub progress: bool,
     /// Chat lines each game's player says per second while measuring.
     pub chat: f64,
+    /// The nodes (1-based) the viewers watch on, in equal blocks
+    /// (`cluster::placement`); `[1]` on a single server.
+    pub viewers_on: Vec<usize>,
 }
 
 /// Where the run is; a viewer's latencies count only in `Steady` and `Paused`.
@@ -89,6 +93,8 @@ struct Shared {
     resyncs: AtomicU64,
     /// Bytes the reading viewers received while measuring (unpaused).
     window_bytes: AtomicU64,
+    /// `steady` again, by the node the viewer watches on.
+    steady_by_node: Vec<Mutex<Histogram<u64>>>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -100,6 +106,8 @@ fn histogram() -> Histogram<u64> {
 #[derive(Debug)]
 struct Outcome {
     session: usize,
+    /// The node (0-based) it watched on.
+    node: usize,
     counts: Counts,
     ended: bool,
     last_seq: Option<u64>,
@@ -120,7 +128,7 @@ enum Role {
 /// every message; `joined_after` is measured from `start` to the first screen.
 async fn follow<S: Source>(
     mut source: S,
-    session: usize,
+    (session, node): (usize, usize),
     role: Role,
     shared: Arc<Shared>,
     start: Instant,
@@ -186,16 +194,17 @@ async fn follow<S: Source>(
         }
         let phase = *phase_rx.borrow();
         if phase != buffered || tracker.latencies.len() >= 256 {
-            flush(&mut tracker, &mut counted, buffered, role, &shared);
+            flush(&mut tracker, &mut counted, (buffered, node), role, &shared);
             buffered = phase;
         }
         if tracker.ended {
             break;
         }
     }
-    flush(&mut tracker, &mut counted, buffered, role, &shared);
+    flush(&mut tracker, &mut counted, (buffered, node), role, &shared);
     Outcome {
         session,
+        node,
         counts: tracker.counts,
         ended: tracker.ended,
         last_seq: tracker.last_seq,
@@ -212,9 +221,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Hands the buffered latencies to the histogram of `phase`, and the counts
-/// so far to the progress line.
-fn flush(tracker: &mut Tracker, counted: &mut Counts, phase: Phase, role: Role, shared: &Shared) {
+/// Hands the buffered latencies to the histogram of `phase` (and of the
+/// viewer's node), and the counts so far to the progress line.
+fn flush(
+    tracker: &mut Tracker,
+    counted: &mut Counts,
+    (phase, node): (Phase, usize),
+    role: Role,
+    shared: &Shared,
+) {
     let histogram = match (role, phase) {
         (Role::Player, Phase::Steady | Phase::Paused) => Some(&shared.player),
         (Role::Viewer { pausable: false }, Phase::Steady) => Some(&shared.steady),
@@ -222,6 +237,15 @@ fn flush(tracker: &mut Tracker, counted: &mut Counts, phase: Phase, role: Role, 
         _ => None,
     };
     if let Some(histogram) = histogram {
+        let mut histogram = lock(histogram);
+        for &micros in &tracker.latencies {
+            histogram.saturating_record(micros.max(1));
+        }
+    }
+    if role == (Role::Viewer { pausable: false })
+        && phase == Phase::Steady
+        && let Some(histogram) = shared.steady_by_node.get(node)
+    {
         let mut histogram = lock(histogram);
         for &micros in &tracker.latencies {
             histogram.saturating_record(micros.max(1));
@@ -267,13 +291,26 @@ pub(crate) async fn start_player(
     let mut auth = AuthServiceClient::new(channel.clone());
     let username = format!("bench{}x{index}", std::process::id());
     let password = format!("dgate-bench password {index}").into_bytes();
-    let registered = auth
-        .register(auth_pb::RegisterRequest {
-            username: username.clone(),
-            password: password.clone().into(),
-            email: String::new(),
-        })
-        .await;
+    // A node of a cluster with shared accounts takes them once it reaches
+    // the store: until then it says UNAVAILABLE.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let registered = loop {
+        let registered = auth
+            .register(auth_pb::RegisterRequest {
+                username: username.clone(),
+                password: password.clone().into(),
+                email: String::new(),
+            })
+            .await;
+        match registered {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            registered => break registered,
+        }
+    };
     // The same player may start one game after another.
     if let Err(status) = registered
         && status.code() != tonic::Code::AlreadyExists
@@ -345,7 +382,7 @@ pub(crate) struct Dial {
 async fn connect_viewer(
     dial: Dial,
     (session_id, player): (String, String),
-    session: usize,
+    (session, node): (usize, usize),
     role: Role,
     check: bool,
     shared: Arc<Shared>,
@@ -353,6 +390,7 @@ async fn connect_viewer(
     let start = Instant::now();
     let failed = |e: anyhow::Error| Outcome {
         session,
+        node,
         counts: Counts::default(),
         ended: false,
         last_seq: None,
@@ -368,25 +406,28 @@ async fn connect_viewer(
                 Err(e) => Err(e),
             };
             match source {
-                Ok(source) => follow(source, session, role, shared, start).await,
+                Ok(source) => follow(source, (session, node), role, shared, start).await,
                 Err(e) => failed(e),
             }
         }
         Transport::WebSocket => match WsSource::connect(dial.http, &session_id, check).await {
-            Ok(source) => follow(source, session, role, shared, start).await,
+            Ok(source) => follow(source, (session, node), role, shared, start).await,
             Err(e) => failed(e),
         },
         Transport::Ssh => match SshSource::connect(dial.ssh, &player, dial.size, check).await {
-            Ok(source) => follow(source, session, role, shared, start).await,
+            Ok(source) => follow(source, (session, node), role, shared, start).await,
             Err(e) => failed(e),
         },
     }
 }
 
-pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
+pub async fn run(servers: &Servers, plan: &Plan) -> anyhow::Result<Report> {
     if plan.sessions == 0 || plan.viewers == 0 {
         bail!("a run needs at least one session and one viewer");
     }
+    let target = servers.first();
+    let clustered = servers.nodes.len() > 1;
+    let placement = crate::cluster::placement(plan.viewers, &plan.viewers_on, servers.nodes.len())?;
     let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
     let shared = Arc::new(Shared {
         phase: phase_rx,
@@ -401,6 +442,11 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         lost: AtomicU64::new(0),
         resyncs: AtomicU64::new(0),
         window_bytes: AtomicU64::new(0),
+        steady_by_node: servers
+            .nodes
+            .iter()
+            .map(|_| Mutex::new(histogram()))
+            .collect(),
     });
 
     // The games, each with its player reading along.
@@ -417,7 +463,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         let input = player.stream.input.clone();
         let follow_player = follow(
             player.stream,
-            index,
+            (index, 0),
             Role::Player,
             Arc::clone(&shared),
             Instant::now(),
@@ -425,6 +471,13 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         players.push((input, tokio::spawn(follow_player)));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    if clustered {
+        // The viewers' nodes must list the games before viewers join there.
+        let ids: Vec<String> = sessions.iter().map(|s| s.0.clone()).collect();
+        let mut watching: Vec<&Target> = placement.iter().map(|&n| &servers.nodes[n]).collect();
+        watching.dedup_by(|a, b| std::ptr::eq(*a, *b));
+        crate::cluster::wait_listed(&watching, &ids).await?;
+    }
     let baseline = target
         .pid
         .and_then(|pid| crate::proc_stats::sample(pid).ok());
@@ -433,24 +486,24 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     let paused_count = (plan.viewers as f64 * plan.paused).round() as usize;
     let stride = (plan.viewers / plan.check.max(1)).max(1);
     let mut viewers = Vec::with_capacity(plan.viewers);
-    let dial = Dial {
-        grpc: target.grpc,
-        http: target.http,
-        ssh: target.ssh,
+    let dial = |node: &Target| Dial {
+        grpc: node.grpc,
+        http: node.http,
+        ssh: node.ssh,
         transport: plan.transport,
         size: dgate_term::TermSize::new(plan.cols, plan.rows),
     };
     let join_started = Instant::now();
-    for v in 0..plan.viewers {
+    for (v, &node) in placement.iter().enumerate() {
         let session = v % plan.sessions;
         let role = Role::Viewer {
             pausable: v >= plan.viewers - paused_count,
         };
         let check = plan.check > 0 && v % stride == 0;
         viewers.push(tokio::spawn(connect_viewer(
-            dial,
+            dial(&servers.nodes[node]),
             (sessions[session].0.clone(), sessions[session].2.clone()),
-            session,
+            (session, node),
             role,
             check,
             Arc::clone(&shared),
@@ -494,6 +547,11 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         .pid
         .and_then(|pid| crate::proc_stats::sample(pid).ok());
     let me_before = crate::proc_stats::sample(std::process::id()).ok();
+    let mut window = if clustered {
+        Some(Window::open(servers).await)
+    } else {
+        None
+    };
     let _ = phase_tx.send(Phase::Steady);
     let started = Instant::now();
     // Each game's player chats while measuring.
@@ -529,6 +587,9 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
             peak_rss = peak_rss.max(s.rss_kib);
             max_fds = max_fds.max(s.fds);
         }
+        if let Some(window) = &mut window {
+            window.watch(servers);
+        }
         let phase = if *phase_tx.borrow() == Phase::Paused {
             "paused"
         } else {
@@ -542,6 +603,10 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         .pid
         .and_then(|pid| crate::proc_stats::sample(pid).ok());
     let me_after = crate::proc_stats::sample(std::process::id()).ok();
+    let closed = match window {
+        Some(window) => Some(window.close(servers).await),
+        None => None,
+    };
     let window = started.elapsed().as_secs_f64();
     chat_stop.cancel();
     let mut chat_sent = 0;
@@ -646,6 +711,11 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
     }
     failures.sort();
     failures.dedup();
+    // The players' frames in the window: every stamp they got meanwhile.
+    let cluster = closed.map(|closed| {
+        let by_node = by_node(&outcomes, &shared.steady_by_node);
+        closed.figures(servers, &by_node, lock(&shared.player).len())
+    });
     let mut player_counts = Counts::default();
     for p in &player_outcomes {
         player_counts += p.counts;
@@ -710,8 +780,30 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Report> {
         viewer_frames_per_second,
         bytes_per_viewer_per_second,
         chat,
+        cluster,
     }
     .with_per_frame_cost())
+}
+
+/// What each node's viewers saw (`[n]` is node n + 1's).
+fn by_node(outcomes: &[Outcome], steady_by_node: &[Mutex<Histogram<u64>>]) -> Vec<NodeViewers> {
+    let mut nodes: Vec<NodeViewers> = steady_by_node
+        .iter()
+        .map(|h| NodeViewers {
+            latency: Latency::of(&lock(h)),
+            ..NodeViewers::default()
+        })
+        .collect();
+    for outcome in outcomes {
+        if let Some(node) = nodes.get_mut(outcome.node) {
+            node.viewers += 1;
+            node.counts += outcome.counts;
+            if !outcome.ended {
+                node.unfinished += 1;
+            }
+        }
+    }
+    nodes
 }
 
 /// Says a numbered line in the player's game's chat `rate` times a second

@@ -152,6 +152,15 @@ pub struct OwnSettings {
     /// `spectating.chat.lines_per_10s`, when the run chats faster than the
     /// default lets one user.
     pub chat_lines_per_10s: Option<usize>,
+    /// The server is a node of a cluster (`--nodes`).
+    pub cluster: Option<ClusterNode>,
+}
+
+/// A node's `cluster` section.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    pub node_id: String,
+    pub nats_url: String,
 }
 
 /// Starts `dgate-server` on free loopback ports with the firehose as its only
@@ -195,10 +204,13 @@ pub fn start(settings: &OwnSettings) -> anyhow::Result<Target> {
         args.push("--scroll".into());
     }
     // JSON is YAML.
-    let config = json!({
+    let mut config = json!({
         "server": { "max_connections_per_address": 1_000_000 },
         "ssh": { "max_sessions": 1_000_000 },
-        "accounts": { "failed_logins_per_minute": 1000 },
+        "accounts": {
+            "failed_logins_per_minute": 1000,
+            "registrations_per_address_per_hour": 1_000_000,
+        },
         "games": [{
             "id": "firehose",
             "name": "Firehose",
@@ -210,6 +222,14 @@ pub fn start(settings: &OwnSettings) -> anyhow::Result<Target> {
         }],
         "session_management": session_management,
     });
+    if let Some(node) = &settings.cluster {
+        // One NATS server keeps the shared accounts: one replica.
+        config["cluster"] = json!({
+            "node_id": node.node_id,
+            "nats_urls": [node.nats_url],
+            "account_replicas": 1,
+        });
+    }
     let config_path = dir.path().join("dgate.yaml");
     std::fs::write(&config_path, serde_json::to_string_pretty(&config)?)?;
 

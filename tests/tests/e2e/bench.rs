@@ -2,6 +2,8 @@
 //! WebSocket or SSH viewers watch a firehose game for a few seconds, and the
 //! run must be sound: nothing lost or out of order, every checked screen equal
 //! to the player's, and latency far below what a stalling hub would show.
+//! With `--nodes`, the same on a cluster: the game on node 1, the viewers
+//! on other nodes, and node 1 publishing each frame once.
 
 use crate::common;
 
@@ -124,6 +126,103 @@ fn paused_viewers_are_resynced_and_end_on_the_players_screen() {
         report["viewers_total"]["resyncs"].as_u64().unwrap_or(0) >= 1,
         "the paused viewers were never resynced: {report}"
     );
+}
+
+/// A cluster run's node `n` (1-based) and node 1's relay messages per
+/// frame, checked: nothing failed, the relay never fell behind, and node
+/// 1 published one message a frame (its relay publishes frames, resizes,
+/// ends, and heartbeats only after a second without output, which the
+/// firehose never has), however many nodes watch.
+fn assert_one_message_a_frame(report: &serde_json::Value) {
+    let shown = serde_json::to_string_pretty(report).unwrap_or_default();
+    assert_eq!(
+        report["failures"].as_array().map(Vec::len),
+        Some(0),
+        "{shown}"
+    );
+    let cluster = &report["cluster"];
+    let frames = cluster["frames_in_window"].as_u64().unwrap_or(0);
+    // 30 frames a second for 3 s, with room for a busy machine.
+    assert!(frames >= 45, "{shown}");
+    let ratio = cluster["relay_messages_per_frame"].as_f64().unwrap_or(0.0);
+    assert!(
+        (0.8..1.2).contains(&ratio),
+        "{ratio} relay messages a frame: {shown}"
+    );
+    let one = &cluster["nodes"][0];
+    assert_eq!(one["relay_resyncs"], 0, "{shown}");
+    // What NATS got from node 1: the relay's messages, its directory beats
+    // (one a second) and its answers to the mirrors' first requests; not a
+    // copy per viewer or per node.
+    let sent = one["nats_in_msgs"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        (sent as f64) < 1.2 * frames as f64 + 10.0,
+        "node 1 sent NATS {sent} messages for {frames} frames: {shown}"
+    );
+}
+
+/// The viewers on node `n` of a cluster run: they all ended on the last
+/// frame, without a resync or a slow consumer, and their node got every
+/// frame from NATS once; its mirror cost node 1 one snapshot, not one per
+/// viewer.
+fn assert_remote_viewers(report: &serde_json::Value, n: usize, viewers: u64) {
+    let shown = serde_json::to_string_pretty(report).unwrap_or_default();
+    let cluster = &report["cluster"];
+    let frames = cluster["frames_in_window"].as_u64().unwrap_or(0);
+    let node = &cluster["nodes"][n - 1];
+    assert_eq!(node["node"], n, "{shown}");
+    assert_eq!(node["viewers"], viewers, "{shown}");
+    assert_eq!(node["unfinished"], 0, "{shown}");
+    assert_eq!(node["viewers_total"]["lost"], 0, "{shown}");
+    assert_eq!(node["viewers_total"]["resyncs"], 0, "{shown}");
+    assert_eq!(node["slow_consumers"], 0, "{shown}");
+    assert!(
+        node["latency"]["samples"].as_u64().unwrap_or(0) >= viewers * 45,
+        "{shown}"
+    );
+    let got = node["nats_out_msgs"].as_u64().unwrap_or(0);
+    assert!(
+        got as f64 >= 0.8 * frames as f64 && (got as f64) < 1.2 * frames as f64 + 20.0,
+        "node {n} got {got} messages from NATS for {frames} frames: {shown}"
+    );
+    let asked = node["snapshot_requests_sent"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=3).contains(&asked),
+        "node {n} asked {asked} snapshots: {shown}"
+    );
+}
+
+#[test]
+fn twenty_viewers_on_another_node_end_on_the_players_screen_and_node_1_publishes_each_frame_once() {
+    let _turn = HEAVY.blocking_lock();
+    let report = smoke(
+        "grpc",
+        &["--seconds", "3", "--nodes", "2", "--viewers-on", "2"],
+    );
+    assert_lossless(&report);
+    assert_one_message_a_frame(&report);
+    assert_remote_viewers(&report, 2, 20);
+    let shown = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let one = &report["cluster"]["nodes"][0];
+    assert_eq!(one["viewers"], 0, "{shown}");
+    let served = one["snapshot_requests_served"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=3).contains(&served),
+        "node 1 served {served} snapshots: {shown}"
+    );
+}
+
+#[test]
+fn with_viewers_on_two_other_nodes_node_1_still_publishes_each_frame_once() {
+    let _turn = HEAVY.blocking_lock();
+    let report = smoke(
+        "grpc",
+        &["--seconds", "3", "--nodes", "3", "--viewers-on", "2,3"],
+    );
+    assert_lossless(&report);
+    assert_one_message_a_frame(&report);
+    assert_remote_viewers(&report, 2, 10);
+    assert_remote_viewers(&report, 3, 10);
 }
 
 #[test]
