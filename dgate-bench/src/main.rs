@@ -15,6 +15,7 @@
 mod alis;
 mod cluster;
 mod firehose;
+mod player;
 mod proc_stats;
 mod report;
 mod run;

@@ -17,8 +17,9 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
+use crate::player::start_player;
 use crate::proc_stats;
-use crate::run::{Dial, Transport, start_player};
+use crate::run::{Dial, Transport};
 use crate::server::Target;
 use crate::tracker::{Counts, Tracker};
 use crate::viewer::{self, Got, GrpcSource, Source, SshSource, WsSource};
