@@ -22,8 +22,8 @@ use super::store::{
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserRecord {
-    /// Random, the same on every node (a cluster has no sequence to take
-    /// ids from).
+    /// The same on every node, handed out by the store's counter; 32 bits,
+    /// as the games protocol has them.
     pub id: i64,
     pub username: String,
     /// argon2id; empty while only `legacy_hash` is known.
@@ -63,8 +63,8 @@ impl UserRecord {
         let record: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         check_username(&record.username)?;
         check_email(record.email.as_deref()).map_err(|e| e.to_string())?;
-        if record.id <= 0 {
-            return Err(format!("id {} is not positive", record.id));
+        if !(1..=i64::from(i32::MAX)).contains(&record.id) {
+            return Err(format!("id {} is not a positive 32-bit number", record.id));
         }
         if record.password_hash.len() > 512
             || record.legacy_hash.as_ref().is_some_and(|h| h.len() > 512)

@@ -4,7 +4,7 @@
 //! - `dgate_accounts`: `user.<name in lower case>`, each account's record
 //!   (its hashes, flags, generation and SSH keys); `key.<fingerprint, hex>`,
 //!   which account a public key belongs to; `secret.token_key`, the key
-//!   that signs tokens. A name is taken with create-if-absent and a record
+//!   that signs tokens; `meta.next_id`, the next account id. A name is taken with create-if-absent and a record
 //!   changed with compare-and-swap on its revision, so two nodes can never
 //!   both register one name or lose each other's change.
 //! - `dgate_revoked`: tokens logged out before they expire
@@ -42,6 +42,8 @@ use super::store::{AccountError, AccountStore, User, from_unix, hex, random_byte
 pub const ACCOUNTS_BUCKET: &str = "dgate_accounts";
 pub const REVOKED_BUCKET: &str = "dgate_revoked";
 const TOKEN_KEY: &str = "secret.token_key";
+/// The next account id to hand out (ids are 32-bit in the games protocol).
+const NEXT_ID: &str = "meta.next_id";
 /// How long a change waits for the store before it is refused.
 const WRITE_WAIT: Duration = Duration::from_secs(5);
 /// Tokens of the shared store start with this (a single server's are 64
@@ -96,8 +98,12 @@ impl SharedAccounts {
     /// Accounts on `client`'s JetStream; to be called on the runtime that
     /// will carry the writes.
     pub fn new(client: async_nats::Client, replicas: usize, token_lifetime: Duration) -> Arc<Self> {
+        let mut jetstream = async_nats::jetstream::new(client);
+        // A JetStream still electing its leaders leaves requests
+        // unanswered: asking again soon beats waiting long.
+        jetstream.set_timeout(Duration::from_secs(2));
         Arc::new(Self {
-            jetstream: async_nats::jetstream::new(client),
+            jetstream,
             runtime: tokio::runtime::Handle::current(),
             replicas,
             token_lifetime,
@@ -129,7 +135,7 @@ impl SharedAccounts {
                     () = tokio::time::sleep(backoff) => {}
                     () = stop.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         });
     }
@@ -303,6 +309,44 @@ impl SharedAccounts {
         self.buckets
             .get()
             .ok_or_else(|| unavailable("this node has not reached the store yet"))
+    }
+
+    /// A new account id, never handed out before (a counter changed by
+    /// compare-and-swap).
+    pub(super) fn allocate_id(&self) -> Result<i64, AccountError> {
+        let buckets = self.buckets()?;
+        self.block(async {
+            for _ in 0..CAS_ATTEMPTS * 4 {
+                let entry = buckets
+                    .accounts
+                    .entry(NEXT_ID)
+                    .await
+                    .map_err(unavailable)?
+                    .filter(|e| e.operation == kv::Operation::Put);
+                let Some(entry) = entry else {
+                    match buckets.accounts.create(NEXT_ID, "2".into()).await {
+                        Ok(_) => return Ok(1),
+                        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(unavailable(e)),
+                    }
+                };
+                let next: i64 = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .filter(|&n| (1..i64::from(i32::MAX)).contains(&n))
+                    .ok_or_else(|| unavailable("the next account id is damaged or used up"))?;
+                match buckets
+                    .accounts
+                    .update(NEXT_ID, (next + 1).to_string().into(), entry.revision)
+                    .await
+                {
+                    Ok(_) => return Ok(next),
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                    Err(e) => return Err(unavailable(e)),
+                }
+            }
+            Err(unavailable("other registrations kept coming first"))
+        })
     }
 
     /// Adds `record` unless its name is taken (ignoring case); true when
@@ -540,11 +584,10 @@ impl SharedAccounts {
 )]
 struct NoJetStream;
 
-/// Whether NATS said it has no JetStream at all (nobody answers its API,
-/// or it says so), as opposed to being busy or out of reach.
-fn no_jetstream(e: &impl std::fmt::Debug) -> bool {
-    let text = format!("{e:?}").to_ascii_lowercase();
-    text.contains("not enabled") || text.contains("noresponders") || text.contains("no responders")
+/// Whether NATS said it has no JetStream at all (nobody answers its API),
+/// as opposed to being busy or out of reach.
+fn no_jetstream(e: &async_nats::jetstream::context::CreateStreamError) -> bool {
+    e.kind() == async_nats::jetstream::context::CreateStreamErrorKind::JetStreamUnavailable
 }
 
 /// The signing key, as this node's copy has it.

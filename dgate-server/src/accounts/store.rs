@@ -314,13 +314,6 @@ pub(super) fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// A random account id for the shared store: positive, below 2^53 (exact
-/// in JSON everywhere), and in practice unique.
-fn new_id() -> Result<i64, AccountError> {
-    let id = u64::from_le_bytes(random_bytes::<8>()?) >> 11;
-    Ok(id.max(1) as i64)
-}
-
 fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
@@ -413,7 +406,7 @@ impl AccountStore {
         let hash = hash_password(password)?;
         if let Some(shared) = &self.shared {
             let record = UserRecord {
-                id: new_id()?,
+                id: shared.allocate_id()?,
                 username: username.to_owned(),
                 password_hash: hash,
                 legacy_hash: None,
@@ -498,7 +491,7 @@ impl AccountStore {
                 .iter()
                 .map(|a| {
                     let record = UserRecord {
-                        id: new_id()?,
+                        id: shared.allocate_id()?,
                         username: a.username.clone(),
                         password_hash: String::new(),
                         legacy_hash: Some(a.legacy_hash.clone()),
@@ -548,7 +541,7 @@ impl AccountStore {
                 report.invalid.push(why);
                 continue;
             }
-            record.id = new_id()?;
+            record.id = shared.allocate_id()?;
             let mut claimed = Vec::new();
             for key in std::mem::take(&mut record.keys) {
                 if shared.claim_key(self, &key.fingerprint, record.id)? {

@@ -58,6 +58,7 @@ impl Nats {
             command
                 .args(["-a", "127.0.0.1", "-p", &clients[i].to_string()])
                 .args(["-m", &monitors[i].to_string()])
+                .args(jetstream_args(dir.path(), i))
                 .args([
                     "--pid",
                     &dir.path().join(format!("{i}.pid")).display().to_string(),
@@ -111,6 +112,18 @@ impl Nats {
     }
 }
 
+/// JetStream for NATS server `i` (the nodes' shared accounts live in it),
+/// its files under `dir`.
+pub(crate) fn jetstream_args(dir: &std::path::Path, i: usize) -> Vec<String> {
+    vec![
+        "-js".into(),
+        "-sd".into(),
+        dir.join(format!("js-{i}")).display().to_string(),
+        "--server_name".into(),
+        format!("nats-{i}"),
+    ]
+}
+
 /// A dgate node `node_id` on the NATS server `url`, with the burst game.
 pub(crate) async fn node(node_id: &str, url: &str) -> TestServer {
     node_lingering(node_id, url, Duration::from_secs(30)).await
@@ -129,6 +142,7 @@ async fn node_lingering(node_id: &str, url: &str, linger: Duration) -> TestServe
             nats_urls: vec![url],
             credentials: None,
             mirror_linger: linger,
+            account_replicas: 1,
         });
     })
     .await
@@ -431,6 +445,7 @@ async fn a_stalled_nats_holds_up_only_the_relay_which_resumes_with_a_snapshot() 
                 nats_urls: vec![url],
                 credentials: None,
                 mirror_linger: Duration::from_secs(30),
+                account_replicas: 1,
             });
         }
     })

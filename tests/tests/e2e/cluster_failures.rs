@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Nats, free_port, metrics_of, nats_binary, node, wait_until_listed};
+use crate::cluster::{
+    Nats, free_port, jetstream_args, metrics_of, nats_binary, node, wait_until_listed,
+};
 use crate::common;
 
 use common::*;
@@ -27,6 +29,7 @@ async fn node_with(node_id: &str, nats_urls: Vec<String>, games: Vec<GameConfig>
             nats_urls,
             credentials: None,
             mirror_linger: Duration::from_secs(30),
+            account_replicas: 1,
         });
     })
     .await
@@ -65,7 +68,7 @@ impl NodeProcess {
             format!(
                 "games:\n  - id: test\n    name: Test game\n    short_name: TEST\n    binary: {{ path: {:?} }}\n\
                  session_management:\n  ttyrec: {{ directory: {:?} }}\n\
-                 cluster:\n  node_id: {node_id:?}\n  nats_urls: [{}]\n",
+                 cluster:\n  node_id: {node_id:?}\n  nats_urls: [{}]\n  account_replicas: 1\n",
                 testgame_path(),
                 data.path().join("ttyrec"),
                 urls.join(", "),
@@ -457,8 +460,8 @@ impl Drop for Proxy {
 }
 
 /// Two NATS servers whose only route goes through a [`Proxy`]: server 0
-/// connects to server 1 through it; server 1 connects to nobody, and
-/// reconnecting is server 0's.
+/// connects to server 1 through it; server 1 connects to nobody but
+/// itself, and reconnecting is server 0's.
 async fn nats_routed_through_proxy() -> (Nats, Proxy) {
     let dir = tempfile::tempdir().expect("a NATS directory");
     let clients = [free_port(), free_port()];
@@ -471,12 +474,17 @@ async fn nats_routed_through_proxy() -> (Nats, Proxy) {
         command
             .args(["-a", "127.0.0.1", "-p", &clients[i].to_string()])
             .args(["-m", &monitors[i].to_string()])
+            .args(jetstream_args(dir.path(), i))
             .args(["--cluster_name", "dgate-cut"])
             .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if i == 0 {
             command.args(["--routes", &format!("nats://127.0.0.1:{}", proxy.port)]);
+        } else {
+            // JetStream will not start without a configured route: its own
+            // (which the server skips) stands for one.
+            command.args(["--routes", &format!("nats://127.0.0.1:{}", routes[1])]);
         }
         children.push(
             command

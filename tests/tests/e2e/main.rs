@@ -14,6 +14,7 @@ mod binaries;
 mod chat;
 mod client;
 mod cluster;
+mod cluster_accounts;
 mod cluster_failures;
 mod errors;
 mod import;
