@@ -321,3 +321,87 @@ pub fn token_key(store: &AccountStore) -> Result<Option<String>, AccountError> {
         )
         .optional()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn record(id: i64, name: &str, generation: i64) -> UserRecord {
+        UserRecord {
+            id,
+            username: name.into(),
+            password_hash: "h".into(),
+            legacy_hash: None,
+            email: None,
+            created_at: 0,
+            last_login: None,
+            is_admin: false,
+            is_banned: false,
+            generation,
+            keys: vec![KeyRecord {
+                fingerprint: format!("SHA256:{name}"),
+                key: "ssh-ed25519 AAAA".into(),
+                comment: String::new(),
+                added_at: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn records_apply_once_in_revision_order_whatever_order_they_come_in() {
+        let store = AccountStore::in_memory(Duration::from_secs(60)).expect("store");
+        apply(&store, &[Change::User(record(1, "alice", 2), 20)]).expect("apply");
+        // An older revision arriving late (the watch behind a write) changes nothing.
+        apply(&store, &[Change::User(record(1, "alice", 1), 10)]).expect("apply");
+        assert_eq!(store.user("alice").expect("alice").generation, 2);
+        // Applying the same again changes nothing either.
+        apply(&store, &[Change::User(record(1, "alice", 2), 20)]).expect("apply");
+        assert_eq!(store.list().expect("list").len(), 1);
+
+        // A rename: the record under its new name, then the old name freed.
+        apply(
+            &store,
+            &[
+                Change::User(record(1, "alicia", 2), 30),
+                Change::Gone("alice".into(), 31),
+            ],
+        )
+        .expect("rename");
+        assert!(store.user("alice").is_err());
+        assert_eq!(store.user("alicia").expect("renamed").id, 1);
+        assert_eq!(store.public_keys("alicia").expect("keys").len(), 1);
+        // The freed name taken by someone else; a stale record of the old
+        // holder cannot take it back.
+        apply(&store, &[Change::User(record(2, "Alice", 0), 40)]).expect("apply");
+        apply(&store, &[Change::User(record(1, "alice", 2), 25)]).expect("stale");
+        assert_eq!(store.user("alice").expect("the new alice").id, 2);
+        assert_eq!(store.user("alicia").expect("still").id, 1);
+
+        // After a full read, what the store no longer has goes.
+        let removed = keep_only(&store, &HashSet::from([2])).expect("keep");
+        assert_eq!(removed, 1);
+        assert!(store.user("alicia").is_err());
+        assert_eq!(all_records(&store).expect("all").len(), 1);
+    }
+
+    #[test]
+    fn malformed_records_are_refused() {
+        let good = record(5, "bob", 0);
+        assert_eq!(UserRecord::decode(&good.encode()).expect("good"), good);
+        let mut bad_name = good.clone();
+        bad_name.username = "../etc".into();
+        let mut bad_id = good.clone();
+        bad_id.id = i64::from(i32::MAX) + 1;
+        let mut many_keys = good.clone();
+        many_keys.keys = vec![good.keys[0].clone(); MAX_PUBLIC_KEYS + 1];
+        for bad in [bad_name, bad_id, many_keys] {
+            assert!(UserRecord::decode(&bad.encode()).is_err(), "{bad:?}");
+        }
+        for garbage in [&b""[..], b"null", b"{}", b"{\"id\": 1}", &[0xff, 0xfe][..]] {
+            assert!(UserRecord::decode(garbage).is_err());
+        }
+        let unknown = br#"{"id":1,"username":"bob","created_at":0,"is_root":true}"#;
+        assert!(UserRecord::decode(unknown).is_err());
+    }
+}

@@ -520,36 +520,8 @@ impl SharedAccounts {
         store: &AccountStore,
         user: &User,
     ) -> Result<(String, SystemTime), AccountError> {
-        let key = signing_key(store)?;
         let expires_at = SystemTime::now() + self.token_lifetime;
-        let body = format!(
-            "{TOKEN_PREFIX}.{}.{}.{}.{}",
-            user.id,
-            user.generation,
-            unix(expires_at),
-            hex(&random_bytes::<16>()?)
-        );
-        let tag = ring::hmac::sign(&key, body.as_bytes());
-        Ok((format!("{body}.{}", hex(tag.as_ref())), expires_at))
-    }
-
-    /// The user a shared token belongs to.
-    pub(super) fn check_token(
-        &self,
-        store: &AccountStore,
-        token: &str,
-    ) -> Result<User, AccountError> {
-        let (id, generation) = verify(store, token)?;
-        let user = store.user_by_id(id).map_err(|_| AccountError::BadToken)?;
-        if user.generation != generation
-            || replica::is_revoked(store, &hex(&Sha256::digest(token.as_bytes())))?
-        {
-            return Err(AccountError::BadToken);
-        }
-        if user.is_banned {
-            return Err(AccountError::Banned(user.username));
-        }
-        Ok(user)
+        Ok((sign_token(store, user, expires_at)?, expires_at))
     }
 
     /// Revokes a token: at once on this node, and on the others once the
@@ -597,6 +569,41 @@ fn signing_key(store: &AccountStore) -> Result<ring::hmac::Key, AccountError> {
     let bytes =
         unhex(&hex_key).ok_or_else(|| unavailable("the key that signs tokens is damaged"))?;
     Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
+}
+
+/// A token naming `user` and its generation, signed with the copy's key.
+fn sign_token(
+    store: &AccountStore,
+    user: &User,
+    expires_at: SystemTime,
+) -> Result<String, AccountError> {
+    let key = signing_key(store)?;
+    let body = format!(
+        "{TOKEN_PREFIX}.{}.{}.{}.{}",
+        user.id,
+        user.generation,
+        unix(expires_at),
+        hex(&random_bytes::<16>()?)
+    );
+    let tag = ring::hmac::sign(&key, body.as_bytes());
+    Ok(format!("{body}.{}", hex(tag.as_ref())))
+}
+
+/// The user a shared token belongs to: signed with the cluster's key, not
+/// expired, of the account's present generation, not revoked, and the
+/// account not banned.
+pub(super) fn check_token(store: &AccountStore, token: &str) -> Result<User, AccountError> {
+    let (id, generation) = verify(store, token)?;
+    let user = store.user_by_id(id).map_err(|_| AccountError::BadToken)?;
+    if user.generation != generation
+        || replica::is_revoked(store, &hex(&Sha256::digest(token.as_bytes())))?
+    {
+        return Err(AccountError::BadToken);
+    }
+    if user.is_banned {
+        return Err(AccountError::Banned(user.username));
+    }
+    Ok(user)
 }
 
 /// Checks a token's signature and expiry; its account id and generation.
@@ -721,6 +728,106 @@ mod tests {
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
         assert_eq!(unhex("éé"), None);
+    }
+
+    fn copy_with_alice() -> (AccountStore, User) {
+        let store = AccountStore::in_memory(Duration::from_secs(3600)).expect("store");
+        let record = UserRecord {
+            id: 7,
+            username: "alice".into(),
+            password_hash: String::new(),
+            legacy_hash: None,
+            email: None,
+            created_at: 0,
+            last_login: None,
+            is_admin: false,
+            is_banned: false,
+            generation: 3,
+            keys: Vec::new(),
+        };
+        replica::apply(
+            &store,
+            &[Change::TokenKey(hex(&[9; 32])), Change::User(record, 10)],
+        )
+        .expect("apply");
+        let alice = store.user("alice").expect("alice");
+        (store, alice)
+    }
+
+    #[test]
+    fn a_signed_token_names_its_account_until_anything_about_it_changes() {
+        let (store, alice) = copy_with_alice();
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let token = sign_token(&store, &alice, later).expect("sign");
+        assert!(is_shared_token(&token));
+        assert_eq!(check_token(&store, &token).expect("valid").id, 7);
+
+        // Any byte changed, the signature or the claims, is nobody.
+        for i in [4, token.len() / 2, token.len() - 1] {
+            let mut forged = token.clone().into_bytes();
+            forged[i] = if forged[i] == b'1' { b'2' } else { b'1' };
+            let forged = String::from_utf8(forged).expect("ASCII");
+            assert!(matches!(
+                check_token(&store, &forged),
+                Err(AccountError::BadToken)
+            ));
+        }
+        for garbage in [
+            "",
+            "dg1.",
+            "dg1.7.3.9.x.y",
+            "dg1.7.3",
+            &"f".repeat(300),
+            "dg1.é.é",
+        ] {
+            assert!(matches!(
+                check_token(&store, garbage),
+                Err(AccountError::BadToken)
+            ));
+        }
+        let expired =
+            sign_token(&store, &alice, SystemTime::now() - Duration::from_secs(1)).expect("sign");
+        assert!(matches!(
+            check_token(&store, &expired),
+            Err(AccountError::BadToken)
+        ));
+
+        // Another key (another cluster) signed it: nobody.
+        let other = AccountStore::in_memory(Duration::from_secs(3600)).expect("store");
+        replica::apply(&other, &[Change::TokenKey(hex(&[8; 32]))]).expect("key");
+        let foreign = sign_token(&other, &alice, later).expect("sign");
+        assert!(matches!(
+            check_token(&store, &foreign),
+            Err(AccountError::BadToken)
+        ));
+
+        // A new password (the generation moves on) ends it, on every node.
+        let mut record = replica::record(&store, "alice")
+            .expect("read")
+            .expect("alice");
+        record.generation += 1;
+        replica::apply(&store, &[Change::User(record.clone(), 11)]).expect("apply");
+        assert!(matches!(
+            check_token(&store, &token),
+            Err(AccountError::BadToken)
+        ));
+
+        // So does a ban, and a revocation of the one token.
+        let alice = store.user("alice").expect("alice");
+        let token = sign_token(&store, &alice, later).expect("sign");
+        let hash = hex(&Sha256::digest(token.as_bytes()));
+        replica::apply(&store, &[Change::Revoked(hash, unix(later))]).expect("revoke");
+        assert!(matches!(
+            check_token(&store, &token),
+            Err(AccountError::BadToken)
+        ));
+        let token = sign_token(&store, &alice, later).expect("sign");
+        record.is_banned = true;
+        replica::apply(&store, &[Change::User(record, 12)]).expect("ban");
+        assert!(matches!(
+            check_token(&store, &token),
+            Err(AccountError::Banned(_))
+        ));
     }
 
     #[test]

@@ -846,12 +846,12 @@ impl AccountStore {
 
     /// The user a token belongs to, if it is valid and the user not banned.
     pub fn authenticate(&self, token: &str) -> Result<User, AccountError> {
-        if let Some(shared) = &self.shared {
+        if self.shared.is_some() {
             // A single server's tokens are not valid in a cluster.
             if !is_shared_token(token) {
                 return Err(AccountError::BadToken);
             }
-            return shared.check_token(self, token);
+            return super::shared::check_token(self, token);
         }
         let user_id: Option<i64> = self
             .db()
