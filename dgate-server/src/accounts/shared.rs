@@ -305,10 +305,16 @@ impl SharedAccounts {
         })
     }
 
+    /// The buckets, bound now if the background binding has not yet.
     fn buckets(&self) -> Result<&Buckets, AccountError> {
-        self.buckets
-            .get()
-            .ok_or_else(|| unavailable("this node has not reached the store yet"))
+        if let Some(buckets) = self.buckets.get() {
+            return Ok(buckets);
+        }
+        self.block(async {
+            self.bind().await.map_err(|e| {
+                unavailable(format!("this node has not reached the store yet ({e:#})"))
+            })
+        })
     }
 
     /// A new account id, never handed out before (a counter changed by

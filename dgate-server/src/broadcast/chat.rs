@@ -129,6 +129,29 @@ impl ChatRoom {
         line
     }
 
+    /// In a mirror: a line as the game's node numbered and sent it. A line
+    /// at or before the last one here (heard twice: live and in a
+    /// snapshot's history) is dropped.
+    pub fn relay(&self, line: ChatLine) {
+        let room = &self.0;
+        let mut history = room.history.lock().unwrap_or_else(|p| p.into_inner());
+        if line.id < room.next_id.load(Ordering::Relaxed) {
+            return;
+        }
+        room.next_id.store(line.id + 1, Ordering::Relaxed);
+        let line = Arc::new(line);
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(Arc::clone(&line));
+        let _ = room.sender.send(line);
+    }
+
+    /// The recent lines, oldest first.
+    pub fn recent(&self) -> Vec<Arc<ChatLine>> {
+        self.0.since(0)
+    }
+
     /// The recent lines and a receiver of every later one.
     pub fn join(&self) -> (Vec<Arc<ChatLine>>, ChatReceiver) {
         let history = self.0.history.lock().unwrap_or_else(|p| p.into_inner());

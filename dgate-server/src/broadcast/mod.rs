@@ -11,4 +11,4 @@ pub use hub::{
     Delivery, Feed, Frame, FrameId, GameExit, Hub, HubCounters, HubOptions, Publisher, Resizer,
     Snapshot, SnapshotReason, Subscription, mirror, pipeline,
 };
-pub use spectators::{ANONYMOUS, RegistryFull, Spectator, SpectatorRegistry};
+pub use spectators::{ANONYMOUS, Farewell, RegistryFull, Spectator, SpectatorRegistry};

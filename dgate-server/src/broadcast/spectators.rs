@@ -12,6 +12,13 @@
 //!
 //! A spectator's id is its registration's credential: it is given only to
 //! whoever registered, and never listed.
+//!
+//! On a node of a cluster a registry also holds spectators of other nodes
+//! ([`Spectator::node`]): on the game's node, each remote viewer's
+//! registration, counted by the caps like any; in a mirror of another
+//! node's game, shadows of the game's node's list, so that every node
+//! shows the same audience. Shadows are replaced wholesale, never capped,
+//! and no stream binds to one.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +51,26 @@ pub struct Spectator {
     /// Its place in the server-wide per-address limit, given back when the
     /// registration is removed.
     slot: Mutex<Option<AddressSlot>>,
+    /// The node it watches on, when that is not this one.
+    pub node: Option<String>,
+    /// What to tell another node when the registration ends (a remote
+    /// viewer's node, or the game's node of a mirror).
+    farewell: Mutex<Option<Farewell>>,
+}
+
+/// A call made once when a registration ends.
+pub struct Farewell(Box<dyn FnOnce() + Send>);
+
+impl Farewell {
+    pub fn new(call: impl FnOnce() + Send + 'static) -> Self {
+        Self(Box::new(call))
+    }
+}
+
+impl std::fmt::Debug for Farewell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Farewell")
+    }
 }
 
 impl Spectator {
@@ -73,18 +100,54 @@ impl Spectator {
             removed: CancellationToken::new(),
             address,
             slot: Mutex::new(slot),
+            node: None,
+            farewell: Mutex::new(None),
         }
     }
 
-    /// Registration over: its stream ends and its address slot is free.
-    fn end(&self) {
-        self.removed.cancel();
-        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    /// A spectator of another node (see the module's header), registered
+    /// under `id`, watching from `address` (counted by the per-address
+    /// share of the game) when known.
+    pub fn elsewhere(
+        id: String,
+        user_id: i32,
+        username: &str,
+        joined_at: SystemTime,
+        node: String,
+        address: Option<IpAddr>,
+    ) -> Self {
+        let mut spectator = Self::from_address(user_id, username, address, None);
+        spectator.id = id;
+        spectator.joined_at = joined_at;
+        spectator.node = Some(node);
+        spectator
     }
 
-    /// Claims the registration for a stream; false when one is bound already.
+    /// Sets what to tell another node when the registration ends.
+    pub fn on_end(&self, farewell: Farewell) {
+        *self.farewell.lock().unwrap_or_else(|p| p.into_inner()) = Some(farewell);
+    }
+
+    /// Registration over: its stream ends, its address slot is free, and
+    /// another node concerned is told. Called by the registry when it
+    /// removes it, and for one that never made it into a registry.
+    pub fn end(&self) {
+        self.removed.cancel();
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let farewell = self
+            .farewell
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(Farewell(call)) = farewell {
+            call();
+        }
+    }
+
+    /// Claims the registration for a stream; false when one is bound already
+    /// or it is another node's.
     pub fn bind(&self) -> bool {
-        !self.connected.swap(true, Ordering::AcqRel)
+        self.node.is_none() && !self.connected.swap(true, Ordering::AcqRel)
     }
 }
 
@@ -149,8 +212,46 @@ impl SpectatorRegistry {
         self.current.load_full()
     }
 
+    /// Every spectator, on every node.
     pub fn len(&self) -> usize {
         self.current.load().spectators.len()
+    }
+
+    /// The spectators watching on this node.
+    pub fn local_len(&self) -> usize {
+        self.current
+            .load()
+            .spectators
+            .values()
+            .filter(|s| s.node.is_none())
+            .count()
+    }
+
+    /// In a mirror: replaces the shadows of the game's node's list with
+    /// `shadows` (this node's own spectators stay as they are). Nothing is
+    /// published when nothing changed.
+    pub fn replace_shadows(&self, shadows: Vec<Arc<Spectator>>) {
+        let _ = self.update(|spectators| {
+            let same = spectators.values().filter(|s| s.node.is_some()).count() == shadows.len()
+                && shadows.iter().all(|s| {
+                    spectators
+                        .get(&s.id)
+                        .is_some_and(|old| old.username == s.username && old.node == s.node)
+                });
+            if same {
+                return Err(());
+            }
+            spectators.retain(|_, s| s.node.is_none());
+            for shadow in &shadows {
+                spectators.insert(shadow.id.clone(), Arc::clone(shadow));
+            }
+            Ok(())
+        });
+    }
+
+    /// Removes every registration made for node `node` (it is gone).
+    pub fn remove_node(&self, node: &str) -> usize {
+        self.remove_where(|s| s.node.as_deref() == Some(node))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -316,5 +417,56 @@ mod tests {
         let s = Spectator::new(1, "a");
         assert!(s.bind());
         assert!(!s.bind());
+        let elsewhere =
+            Spectator::elsewhere("x".into(), 1, "a", SystemTime::now(), "n2".into(), None);
+        assert!(
+            !elsewhere.bind(),
+            "another node's spectator is never bound here"
+        );
+    }
+
+    #[test]
+    fn shadows_are_replaced_wholesale_and_the_local_ones_stay() {
+        let registry = SpectatorRegistry::new(10, 10);
+        let mine = Arc::new(Spectator::new(1, "alice"));
+        registry.add(Arc::clone(&mine)).expect("add");
+        let shadow = |id: &str, name: &str| {
+            Arc::new(Spectator::elsewhere(
+                id.into(),
+                2,
+                name,
+                SystemTime::now(),
+                "n1".into(),
+                None,
+            ))
+        };
+        registry.replace_shadows(vec![shadow("s1", "bob"), shadow("s2", "carol")]);
+        assert_eq!((registry.len(), registry.local_len()), (3, 1));
+        let version = registry.load().version;
+        registry.replace_shadows(vec![shadow("s1", "bob"), shadow("s2", "carol")]);
+        assert_eq!(
+            registry.load().version,
+            version,
+            "nothing changed, nothing published"
+        );
+        registry.replace_shadows(vec![shadow("s2", "carol")]);
+        assert_eq!(registry.load().audience().0, ["alice", "carol"]);
+        assert_eq!(registry.remove_node("n1"), 1);
+        assert_eq!(registry.len(), 1);
+    }
+
+    #[test]
+    fn a_farewell_is_said_once_when_the_registration_ends() {
+        let registry = SpectatorRegistry::new(10, 10);
+        let said = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let s = Arc::new(Spectator::new(1, "a"));
+        let count = Arc::clone(&said);
+        s.on_end(Farewell::new(move || {
+            count.fetch_add(1, Ordering::Relaxed);
+        }));
+        registry.add(Arc::clone(&s)).expect("add");
+        assert!(registry.remove(&s.id));
+        assert!(!registry.remove(&s.id));
+        assert_eq!(said.load(Ordering::Relaxed), 1);
     }
 }

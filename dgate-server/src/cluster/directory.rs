@@ -75,6 +75,14 @@ impl Directory {
         })
     }
 
+    /// The run (boot id) of node `node`, if it is alive.
+    pub fn boot_of(&self, node: &str) -> Option<String> {
+        self.lock()
+            .get(node)
+            .filter(|n| n.heard.elapsed() < EXPIRY)
+            .map(|n| n.boot_id.clone())
+    }
+
     /// Takes a beat in (checked: a malformed one is counted and dropped).
     pub fn heard(&self, own_node: &str, payload: Bytes, metrics: &ClusterMetrics) {
         let beat = match pb::DirectoryBeat::decode(payload) {

@@ -20,8 +20,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::wire::{self, Event, Screen};
-use super::{Shared, game_subject, snapshot_subject};
+use super::wire::{self, Event, Reply, Watcher};
+use super::{Shared, game_subject, snapshot_subject, viewers};
+use crate::broadcast::chat::ChatLine;
 use crate::broadcast::{Feed, GameExit};
 use crate::game::Session;
 use crate::metrics::{CauseLabel, ClusterMetrics};
@@ -68,6 +69,10 @@ enum Next {
     Go,
     Resync(&'static str),
     Ended(GameExit),
+    /// Show who watches now.
+    Audience(Vec<Watcher>),
+    /// Repeat a line of the game's chat.
+    Chat(ChatLine),
 }
 
 /// Feeds `feed` (the hub of `session`, a mirror of a game `origin` runs)
@@ -178,12 +183,20 @@ async fn feed_until_end(
                 .get_or_create(&CauseLabel { cause })
                 .inc();
             match request(shared, origin, id).await {
-                Ok(Some(screen)) => {
+                Ok(Some(Reply {
+                    screen,
+                    audience,
+                    chat,
+                })) => {
                     gone = 0;
                     backoff = MIN_BACKOFF;
                     heard = tokio::time::Instant::now();
                     debug!(session_id = %id, frame = %screen.frame_id, cause, "mirror seeded");
                     feed.reset(screen.frame_id, screen.size, &screen.data);
+                    viewers::show(&shared.node_id, session, audience);
+                    for line in chat {
+                        session.chat.relay(line);
+                    }
                     seeded.send_replace(true);
                     if let Some((_, exit)) = screen.ended {
                         return Outcome::Ended(exit);
@@ -258,7 +271,7 @@ async fn feed_until_end(
                 Next::Resync("reconnect")
             }
             _ = tick.tick() => {
-                let unwatched = session.spectators.is_empty() && feed.hub().subscriber_count() == 0;
+                let unwatched = session.spectators.local_len() == 0 && feed.hub().subscriber_count() == 0;
                 if !unwatched {
                     idle_since = None;
                 } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= shared.mirror_linger
@@ -292,6 +305,8 @@ async fn feed_until_end(
             Next::Go => {}
             Next::Resync(cause) => pending = Some(cause),
             Next::Ended(exit) => return Outcome::Ended(exit),
+            Next::Audience(watchers) => viewers::show(&shared.node_id, session, watchers),
+            Next::Chat(line) => session.chat.relay(line),
         }
     }
 }
@@ -339,6 +354,8 @@ fn apply(metrics: &ClusterMetrics, feed: &Feed, payload: bytes::Bytes) -> Next {
             }
             Next::Go
         }
+        Event::Audience(watchers) => Next::Audience(watchers),
+        Event::Chat(line) => Next::Chat(line),
     }
 }
 
@@ -351,7 +368,7 @@ enum Failed {
 }
 
 /// Asks `origin` for the screen of game `id`.
-async fn request(shared: &Shared, origin: &str, id: &str) -> Result<Option<Screen>, Failed> {
+async fn request(shared: &Shared, origin: &str, id: &str) -> Result<Option<Reply>, Failed> {
     let asked = shared
         .client
         .request(snapshot_subject(origin), wire::request(id, &shared.node_id));
@@ -385,6 +402,8 @@ fn next_is(n: &Next) -> &'static str {
         Next::Go => "go",
         Next::Resync(cause) => cause,
         Next::Ended(_) => "ended",
+        Next::Audience(_) => "audience",
+        Next::Chat(_) => "chat",
     }
 }
 

@@ -15,20 +15,24 @@
 //!   local game, so the game's node sends each frame to each node once.
 //! - [`directory`]: every node's games, from every node's heartbeats on
 //!   `dgate.directory`, for the listings and to find a game's node.
+//! - [`viewers`]: the game's node keeps its game's spectators and chat
+//!   for every node: viewers' nodes ask it to admit each viewer and say
+//!   each line; the relay publishes who watches and what is said.
 //! - [`wire`]: the messages (`dungeongate.cluster.v1`, protobuf), decoded
 //!   defensively: a malformed one is counted and dropped.
 //!
 //! Accounts are shared too, but through JetStream (`accounts::shared`).
-//! It stays on each node: the spectator registry and its caps, the chat,
-//! recordings. Games are played on their own node.
+//! Recordings stay on the game's node. Games are played on their own node.
 
 pub mod directory;
 pub mod mirror;
 pub mod relay;
+pub mod viewers;
 pub mod wire;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,11 +44,14 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::broadcast::{HubCounters, HubOptions, SpectatorRegistry};
+use crate::accounts::User;
+use crate::broadcast::{HubCounters, HubOptions, Spectator, SpectatorRegistry};
 use crate::config::ClusterConfig;
+use crate::game::SessionError;
 use crate::game::{RemoteGames, Session, SessionInfo, SessionManager};
 use crate::metrics::ClusterMetrics;
 use crate::viewing::audience::Audience;
+use crate::viewing::chat::Said;
 use dgate_term::listing::SessionSummary;
 
 /// Every node's heartbeat with its games.
@@ -76,6 +83,12 @@ pub struct Shared {
     /// `cluster.mirror_linger`.
     pub mirror_linger: Duration,
     mirrors: Mutex<HashMap<String, mirror::Handle>>,
+    /// Spectators of this node's games that other nodes' viewers are, by
+    /// registration.
+    guests: Mutex<HashMap<String, viewers::Guest>>,
+    /// This node's spectators of mirrors, by their registration on the
+    /// game's node.
+    visits: Mutex<HashMap<String, viewers::Visit>>,
     stop: CancellationToken,
 }
 
@@ -118,7 +131,7 @@ impl Shared {
     /// under the lock that finding a mirror takes.
     fn forget_mirror_if_unwatched(&self, id: &str, session: &Arc<Session>) -> bool {
         let mut mirrors = self.mirrors();
-        if !session.spectators.is_empty() || session.hub.subscriber_count() > 0 {
+        if session.spectators.local_len() > 0 || session.hub.subscriber_count() > 0 {
             return false;
         }
         match mirrors.get(id) {
@@ -228,6 +241,8 @@ impl Cluster {
             reconnects,
             mirror_linger: config.mirror_linger,
             mirrors: Mutex::new(HashMap::new()),
+            guests: Mutex::new(HashMap::new()),
+            visits: Mutex::new(HashMap::new()),
             stop: stop.clone(),
         });
         let requests = shared
@@ -246,7 +261,28 @@ impl Cluster {
             requests,
             stop.clone(),
         ));
+        let viewer_requests = shared
+            .client
+            .subscribe(viewers::viewers_subject(&node_id))
+            .await
+            .context("subscribing to viewer requests")?;
+        let removals = shared
+            .client
+            .subscribe(viewers::removed_subject(&node_id))
+            .await
+            .context("subscribing to removals")?;
         tokio::spawn(directory::listen(Arc::clone(&shared), beats, stop.clone()));
+        tokio::spawn(viewers::answer(
+            Arc::clone(&shared),
+            manager.clone(),
+            viewer_requests,
+            stop.clone(),
+        ));
+        tokio::spawn(viewers::hear_removals(
+            Arc::clone(&shared),
+            removals,
+            stop.clone(),
+        ));
         let beats = tokio::spawn(directory::publish_beats(
             Arc::clone(&shared),
             manager.clone(),
@@ -316,12 +352,9 @@ impl RemoteGames for Cluster {
                 model_resets: manager.metrics().screen_model_resets.clone(),
             },
         });
-        let spectating = &management.spectating;
-        let spectators = if spectating.enabled {
-            SpectatorRegistry::new(
-                spectating.max_spectators_per_session,
-                spectating.max_spectators_per_address,
-            )
+        // The caps are the game's node's to apply (it admits each viewer).
+        let spectators = if management.spectating.enabled {
+            SpectatorRegistry::new(usize::MAX, usize::MAX)
         } else {
             SpectatorRegistry::new(0, 0)
         };
@@ -371,5 +404,30 @@ impl RemoteGames for Cluster {
 
     fn summaries(&self) -> Vec<SessionSummary> {
         self.shared.directory.summaries()
+    }
+
+    fn admit<'a>(
+        &'a self,
+        session: &'a Arc<Session>,
+        spectator: &'a Spectator,
+        who: Option<&'a User>,
+        address: Option<IpAddr>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SessionError>> + Send + 'a>> {
+        Box::pin(viewers::admit(
+            &self.shared,
+            session,
+            spectator,
+            who,
+            address,
+        ))
+    }
+
+    fn say<'a>(
+        &'a self,
+        session: &'a Session,
+        who: &'a User,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Said, SessionError>> + Send + 'a>> {
+        Box::pin(viewers::say(&self.shared, session, who, text))
     }
 }

@@ -1,5 +1,6 @@
 //! The game's node: one relay per game, publishing its hub on the game's
-//! subject, and the answers to other nodes' snapshot requests.
+//! subject (and beside it, out of the hub's order, who watches and what is
+//! said in its chat), and the answers to other nodes' snapshot requests.
 //!
 //! A relay is one more subscriber of the hub, so the hub's promises hold
 //! for it: the PTY reader never waits on it (nor on NATS), and when it
@@ -14,12 +15,15 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{Shared, game_subject, wire};
+use super::{Shared, game_subject, viewers, wire};
+use crate::broadcast::chat::ChatItem;
 use crate::broadcast::{Delivery, FrameId, SnapshotReason};
 use crate::game::{Session, SessionManager};
 
 /// A relay with nothing to publish says which frame it is at this often.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often a relay looks whether the game's audience changed.
+const AUDIENCE_CHECK: Duration = Duration::from_millis(250);
 
 /// Relays `session`'s hub to its subject until the game ends (and the end
 /// was published) or the server stops.
@@ -31,11 +35,36 @@ pub async fn relay(shared: Arc<Shared>, session: Arc<Session>, stop: Cancellatio
     let mut last = FrameId::START;
     let mut idle = tokio::time::interval(HEARTBEAT);
     idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Mirrors are given the chat's history and the audience with their
+    // snapshot; after that, what changes.
+    let (_, mut chat) = session.chat.join();
+    let mut audience = session.spectators.load().version;
+    let mut audience_check = tokio::time::interval(AUDIENCE_CHECK);
+    audience_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let delivery = tokio::select! {
             delivery = subscription.next() => delivery,
             _ = idle.tick() => {
                 shared.publish(&subject, wire::heartbeat(last)).await;
+                continue;
+            }
+            item = chat.next() => {
+                let lines = match item {
+                    ChatItem::Line(line) => vec![line],
+                    ChatItem::Skipped(lines) => lines,
+                };
+                for line in lines {
+                    shared.publish(&subject, wire::chat(&line)).await;
+                }
+                continue;
+            }
+            _ = audience_check.tick() => {
+                let registry = session.spectators.load();
+                if registry.version != audience {
+                    audience = registry.version;
+                    let watchers = viewers::watchers(&shared.node_id, &registry);
+                    shared.publish(&subject, wire::audience(&watchers)).await;
+                }
                 continue;
             }
             () = stop.cancelled() => break,
@@ -103,9 +132,14 @@ pub async fn answer_snapshots(
             Ok(session) => {
                 shared.metrics.snapshot_requests_served.inc();
                 let snapshot = session.hub.snapshot();
-                wire::reply(Some((&snapshot, session.exit())))
+                let watchers = viewers::watchers(&shared.node_id, &session.spectators.load());
+                wire::reply(
+                    Some((&snapshot, session.exit())),
+                    &watchers,
+                    &session.chat.recent(),
+                )
             }
-            Err(_) => wire::reply(None),
+            Err(_) => wire::reply(None, &[], &[]),
         };
         if let Err(e) = shared.client.publish(reply_to, answer).await {
             warn!(error = %e, "cannot answer a snapshot request");

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use dgate_proto::cluster as pb;
 use prost::Message as _;
 
+use crate::broadcast::chat::ChatLine;
 use crate::broadcast::{FrameId, GameExit, Snapshot};
 use crate::config::TermSize;
 
@@ -37,7 +38,35 @@ pub enum Event {
         last: FrameId,
     },
     Snapshot(Screen),
+    /// Who watches the game now, on every node.
+    Audience(Vec<Watcher>),
+    Chat(ChatLine),
 }
+
+/// One spectator of a game as its node's registry lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watcher {
+    /// A hash of the registration's id (which is a credential).
+    pub key: String,
+    /// 0 for an anonymous spectator.
+    pub user_id: i32,
+    pub username: String,
+    pub joined_at: SystemTime,
+    /// The node it watches on.
+    pub node_id: String,
+}
+
+/// What a snapshot request's answer holds: the screen, who watches, and
+/// the chat's recent lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub screen: Screen,
+    pub audience: Vec<Watcher>,
+    pub chat: Vec<ChatLine>,
+}
+
+/// The most spectators an audience message may list.
+const MAX_WATCHERS: usize = 100_000;
 
 /// A remote game's whole screen at a frame, and its end if it ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +89,14 @@ pub enum Malformed {
 pub fn micros(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn millis(t: SystemTime) -> u64 {
+    micros(t) / 1000
+}
+
+fn from_millis(ms: u64) -> SystemTime {
+    from_micros(ms.saturating_mul(1000))
 }
 
 fn from_micros(us: u64) -> SystemTime {
@@ -150,11 +187,111 @@ pub fn snapshot(snapshot: &Snapshot) -> Bytes {
     )))
 }
 
-/// The answer to a snapshot request: the screen, or `None` for a game this
-/// node does not run.
-pub fn reply(screen: Option<(&Snapshot, Option<&GameExit>)>) -> Bytes {
+/// The answer to a snapshot request: the screen, who watches and the
+/// chat's recent lines, or `None` for a game this node does not run.
+pub fn reply(
+    screen: Option<(&Snapshot, Option<&GameExit>)>,
+    audience: &[Watcher],
+    chat: &[std::sync::Arc<ChatLine>],
+) -> Bytes {
     let snapshot = screen.map(|(s, exit)| screen_message(s, exit.map(|e| (s.frame_id, e))));
-    Bytes::from(pb::SnapshotReply { snapshot }.encode_to_vec())
+    Bytes::from(
+        pb::SnapshotReply {
+            snapshot,
+            audience: Some(audience_message(audience)),
+            chat: chat.iter().map(|line| chat_message(line)).collect(),
+        }
+        .encode_to_vec(),
+    )
+}
+
+fn audience_message(audience: &[Watcher]) -> pb::RelayAudience {
+    pb::RelayAudience {
+        entries: audience
+            .iter()
+            .map(|w| pb::AudienceEntry {
+                key: w.key.clone(),
+                user_id: w.user_id,
+                username: w.username.clone(),
+                joined_at_ms: millis(w.joined_at),
+                node_id: w.node_id.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn chat_message(line: &ChatLine) -> pb::ChatLine {
+    pb::ChatLine {
+        id: line.id,
+        sender: line.sender.clone(),
+        text: line.text.clone(),
+        sent_at_ms: millis(line.sent_at),
+        from_player: line.from_player,
+        from_admin: line.from_admin,
+    }
+}
+
+/// Who watches the game now (its registry changed).
+pub fn audience(audience: &[Watcher]) -> Bytes {
+    encode(pb::relay_message::Event::Audience(audience_message(
+        audience,
+    )))
+}
+
+/// A line said in the game's chat.
+pub fn chat(line: &ChatLine) -> Bytes {
+    encode(pb::relay_message::Event::Chat(chat_message(line)))
+}
+
+/// A name as another node sends it: a login's (or `Anonymous`), short and
+/// printable.
+fn is_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| !c.is_control())
+}
+
+fn watchers_of(audience: pb::RelayAudience) -> Result<Vec<Watcher>, Malformed> {
+    if audience.entries.len() > MAX_WATCHERS {
+        return Err(Malformed::Nonsense("too many spectators"));
+    }
+    audience
+        .entries
+        .into_iter()
+        .map(|e| {
+            if e.key.is_empty() || e.key.len() > 64 || !is_name(&e.username) || e.user_id < 0 {
+                return Err(Malformed::Nonsense("a spectator that cannot be"));
+            }
+            if !is_session_id(&e.node_id) {
+                return Err(Malformed::Nonsense("not a node id"));
+            }
+            Ok(Watcher {
+                key: e.key,
+                user_id: e.user_id,
+                username: e.username,
+                joined_at: from_millis(e.joined_at_ms),
+                node_id: e.node_id,
+            })
+        })
+        .collect()
+}
+
+fn chat_of(line: pb::ChatLine) -> Result<ChatLine, Malformed> {
+    let chars = line.text.chars().count();
+    if line.id == 0
+        || !is_name(&line.sender)
+        || chars == 0
+        || chars > crate::viewing::chat::MAX_CHARS
+        || line.text.chars().any(char::is_control)
+    {
+        return Err(Malformed::Nonsense("a chat line that cannot be"));
+    }
+    Ok(ChatLine {
+        id: line.id,
+        sender: line.sender,
+        text: line.text,
+        sent_at: from_millis(line.sent_at_ms),
+        from_player: line.from_player,
+        from_admin: line.from_admin,
+    })
 }
 
 pub fn request(session_id: &str, node_id: &str) -> Bytes {
@@ -186,12 +323,21 @@ fn screen_of(s: pb::RelaySnapshot) -> Result<Screen, Malformed> {
     })
 }
 
-/// The screen a snapshot reply holds; `Ok(None)`: the node has no such game.
-pub fn decode_reply(payload: Bytes) -> Result<Option<Screen>, Malformed> {
-    pb::SnapshotReply::decode(payload)?
-        .snapshot
-        .map(screen_of)
-        .transpose()
+/// What a snapshot reply holds; `Ok(None)`: the node has no such game.
+pub fn decode_reply(payload: Bytes) -> Result<Option<Reply>, Malformed> {
+    let reply = pb::SnapshotReply::decode(payload)?;
+    let Some(snapshot) = reply.snapshot else {
+        return Ok(None);
+    };
+    Ok(Some(Reply {
+        screen: screen_of(snapshot)?,
+        audience: watchers_of(reply.audience.unwrap_or_default())?,
+        chat: reply
+            .chat
+            .into_iter()
+            .map(chat_of)
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 pub fn decode(payload: Bytes) -> Result<Event, Malformed> {
@@ -221,6 +367,8 @@ pub fn decode(payload: Bytes) -> Result<Event, Malformed> {
                 last: FrameId::new(h.last_frame_id),
             },
             E::Snapshot(s) => Event::Snapshot(screen_of(s)?),
+            E::Audience(a) => Event::Audience(watchers_of(a)?),
+            E::Chat(line) => Event::Chat(chat_of(line)?),
         },
     )
 }
@@ -279,17 +427,44 @@ mod tests {
             frames_skipped: 0,
         };
         let exit = GameExit::Exited { code: 0 };
-        let screen = decode_reply(reply(Some((&s, Some(&exit))))).ok().flatten();
+        let watcher = Watcher {
+            key: "k1".into(),
+            user_id: 3,
+            username: "sam".into(),
+            joined_at: UNIX_EPOCH + Duration::from_millis(5_000),
+            node_id: "two".into(),
+        };
+        let line = ChatLine {
+            id: 4,
+            sender: "sam".into(),
+            text: "hello <b>".into(),
+            sent_at: UNIX_EPOCH + Duration::from_millis(6_000),
+            from_player: false,
+            from_admin: true,
+        };
+        let answer = reply(
+            Some((&s, Some(&exit))),
+            std::slice::from_ref(&watcher),
+            &[std::sync::Arc::new(line.clone())],
+        );
+        let answer = decode_reply(answer).ok().flatten().expect("a reply");
         assert_eq!(
-            screen,
-            Some(Screen {
+            answer.screen,
+            Screen {
                 frame_id: FrameId::new(5),
                 size,
                 data: Bytes::from_static(b"screen"),
                 ended: Some((FrameId::new(5), exit)),
-            })
+            }
         );
-        assert!(matches!(decode_reply(reply(None)), Ok(None)));
+        assert_eq!(answer.audience, std::slice::from_ref(&watcher));
+        assert_eq!(answer.chat, std::slice::from_ref(&line));
+        assert!(matches!(decode_reply(reply(None, &[], &[])), Ok(None)));
+        assert_eq!(
+            decode(audience(std::slice::from_ref(&watcher))).ok(),
+            Some(Event::Audience(vec![watcher]))
+        );
+        assert_eq!(decode(chat(&line)).ok(), Some(Event::Chat(line)));
         assert_eq!(
             decode_request(request("abc-1", "n1")).ok().as_deref(),
             Some("abc-1")
@@ -325,5 +500,26 @@ mod tests {
         assert!(decode_request(request("a.b>", "n")).is_err());
         assert!(decode_request(request("", "n")).is_err());
         assert!(decode_reply(Bytes::from_static(b"\x0a\xff")).is_err());
+        // A chat line with a newline, an empty one, a spectator named by
+        // a control character.
+        let line = |text: &str| pb::ChatLine {
+            id: 1,
+            sender: "x".into(),
+            text: text.into(),
+            ..Default::default()
+        };
+        for bad in [line("a\nb"), line(""), line(&"x".repeat(500))] {
+            assert!(decode(encode(pb::relay_message::Event::Chat(bad))).is_err());
+        }
+        let entry = pb::AudienceEntry {
+            key: "k".into(),
+            username: "\u{1b}[2J".into(),
+            node_id: "n".into(),
+            ..Default::default()
+        };
+        let audience = pb::RelayAudience {
+            entries: vec![entry],
+        };
+        assert!(decode(encode(pb::relay_message::Event::Audience(audience))).is_err());
     }
 }

@@ -45,6 +45,9 @@ pub enum SessionError {
     /// The player's rules (or a chat's) say no, for this reason.
     #[error("{0}")]
     NotAllowed(String),
+    /// The game's node (another node of the cluster) did not answer.
+    #[error("the game's node did not answer ({0}); try again")]
+    Unreachable(String),
 }
 
 impl SessionError {

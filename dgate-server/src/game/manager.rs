@@ -40,6 +40,24 @@ pub trait RemoteGames: Send + Sync {
     fn ready<'a>(&'a self, id: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
     /// The games the other nodes run, as their last heartbeats listed them.
     fn summaries(&self) -> Vec<dgate_term::listing::SessionSummary>;
+    /// Asks the node of the game `session` mirrors to admit `who`, watching
+    /// from `address`, as `spectator` here (which is then bound to that
+    /// registration: either ending ends the other).
+    fn admit<'a>(
+        &'a self,
+        session: &'a Arc<Session>,
+        spectator: &'a crate::broadcast::Spectator,
+        who: Option<&'a crate::accounts::User>,
+        address: Option<std::net::IpAddr>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SessionError>> + Send + 'a>>;
+    /// Says `text` as `who` in the chat of the game `session` mirrors, on
+    /// its node.
+    fn say<'a>(
+        &'a self,
+        session: &'a Session,
+        who: &'a crate::accounts::User,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<crate::viewing::chat::Said, SessionError>> + Send + 'a>>;
 }
 
 /// What a start request asks for.
@@ -515,6 +533,11 @@ impl SessionManager {
             .get(id)
             .cloned()
             .ok_or_else(|| SessionError::NotFound(id.to_owned()))
+    }
+
+    /// The cluster, on a node of one.
+    pub fn remote(&self) -> Option<&Arc<dyn RemoteGames>> {
+        self.inner.remote.get()
     }
 
     /// Makes this server a node of a cluster (once, before it serves).

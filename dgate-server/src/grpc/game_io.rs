@@ -380,7 +380,7 @@ struct Speaker {
 
 impl Speaker {
     async fn say(&self, text: &str) {
-        let answer = match chat::say(&self.manager, &self.session, self.who.as_ref(), text) {
+        let answer = match chat::say(&self.manager, &self.session, self.who.as_ref(), text).await {
             Ok(Said::Posted) => return,
             Ok(Said::Answer(answer)) => answer,
             Err(e) => e.to_string(),

@@ -222,7 +222,7 @@ impl GameService for GameServiceImpl {
         // Another node's game: this node's mirror of it shows its screen first.
         self.manager.ready(&r.session_id).await;
         let (_, spectator) =
-            viewing::register(&self.manager, &r.session_id, caller.as_ref(), peer)?;
+            viewing::register(&self.manager, &r.session_id, caller.as_ref(), peer).await?;
         Ok(Response::new(pb::AddSpectatorResponse {
             success: true,
             error: String::new(),

@@ -29,7 +29,9 @@ impl From<SessionError> for Status {
             SessionError::SpectatorsFull(_) | SessionError::Limit(_) => {
                 Status::resource_exhausted(message)
             }
-            SessionError::ShuttingDown => Status::unavailable(message),
+            SessionError::ShuttingDown | SessionError::Unreachable(_) => {
+                Status::unavailable(message)
+            }
         }
     }
 }

@@ -47,7 +47,7 @@ pub(super) async fn player_menu(conn: &mut Connection, session: &Session) -> Res
             };
             let manager = conn.front.manager.clone();
             Ok(Choice::Back(
-                match chat::say(&manager, session, conn.user.as_ref(), &text) {
+                match chat::say(&manager, session, conn.user.as_ref(), &text).await {
                     Ok(Said::Posted) => String::new(),
                     Ok(Said::Answer(answer)) => format!("» {answer}"),
                     Err(e) => format!("» Not said: {e}."),
@@ -114,7 +114,7 @@ pub(super) async fn chat(
     };
     let manager = conn.front.manager.clone();
     Ok(
-        match chat::say(&manager, session, conn.user.as_ref(), &text) {
+        match chat::say(&manager, session, conn.user.as_ref(), &text).await {
             Ok(Said::Posted) => String::new(),
             Ok(Said::Answer(answer)) => answer,
             Err(e) => format!("Not said: {e}."),

@@ -230,7 +230,9 @@ pub(super) async fn watch(conn: &mut Connection, session_id: &str) -> Result<Opt
         conn.user.as_ref(),
         conn.peer.map(|p| p.ip()),
         Transport::Ssh,
-    ) {
+    )
+    .await
+    {
         Ok(watch) => watch,
         Err(e) => return Ok(Some(format!("Cannot watch: {e}."))),
     };

@@ -52,9 +52,32 @@ impl ChatLimit {
     }
 }
 
-/// `text` from `who` (anonymous when `None`) in `session`'s chat, counted
-/// in the metrics as said, refused (by reason) or a command.
-pub fn say(
+/// `text` from `who` (anonymous when `None`) in `session`'s chat: here,
+/// or for a mirror of another node's game on that node, whose chat it is.
+pub async fn say(
+    manager: &SessionManager,
+    session: &Session,
+    who: Option<&User>,
+    text: &str,
+) -> Result<Said, SessionError> {
+    match (session.origin(), manager.remote()) {
+        (Some(_), Some(remote)) => {
+            let Some(user) = who else {
+                return Err(anonymous());
+            };
+            remote.say(session, user, text).await
+        }
+        _ => say_here(manager, session, who, text),
+    }
+}
+
+fn anonymous() -> SessionError {
+    SessionError::LoginRequired("log in to chat; anonymous spectators only read".into())
+}
+
+/// `text` from `who` in the chat of `session`, a game of this node,
+/// counted in the metrics as said, refused (by reason) or a command.
+pub fn say_here(
     manager: &SessionManager,
     session: &Session,
     who: Option<&User>,
@@ -105,9 +128,7 @@ fn say_counted(
     text: &str,
 ) -> Result<Said, SessionError> {
     let Some(user) = who else {
-        return Err(SessionError::LoginRequired(
-            "log in to chat; anonymous spectators only read".into(),
-        ));
+        return Err(anonymous());
     };
     let text: String = text.chars().filter(|c| !c.is_control()).collect();
     let text = text.trim();

@@ -29,8 +29,10 @@ pub const UNCLAIMED_SPECTATOR_GRACE: Duration = Duration::from_secs(60);
 /// Admits `who` (anonymous when `None`), watching from `peer`, as a
 /// spectator of `session_id` and registers them, without a stream yet:
 /// [`Watch::claim`] binds one. A registration no stream claims within
-/// [`UNCLAIMED_SPECTATOR_GRACE`] expires.
-pub fn register(
+/// [`UNCLAIMED_SPECTATOR_GRACE`] expires. A spectator of a mirror (a game
+/// of another node) is admitted by the game's node first, which keeps its
+/// registration too.
+pub async fn register(
     manager: &SessionManager,
     session_id: &str,
     who: Option<&User>,
@@ -64,11 +66,16 @@ pub fn register(
         _ => (None, None),
     };
     let spectator = Arc::new(Spectator::from_address(user_id, username, address, slot));
+    if let (Some(_), Some(remote)) = (session.origin(), manager.remote()) {
+        remote.admit(&session, &spectator, who, address).await?;
+    }
     let started = Instant::now();
     let version = session
         .spectators
         .add(Arc::clone(&spectator))
         .inspect_err(|full| {
+            // Never registered here: the game's node lets it go too.
+            spectator.end();
             if matches!(full, RegistryFull::Address { .. }) {
                 manager.metrics().refused(Refusal::SpectatorsPerAddress);
             }
@@ -148,14 +155,14 @@ impl Spectating {
     }
 
     /// Admits, registers and binds in one step (SSH and the browser).
-    pub fn open(
+    pub async fn open(
         manager: &SessionManager,
         session_id: &str,
         who: Option<&User>,
         peer: Option<IpAddr>,
         transport: Transport,
     ) -> Result<Self, SessionError> {
-        let (session, spectator) = register(manager, session_id, who, peer)?;
+        let (session, spectator) = register(manager, session_id, who, peer).await?;
         Self::bind(manager, session, &spectator.id, transport)
     }
 
@@ -225,14 +232,16 @@ impl Watch {
     }
 
     /// Admits, registers and watches in one step.
-    pub fn open(
+    pub async fn open(
         manager: &SessionManager,
         session_id: &str,
         who: Option<&User>,
         peer: Option<IpAddr>,
         transport: Transport,
     ) -> Result<Self, SessionError> {
-        Spectating::open(manager, session_id, who, peer, transport).map(Self::subscribe)
+        Spectating::open(manager, session_id, who, peer, transport)
+            .await
+            .map(Self::subscribe)
     }
 
     fn subscribe(spectating: Spectating) -> Self {

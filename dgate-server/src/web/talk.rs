@@ -161,7 +161,7 @@ impl Mouth {
     /// Says `text` in the game's chat; a refusal or a command's result is
     /// answered to this page.
     pub async fn chat(&self, text: &str) {
-        let answer = match chat::say(&self.manager, &self.session, self.who.as_ref(), text) {
+        let answer = match chat::say(&self.manager, &self.session, self.who.as_ref(), text).await {
             Ok(Said::Posted) => return,
             Ok(Said::Answer(answer)) => answer,
             Err(e) => e.to_string(),

@@ -81,7 +81,9 @@ pub(super) async fn spectate(
         who.as_ref(),
         crate::http::peer(connection),
         Transport::WebSocket,
-    ) {
+    )
+    .await
+    {
         Ok(spectating) => spectating,
         // A page cannot read a refused upgrade's status: it is told why
         // on the socket, which then closes (and the page does not retry).

@@ -91,7 +91,32 @@ impl Nats {
             _dir: dir,
         };
         Nats::wait_listening(&clients).await;
+        Nats::wait_for_jetstream(&nats.monitors).await;
         nats
+    }
+
+    /// Waits until JetStream runs on every server (in a cluster: elected its
+    /// meta leader): nodes keep their accounts there.
+    pub(crate) async fn wait_for_jetstream(monitors: &[u16]) {
+        for &port in monitors {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                let (status, body) = tokio::task::spawn_blocking(move || http_get(addr, "/jsz"))
+                    .await
+                    .expect("JetStream's state");
+                // Alone, or in a cluster that elected its meta leader.
+                let led = !body.contains("\"meta_cluster\"") || body.contains("\"leader\"");
+                if status == 200 && led {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "JetStream on monitor port {port} never became healthy: {status} {body}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 
     /// Waits until every server takes connections on `ports`.

@@ -276,6 +276,49 @@ async fn a_killed_games_node_ends_its_remote_viewers_and_leaves_every_listing() 
 /// `nats_urls`, and its viewer of the remote game is resynced and ends on
 /// the player's screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_viewers_nodes_spectators_leave_the_games_node() {
+    let nats = Nats::start(1).await;
+    let one = node("one", &nats.urls[0]).await;
+    let mut two = NodeProcess::start("two", &nats.urls);
+    let mut client = one.client().await;
+    let game = start_game_at(&one.url(), "alice", "test", None).await;
+    let mut player = Viewer::player(&mut client, &game).await.expect("player");
+    player.ready().await;
+    let mut remote_client = pb::game_service_client::GameServiceClient::connect(two.url())
+        .await
+        .expect("connect to node 2");
+    // Node 2 lists the game once it heard node 1's beat.
+    let deadline = Instant::now() + WAIT;
+    let mut remote = loop {
+        match Viewer::spectator(&mut remote_client, &game.id, "remote").await {
+            Ok(viewer) => break viewer,
+            Err(status) => assert!(Instant::now() < deadline, "node 2: {status:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    remote.step().await.expect("the join snapshot");
+    let session = one.manager.get(&game.id).expect("the game");
+    eventually("node 1 registered node 2's spectator", || {
+        session.spectators.len() == 1
+    })
+    .await;
+
+    two.child.kill().expect("SIGKILL node 2");
+    two.child.wait().expect("node 2 reaped");
+    let killed = Instant::now();
+    eventually("node 1 let the dead node's spectator go", || {
+        session.spectators.is_empty()
+    })
+    .await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        killed.elapsed()
+    );
+    one.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nats_servers_node_reconnects_elsewhere_and_its_viewers_resync() {
     let _turn = HEAVY.lock().await;
     let mut nats = Nats::start(3).await;
@@ -503,6 +546,7 @@ async fn nats_routed_through_proxy() -> (Nats, Proxy) {
     };
     Nats::wait_listening(&clients).await;
     wait_for_routes(&nats.monitors, 1, "at the start").await;
+    Nats::wait_for_jetstream(&nats.monitors).await;
     (nats, proxy)
 }
 

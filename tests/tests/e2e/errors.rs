@@ -459,11 +459,13 @@ async fn an_unclaimed_spectator_registration_expires() {
             size: None,
         })
         .expect("start");
-    let (_, claimed) =
-        dgate_server::viewing::register(&manager, &session.info.id, None, None).expect("add");
+    let (_, claimed) = dgate_server::viewing::register(&manager, &session.info.id, None, None)
+        .await
+        .expect("add");
     assert!(claimed.bind(), "a stream claims this one");
-    let (_, unclaimed) =
-        dgate_server::viewing::register(&manager, &session.info.id, None, None).expect("add");
+    let (_, unclaimed) = dgate_server::viewing::register(&manager, &session.info.id, None, None)
+        .await
+        .expect("add");
     assert_eq!(session.spectators.len(), 2);
 
     tokio::time::sleep(

@@ -16,6 +16,7 @@ mod client;
 mod cluster;
 mod cluster_accounts;
 mod cluster_failures;
+mod cluster_viewers;
 mod errors;
 mod import;
 mod lifecycle;

@@ -1,0 +1,602 @@
+//! The spectators and the chat of a game watched on several nodes. The
+//! game's node keeps both, as it does for its own viewers, so its rules
+//! hold for everyone wherever they watch:
+//!
+//! - **Admission.** A viewer's node asks the game's node
+//!   (`dgate.viewers.<node>`) to admit each spectator of a mirror before it
+//!   lets it in: the game's spectator cap and per-address share, the
+//!   player's kicks and blocks and a private game are the game's node's to
+//!   apply. The game's node registers the spectator as one of that node
+//!   ([`Spectator::node`]), and is told when it goes. When the game's node
+//!   removes one (a kick), it tells its node (`dgate.removed.<node>`),
+//!   whose viewer's stream then ends; when a viewer's node is gone (its
+//!   beats stop, or it restarted), its spectators are removed.
+//! - **The audience.** The relay publishes who watches, on every node, when
+//!   it changed ([`watchers`]); a mirror shows that list beside its own
+//!   viewers ([`show`]), so every node shows the same names.
+//! - **The chat.** A line said on a viewer's node is said on the game's
+//!   node (its limits, mutes and commands); the relay publishes every line
+//!   and each mirror repeats them to its viewers.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dgate_proto::cluster as pb;
+use futures_util::StreamExt;
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::Shared;
+use super::wire::{Watcher, is_session_id};
+use crate::accounts::User;
+use crate::broadcast::spectators::RegistryVersion;
+use crate::broadcast::{Farewell, RegistryFull, Spectator};
+use crate::game::{Session, SessionError, SessionManager};
+use crate::viewing::chat::{self, Said};
+use crate::viewing::may_watch;
+
+/// How long a viewer's node waits for the game's node to answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the game's node looks for viewers' nodes that are gone.
+const SWEEP: Duration = Duration::from_secs(1);
+/// A viewer's node not heard from for this long (its beats stop) is gone.
+const GONE: Duration = Duration::from_secs(5);
+
+/// Where node `node` answers admissions, departures and chat lines.
+pub fn viewers_subject(node: &str) -> String {
+    format!("dgate.viewers.{node}")
+}
+
+/// Where node `node` hears that the game's node removed one of its viewers.
+pub fn removed_subject(node: &str) -> String {
+    format!("dgate.removed.{node}")
+}
+
+/// A spectator the game's node registered for another node.
+#[derive(Debug)]
+pub struct Guest {
+    session: Arc<Session>,
+    node: String,
+    /// The node's run when it was admitted, once known from its beats.
+    boot: Option<String>,
+    since: Instant,
+}
+
+/// A spectator of a mirror here, as the game's node registered it.
+#[derive(Debug, Clone)]
+pub struct Visit {
+    session: Arc<Session>,
+    /// Its registration here (in the mirror's registry).
+    local: String,
+}
+
+/// The key that stands for a registration in audience lists: a hash of
+/// its id, which is a credential.
+fn key_of(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Who watches, as the relay publishes it: every registration, with the
+/// node it watches on.
+pub fn watchers(own_node: &str, registry: &RegistryVersion) -> Vec<Watcher> {
+    registry
+        .in_join_order()
+        .iter()
+        .map(|s| Watcher {
+            key: key_of(&s.id),
+            user_id: s.user_id,
+            username: s.username.clone(),
+            joined_at: s.joined_at,
+            node_id: s.node.clone().unwrap_or_else(|| own_node.to_owned()),
+        })
+        .collect()
+}
+
+/// Shows the game's node's list in a mirror: everyone but this node's own
+/// viewers (they are in the mirror already).
+pub fn show(own_node: &str, session: &Session, watchers: Vec<Watcher>) {
+    let shadows = watchers
+        .into_iter()
+        .filter(|w| w.node_id != own_node)
+        .map(|w| {
+            Arc::new(Spectator::elsewhere(
+                format!("shadow-{}", w.key),
+                w.user_id,
+                &w.username,
+                w.joined_at,
+                w.node_id,
+                None,
+            ))
+        })
+        .collect();
+    session.spectators.replace_shadows(shadows);
+}
+
+fn viewer_of(who: Option<&User>) -> pb::Viewer {
+    match who {
+        Some(user) => pb::Viewer {
+            user_id: i32::try_from(user.id).unwrap_or(0),
+            username: user.username.clone(),
+            is_admin: user.is_admin,
+        },
+        None => pb::Viewer::default(),
+    }
+}
+
+/// The viewer as an account here; `None` for an anonymous one.
+fn user_of(viewer: &pb::Viewer) -> Result<Option<User>, &'static str> {
+    if viewer.user_id == 0 {
+        return Ok(None);
+    }
+    if viewer.user_id < 0 || crate::accounts::check_username(&viewer.username).is_err() {
+        return Err("a viewer that cannot be");
+    }
+    Ok(Some(User {
+        id: i64::from(viewer.user_id),
+        username: viewer.username.clone(),
+        email: None,
+        created_at: UNIX_EPOCH,
+        last_login: None,
+        is_admin: viewer.is_admin,
+        is_banned: false,
+        generation: 0,
+    }))
+}
+
+fn refusal(e: &SessionError) -> pb::ViewerRefusal {
+    use pb::RefusalKind as K;
+    let kind = match e {
+        SessionError::NotFound(_) => K::NotFound,
+        SessionError::NotAllowed(_) | SessionError::NotYours { .. } => K::NotAllowed,
+        SessionError::Limit(_) | SessionError::SpectatorsFull(_) => K::Limit,
+        SessionError::LoginRequired(_) => K::LoginRequired,
+        SessionError::Invalid { .. } => K::Invalid,
+        SessionError::SpectatingDisabled => K::Disabled,
+        _ => K::Other,
+    };
+    pb::ViewerRefusal {
+        kind: kind as i32,
+        message: e.to_string(),
+    }
+}
+
+/// A refusal from the game's node as this node's error (its words kept).
+fn error_of(session_id: &str, refused: pb::ViewerRefusal) -> SessionError {
+    use pb::RefusalKind as K;
+    let message: String = refused.message.chars().take(300).collect();
+    match K::try_from(refused.kind).unwrap_or(K::Other) {
+        K::NotFound => SessionError::NotFound(session_id.to_owned()),
+        K::Limit => SessionError::Limit(message),
+        K::LoginRequired => SessionError::LoginRequired(message),
+        K::Disabled => SessionError::SpectatingDisabled,
+        K::NotAllowed | K::Invalid | K::Other => SessionError::NotAllowed(message),
+    }
+}
+
+fn reply(outcome: pb::viewer_reply::Outcome) -> Bytes {
+    Bytes::from(
+        pb::ViewerReply {
+            outcome: Some(outcome),
+        }
+        .encode_to_vec(),
+    )
+}
+
+// ---- The game's node ----
+
+/// Answers other nodes' admissions, departures and chat lines for this
+/// node's games, and removes the spectators of nodes that are gone, until
+/// the server stops.
+pub async fn answer(
+    shared: Arc<Shared>,
+    manager: SessionManager,
+    mut requests: async_nats::Subscriber,
+    stop: CancellationToken,
+) {
+    let mut sweep = tokio::time::interval(SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let message = tokio::select! {
+            message = requests.next() => message,
+            _ = sweep.tick() => {
+                sweep_guests(&shared);
+                continue;
+            }
+            () = stop.cancelled() => break,
+        };
+        let Some(message) = message else { break };
+        let Some(reply_to) = message.reply else {
+            shared.metrics.malformed_messages.inc();
+            continue;
+        };
+        let request = match pb::ViewerRequest::decode(message.payload) {
+            Ok(r) if is_session_id(&r.session_id) && is_session_id(&r.node_id) => r,
+            _ => {
+                shared.metrics.malformed_messages.inc();
+                continue;
+            }
+        };
+        let Some(answer) = handle(&shared, &manager, request) else {
+            shared.metrics.malformed_messages.inc();
+            continue;
+        };
+        if let Err(e) = shared.client.publish(reply_to, answer).await {
+            debug!(error = %e, "cannot answer a viewer request");
+        }
+    }
+}
+
+/// One request's answer; `None` for a malformed one.
+fn handle(
+    shared: &Arc<Shared>,
+    manager: &SessionManager,
+    request: pb::ViewerRequest,
+) -> Option<Bytes> {
+    use pb::viewer_reply::Outcome;
+    use pb::viewer_request::Request;
+    let session_id = request.session_id;
+    let outcome = match request.request? {
+        Request::Join(join) => {
+            let who = user_of(join.viewer.as_ref()?).ok()?;
+            let address = match join.address.as_str() {
+                "" => None,
+                text => Some(text.parse::<IpAddr>().ok()?),
+            };
+            match admit_here(
+                shared,
+                manager,
+                &session_id,
+                &request.node_id,
+                who.as_ref(),
+                address,
+            ) {
+                Ok(registration) => Outcome::Registration(registration),
+                Err(e) => Outcome::Refused(refusal(&e)),
+            }
+        }
+        Request::Leave(leave) => {
+            if let Ok(session) = manager.get_local(&session_id) {
+                let guest = shared.guests().remove(&leave.registration);
+                if guest.is_some_and(|g| Arc::ptr_eq(&g.session, &session)) {
+                    session.spectators.remove(&leave.registration);
+                }
+            }
+            Outcome::Done(true)
+        }
+        Request::Say(say) => {
+            let who = user_of(say.viewer.as_ref()?).ok()?;
+            let said = manager
+                .get_local(&session_id)
+                .and_then(|session| chat::say_here(manager, &session, who.as_ref(), &say.text));
+            match said {
+                Ok(Said::Posted) => Outcome::Done(true),
+                Ok(Said::Answer(text)) => Outcome::Answer(text),
+                Err(e) => Outcome::Refused(refusal(&e)),
+            }
+        }
+    };
+    Some(reply(outcome))
+}
+
+/// Admits a spectator of node `node` to this node's game, as
+/// `viewing::watch::register` admits a local one: its registration.
+fn admit_here(
+    shared: &Arc<Shared>,
+    manager: &SessionManager,
+    session_id: &str,
+    node: &str,
+    who: Option<&User>,
+    address: Option<IpAddr>,
+) -> Result<String, SessionError> {
+    if !manager.config().session_management.spectating.enabled {
+        return Err(SessionError::SpectatingDisabled);
+    }
+    may_watch(manager.config(), who.is_some())?;
+    let session = manager.get_local(session_id)?;
+    if let Some(why) = session.audience().refuses(who) {
+        return Err(SessionError::NotAllowed(why));
+    }
+    let (user_id, username) = match who {
+        Some(user) => (i32::try_from(user.id).unwrap_or(0), user.username.as_str()),
+        None => (0, ""),
+    };
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let spectator = Arc::new(Spectator::elsewhere(
+        id.clone(),
+        user_id,
+        username,
+        SystemTime::now(),
+        node.to_owned(),
+        address,
+    ));
+    // Removed here (a kick, a block): its node ends its stream.
+    let (told, to, registration) = (Arc::clone(shared), removed_subject(node), id.clone());
+    let notice = Bytes::from(
+        pb::ViewerRemoved {
+            session_id: session_id.to_owned(),
+            registration: id.clone(),
+        }
+        .encode_to_vec(),
+    );
+    let runtime = tokio::runtime::Handle::current();
+    spectator.on_end(Farewell::new(move || {
+        if told.guests().remove(&registration).is_some() {
+            runtime.spawn(async move {
+                let _ = told.client.publish(to, notice).await;
+            });
+        }
+    }));
+    shared.guests().insert(
+        id.clone(),
+        Guest {
+            session: Arc::clone(&session),
+            node: node.to_owned(),
+            boot: shared.directory.boot_of(node),
+            since: Instant::now(),
+        },
+    );
+    if let Err(full) = session.spectators.add(spectator) {
+        shared.guests().remove(&id);
+        if matches!(full, RegistryFull::Address { .. }) {
+            manager
+                .metrics()
+                .refused(crate::metrics::Refusal::SpectatorsPerAddress);
+        }
+        return Err(full.into());
+    }
+    info!(session_id, node, spectator_username = %username,
+          spectator_count = session.spectators.len(), "spectator of another node added");
+    Ok(id)
+}
+
+/// Removes the spectators of nodes that are gone or restarted.
+fn sweep_guests(shared: &Shared) {
+    let doomed: Vec<(String, Arc<Session>)> = {
+        let mut guests = shared.guests();
+        for guest in guests.values_mut() {
+            if guest.boot.is_none() {
+                guest.boot = shared.directory.boot_of(&guest.node);
+            }
+        }
+        guests
+            .iter()
+            .filter(|(_, g)| {
+                let boot = shared.directory.boot_of(&g.node);
+                let restarted = matches!((&g.boot, &boot), (Some(then), Some(now)) if then != now);
+                let silent = boot.is_none() && g.since.elapsed() >= GONE;
+                restarted || silent || g.session.is_ended()
+            })
+            .map(|(id, g)| (id.clone(), Arc::clone(&g.session)))
+            .collect()
+    };
+    for (id, session) in doomed {
+        shared.guests().remove(&id);
+        if session.spectators.remove(&id) {
+            debug!(session_id = %session.info.id, "a gone node's spectator removed");
+        }
+    }
+}
+
+// ---- A viewer's node ----
+
+/// Asks the game's node of `session` (a mirror here) to admit `who`, then
+/// binds the answer to `spectator`: when it ends here, the game's node is
+/// told; when the game's node removes it, it ends here.
+pub async fn admit(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    spectator: &Spectator,
+    who: Option<&User>,
+    address: Option<IpAddr>,
+) -> Result<(), SessionError> {
+    use pb::viewer_reply::Outcome;
+    let origin = session.origin().ok_or(SessionError::Ended)?;
+    let join = pb::viewer_request::Request::Join(pb::ViewerJoin {
+        viewer: Some(viewer_of(who)),
+        address: address.map(|a| a.to_string()).unwrap_or_default(),
+    });
+    let registration = match ask(shared, origin, &session.info.id, join).await? {
+        Outcome::Registration(r) if !r.is_empty() && r.len() <= 64 => r,
+        Outcome::Refused(refused) => return Err(error_of(&session.info.id, refused)),
+        _ => {
+            return Err(SessionError::Unreachable(
+                "an answer that makes no sense".into(),
+            ));
+        }
+    };
+    shared.visits().insert(
+        registration.clone(),
+        Visit {
+            session: Arc::clone(session),
+            local: spectator.id.clone(),
+        },
+    );
+    let (goodbye, origin, session_id) = (
+        Arc::clone(shared),
+        origin.to_owned(),
+        session.info.id.clone(),
+    );
+    spectator.on_end(Farewell::new(move || {
+        goodbye.visits().remove(&registration);
+        leave(goodbye, origin, session_id, registration);
+    }));
+    Ok(())
+}
+
+/// Tells the game's node that a spectator of its game left here (in the
+/// background; tried three times).
+fn leave(shared: Arc<Shared>, origin: String, session_id: String, registration: String) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let request = pb::viewer_request::Request::Leave(pb::ViewerLeave { registration });
+        for _ in 0..3 {
+            if ask(&shared, &origin, &session_id, request.clone())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        debug!(%session_id, node = %origin, "the game's node was not told a spectator left");
+    });
+}
+
+/// Says `text` as `who` in the chat of `session` (a mirror here), on the
+/// game's node.
+pub async fn say(
+    shared: &Arc<Shared>,
+    session: &Session,
+    who: &User,
+    text: &str,
+) -> Result<Said, SessionError> {
+    use pb::viewer_reply::Outcome;
+    let origin = session.origin().ok_or(SessionError::Ended)?;
+    let say = pb::viewer_request::Request::Say(pb::ViewerSay {
+        viewer: Some(viewer_of(Some(who))),
+        text: text.chars().take(chat::MAX_CHARS * 2).collect(),
+    });
+    match ask(shared, origin, &session.info.id, say).await? {
+        Outcome::Done(_) => Ok(Said::Posted),
+        Outcome::Answer(text) => Ok(Said::Answer(text.chars().take(500).collect())),
+        Outcome::Refused(refused) => Err(error_of(&session.info.id, refused)),
+        Outcome::Registration(_) => Err(SessionError::Unreachable(
+            "an answer that makes no sense".into(),
+        )),
+    }
+}
+
+/// One request to the game's node and its answer.
+async fn ask(
+    shared: &Shared,
+    origin: &str,
+    session_id: &str,
+    request: pb::viewer_request::Request,
+) -> Result<pb::viewer_reply::Outcome, SessionError> {
+    let payload = pb::ViewerRequest {
+        session_id: session_id.to_owned(),
+        node_id: shared.node_id.clone(),
+        request: Some(request),
+    }
+    .encode_to_vec();
+    let asked = shared
+        .client
+        .request(viewers_subject(origin), Bytes::from(payload));
+    let answer = tokio::time::timeout(ASK_TIMEOUT, asked)
+        .await
+        .map_err(|_| SessionError::Unreachable(format!("node {origin} was silent")))?
+        .map_err(|e| SessionError::Unreachable(format!("node {origin}: {e}")))?;
+    pb::ViewerReply::decode(answer.payload)
+        .ok()
+        .and_then(|r| r.outcome)
+        .ok_or_else(|| {
+            shared.metrics.malformed_messages.inc();
+            SessionError::Unreachable(format!("node {origin} answered nonsense"))
+        })
+}
+
+/// Ends this node's viewers that the game's node removed, until the server
+/// stops.
+pub async fn hear_removals(
+    shared: Arc<Shared>,
+    mut notices: async_nats::Subscriber,
+    stop: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            message = notices.next() => message,
+            () = stop.cancelled() => break,
+        };
+        let Some(message) = message else { break };
+        let Ok(notice) = pb::ViewerRemoved::decode(message.payload) else {
+            shared.metrics.malformed_messages.inc();
+            continue;
+        };
+        let visit = shared.visits().get(&notice.registration).cloned();
+        if let Some(visit) = visit.filter(|v| v.session.info.id == notice.session_id)
+            && visit.session.spectators.remove(&visit.local)
+        {
+            info!(session_id = %notice.session_id, "the game's node removed a spectator here");
+        }
+    }
+}
+
+impl Shared {
+    pub(super) fn guests(&self) -> std::sync::MutexGuard<'_, HashMap<String, Guest>> {
+        self.guests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn visits(&self) -> std::sync::MutexGuard<'_, HashMap<String, Visit>> {
+        self.visits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_cross_the_wire_with_their_words_and_kind() {
+        for (e, expect) in [
+            (
+                SessionError::SpectatorsFull(RegistryFull::Session { max: 2 }),
+                "Limit",
+            ),
+            (
+                SessionError::NotAllowed("you were kicked".into()),
+                "NotAllowed",
+            ),
+            (SessionError::NotFound("g".into()), "NotFound"),
+            (
+                SessionError::LoginRequired("log in".into()),
+                "LoginRequired",
+            ),
+            (
+                SessionError::invalid("chat line", "it is empty"),
+                "NotAllowed",
+            ),
+        ] {
+            let text = e.to_string();
+            let back = error_of("g", refusal(&e));
+            let kind = format!("{back:?}");
+            assert!(kind.starts_with(expect), "{kind}");
+            if !matches!(back, SessionError::NotFound(_)) {
+                assert_eq!(back.to_string(), text);
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_viewers_are_refused() {
+        let bad = |user_id, username: &str| pb::Viewer {
+            user_id,
+            username: username.into(),
+            is_admin: true,
+        };
+        assert!(user_of(&bad(-1, "eve")).is_err());
+        assert!(user_of(&bad(3, "../root")).is_err());
+        assert!(user_of(&bad(3, "")).is_err());
+        assert_eq!(user_of(&bad(0, "whoever")), Ok(None));
+        let sam = user_of(&bad(3, "sam")).expect("sam").expect("an account");
+        assert_eq!(
+            (sam.id, sam.username.as_str(), sam.is_admin),
+            (3, "sam", true)
+        );
+    }
+
+    #[test]
+    fn audience_keys_do_not_give_registrations_away() {
+        let key = key_of("0123456789abcdef");
+        assert_eq!(key.len(), 24);
+        assert!(!key.contains("0123456789abcdef"));
+        assert_eq!(key, key_of("0123456789abcdef"));
+    }
+}
