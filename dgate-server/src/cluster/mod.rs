@@ -430,4 +430,13 @@ impl RemoteGames for Cluster {
     ) -> Pin<Box<dyn Future<Output = Result<Said, SessionError>> + Send + 'a>> {
         Box::pin(viewers::say(&self.shared, session, who, text))
     }
+
+    fn message<'a>(
+        &'a self,
+        session: &'a Session,
+        who: &'a User,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, SessionError>> + Send + 'a>> {
+        Box::pin(viewers::message(&self.shared, session, who, text))
+    }
 }

@@ -16,7 +16,8 @@
 //!   viewers ([`show`]), so every node shows the same names.
 //! - **The chat.** A line said on a viewer's node is said on the game's
 //!   node (its limits, mutes and commands); the relay publishes every line
-//!   and each mirror repeats them to its viewers.
+//!   and each mirror repeats them to its viewers. A message to the player
+//!   (`m`) is delivered by the game's node too.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -36,7 +37,7 @@ use super::wire::{Watcher, is_session_id};
 use crate::accounts::User;
 use crate::broadcast::spectators::RegistryVersion;
 use crate::broadcast::{Farewell, RegistryFull, Spectator};
-use crate::game::{Session, SessionError, SessionManager};
+use crate::game::{Session, SessionError, SessionManager, messages};
 use crate::viewing::chat::{self, Said};
 use crate::viewing::may_watch;
 
@@ -222,6 +223,19 @@ pub async fn answer(
                 continue;
             }
         };
+        // A message is delivered to the game's mail spool (a file):
+        // answered from a task of its own.
+        if let Some(pb::viewer_request::Request::Message(message)) = request.request {
+            let (shared, manager) = (Arc::clone(&shared), manager.clone());
+            tokio::spawn(async move {
+                let Some(answer) = deliver(&manager, &request.session_id, message).await else {
+                    shared.metrics.malformed_messages.inc();
+                    return;
+                };
+                let _ = shared.client.publish(reply_to, answer).await;
+            });
+            continue;
+        }
         let Some(answer) = handle(&shared, &manager, request) else {
             shared.metrics.malformed_messages.inc();
             continue;
@@ -230,6 +244,27 @@ pub async fn answer(
             debug!(error = %e, "cannot answer a viewer request");
         }
     }
+}
+
+/// A viewer's message to the player of this node's game; `None` for a
+/// malformed request.
+async fn deliver(
+    manager: &SessionManager,
+    session_id: &str,
+    message: pb::ViewerSay,
+) -> Option<Bytes> {
+    use pb::viewer_reply::Outcome;
+    let Ok(Some(sender)) = user_of(message.viewer.as_ref()?) else {
+        return None;
+    };
+    let sent = match manager.get_local(session_id) {
+        Ok(session) => messages::send_here(manager, &session, &sender, message.text).await,
+        Err(e) => Err(e),
+    };
+    Some(reply(match sent {
+        Ok(spooled) => Outcome::Done(spooled),
+        Err(e) => Outcome::Refused(refusal(&e)),
+    }))
 }
 
 /// One request's answer; `None` for a malformed one.
@@ -269,6 +304,8 @@ fn handle(
             }
             Outcome::Done(true)
         }
+        // Answered by `answer` itself.
+        Request::Message(_) => return None,
         Request::Say(say) => {
             let who = user_of(say.viewer.as_ref()?).ok()?;
             let said = manager
@@ -469,6 +506,29 @@ pub async fn say(
         Outcome::Answer(text) => Ok(Said::Answer(text.chars().take(500).collect())),
         Outcome::Refused(refused) => Err(error_of(&session.info.id, refused)),
         Outcome::Registration(_) => Err(SessionError::Unreachable(
+            "an answer that makes no sense".into(),
+        )),
+    }
+}
+
+/// Sends `text` from `who` to the player of `session` (a mirror here),
+/// delivered by the game's node: whether it went to the game's spool too.
+pub async fn message(
+    shared: &Arc<Shared>,
+    session: &Session,
+    who: &User,
+    text: &str,
+) -> Result<bool, SessionError> {
+    use pb::viewer_reply::Outcome;
+    let origin = session.origin().ok_or(SessionError::Ended)?;
+    let message = pb::viewer_request::Request::Message(pb::ViewerSay {
+        viewer: Some(viewer_of(Some(who))),
+        text: text.to_owned(),
+    });
+    match ask(shared, origin, &session.info.id, message).await? {
+        Outcome::Done(spooled) => Ok(spooled),
+        Outcome::Refused(refused) => Err(error_of(&session.info.id, refused)),
+        _ => Err(SessionError::Unreachable(
             "an answer that makes no sense".into(),
         )),
     }

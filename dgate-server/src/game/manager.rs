@@ -58,6 +58,14 @@ pub trait RemoteGames: Send + Sync {
         who: &'a crate::accounts::User,
         text: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<crate::viewing::chat::Said, SessionError>> + Send + 'a>>;
+    /// Sends `text` from `who` to the player of the game `session` mirrors,
+    /// through its node: whether it also went to the game's mail spool.
+    fn message<'a>(
+        &'a self,
+        session: &'a Session,
+        who: &'a crate::accounts::User,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, SessionError>> + Send + 'a>>;
 }
 
 /// What a start request asks for.

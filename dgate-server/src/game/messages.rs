@@ -17,7 +17,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::fcntl::{FcntlArg, fcntl};
@@ -159,11 +159,23 @@ pub async fn send(
 ) -> Result<bool, SessionError> {
     let text = clean(text)?;
     let session = manager.get(session_id)?;
-    if let Some(node) = session.origin() {
-        return Err(SessionError::Elsewhere {
-            node: node.to_owned(),
-        });
+    if session.origin().is_some() {
+        // Another node's game: its node delivers it, under its rules.
+        let remote = manager.remote().ok_or(SessionError::Ended)?;
+        return remote.message(&session, sender, &text).await;
     }
+    send_here(manager, &session, sender, text).await
+}
+
+/// [`send`] for a game of this node.
+pub async fn send_here(
+    manager: &SessionManager,
+    session: &Arc<Session>,
+    sender: &User,
+    text: String,
+) -> Result<bool, SessionError> {
+    let text = clean(&text)?;
+    let session_id = session.info.id.as_str();
     if session.is_ended() {
         return Err(SessionError::Ended);
     }
@@ -183,7 +195,7 @@ pub async fn send(
         text,
         sent_at: SystemTime::now(),
     };
-    let spooled = deliver(manager, &session, &notice).await;
+    let spooled = deliver(manager, session, &notice).await;
     manager.metrics().player_messages.inc();
     info!(session_id, from = %sender.username, to = %session.info.username, spooled,
           "message to a player");

@@ -144,6 +144,29 @@ async fn the_games_node_admits_caps_lists_and_kicks_every_nodes_spectators() {
         .await
         .expect("the history on node 3");
 
+    // Sam's message to the player, sent on node 2, is node 1's to deliver.
+    client_two
+        .send_player_message(authed(
+            pb::SendPlayerMessageRequest {
+                session_id: game.id.clone(),
+                text: "nice dodge!".into(),
+            },
+            &sam_token,
+        ))
+        .await
+        .expect("a message through node 2");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !player.seen.iter().any(
+        |s| matches!(s, Seen::Notice(from, text, false) if from == "sam" && text == "nice dodge!"),
+    ) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notice: {:?}",
+            player.seen
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(500), player.step_any()).await;
+    }
+
     // The player kicks sam: his stream on node 2 ends, he may not come
     // back on any node, and his place is free.
     player.say("/kick sam 5").await;
