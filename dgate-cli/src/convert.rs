@@ -33,6 +33,15 @@ pub fn session_summary(s: &pb::GameSession) -> SessionSummary {
         detached: s.detached,
         frames: s.frame_count,
         private: s.private,
+        // Shown in a terminal: a node's name as the server's config allows it.
+        node: Some(s.node_id.as_str())
+            .filter(|n| {
+                !n.is_empty()
+                    && n.len() <= 64
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+            .map(str::to_owned),
         // Drawn in a terminal: a server's control characters never are.
         extra_info: Some(
             s.extra_info
@@ -171,6 +180,7 @@ mod tests {
             extra_info: "Dlvl:12\x1b[2J".into(),
             extra_info_weight: 12,
             private: true,
+            node_id: "eu-1\x1b".into(),
         };
         assert_eq!(
             session_summary(&session),
@@ -198,6 +208,8 @@ mod tests {
                     text: "Dlvl:12[2J".into(),
                 }),
                 private: true,
+                // Not a node's name: not shown.
+                node: None,
             }
         );
 

@@ -532,6 +532,11 @@ async fn list(
         Column::left("IDLE", 6),
         Column::right("WATCHERS"),
     ];
+    // Where each game runs, on a cluster's node.
+    let nodes = sessions.iter().any(|s| s.node.is_some());
+    if nodes {
+        columns.push(Column::left("NODE", 4));
+    }
     // What games say about themselves ("Dlvl:12"), when any does.
     let extra = sessions.iter().any(|s| s.extra_info.is_some());
     if extra {
@@ -549,6 +554,9 @@ async fn list(
                 idle(s.idle(now)),
                 s.spectators.len().to_string(),
             ];
+            if nodes {
+                row.push(s.node.clone().unwrap_or_default());
+            }
             if extra {
                 row.push(
                     s.extra_info

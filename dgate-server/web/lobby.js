@@ -76,7 +76,9 @@ async function refresh() {
       link.textContent = s.username;
       name.appendChild(link);
       tr.appendChild(name);
-      tr.appendChild(cell(gameName(s.game_id), "", "Game"));
+      // In a cluster: the node the game runs (and is played) on.
+      const on = s.node ? " on " + s.node : "";
+      tr.appendChild(cell(gameName(s.game_id) + on, "", "Game"));
       tr.appendChild(cell(s.terminal.cols + "x" + s.terminal.rows, "", "Size"));
       tr.appendChild(cell(s.start_time.replace("T", " ").replace(/\.\d+Z$|Z$/, ""), "", "Start"));
       tr.appendChild(cell(s.detached ? "detached" : idle(s.idle_seconds), "", "Idle"));

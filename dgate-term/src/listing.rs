@@ -36,6 +36,8 @@ pub struct SessionSummary {
     pub extra_info: Option<ExtraInfo>,
     /// The player lets nobody watch (`/block all`).
     pub private: bool,
+    /// The node of a cluster that runs it; `None` on a single server.
+    pub node: Option<String>,
 }
 
 /// The one line a game writes about itself for the watch menus, and the
@@ -147,6 +149,10 @@ pub struct SessionListing {
     /// The player lets nobody watch (`/block all`).
     #[serde(default)]
     pub private: bool,
+    /// The node of a cluster that runs it (where it is played); absent on
+    /// a single server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +202,7 @@ impl SessionListing {
             spectator_count: u32::try_from(session.spectators.len()).unwrap_or(u32::MAX),
             detached: session.detached,
             private: session.private,
+            node: session.node.clone(),
             extra_info: session
                 .extra_info
                 .as_ref()

@@ -869,6 +869,7 @@ mod tests {
                 text: "Dlvl:12".into(),
             }),
             private: false,
+            node: None,
         };
         let now = started + Duration::from_secs(383);
         assert_eq!(

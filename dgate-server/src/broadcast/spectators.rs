@@ -249,8 +249,6 @@ impl SpectatorRegistry {
         });
     }
 
-
-
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

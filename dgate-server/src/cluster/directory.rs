@@ -99,7 +99,7 @@ impl Directory {
             .games
             .into_iter()
             .filter_map(|g| {
-                let summary = summary_of(g);
+                let summary = summary_of(g, &beat.node_id);
                 if summary.is_none() {
                     metrics.malformed_messages.inc();
                 }
@@ -153,7 +153,7 @@ fn short(text: String, max: usize) -> String {
     }
 }
 
-fn summary_of(g: pb::DirectoryGame) -> Option<SessionSummary> {
+fn summary_of(g: pb::DirectoryGame, node: &str) -> Option<SessionSummary> {
     if !wire::is_session_id(&g.session_id)
         || !(1..=1000).contains(&g.cols)
         || !(1..=1000).contains(&g.rows)
@@ -184,6 +184,7 @@ fn summary_of(g: pb::DirectoryGame) -> Option<SessionSummary> {
             .collect(),
         detached: g.detached,
         frames: g.frames,
+        node: Some(node.to_owned()),
         extra_info: (!g.extra_info.is_empty()).then(|| ExtraInfo {
             weight: g.extra_info_weight,
             text: short(g.extra_info, 256),

@@ -366,6 +366,7 @@ impl RemoteGames for Cluster {
                 game_id: summary.game_id.clone(),
                 game_short_name: summary.game_short_name.clone(),
                 started_at: summary.started_at,
+                node: Some(game.node_id.clone()),
             },
             Arc::clone(feed.hub()),
             spectators,
@@ -404,6 +405,10 @@ impl RemoteGames for Cluster {
 
     fn summaries(&self) -> Vec<SessionSummary> {
         self.shared.directory.summaries()
+    }
+
+    fn node_id(&self) -> &str {
+        &self.shared.node_id
     }
 
     fn admit<'a>(

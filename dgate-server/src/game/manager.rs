@@ -40,6 +40,8 @@ pub trait RemoteGames: Send + Sync {
     fn ready<'a>(&'a self, id: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
     /// The games the other nodes run, as their last heartbeats listed them.
     fn summaries(&self) -> Vec<dgate_term::listing::SessionSummary>;
+    /// This node's name in the cluster.
+    fn node_id(&self) -> &str;
     /// Asks the node of the game `session` mirrors to admit `who`, watching
     /// from `address`, as `spectator` here (which is then bound to that
     /// registration: either ending ends the other).
@@ -347,6 +349,7 @@ impl SessionManager {
             game_id: game.id.clone(),
             game_short_name: game.short_name.clone(),
             started_at: SystemTime::now(),
+            node: inner.remote.get().map(|remote| remote.node_id().to_owned()),
         };
         let spectating = &management.spectating;
         let spectators = if spectating.enabled {

@@ -53,6 +53,8 @@ pub struct SessionInfo {
     pub game_id: String,
     pub game_short_name: String,
     pub started_at: SystemTime,
+    /// The node of a cluster that runs it; `None` on a single server.
+    pub node: Option<String>,
 }
 
 pub struct Session {
@@ -457,6 +459,7 @@ impl Session {
             frames: self.hub.last_frame_id().get(),
             extra_info: self.extra_info(),
             private: self.audience.block() == crate::viewing::audience::Block::All,
+            node: self.info.node.clone(),
         }
     }
 }

@@ -90,6 +90,7 @@ pub fn game_session(s: &SessionSummary) -> pb::GameSession {
             .unwrap_or_default(),
         extra_info_weight: s.extra_info.as_ref().map_or(0, |e| e.weight),
         private: s.private,
+        node_id: s.node.clone().unwrap_or_default(),
     }
 }
 
@@ -309,8 +310,10 @@ mod tests {
                 text: "Dlvl:12".into(),
             }),
             private: true,
+            node: Some("eu-1".into()),
         };
         let message = game_session(&summary);
+        assert_eq!(message.node_id, "eu-1");
         assert_eq!(
             (message.extra_info.as_str(), message.extra_info_weight),
             ("Dlvl:12", 12)

@@ -90,11 +90,11 @@ async fn the_games_node_admits_caps_lists_and_kicks_every_nodes_spectators() {
             .expect("list on node 3")
             .into_inner()
             .sessions;
-        let count = sessions
-            .iter()
-            .find(|s| s.id == game.id)
-            .map_or(0, |s| s.spectator_count);
+        let listed = sessions.iter().find(|s| s.id == game.id);
+        let count = listed.map_or(0, |s| s.spectator_count);
         if count == 3 {
+            // Listed with the node it runs on.
+            assert_eq!(listed.map(|s| s.node_id.as_str()), Some("one"));
             break;
         }
         assert!(
@@ -103,6 +103,19 @@ async fn the_games_node_admits_caps_lists_and_kicks_every_nodes_spectators() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    let (status, body) = http_get(two.http_addr, "/sessions");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"node\":\"one\""), "{body}");
+    let home = tempfile::tempdir().expect("a home");
+    let listing = dgate_as(home.path(), &two.url(), &["list"], "");
+    let text = String::from_utf8_lossy(&listing.stdout);
+    let header = text.lines().next().unwrap_or_default();
+    let row = text
+        .lines()
+        .find(|l| l.contains("alice"))
+        .unwrap_or_default();
+    assert!(header.contains("NODE") && row.contains(" one"), "{text}");
 
     // Node 1's cap (3) holds for a fourth spectator on node 3.
     let carol_token = account(&three.url(), "carol").await;
