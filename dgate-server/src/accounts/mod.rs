@@ -12,6 +12,7 @@ pub mod passwords;
 pub mod replica;
 pub mod shared;
 pub mod store;
+pub mod tokens;
 
 pub use limiter::LoginLimiter;
 pub use live::{LiveUsers, Revocation};

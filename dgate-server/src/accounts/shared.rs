@@ -37,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::replica::{self, Change, UserRecord};
-use super::store::{AccountError, AccountStore, User, from_unix, hex, random_bytes, unix};
+use super::store::{AccountError, AccountStore, User, hex, random_bytes, unix};
+use super::tokens;
 
 pub const ACCOUNTS_BUCKET: &str = "dgate_accounts";
 pub const REVOKED_BUCKET: &str = "dgate_revoked";
@@ -46,9 +47,6 @@ const TOKEN_KEY: &str = "secret.token_key";
 const NEXT_ID: &str = "meta.next_id";
 /// How long a change waits for the store before it is refused.
 const WRITE_WAIT: Duration = Duration::from_secs(5);
-/// Tokens of the shared store start with this (a single server's are 64
-/// hex digits).
-const TOKEN_PREFIX: &str = "dg1";
 /// Attempts at a compare-and-swap that others' changes keep beating.
 const CAS_ATTEMPTS: usize = 8;
 
@@ -65,8 +63,11 @@ fn revoked_key(token: &str) -> String {
     format!("token.{}", hex(&Sha256::digest(token.as_bytes())))
 }
 
+/// A change the store could not take.
 fn unavailable(what: impl std::fmt::Display) -> AccountError {
-    AccountError::Unavailable(what.to_string())
+    AccountError::Unavailable(format!(
+        "the cluster's accounts cannot be changed now: {what}"
+    ))
 }
 
 struct Buckets {
@@ -231,15 +232,13 @@ impl SharedAccounts {
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
             Err(e) => return Err(e).context("the key that signs tokens"),
         }
-        let empty = buckets.accounts.status().await?.values() == 0;
         let users = buckets.accounts.watch_with_history(">").await?;
         let revoked = buckets.revoked.watch_with_history(">").await?;
         let mut entries = futures_util::stream::select(users, revoked);
         // The accounts seen while catching up; the copy's others are gone.
+        // (The bucket holds the token key at least, so its history always
+        // ends with an entry whose delta is 0.)
         let mut seen: Option<HashSet<i64>> = Some(HashSet::new());
-        if empty {
-            self.caught_up(store, &mut seen).await?;
-        }
         loop {
             let mut batch = Vec::new();
             let mut last_of_history = false;
@@ -298,6 +297,11 @@ impl SharedAccounts {
         &self,
         work: impl Future<Output = Result<T, AccountError>>,
     ) -> Result<T, AccountError> {
+        // Not connected to NATS at all: said at once, not after the wait
+        // (a password check waiting here holds a place in the queue).
+        if self.jetstream.client().connection_state() != async_nats::connection::State::Connected {
+            return Err(unavailable("this node is not connected to NATS"));
+        }
         self.runtime.block_on(async {
             tokio::time::timeout(WRITE_WAIT, work)
                 .await
@@ -457,6 +461,10 @@ impl SharedAccounts {
                     .accounts
                     .delete_expect_revision(&new, Some(created))
                     .await;
+                // The nodes' copies saw the account under the new name and
+                // then that name freed: the old record, written again at a
+                // later revision, brings it back everywhere.
+                let _ = swap(&buckets.accounts, username, |_| Ok(())).await;
                 return Err(unavailable(format!(
                     "the account changed meanwhile, nothing was renamed ({e})"
                 )));
@@ -493,7 +501,21 @@ impl SharedAccounts {
         if holder.as_ref() == owner.as_bytes() {
             return Ok(true);
         }
-        if replica::key_is_listed(store, fingerprint)? {
+        // Another account's claim: it stands if that account's record, as
+        // the store has it now, lists the key.
+        let holder = std::str::from_utf8(&holder)
+            .ok()
+            .and_then(|id| id.parse::<i64>().ok())
+            .and_then(|id| store.user_by_id(id).ok());
+        let stale = match holder {
+            Some(holder) => match self.block(read(&buckets.accounts, &holder.username)) {
+                Ok((record, _)) => !record.keys.iter().any(|k| k.fingerprint == fingerprint),
+                Err(AccountError::NoSuchUser(_)) => true,
+                Err(e) => return Err(e),
+            },
+            None => true,
+        };
+        if !stale {
             return Ok(false);
         }
         self.block(async {
@@ -506,17 +528,55 @@ impl SharedAccounts {
         })
     }
 
-    /// Gives a key's claim up (best effort: a stale claim is taken over).
-    pub(super) fn release_key(&self, fingerprint: &str) {
-        if let Ok(buckets) = self.buckets() {
-            let _ = self.block(async {
+    /// Gives account `id`'s claim of a key up (best effort; a claim that
+    /// another account holds by now stays).
+    pub(super) fn release_key(&self, fingerprint: &str, id: i64) {
+        let Ok(buckets) = self.buckets() else {
+            return;
+        };
+        let index = key_index(fingerprint);
+        let _ = self.block(async {
+            let entry = buckets.accounts.entry(&index).await.map_err(unavailable)?;
+            if let Some(entry) = entry.filter(|e| e.value.as_ref() == id.to_string().as_bytes()) {
                 buckets
                     .accounts
-                    .delete(key_index(fingerprint))
+                    .delete_expect_revision(&index, Some(entry.revision))
                     .await
-                    .map_err(unavailable)
-            });
-        }
+                    .map_err(unavailable)?;
+            }
+            Ok(())
+        });
+    }
+
+    /// Replaces a legacy hash that a login's password matched with `hash`
+    /// (argon2id), in the background: the login does not wait for it, and
+    /// a node cut off leaves it to a later login.
+    pub(super) fn upgrade_legacy(&self, username: &str, legacy: &str, hash: String) {
+        let Some(buckets) = self.buckets.get() else {
+            return;
+        };
+        let (accounts, username, legacy) = (
+            buckets.accounts.clone(),
+            username.to_owned(),
+            legacy.to_owned(),
+        );
+        self.runtime.spawn(async move {
+            let upgraded = tokio::time::timeout(
+                WRITE_WAIT,
+                swap(&accounts, &username, |r| {
+                    // A login that upgraded it meanwhile, or a new password, wins.
+                    if r.password_hash.is_empty() && r.legacy_hash.as_deref() == Some(&legacy) {
+                        r.password_hash = hash.clone();
+                        r.legacy_hash = None;
+                    }
+                    Ok(())
+                }),
+            )
+            .await;
+            if !matches!(upgraded, Ok(Ok(_))) {
+                warn!(%username, "cannot replace a legacy password hash now; a later login will");
+            }
+        });
     }
 
     /// A token for `user`, valid on every node until it expires, the
@@ -527,13 +587,13 @@ impl SharedAccounts {
         user: &User,
     ) -> Result<(String, SystemTime), AccountError> {
         let expires_at = SystemTime::now() + self.token_lifetime;
-        Ok((sign_token(store, user, expires_at)?, expires_at))
+        Ok((tokens::sign(store, user, expires_at)?, expires_at))
     }
 
     /// Revokes a token: at once on this node, and on the others once the
     /// store has it (an error says when it could not be told).
     pub(super) fn revoke(&self, store: &AccountStore, token: &str) -> Result<(), AccountError> {
-        verify(store, token)?;
+        tokens::verify(store, token)?;
         let hash = hex(&Sha256::digest(token.as_bytes()));
         let until = unix(SystemTime::now() + self.token_lifetime);
         replica::apply(store, &[Change::Revoked(hash, until)])?;
@@ -566,85 +626,6 @@ struct NoJetStream;
 /// as opposed to being busy or out of reach.
 fn no_jetstream(e: &async_nats::jetstream::context::CreateStreamError) -> bool {
     e.kind() == async_nats::jetstream::context::CreateStreamErrorKind::JetStreamUnavailable
-}
-
-/// The signing key, as this node's copy has it.
-fn signing_key(store: &AccountStore) -> Result<ring::hmac::Key, AccountError> {
-    let hex_key = replica::token_key(store)?
-        .ok_or_else(|| unavailable("this node has not heard the key that signs tokens yet"))?;
-    let bytes =
-        unhex(&hex_key).ok_or_else(|| unavailable("the key that signs tokens is damaged"))?;
-    Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes))
-}
-
-/// A token naming `user` and its generation, signed with the copy's key.
-fn sign_token(
-    store: &AccountStore,
-    user: &User,
-    expires_at: SystemTime,
-) -> Result<String, AccountError> {
-    let key = signing_key(store)?;
-    let body = format!(
-        "{TOKEN_PREFIX}.{}.{}.{}.{}",
-        user.id,
-        user.generation,
-        unix(expires_at),
-        hex(&random_bytes::<16>()?)
-    );
-    let tag = ring::hmac::sign(&key, body.as_bytes());
-    Ok(format!("{body}.{}", hex(tag.as_ref())))
-}
-
-/// The user a shared token belongs to: signed with the cluster's key, not
-/// expired, of the account's present generation, not revoked, and the
-/// account not banned.
-pub(super) fn check_token(store: &AccountStore, token: &str) -> Result<User, AccountError> {
-    let (id, generation) = verify(store, token)?;
-    let user = store.user_by_id(id).map_err(|_| AccountError::BadToken)?;
-    if user.generation != generation
-        || replica::is_revoked(store, &hex(&Sha256::digest(token.as_bytes())))?
-    {
-        return Err(AccountError::BadToken);
-    }
-    if user.is_banned {
-        return Err(AccountError::Banned(user.username));
-    }
-    Ok(user)
-}
-
-/// Checks a token's signature and expiry; its account id and generation.
-fn verify(store: &AccountStore, token: &str) -> Result<(i64, i64), AccountError> {
-    if token.len() > 256 {
-        return Err(AccountError::BadToken);
-    }
-    let (body, tag) = token.rsplit_once('.').ok_or(AccountError::BadToken)?;
-    let tag = unhex(tag).ok_or(AccountError::BadToken)?;
-    let key = signing_key(store)?;
-    ring::hmac::verify(&key, body.as_bytes(), &tag).map_err(|_| AccountError::BadToken)?;
-    let fields: Vec<&str> = body.split('.').collect();
-    let [TOKEN_PREFIX, id, generation, expires, _nonce] = fields[..] else {
-        return Err(AccountError::BadToken);
-    };
-    let number = |s: &str| s.parse::<i64>().map_err(|_| AccountError::BadToken);
-    if from_unix(number(expires)?) <= SystemTime::now() {
-        return Err(AccountError::BadToken);
-    }
-    Ok((number(id)?, number(generation)?))
-}
-
-/// Whether a token is one of the shared store's (a single server's are not).
-pub fn is_shared_token(token: &str) -> bool {
-    token.starts_with(TOKEN_PREFIX) && token.as_bytes().get(TOKEN_PREFIX.len()) == Some(&b'.')
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// `username`'s record and its revision.
@@ -699,7 +680,7 @@ fn change_of(entry: &kv::Entry) -> Option<Change> {
     }
     if entry.key == TOKEN_KEY {
         let key = std::str::from_utf8(&entry.value).ok()?;
-        return (put && unhex(key).is_some_and(|k| k.len() == 32))
+        return (put && tokens::unhex(key).is_some_and(|k| k.len() == 32))
             .then(|| Change::TokenKey(key.to_owned()));
     }
     let name = entry.key.strip_prefix("user.")?;
@@ -726,117 +707,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hex_round_trips_and_garbage_is_refused() {
-        assert_eq!(
-            unhex(&hex(&[0, 1, 0xab, 0xff])),
-            Some(vec![0, 1, 0xab, 0xff])
-        );
-        assert_eq!(unhex("abc"), None);
-        assert_eq!(unhex("zz"), None);
-        assert_eq!(unhex("éé"), None);
-    }
-
-    fn copy_with_alice() -> (AccountStore, User) {
-        let store = AccountStore::in_memory(Duration::from_secs(3600)).expect("store");
-        let record = UserRecord {
-            id: 7,
-            username: "alice".into(),
-            password_hash: String::new(),
-            legacy_hash: None,
-            email: None,
-            created_at: 0,
-            last_login: None,
-            is_admin: false,
-            is_banned: false,
-            generation: 3,
-            keys: Vec::new(),
-        };
-        replica::apply(
-            &store,
-            &[Change::TokenKey(hex(&[9; 32])), Change::User(record, 10)],
-        )
-        .expect("apply");
-        let alice = store.user("alice").expect("alice");
-        (store, alice)
-    }
-
-    #[test]
-    fn a_signed_token_names_its_account_until_anything_about_it_changes() {
-        let (store, alice) = copy_with_alice();
-        let later = SystemTime::now() + Duration::from_secs(60);
-        let token = sign_token(&store, &alice, later).expect("sign");
-        assert!(is_shared_token(&token));
-        assert_eq!(check_token(&store, &token).expect("valid").id, 7);
-
-        // Any byte changed, the signature or the claims, is nobody.
-        for i in [4, token.len() / 2, token.len() - 1] {
-            let mut forged = token.clone().into_bytes();
-            forged[i] = if forged[i] == b'1' { b'2' } else { b'1' };
-            let forged = String::from_utf8(forged).expect("ASCII");
-            assert!(matches!(
-                check_token(&store, &forged),
-                Err(AccountError::BadToken)
-            ));
-        }
-        for garbage in [
-            "",
-            "dg1.",
-            "dg1.7.3.9.x.y",
-            "dg1.7.3",
-            &"f".repeat(300),
-            "dg1.é.é",
-        ] {
-            assert!(matches!(
-                check_token(&store, garbage),
-                Err(AccountError::BadToken)
-            ));
-        }
-        let expired =
-            sign_token(&store, &alice, SystemTime::now() - Duration::from_secs(1)).expect("sign");
-        assert!(matches!(
-            check_token(&store, &expired),
-            Err(AccountError::BadToken)
-        ));
-
-        // Another key (another cluster) signed it: nobody.
-        let other = AccountStore::in_memory(Duration::from_secs(3600)).expect("store");
-        replica::apply(&other, &[Change::TokenKey(hex(&[8; 32]))]).expect("key");
-        let foreign = sign_token(&other, &alice, later).expect("sign");
-        assert!(matches!(
-            check_token(&store, &foreign),
-            Err(AccountError::BadToken)
-        ));
-
-        // A new password (the generation moves on) ends it, on every node.
-        let mut record = replica::record(&store, "alice")
-            .expect("read")
-            .expect("alice");
-        record.generation += 1;
-        replica::apply(&store, &[Change::User(record.clone(), 11)]).expect("apply");
-        assert!(matches!(
-            check_token(&store, &token),
-            Err(AccountError::BadToken)
-        ));
-
-        // So does a ban, and a revocation of the one token.
-        let alice = store.user("alice").expect("alice");
-        let token = sign_token(&store, &alice, later).expect("sign");
-        let hash = hex(&Sha256::digest(token.as_bytes()));
-        replica::apply(&store, &[Change::Revoked(hash, unix(later))]).expect("revoke");
-        assert!(matches!(
-            check_token(&store, &token),
-            Err(AccountError::BadToken)
-        ));
-        let token = sign_token(&store, &alice, later).expect("sign");
-        record.is_banned = true;
-        replica::apply(&store, &[Change::User(record, 12)]).expect("ban");
-        assert!(matches!(
-            check_token(&store, &token),
-            Err(AccountError::Banned(_))
-        ));
-    }
-
-    #[test]
     fn keys_are_valid_for_the_store() {
         assert_eq!(user_key("Alice_1"), "user.alice_1");
         let index = key_index("SHA256:ab+/cd=");
@@ -845,8 +715,5 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.')
         );
-        assert!(is_shared_token("dg1.5.0.99.ab.cd"));
-        assert!(!is_shared_token("dg1x"));
-        assert!(!is_shared_token(&"a".repeat(64)));
     }
 }

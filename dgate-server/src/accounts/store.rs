@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::passwords::{dummy_hash, hash_password, verify_password};
 use super::replica::{KeyRecord, UserRecord};
-use super::shared::{SharedAccounts, is_shared_token};
+use super::shared::SharedAccounts;
+use super::tokens::{self, is_shared_token};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -111,9 +112,10 @@ pub enum AccountError {
     KeyTaken,
     #[error("an account has at most {MAX_PUBLIC_KEYS} public keys")]
     TooManyKeys,
-    /// A change the cluster's shared store could not take now (a node cut
-    /// off from most NATS servers); checks go on from the node's copy.
-    #[error("the cluster's accounts cannot be changed now: {0}; try again later")]
+    /// The cluster's shared store could not take a change now (a node cut
+    /// off from most NATS servers; checks go on from the node's copy), or
+    /// this node has not heard from it yet.
+    #[error("{0}; try again later")]
     Unavailable(String),
 }
 
@@ -541,6 +543,11 @@ impl AccountStore {
                 report.invalid.push(why);
                 continue;
             }
+            // Taken already (as when run again): no id, no key claimed.
+            if self.user(&record.username).is_ok() {
+                report.taken.push(record.username);
+                continue;
+            }
             record.id = shared.allocate_id()?;
             let mut claimed = Vec::new();
             for key in std::mem::take(&mut record.keys) {
@@ -555,7 +562,7 @@ impl AccountStore {
                 report.added.push(record.username);
             } else {
                 for fingerprint in &claimed {
-                    shared.release_key(fingerprint);
+                    shared.release_key(fingerprint, record.id);
                 }
                 report.taken.push(record.username);
             }
@@ -614,19 +621,8 @@ impl AccountStore {
     fn upgrade_legacy(&self, id: i64, legacy: &str, password: &[u8]) -> Result<(), AccountError> {
         let hash = hash_password(password)?;
         if let Some(shared) = &self.shared {
-            let username = self.user_by_id(id)?.username;
-            let upgraded = shared.update(self, &username, |r| {
-                if r.password_hash.is_empty() && r.legacy_hash.as_deref() == Some(legacy) {
-                    r.password_hash = hash.clone();
-                    r.legacy_hash = None;
-                }
-                Ok(())
-            });
-            // The password was right: the login goes on, and the next one
-            // upgrades the hash.
-            if let Err(e) = upgraded {
-                tracing::warn!(%username, error = %e, "cannot replace a legacy password hash now");
-            }
+            // The password was right: the login goes on meanwhile.
+            shared.upgrade_legacy(&self.user_by_id(id)?.username, legacy, hash);
             return Ok(());
         }
         let mut db = self.db();
@@ -733,7 +729,7 @@ impl AccountStore {
             Ok(())
         });
         if added.is_err() {
-            shared.release_key(&info.fingerprint);
+            shared.release_key(&info.fingerprint, user.id);
         }
         added.map(|_| ())
     }
@@ -774,7 +770,7 @@ impl AccountStore {
                 Ok(())
             })?;
             if removed {
-                shared.release_key(fingerprint);
+                shared.release_key(fingerprint, user.id);
             }
             return Ok(removed);
         }
@@ -851,7 +847,7 @@ impl AccountStore {
             if !is_shared_token(token) {
                 return Err(AccountError::BadToken);
             }
-            return super::shared::check_token(self, token);
+            return tokens::check(self, token);
         }
         let user_id: Option<i64> = self
             .db()

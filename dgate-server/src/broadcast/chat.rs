@@ -138,7 +138,8 @@ impl ChatRoom {
         if line.id < room.next_id.load(Ordering::Relaxed) {
             return;
         }
-        room.next_id.store(line.id + 1, Ordering::Relaxed);
+        room.next_id
+            .store(line.id.saturating_add(1), Ordering::Relaxed);
         let line = Arc::new(line);
         if history.len() == HISTORY {
             history.pop_front();

@@ -414,7 +414,7 @@ impl RemoteGames for Cluster {
     fn admit<'a>(
         &'a self,
         session: &'a Arc<Session>,
-        spectator: &'a Spectator,
+        spectator: &'a Arc<Spectator>,
         who: Option<&'a User>,
         address: Option<IpAddr>,
     ) -> Pin<Box<dyn Future<Output = Result<(), SessionError>> + Send + 'a>> {

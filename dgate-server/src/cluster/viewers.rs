@@ -72,8 +72,8 @@ pub struct Guest {
 #[derive(Debug, Clone)]
 pub struct Visit {
     session: Arc<Session>,
-    /// Its registration here (in the mirror's registry).
-    local: String,
+    /// Its registration here (perhaps not in the mirror's registry yet).
+    spectator: Arc<Spectator>,
 }
 
 /// The key that stands for a registration in audience lists: a hash of
@@ -170,7 +170,12 @@ fn refusal(e: &SessionError) -> pb::ViewerRefusal {
 /// A refusal from the game's node as this node's error (its words kept).
 fn error_of(session_id: &str, refused: pb::ViewerRefusal) -> SessionError {
     use pb::RefusalKind as K;
-    let message: String = refused.message.chars().take(300).collect();
+    let message: String = refused
+        .message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
     match K::try_from(refused.kind).unwrap_or(K::Other) {
         K::NotFound => SessionError::NotFound(session_id.to_owned()),
         K::Limit => SessionError::Limit(message),
@@ -283,11 +288,19 @@ fn handle(
                 "" => None,
                 text => Some(text.parse::<IpAddr>().ok()?),
             };
+            // The viewer's node names the registration (a random id), so
+            // that it can let it go even without the answer.
+            if !is_session_id(&join.registration)
+                || shared.guests().contains_key(&join.registration)
+            {
+                return None;
+            }
             match admit_here(
                 shared,
                 manager,
                 &session_id,
                 &request.node_id,
+                join.registration,
                 who.as_ref(),
                 address,
             ) {
@@ -296,11 +309,18 @@ fn handle(
             }
         }
         Request::Leave(leave) => {
-            if let Ok(session) = manager.get_local(&session_id) {
-                let guest = shared.guests().remove(&leave.registration);
-                if guest.is_some_and(|g| Arc::ptr_eq(&g.session, &session)) {
-                    session.spectators.remove(&leave.registration);
-                }
+            let mut guests = shared.guests();
+            let theirs = guests
+                .get(&leave.registration)
+                .is_some_and(|g| g.session.info.id == session_id && g.node == request.node_id);
+            let guest = if theirs {
+                guests.remove(&leave.registration)
+            } else {
+                None
+            };
+            drop(guests);
+            if let Some(guest) = guest {
+                guest.session.spectators.remove(&leave.registration);
             }
             Outcome::Done(true)
         }
@@ -328,6 +348,7 @@ fn admit_here(
     manager: &SessionManager,
     session_id: &str,
     node: &str,
+    id: String,
     who: Option<&User>,
     address: Option<IpAddr>,
 ) -> Result<String, SessionError> {
@@ -343,7 +364,6 @@ fn admit_here(
         Some(user) => (i32::try_from(user.id).unwrap_or(0), user.username.as_str()),
         None => (0, ""),
     };
-    let id = uuid::Uuid::new_v4().simple().to_string();
     let spectator = Arc::new(Spectator::elsewhere(
         id.clone(),
         user_id,
@@ -428,60 +448,88 @@ fn sweep_guests(shared: &Shared) {
 pub async fn admit(
     shared: &Arc<Shared>,
     session: &Arc<Session>,
-    spectator: &Spectator,
+    spectator: &Arc<Spectator>,
     who: Option<&User>,
     address: Option<IpAddr>,
 ) -> Result<(), SessionError> {
     use pb::viewer_reply::Outcome;
     let origin = session.origin().ok_or(SessionError::Ended)?;
+    let registration = uuid::Uuid::new_v4().simple().to_string();
+    // Until it is bound to the spectator: whatever happens to the answer
+    // (none in time, nonsense, this future dropped), the game's node is
+    // told to let the registration go.
+    let mut pending = Pending {
+        leave: Some((
+            Arc::clone(shared),
+            origin.to_owned(),
+            session.info.id.clone(),
+            registration.clone(),
+        )),
+    };
     let join = pb::viewer_request::Request::Join(pb::ViewerJoin {
         viewer: Some(viewer_of(who)),
         address: address.map(|a| a.to_string()).unwrap_or_default(),
+        registration: registration.clone(),
     });
-    let registration = match ask(shared, origin, &session.info.id, join).await? {
-        Outcome::Registration(r) if !r.is_empty() && r.len() <= 64 => r,
-        Outcome::Refused(refused) => return Err(error_of(&session.info.id, refused)),
+    match ask(shared, origin, &session.info.id, join).await? {
+        Outcome::Registration(r) if r == registration => {}
+        Outcome::Refused(refused) => {
+            pending.leave = None;
+            return Err(error_of(&session.info.id, refused));
+        }
         _ => {
             return Err(SessionError::Unreachable(
                 "an answer that makes no sense".into(),
             ));
         }
-    };
+    }
     shared.visits().insert(
-        registration.clone(),
+        registration,
         Visit {
             session: Arc::clone(session),
-            local: spectator.id.clone(),
+            spectator: Arc::clone(spectator),
         },
     );
-    let (goodbye, origin, session_id) = (
-        Arc::clone(shared),
-        origin.to_owned(),
-        session.info.id.clone(),
-    );
-    spectator.on_end(Farewell::new(move || {
-        goodbye.visits().remove(&registration);
-        leave(goodbye, origin, session_id, registration);
-    }));
+    if let Some((goodbye, origin, session_id, registration)) = pending.leave.take() {
+        spectator.on_end(Farewell::new(move || {
+            goodbye.visits().remove(&registration);
+            leave(goodbye, origin, session_id, registration);
+        }));
+    }
     Ok(())
 }
 
+/// An admission not bound yet: dropped, it lets the registration go.
+struct Pending {
+    leave: Option<(Arc<Shared>, String, String, String)>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some((shared, origin, session_id, registration)) = self.leave.take() {
+            leave(shared, origin, session_id, registration);
+        }
+    }
+}
+
 /// Tells the game's node that a spectator of its game left here (in the
-/// background; tried three times).
+/// background; tried for about 15 s).
 fn leave(shared: Arc<Shared>, origin: String, session_id: String, registration: String) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     runtime.spawn(async move {
         let request = pb::viewer_request::Request::Leave(pb::ViewerLeave { registration });
-        for _ in 0..3 {
+        let mut pause = Duration::from_millis(250);
+        for _ in 0..6 {
             if ask(&shared, &origin, &session_id, request.clone())
                 .await
                 .is_ok()
             {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(pause).await;
+            pause *= 2;
         }
         debug!(%session_id, node = %origin, "the game's node was not told a spectator left");
     });
@@ -503,7 +551,9 @@ pub async fn say(
     });
     match ask(shared, origin, &session.info.id, say).await? {
         Outcome::Done(_) => Ok(Said::Posted),
-        Outcome::Answer(text) => Ok(Said::Answer(text.chars().take(500).collect())),
+        Outcome::Answer(text) => Ok(Said::Answer(
+            text.chars().filter(|c| !c.is_control()).take(500).collect(),
+        )),
         Outcome::Refused(refused) => Err(error_of(&session.info.id, refused)),
         Outcome::Registration(_) => Err(SessionError::Unreachable(
             "an answer that makes no sense".into(),
@@ -581,9 +631,12 @@ pub async fn hear_removals(
             continue;
         };
         let visit = shared.visits().get(&notice.registration).cloned();
-        if let Some(visit) = visit.filter(|v| v.session.info.id == notice.session_id)
-            && visit.session.spectators.remove(&visit.local)
-        {
+        if let Some(visit) = visit.filter(|v| v.session.info.id == notice.session_id) {
+            // Not in the registry yet (the notice overtook the add): ended
+            // all the same, so its stream ends as soon as it starts.
+            if !visit.session.spectators.remove(&visit.spectator.id) {
+                visit.spectator.end();
+            }
             info!(session_id = %notice.session_id, "the game's node removed a spectator here");
         }
     }

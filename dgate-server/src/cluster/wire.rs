@@ -277,6 +277,7 @@ fn watchers_of(audience: pb::RelayAudience) -> Result<Vec<Watcher>, Malformed> {
 fn chat_of(line: pb::ChatLine) -> Result<ChatLine, Malformed> {
     let chars = line.text.chars().count();
     if line.id == 0
+        || line.id == u64::MAX
         || !is_name(&line.sender)
         || chars == 0
         || chars > crate::viewing::chat::MAX_CHARS

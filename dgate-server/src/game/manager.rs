@@ -48,7 +48,7 @@ pub trait RemoteGames: Send + Sync {
     fn admit<'a>(
         &'a self,
         session: &'a Arc<Session>,
-        spectator: &'a crate::broadcast::Spectator,
+        spectator: &'a Arc<crate::broadcast::Spectator>,
         who: Option<&'a crate::accounts::User>,
         address: Option<std::net::IpAddr>,
     ) -> Pin<Box<dyn Future<Output = Result<(), SessionError>> + Send + 'a>>;

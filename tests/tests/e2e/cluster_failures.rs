@@ -270,11 +270,9 @@ async fn a_killed_games_node_ends_its_remote_viewers_and_leaves_every_listing() 
     two.shutdown().await;
 }
 
-/// The NATS server a viewer's node is connected to is killed while the
-/// game (on another NATS server of the cluster) bursts: the game's rate is
-/// unaffected, the viewer's node reconnects to another server of its
-/// `nats_urls`, and its viewer of the remote game is resynced and ends on
-/// the player's screen.
+/// A viewer's node (a process) is killed while its viewer watches node 1's
+/// game: node 1 lets that spectator go (its place under the cap is free)
+/// within 10 seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_viewers_nodes_spectators_leave_the_games_node() {
     let nats = Nats::start(1).await;
@@ -318,6 +316,11 @@ async fn a_killed_viewers_nodes_spectators_leave_the_games_node() {
     one.shutdown().await;
 }
 
+/// The NATS server a viewer's node is connected to is killed while the
+/// game (on another NATS server of the cluster) bursts: the game's rate is
+/// unaffected, the viewer's node reconnects to another server of its
+/// `nats_urls`, and its viewer of the remote game is resynced and ends on
+/// the player's screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nats_servers_node_reconnects_elsewhere_and_its_viewers_resync() {
     let _turn = HEAVY.lock().await;
