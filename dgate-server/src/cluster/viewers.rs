@@ -83,12 +83,18 @@ fn key_of(id: &str) -> String {
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Who watches, as the relay publishes it: every registration, with the
-/// node it watches on.
+/// The most spectators an audience message lists (about 100 bytes each:
+/// NATS's default message limit is 1 MiB). Past it, the earliest comers
+/// are listed, and the others' nodes show only their own.
+pub const MAX_LISTED: usize = 5_000;
+
+/// Who watches, as the relay publishes it: the registrations (the first
+/// [`MAX_LISTED`]), with the node each watches on.
 pub fn watchers(own_node: &str, registry: &RegistryVersion) -> Vec<Watcher> {
     registry
         .in_join_order()
         .iter()
+        .take(MAX_LISTED)
         .map(|s| Watcher {
             key: key_of(&s.id),
             user_id: s.user_id,
