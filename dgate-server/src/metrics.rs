@@ -128,7 +128,7 @@ pub struct CauseLabel {
 }
 
 /// The cluster's counters (all zero on a server without a cluster).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClusterMetrics {
     /// Messages relays published (frames, resizes, ends, heartbeats, resyncs).
     pub relay_messages: Counter,
@@ -150,6 +150,28 @@ pub struct ClusterMetrics {
     pub nats_reconnects: Counter,
     /// NATS's slow-consumer events (a subscription here fell behind).
     pub nats_slow_consumers: Counter,
+    /// How long after the game's node read a frame a mirror here took it
+    /// (the clocks of both nodes in it).
+    pub mirror_lag: Histogram,
+}
+
+impl Default for ClusterMetrics {
+    fn default() -> Self {
+        Self {
+            relay_messages: Counter::default(),
+            relay_resyncs: Counter::default(),
+            relays_active: Gauge::default(),
+            snapshot_requests_served: Counter::default(),
+            snapshot_requests_sent: Family::default(),
+            snapshot_request_failures: Counter::default(),
+            mirrors_active: Gauge::default(),
+            malformed_messages: Counter::default(),
+            nats_reconnects: Counter::default(),
+            nats_slow_consumers: Counter::default(),
+            // 100 µs to about 3 s.
+            mirror_lag: Histogram::new(exponential_buckets(1e-4, 2.0, 16)),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -363,6 +385,11 @@ impl Metrics {
             "cluster_nats_slow_consumers",
             "NATS slow-consumer events on this node's subscriptions",
             c.nats_slow_consumers.clone(),
+        );
+        r.register(
+            "cluster_mirror_lag_seconds",
+            "From the game's node reading a frame to a mirror here taking it",
+            c.mirror_lag.clone(),
         );
         r.register(
             "screen_model_resets",

@@ -328,8 +328,13 @@ fn apply(metrics: &ClusterMetrics, feed: &Feed, payload: bytes::Bytes) -> Next {
             timestamp,
             data,
         } => {
-            if feed.publish_next(id, timestamp, data) || id <= last {
-                // Taken, or one the last snapshot already holds.
+            if feed.publish_next(id, timestamp, data) {
+                if let Ok(lag) = std::time::SystemTime::now().duration_since(timestamp) {
+                    metrics.mirror_lag.observe(lag.as_secs_f64());
+                }
+                Next::Go
+            } else if id <= last {
+                // One the last snapshot already holds.
                 Next::Go
             } else {
                 Next::Resync("gap")

@@ -302,11 +302,16 @@ async fn many_joins_on_a_node_cost_the_games_node_one_snapshot() {
     player.wait_for_text("frame 000005").await.expect("frames");
     wait_until_listed(&two, &game.id).await;
 
-    let mut remote_client = two.client().await;
     let mut viewers = Vec::new();
-    for i in 0..20 {
+    let mut remote_client = two.client().await;
+    for i in 0..100 {
         if i % 5 == 4 {
             player.send(b"f").await;
+        }
+        // A connection carries at most 64 streams (the server's
+        // `grpc_max_streams_per_connection`): a new one every 50 viewers.
+        if i % 50 == 0 {
+            remote_client = two.client().await;
         }
         let mut joiner = Viewer::spectator(&mut remote_client, &game.id, "joiner")
             .await
@@ -337,6 +342,11 @@ async fn many_joins_on_a_node_cost_the_games_node_one_snapshot() {
         1.0
     );
     assert_eq!(metric(&sent, "cluster_mirrors_active"), 1.0);
+    // The frames drawn between the joins crossed: their lag is measured.
+    assert!(
+        metric(&sent, "cluster_mirror_lag_seconds_count") >= 19.0,
+        "{sent}"
+    );
     two.shutdown().await;
     one.shutdown().await;
 }
