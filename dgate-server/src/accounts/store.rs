@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::passwords::{dummy_hash, hash_password, verify_password};
-use super::replica::{KeyRecord, UserRecord};
+use super::replica::UserRecord;
 use super::shared::SharedAccounts;
 use super::tokens::{self, is_shared_token};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -144,49 +144,6 @@ pub struct LegacyAccount {
     pub legacy_hash: String,
     pub is_admin: bool,
     pub is_banned: bool,
-}
-
-/// What `dgate-server import node` did.
-#[derive(Debug, Default)]
-pub struct NodeImport {
-    pub added: Vec<String>,
-    /// Names the cluster has already (left as they are).
-    pub taken: Vec<String>,
-    /// Accounts one of whose keys another account holds (left out).
-    pub keys_taken: Vec<String>,
-    /// Names a game would misread, not carried (rename them first).
-    pub invalid: Vec<String>,
-}
-
-impl std::fmt::Display for NodeImport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "added {} account(s) to the cluster: {}",
-            self.added.len(),
-            self.added.join(", ")
-        )?;
-        if !self.taken.is_empty() {
-            writeln!(
-                f,
-                "left {} the cluster has already: {}",
-                self.taken.len(),
-                self.taken.join(", ")
-            )?;
-        }
-        if !self.keys_taken.is_empty() {
-            writeln!(
-                f,
-                "left out {} SSH key(s) another account holds (of {})",
-                self.keys_taken.len(),
-                self.keys_taken.join(", ")
-            )?;
-        }
-        for why in &self.invalid {
-            writeln!(f, "not carried: {why} (rename it with `user rename` first)")?;
-        }
-        writeln!(f, "tokens are not carried: everyone logs in once more")
-    }
 }
 
 /// A fresh login: the token to hand to the client, once.
@@ -476,100 +433,6 @@ impl AccountStore {
         Ok(users)
     }
 
-    /// Adds accounts that log in with the password hash they had on another
-    /// server until their first login replaces it (see
-    /// [`check_credentials`](Self::check_credentials)), in one transaction.
-    /// An account whose name is taken (ignoring case) is left as it is: the
-    /// answer is, for each, whether it was added. The hashes are to be of a
-    /// form `dgamelaunch::hash_kind` accepts.
-    pub fn import_legacy(&self, accounts: &[LegacyAccount]) -> Result<Vec<bool>, AccountError> {
-        for account in accounts {
-            check_username(&account.username).map_err(invalid_username)?;
-            check_email(account.email.as_deref())?;
-        }
-        if let Some(shared) = &self.shared {
-            let now = unix(SystemTime::now());
-            return accounts
-                .iter()
-                .map(|a| {
-                    let record = UserRecord {
-                        id: shared.allocate_id()?,
-                        username: a.username.clone(),
-                        password_hash: String::new(),
-                        legacy_hash: Some(a.legacy_hash.clone()),
-                        email: a.email.clone(),
-                        created_at: now,
-                        last_login: None,
-                        is_admin: a.is_admin,
-                        is_banned: a.is_banned,
-                        generation: 0,
-                        keys: Vec::new(),
-                    };
-                    shared.create(self, &record)
-                })
-                .collect();
-        }
-        let mut db = self.db();
-        // IMMEDIATE: the write lock first, so a running server's writes wait
-        // their turn instead of failing this half way.
-        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = unix(SystemTime::now());
-        let mut added = Vec::with_capacity(accounts.len());
-        for a in accounts {
-            let inserted = tx.execute(
-                "INSERT INTO users (username, password_hash, legacy_hash, email, created_at, is_admin, is_banned)
-                 VALUES (?1, '', ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username) DO NOTHING",
-                params![a.username, a.legacy_hash, a.email, now, a.is_admin, a.is_banned],
-            )?;
-            added.push(inserted == 1);
-        }
-        tx.commit()?;
-        Ok(added)
-    }
-
-    /// `dgate-server import node`: a single server's accounts (read with
-    /// [`replica::all_records`](super::replica::all_records)) into the
-    /// cluster's store, with new ids. A name the cluster has is left alone,
-    /// and so is a key another account holds.
-    pub fn import_records(&self, records: Vec<UserRecord>) -> Result<NodeImport, AccountError> {
-        let Some(shared) = &self.shared else {
-            return Err(AccountError::Io(
-                "not a node of a cluster: there is no shared store to import into".into(),
-            ));
-        };
-        let mut report = NodeImport::default();
-        for mut record in records {
-            if let Err(why) = check_username(&record.username) {
-                report.invalid.push(why);
-                continue;
-            }
-            // Taken already (as when run again): no id, no key claimed.
-            if self.user(&record.username).is_ok() {
-                report.taken.push(record.username);
-                continue;
-            }
-            record.id = shared.allocate_id()?;
-            let mut claimed = Vec::new();
-            for key in std::mem::take(&mut record.keys) {
-                if shared.claim_key(self, &key.fingerprint, record.id)? {
-                    claimed.push(key.fingerprint.clone());
-                    record.keys.push(key);
-                } else {
-                    report.keys_taken.push(record.username.clone());
-                }
-            }
-            if shared.create(self, &record)? {
-                report.added.push(record.username);
-            } else {
-                for fingerprint in &claimed {
-                    shared.release_key(fingerprint, record.id);
-                }
-                report.taken.push(record.username);
-            }
-        }
-        Ok(report)
-    }
-
     /// True on a single server, and on a node once its copy caught up with
     /// the cluster's store.
     pub fn is_synced(&self) -> bool {
@@ -635,173 +498,6 @@ impl AccountStore {
         )?;
         tx.commit()?;
         Ok(())
-    }
-
-    /// Registers an OpenSSH public key line (`ssh-ed25519 AAAA... comment`)
-    /// for `username`.
-    pub fn add_public_key(
-        &self,
-        username: &str,
-        line: &str,
-    ) -> Result<PublicKeyInfo, AccountError> {
-        let key = russh::keys::PublicKey::from_openssh(line.trim()).map_err(|e| {
-            AccountError::Invalid {
-                what: "public key",
-                why: format!("not an OpenSSH public key line ({e})"),
-            }
-        })?;
-        let comment: String = AsRef::<str>::as_ref(key.comment())
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(100)
-            .collect();
-        let mut bare = key.clone();
-        bare.set_comment("");
-        let text = bare.to_openssh().map_err(|e| AccountError::Invalid {
-            what: "public key",
-            why: e.to_string(),
-        })?;
-        let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
-        let user = self.user(username)?;
-        if let Some(shared) = &self.shared {
-            let info = PublicKeyInfo {
-                fingerprint,
-                key: text.trim().to_owned(),
-                comment,
-                added_at: SystemTime::now(),
-            };
-            self.add_shared_key(shared, &user, &info)?;
-            return Ok(info);
-        }
-        let db = self.db();
-        let count: usize = db.query_row(
-            "SELECT COUNT(*) FROM public_keys WHERE user_id = ?1",
-            [user.id],
-            |r| r.get(0),
-        )?;
-        if count >= MAX_PUBLIC_KEYS {
-            return Err(AccountError::TooManyKeys);
-        }
-        let added_at = SystemTime::now();
-        let inserted = db.execute(
-            "INSERT OR IGNORE INTO public_keys (fingerprint, user_id, key, comment, added_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![fingerprint, user.id, text.trim(), comment, unix(added_at)],
-        )?;
-        if inserted == 0 {
-            return Err(AccountError::KeyTaken);
-        }
-        Ok(PublicKeyInfo {
-            fingerprint,
-            key: text.trim().to_owned(),
-            comment,
-            added_at,
-        })
-    }
-
-    /// [`add_public_key`](Self::add_public_key) on a node of a cluster:
-    /// the key is claimed for the account first, so no two accounts hold it.
-    fn add_shared_key(
-        &self,
-        shared: &SharedAccounts,
-        user: &User,
-        info: &PublicKeyInfo,
-    ) -> Result<(), AccountError> {
-        if self.public_keys(&user.username)?.len() >= MAX_PUBLIC_KEYS {
-            return Err(AccountError::TooManyKeys);
-        }
-        if !shared.claim_key(self, &info.fingerprint, user.id)? {
-            return Err(AccountError::KeyTaken);
-        }
-        let added = shared.update(self, &user.username, |r| {
-            if r.keys.iter().any(|k| k.fingerprint == info.fingerprint) {
-                return Err(AccountError::KeyTaken);
-            }
-            if r.keys.len() >= MAX_PUBLIC_KEYS {
-                return Err(AccountError::TooManyKeys);
-            }
-            r.keys.push(KeyRecord {
-                fingerprint: info.fingerprint.clone(),
-                key: info.key.clone(),
-                comment: info.comment.clone(),
-                added_at: unix(info.added_at),
-            });
-            Ok(())
-        });
-        if added.is_err() {
-            shared.release_key(&info.fingerprint, user.id);
-        }
-        added.map(|_| ())
-    }
-
-    pub fn public_keys(&self, username: &str) -> Result<Vec<PublicKeyInfo>, AccountError> {
-        let user = self.user(username)?;
-        let db = self.db();
-        let mut statement = db.prepare(
-            "SELECT fingerprint, key, comment, added_at FROM public_keys
-             WHERE user_id = ?1 ORDER BY added_at, fingerprint",
-        )?;
-        let keys = statement
-            .query_map([user.id], |r| {
-                Ok(PublicKeyInfo {
-                    fingerprint: r.get(0)?,
-                    key: r.get(1)?,
-                    comment: r.get(2)?,
-                    added_at: from_unix(r.get(3)?),
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(keys)
-    }
-
-    /// Removes one of `username`'s keys; false when it has no such key.
-    pub fn remove_public_key(
-        &self,
-        username: &str,
-        fingerprint: &str,
-    ) -> Result<bool, AccountError> {
-        let user = self.user(username)?;
-        if let Some(shared) = &self.shared {
-            let mut removed = false;
-            shared.update(self, &user.username, |r| {
-                let before = r.keys.len();
-                r.keys.retain(|k| k.fingerprint != fingerprint);
-                removed = r.keys.len() < before;
-                Ok(())
-            })?;
-            if removed {
-                shared.release_key(fingerprint, user.id);
-            }
-            return Ok(removed);
-        }
-        let removed = self.db().execute(
-            "DELETE FROM public_keys WHERE user_id = ?1 AND fingerprint = ?2",
-            rusqlite::params![user.id, fingerprint],
-        )?;
-        Ok(removed > 0)
-    }
-
-    /// The account `username`, when `key` is registered to it (and it is not banned).
-    pub fn user_with_key(
-        &self,
-        username: &str,
-        key: &russh::keys::PublicKey,
-    ) -> Result<User, AccountError> {
-        let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256).to_string();
-        let user_id: Option<i64> = self
-            .db()
-            .query_row(
-                "SELECT users.id FROM public_keys JOIN users ON users.id = public_keys.user_id
-                 WHERE public_keys.fingerprint = ?1 AND users.username = ?2",
-                rusqlite::params![fingerprint, username],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let user = self.user_by_id(user_id.ok_or(AccountError::BadCredentials)?)?;
-        if user.is_banned {
-            return Err(AccountError::Banned(user.username));
-        }
-        Ok(user)
     }
 
     /// Checks the password and issues a token.
@@ -1036,6 +732,11 @@ impl AccountStore {
         Ok(())
     }
 }
+
+mod import;
+mod keys;
+
+pub use import::NodeImport;
 
 #[cfg(test)]
 mod tests;
