@@ -323,15 +323,13 @@ pub fn token_key(store: &AccountStore) -> Result<Option<String>, AccountError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn record(id: i64, name: &str, generation: i64) -> UserRecord {
-        UserRecord {
+impl UserRecord {
+    /// An account `name` (`id`, at `generation`) with no password, for tests.
+    pub fn for_tests(id: i64, name: &str, generation: i64) -> Self {
+        Self {
             id,
             username: name.into(),
-            password_hash: "h".into(),
+            password_hash: String::new(),
             legacy_hash: None,
             email: None,
             created_at: 0,
@@ -339,12 +337,25 @@ mod tests {
             is_admin: false,
             is_banned: false,
             generation,
+            keys: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn record(id: i64, name: &str, generation: i64) -> UserRecord {
+        UserRecord {
             keys: vec![KeyRecord {
                 fingerprint: format!("SHA256:{name}"),
                 key: "ssh-ed25519 AAAA".into(),
                 comment: String::new(),
                 added_at: 0,
             }],
+            ..UserRecord::for_tests(id, name, generation)
         }
     }
 

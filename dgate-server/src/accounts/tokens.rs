@@ -119,19 +119,7 @@ mod tests {
 
     fn copy_with_alice() -> (AccountStore, User) {
         let store = AccountStore::in_memory(Duration::from_secs(3600)).expect("store");
-        let record = UserRecord {
-            id: 7,
-            username: "alice".into(),
-            password_hash: String::new(),
-            legacy_hash: None,
-            email: None,
-            created_at: 0,
-            last_login: None,
-            is_admin: false,
-            is_banned: false,
-            generation: 3,
-            keys: Vec::new(),
-        };
+        let record = UserRecord::for_tests(7, "alice", 3);
         replica::apply(
             &store,
             &[Change::TokenKey(hex(&[9; 32])), Change::User(record, 10)],
