@@ -157,6 +157,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
     if let Some(Command::CheckConfig) = cli.command {
         println!("config is valid; data_dir {}", config.data_dir.display());
+        if config.games.is_empty() {
+            println!(
+                "warning: it offers no games (a `games` list replaces the embedded \
+                 default's; without one there are none): `dgate-server default-config` \
+                 shows the default's"
+            );
+        }
         for game in &config.games {
             let state = dgate_server::game::catalog::unavailable_reason(game)
                 .unwrap_or_else(|| "available".into());

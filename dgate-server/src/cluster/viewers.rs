@@ -418,7 +418,10 @@ fn admit_here(
     Ok(id)
 }
 
-/// Removes the spectators of nodes that are gone or restarted.
+/// Removes the spectators of nodes that are gone or restarted. Each
+/// removal is told to its node as a kick is (its farewell), so that a node
+/// that is in fact still there (a beat taken for a restart) ends that
+/// viewer rather than leaving it watching unregistered here.
 fn sweep_guests(shared: &Shared) {
     let doomed: Vec<(String, Arc<Session>)> = {
         let mut guests = shared.guests();
@@ -439,10 +442,10 @@ fn sweep_guests(shared: &Shared) {
             .collect()
     };
     for (id, session) in doomed {
-        shared.guests().remove(&id);
         if session.spectators.remove(&id) {
             debug!(session_id = %session.info.id, "a gone node's spectator removed");
         }
+        shared.guests().remove(&id);
     }
 }
 

@@ -136,6 +136,10 @@ async fn the_games_node_admits_caps_lists_and_kicks_every_nodes_spectators() {
             .unwrap_or_else(|e| panic!("{who}: {e:#}"));
         assert_eq!(line.sender, "sam");
     }
+    // Sam sees his own line too, as node 1's chat relayed it back.
+    sam.wait_for_chat(said("hello from two"))
+        .await
+        .expect("sam's own line on node 2");
     player.say("hi sam").await;
     let line = sam
         .wait_for_chat(said("hi sam"))
