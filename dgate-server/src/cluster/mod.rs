@@ -89,6 +89,8 @@ pub struct Shared {
     /// This node's spectators of mirrors, by their registration on the
     /// game's node.
     visits: Mutex<HashMap<String, viewers::Visit>>,
+    /// Silent viewers' nodes being asked whether they are still there.
+    probing: Mutex<std::collections::HashSet<String>>,
     stop: CancellationToken,
 }
 
@@ -243,6 +245,7 @@ impl Cluster {
             mirrors: Mutex::new(HashMap::new()),
             guests: Mutex::new(HashMap::new()),
             visits: Mutex::new(HashMap::new()),
+            probing: Mutex::new(std::collections::HashSet::new()),
             stop: stop.clone(),
         });
         let requests = shared

@@ -45,7 +45,8 @@ use crate::viewing::may_watch;
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the game's node looks for viewers' nodes that are gone.
 const SWEEP: Duration = Duration::from_secs(1);
-/// A viewer's node not heard from for this long (its beats stop) is gone.
+/// A viewer's node not heard from for this long (its beats stop) is asked
+/// whether it is still there.
 const GONE: Duration = Duration::from_secs(5);
 
 /// Where node `node` answers admissions, departures and chat lines.
@@ -418,35 +419,78 @@ fn admit_here(
     Ok(id)
 }
 
-/// Removes the spectators of nodes that are gone or restarted. Each
-/// removal is told to its node as a kick is (its farewell), so that a node
-/// that is in fact still there (a beat taken for a restart) ends that
-/// viewer rather than leaving it watching unregistered here.
-fn sweep_guests(shared: &Shared) {
-    let doomed: Vec<(String, Arc<Session>)> = {
+/// Removes the spectators of nodes that restarted (a new run's beats), or
+/// whose games ended; a node silent for [`GONE`] is asked whether it is
+/// still there ([`probe`]), and its spectators go only when NATS answers
+/// that nobody takes its requests (its connection is gone). A node that is
+/// frozen, or a NATS that is stalled, keeps its spectators: they watch on
+/// when it runs again. Each removal is told to its node as a kick is (its
+/// farewell), so that a viewer never keeps watching unregistered here.
+fn sweep_guests(shared: &Arc<Shared>) {
+    let mut doomed: Vec<(String, Arc<Session>)> = Vec::new();
+    let mut silent: Vec<String> = Vec::new();
+    {
         let mut guests = shared.guests();
-        for guest in guests.values_mut() {
+        for (id, guest) in guests.iter_mut() {
+            let boot = shared.directory.boot_of(&guest.node);
             if guest.boot.is_none() {
-                guest.boot = shared.directory.boot_of(&guest.node);
+                guest.boot.clone_from(&boot);
+            }
+            let restarted = matches!((&guest.boot, &boot), (Some(then), Some(now)) if then != now);
+            if restarted || guest.session.is_ended() {
+                doomed.push((id.clone(), Arc::clone(&guest.session)));
+            } else if boot.is_none()
+                && guest.since.elapsed() >= GONE
+                && !silent.contains(&guest.node)
+            {
+                silent.push(guest.node.clone());
             }
         }
-        guests
-            .iter()
-            .filter(|(_, g)| {
-                let boot = shared.directory.boot_of(&g.node);
-                let restarted = matches!((&g.boot, &boot), (Some(then), Some(now)) if then != now);
-                let silent = boot.is_none() && g.since.elapsed() >= GONE;
-                restarted || silent || g.session.is_ended()
-            })
-            .map(|(id, g)| (id.clone(), Arc::clone(&g.session)))
-            .collect()
-    };
+    }
     for (id, session) in doomed {
         if session.spectators.remove(&id) {
-            debug!(session_id = %session.info.id, "a gone node's spectator removed");
+            debug!(session_id = %session.info.id, "a restarted node's spectator removed");
         }
         shared.guests().remove(&id);
     }
+    for node in silent {
+        if shared.probing().insert(node.clone()) {
+            tokio::spawn(probe(Arc::clone(shared), node));
+        }
+    }
+}
+
+/// Asks silent node `node` for a sign of life (a departure nobody made);
+/// removes its spectators if NATS says it has no connection.
+async fn probe(shared: Arc<Shared>, node: String) {
+    let request = pb::ViewerRequest {
+        session_id: "probe".into(),
+        node_id: shared.node_id.clone(),
+        request: Some(pb::viewer_request::Request::Leave(pb::ViewerLeave {
+            registration: String::new(),
+        })),
+    };
+    let asked = shared
+        .client
+        .request(viewers_subject(&node), Bytes::from(request.encode_to_vec()));
+    let gone = matches!(
+        tokio::time::timeout(ASK_TIMEOUT, asked).await,
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders
+    );
+    if gone {
+        let theirs: Vec<(String, Arc<Session>)> = shared
+            .guests()
+            .iter()
+            .filter(|(_, g)| g.node == node)
+            .map(|(id, g)| (id.clone(), Arc::clone(&g.session)))
+            .collect();
+        info!(%node, spectators = theirs.len(), "a node is gone: its spectators are let go");
+        for (id, session) in theirs {
+            session.spectators.remove(&id);
+            shared.guests().remove(&id);
+        }
+    }
+    shared.probing().remove(&node);
 }
 
 // ---- A viewer's node ----
@@ -658,6 +702,11 @@ impl Shared {
 
     pub(super) fn visits(&self) -> std::sync::MutexGuard<'_, HashMap<String, Visit>> {
         self.visits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Silent nodes being asked whether they are still there.
+    fn probing(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.probing.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

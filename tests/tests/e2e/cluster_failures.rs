@@ -807,6 +807,14 @@ async fn a_frozen_viewers_node_holds_up_nobody_and_resyncs_when_it_runs_again() 
         resyncs <= 3,
         "node 2's viewer was resynced {resyncs} times once node 2 ran again"
     );
+    // Node 1 kept both remote spectators registered through the freeze
+    // (node 2 was silent, not gone).
+    let session = one.manager.get(&game.id).expect("the game");
+    assert_eq!(
+        session.spectators.len(),
+        2,
+        "node 1's registry after the freeze"
+    );
     three.shutdown().await;
     one.shutdown().await;
 }
