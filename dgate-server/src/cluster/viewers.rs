@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use dgate_proto::cluster as pb;
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::Shared;
-use super::wire::{Watcher, is_session_id};
+use super::wire::{Watcher, error_of, is_session_id, refusal, user_of, viewer_of, viewer_reply};
 use crate::accounts::User;
 use crate::broadcast::spectators::RegistryVersion;
 use crate::broadcast::{Farewell, RegistryFull, Spectator};
@@ -126,81 +126,6 @@ pub fn show(own_node: &str, session: &Session, watchers: Vec<Watcher>) {
     session.spectators.replace_shadows(shadows);
 }
 
-fn viewer_of(who: Option<&User>) -> pb::Viewer {
-    match who {
-        Some(user) => pb::Viewer {
-            user_id: i32::try_from(user.id).unwrap_or(0),
-            username: user.username.clone(),
-            is_admin: user.is_admin,
-        },
-        None => pb::Viewer::default(),
-    }
-}
-
-/// The viewer as an account here; `None` for an anonymous one.
-fn user_of(viewer: &pb::Viewer) -> Result<Option<User>, &'static str> {
-    if viewer.user_id == 0 {
-        return Ok(None);
-    }
-    if viewer.user_id < 0 || crate::accounts::check_username(&viewer.username).is_err() {
-        return Err("a viewer that cannot be");
-    }
-    Ok(Some(User {
-        id: i64::from(viewer.user_id),
-        username: viewer.username.clone(),
-        email: None,
-        created_at: UNIX_EPOCH,
-        last_login: None,
-        is_admin: viewer.is_admin,
-        is_banned: false,
-        generation: 0,
-    }))
-}
-
-fn refusal(e: &SessionError) -> pb::ViewerRefusal {
-    use pb::RefusalKind as K;
-    let kind = match e {
-        SessionError::NotFound(_) => K::NotFound,
-        SessionError::NotAllowed(_) | SessionError::NotYours { .. } => K::NotAllowed,
-        SessionError::Limit(_) | SessionError::SpectatorsFull(_) => K::Limit,
-        SessionError::LoginRequired(_) => K::LoginRequired,
-        SessionError::Invalid { .. } => K::Invalid,
-        SessionError::SpectatingDisabled => K::Disabled,
-        _ => K::Other,
-    };
-    pb::ViewerRefusal {
-        kind: kind as i32,
-        message: e.to_string(),
-    }
-}
-
-/// A refusal from the game's node as this node's error (its words kept).
-fn error_of(session_id: &str, refused: pb::ViewerRefusal) -> SessionError {
-    use pb::RefusalKind as K;
-    let message: String = refused
-        .message
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(300)
-        .collect();
-    match K::try_from(refused.kind).unwrap_or(K::Other) {
-        K::NotFound => SessionError::NotFound(session_id.to_owned()),
-        K::Limit => SessionError::Limit(message),
-        K::LoginRequired => SessionError::LoginRequired(message),
-        K::Disabled => SessionError::SpectatingDisabled,
-        K::NotAllowed | K::Invalid | K::Other => SessionError::NotAllowed(message),
-    }
-}
-
-fn reply(outcome: pb::viewer_reply::Outcome) -> Bytes {
-    Bytes::from(
-        pb::ViewerReply {
-            outcome: Some(outcome),
-        }
-        .encode_to_vec(),
-    )
-}
-
 // ---- The game's node ----
 
 /// Answers other nodes' admissions, departures and chat lines for this
@@ -273,7 +198,7 @@ async fn deliver(
         Ok(session) => messages::send_here(manager, &session, &sender, message.text).await,
         Err(e) => Err(e),
     };
-    Some(reply(match sent {
+    Some(viewer_reply(match sent {
         Ok(spooled) => Outcome::Done(spooled),
         Err(e) => Outcome::Refused(refusal(&e)),
     }))
@@ -345,7 +270,7 @@ fn handle(
             }
         }
     };
-    Some(reply(outcome))
+    Some(viewer_reply(outcome))
 }
 
 /// Admits a spectator of node `node` to this node's game, as
@@ -463,19 +388,12 @@ fn sweep_guests(shared: &Arc<Shared>) {
 /// Asks silent node `node` for a sign of life (a departure nobody made);
 /// removes its spectators if NATS says it has no connection.
 async fn probe(shared: Arc<Shared>, node: String) {
-    let request = pb::ViewerRequest {
-        session_id: "probe".into(),
-        node_id: shared.node_id.clone(),
-        request: Some(pb::viewer_request::Request::Leave(pb::ViewerLeave {
-            registration: String::new(),
-        })),
-    };
-    let asked = shared
-        .client
-        .request(viewers_subject(&node), Bytes::from(request.encode_to_vec()));
+    let nobody = pb::viewer_request::Request::Leave(pb::ViewerLeave {
+        registration: String::new(),
+    });
     let gone = matches!(
-        tokio::time::timeout(ASK_TIMEOUT, asked).await,
-        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders
+        request(&shared, &node, "probe", nobody).await,
+        Err(Unanswered::NoResponders)
     );
     if gone {
         let theirs: Vec<(String, Arc<Session>)> = shared
@@ -642,8 +560,35 @@ async fn ask(
     shared: &Shared,
     origin: &str,
     session_id: &str,
-    request: pb::viewer_request::Request,
+    asked: pb::viewer_request::Request,
 ) -> Result<pb::viewer_reply::Outcome, SessionError> {
+    request(shared, origin, session_id, asked)
+        .await
+        .map_err(|unanswered| {
+            SessionError::Unreachable(match unanswered {
+                Unanswered::NoResponders => format!("node {origin} is not connected"),
+                Unanswered::Silent => format!("node {origin} was silent"),
+                Unanswered::Failed(why) => format!("node {origin}: {why}"),
+            })
+        })
+}
+
+/// Why a request to another node got no usable answer.
+enum Unanswered {
+    /// NATS says nobody takes the node's requests: its connection is gone.
+    NoResponders,
+    /// No answer within [`ASK_TIMEOUT`] (a frozen node, a stalled NATS).
+    Silent,
+    /// NATS failed, or the answer was nonsense.
+    Failed(String),
+}
+
+async fn request(
+    shared: &Shared,
+    node: &str,
+    session_id: &str,
+    request: pb::viewer_request::Request,
+) -> Result<pb::viewer_reply::Outcome, Unanswered> {
     let payload = pb::ViewerRequest {
         session_id: session_id.to_owned(),
         node_id: shared.node_id.clone(),
@@ -652,17 +597,21 @@ async fn ask(
     .encode_to_vec();
     let asked = shared
         .client
-        .request(viewers_subject(origin), Bytes::from(payload));
-    let answer = tokio::time::timeout(ASK_TIMEOUT, asked)
-        .await
-        .map_err(|_| SessionError::Unreachable(format!("node {origin} was silent")))?
-        .map_err(|e| SessionError::Unreachable(format!("node {origin}: {e}")))?;
+        .request(viewers_subject(node), Bytes::from(payload));
+    let answer = match tokio::time::timeout(ASK_TIMEOUT, asked).await {
+        Err(_) => return Err(Unanswered::Silent),
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+            return Err(Unanswered::NoResponders);
+        }
+        Ok(Err(e)) => return Err(Unanswered::Failed(e.to_string())),
+        Ok(Ok(answer)) => answer,
+    };
     pb::ViewerReply::decode(answer.payload)
         .ok()
         .and_then(|r| r.outcome)
         .ok_or_else(|| {
             shared.metrics.malformed_messages.inc();
-            SessionError::Unreachable(format!("node {origin} answered nonsense"))
+            Unanswered::Failed("an answer that is not one".into())
         })
 }
 
@@ -713,55 +662,6 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refusals_cross_the_wire_with_their_words_and_kind() {
-        for (e, expect) in [
-            (
-                SessionError::SpectatorsFull(RegistryFull::Session { max: 2 }),
-                "Limit",
-            ),
-            (
-                SessionError::NotAllowed("you were kicked".into()),
-                "NotAllowed",
-            ),
-            (SessionError::NotFound("g".into()), "NotFound"),
-            (
-                SessionError::LoginRequired("log in".into()),
-                "LoginRequired",
-            ),
-            (
-                SessionError::invalid("chat line", "it is empty"),
-                "NotAllowed",
-            ),
-        ] {
-            let text = e.to_string();
-            let back = error_of("g", refusal(&e));
-            let kind = format!("{back:?}");
-            assert!(kind.starts_with(expect), "{kind}");
-            if !matches!(back, SessionError::NotFound(_)) {
-                assert_eq!(back.to_string(), text);
-            }
-        }
-    }
-
-    #[test]
-    fn hostile_viewers_are_refused() {
-        let bad = |user_id, username: &str| pb::Viewer {
-            user_id,
-            username: username.into(),
-            is_admin: true,
-        };
-        assert!(user_of(&bad(-1, "eve")).is_err());
-        assert!(user_of(&bad(3, "../root")).is_err());
-        assert!(user_of(&bad(3, "")).is_err());
-        assert_eq!(user_of(&bad(0, "whoever")), Ok(None));
-        let sam = user_of(&bad(3, "sam")).expect("sam").expect("an account");
-        assert_eq!(
-            (sam.id, sam.username.as_str(), sam.is_admin),
-            (3, "sam", true)
-        );
-    }
 
     #[test]
     fn audience_keys_do_not_give_registrations_away() {

@@ -10,9 +10,11 @@ use bytes::Bytes;
 use dgate_proto::cluster as pb;
 use prost::Message as _;
 
+use crate::accounts::User;
 use crate::broadcast::chat::ChatLine;
 use crate::broadcast::{FrameId, GameExit, Snapshot};
 use crate::config::TermSize;
+use crate::game::SessionError;
 
 /// The longest side of a terminal a node accepts from another (the
 /// protocol's sizes are u16; anything past this is nonsense).
@@ -374,9 +376,90 @@ pub fn decode(payload: Bytes) -> Result<Event, Malformed> {
     )
 }
 
+// ---- Viewers' nodes and the game's node (`cluster::viewers`) ----
+
+/// A viewer as its node sends it (anonymous: `None`).
+pub fn viewer_of(who: Option<&User>) -> pb::Viewer {
+    match who {
+        Some(user) => pb::Viewer {
+            user_id: i32::try_from(user.id).unwrap_or(0),
+            username: user.username.clone(),
+            is_admin: user.is_admin,
+        },
+        None => pb::Viewer::default(),
+    }
+}
+
+/// The viewer as an account here; `None` for an anonymous one.
+pub fn user_of(viewer: &pb::Viewer) -> Result<Option<User>, &'static str> {
+    if viewer.user_id == 0 {
+        return Ok(None);
+    }
+    if viewer.user_id < 0 || crate::accounts::check_username(&viewer.username).is_err() {
+        return Err("a viewer that cannot be");
+    }
+    Ok(Some(User {
+        id: i64::from(viewer.user_id),
+        username: viewer.username.clone(),
+        email: None,
+        created_at: UNIX_EPOCH,
+        last_login: None,
+        is_admin: viewer.is_admin,
+        is_banned: false,
+        generation: 0,
+    }))
+}
+
+/// Why the game's node said no, for the asking node.
+pub fn refusal(e: &SessionError) -> pb::ViewerRefusal {
+    use pb::RefusalKind as K;
+    let kind = match e {
+        SessionError::NotFound(_) => K::NotFound,
+        SessionError::NotAllowed(_) | SessionError::NotYours { .. } => K::NotAllowed,
+        SessionError::Limit(_) | SessionError::SpectatorsFull(_) => K::Limit,
+        SessionError::LoginRequired(_) => K::LoginRequired,
+        SessionError::Invalid { .. } => K::Invalid,
+        SessionError::SpectatingDisabled => K::Disabled,
+        _ => K::Other,
+    };
+    pb::ViewerRefusal {
+        kind: kind as i32,
+        message: e.to_string(),
+    }
+}
+
+/// A refusal from the game's node as this node's error (its words kept).
+pub fn error_of(session_id: &str, refused: pb::ViewerRefusal) -> SessionError {
+    use pb::RefusalKind as K;
+    let message: String = refused
+        .message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
+    match K::try_from(refused.kind).unwrap_or(K::Other) {
+        K::NotFound => SessionError::NotFound(session_id.to_owned()),
+        K::Limit => SessionError::Limit(message),
+        K::LoginRequired => SessionError::LoginRequired(message),
+        K::Disabled => SessionError::SpectatingDisabled,
+        K::NotAllowed | K::Invalid | K::Other => SessionError::NotAllowed(message),
+    }
+}
+
+/// An answer to a viewer's node.
+pub fn viewer_reply(outcome: pb::viewer_reply::Outcome) -> Bytes {
+    Bytes::from(
+        pb::ViewerReply {
+            outcome: Some(outcome),
+        }
+        .encode_to_vec(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broadcast::RegistryFull;
     use crate::broadcast::SnapshotReason;
 
     #[test]
@@ -522,5 +605,54 @@ mod tests {
             entries: vec![entry],
         };
         assert!(decode(encode(pb::relay_message::Event::Audience(audience))).is_err());
+    }
+
+    #[test]
+    fn refusals_cross_the_wire_with_their_words_and_kind() {
+        for (e, expect) in [
+            (
+                SessionError::SpectatorsFull(RegistryFull::Session { max: 2 }),
+                "Limit",
+            ),
+            (
+                SessionError::NotAllowed("you were kicked".into()),
+                "NotAllowed",
+            ),
+            (SessionError::NotFound("g".into()), "NotFound"),
+            (
+                SessionError::LoginRequired("log in".into()),
+                "LoginRequired",
+            ),
+            (
+                SessionError::invalid("chat line", "it is empty"),
+                "NotAllowed",
+            ),
+        ] {
+            let text = e.to_string();
+            let back = error_of("g", refusal(&e));
+            let kind = format!("{back:?}");
+            assert!(kind.starts_with(expect), "{kind}");
+            if !matches!(back, SessionError::NotFound(_)) {
+                assert_eq!(back.to_string(), text);
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_viewers_are_refused() {
+        let bad = |user_id, username: &str| pb::Viewer {
+            user_id,
+            username: username.into(),
+            is_admin: true,
+        };
+        assert!(user_of(&bad(-1, "eve")).is_err());
+        assert!(user_of(&bad(3, "../root")).is_err());
+        assert!(user_of(&bad(3, "")).is_err());
+        assert_eq!(user_of(&bad(0, "whoever")), Ok(None));
+        let sam = user_of(&bad(3, "sam")).expect("sam").expect("an account");
+        assert_eq!(
+            (sam.id, sam.username.as_str(), sam.is_admin),
+            (3, "sam", true)
+        );
     }
 }

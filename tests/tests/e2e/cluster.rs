@@ -81,7 +81,20 @@ impl Nats {
                     .expect("start nats-server (apt-get install nats-server)"),
             );
         }
-        let nats = Nats {
+        Nats::running(children, &clients, monitors, dir).await
+    }
+
+    /// The servers `children` (client ports `clients`), once each takes
+    /// connections and runs JetStream.
+    pub(crate) async fn running(
+        children: Vec<Child>,
+        clients: &[u16],
+        monitors: Vec<u16>,
+        dir: tempfile::TempDir,
+    ) -> Nats {
+        Nats::wait_listening(clients).await;
+        Nats::wait_for_jetstream(&monitors).await;
+        Nats {
             children,
             urls: clients
                 .iter()
@@ -89,10 +102,7 @@ impl Nats {
                 .collect(),
             monitors,
             _dir: dir,
-        };
-        Nats::wait_listening(&clients).await;
-        Nats::wait_for_jetstream(&nats.monitors).await;
-        nats
+        }
     }
 
     /// Waits until JetStream runs on every server (in a cluster: elected its

@@ -538,19 +538,12 @@ async fn nats_routed_through_proxy() -> (Nats, Proxy) {
                 .expect("start nats-server (apt-get install nats-server)"),
         );
     }
-    let nats = Nats {
-        children,
-        urls: clients
-            .iter()
-            .map(|p| format!("nats://127.0.0.1:{p}"))
-            .collect(),
-        monitors,
-        _dir: dir,
-    };
     Nats::wait_listening(&clients).await;
-    wait_for_routes(&nats.monitors, 1, "at the start").await;
-    Nats::wait_for_jetstream(&nats.monitors).await;
-    (nats, proxy)
+    wait_for_routes(&monitors, 1, "at the start").await;
+    (
+        Nats::running(children, &clients, monitors, dir).await,
+        proxy,
+    )
 }
 
 /// The route between two NATS servers is cut and restored. A short cut:
